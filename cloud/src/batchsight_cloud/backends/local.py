@@ -1,0 +1,105 @@
+"""The ``local`` backend: the batchsight detector, "hosted" on this machine.
+
+Hosting is modelled for real rather than faked: start writes a hosting record, the model
+becomes HOSTED after a configured warm-up, and stop closes the record in a ledger, so the
+demo and the tests can measure hosted time and prove that nothing is left running. State
+lives in files because Lambda invocations share nothing in memory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from batchsight_cloud.backends.base import HOSTED, STARTING, STOPPED, ModelBackend, ModelRejectedImage
+
+_models: dict[tuple[str, float], Any] = {}
+_models_lock = threading.Lock()
+
+
+def _load_model(path: Path) -> Any:
+    """Load once per file version: a warm Lambda keeps its model, like a hosted endpoint."""
+    from batchsight_cloud.detector import DetectorModel  # numpy only when this backend is used
+
+    key = (str(path), path.stat().st_mtime)
+    with _models_lock:
+        if key not in _models:
+            _models[key] = DetectorModel.load(path)
+        return _models[key]
+
+
+class LocalBackend(ModelBackend):
+    name = "local"
+
+    def __init__(self, *, model_path: Path, state_dir: Path, startup_seconds: float,
+                 start_timeout_seconds: float) -> None:
+        super().__init__(start_timeout_seconds=start_timeout_seconds)
+        self.model_path = model_path
+        self.state_dir = state_dir
+        self.startup_seconds = startup_seconds
+        self._hosting = state_dir / "hosting.json"
+        self._ledger = state_dir / "ledger.jsonl"
+
+    @classmethod
+    def from_env(cls, *, start_timeout_seconds: float) -> "LocalBackend":
+        return cls(model_path=Path(os.environ["LOCAL_MODEL_PATH"]),
+                   state_dir=Path(os.environ["LOCAL_MODEL_STATE_DIR"]),
+                   startup_seconds=float(os.environ.get("LOCAL_MODEL_STARTUP_SECONDS", "2")),
+                   start_timeout_seconds=start_timeout_seconds)
+
+    @property
+    def model_id(self) -> str:
+        return self.model_path.name
+
+    def _start(self, run_token: str) -> str:
+        if not self.model_path.is_file():
+            raise FileNotFoundError(f"local model {self.model_path} does not exist; "
+                                    "fit one with `batchsight fit`")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if not self._hosting.exists():
+            record = {"run_token": run_token, "started": time.time()}
+            tmp = self._hosting.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record))
+            os.replace(tmp, self._hosting)
+        return self._describe()[0]
+
+    def _describe(self) -> tuple[str, str]:
+        record = self._record()
+        if record is None:
+            return STOPPED, "not hosted"
+        ready = time.time() - record["started"] >= self.startup_seconds
+        return (HOSTED, "") if ready else (STARTING, "")
+
+    def _stop(self) -> None:
+        record = self._record()
+        if record is None:
+            return
+        interval = {"run_token": record["run_token"], "started": record["started"],
+                    "stopped": time.time()}
+        with self._ledger.open("a") as ledger:
+            ledger.write(json.dumps(interval) + "\n")
+        self._hosting.unlink(missing_ok=True)
+
+    def detect(self, image: bytes, *, content_type: str) -> dict[str, Any]:
+        if self._describe()[0] != HOSTED:
+            raise RuntimeError("local model is not hosted; start it first")
+        try:
+            return _load_model(self.model_path).detect(image)
+        except ValueError as exc:
+            raise ModelRejectedImage(str(exc)) from exc
+
+    def _record(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._hosting.read_text())
+        except FileNotFoundError:
+            return None
+
+    def hosted_seconds(self) -> float:
+        """Total hosted time in the ledger (closed intervals only)."""
+        if not self._ledger.exists():
+            return 0.0
+        lines = self._ledger.read_text().splitlines()
+        return sum(json.loads(x)["stopped"] - json.loads(x)["started"] for x in lines if x)

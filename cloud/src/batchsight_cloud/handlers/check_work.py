@@ -1,0 +1,42 @@
+"""CheckWork: is there anything to do, and how many drain workers does it deserve?
+
+In-flight messages count as work: a worker may have died holding them, and they come
+back (or reach the dead-letter queue) once their visibility timeout runs out.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from batchsight_cloud.aws import client
+from batchsight_cloud.settings import Settings
+
+logger = Logger(service="batchsight-check-work")
+MESSAGES_PER_RECEIVE = 10
+
+
+def queue_depth(queue_url: str) -> tuple[int, int]:
+    attributes = client("sqs").get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return (int(attributes["ApproximateNumberOfMessages"]),
+            int(attributes["ApproximateNumberOfMessagesNotVisible"]))
+
+
+def plan(visible: int, in_flight: int, settings: Settings) -> dict[str, Any]:
+    """No more workers than there are receive batches: idle workers only cost invocations."""
+    workers = min(settings.drain_workers, max(1, math.ceil(visible / MESSAGES_PER_RECEIVE)))
+    return {"has_work": visible + in_flight > 0, "visible": visible, "in_flight": in_flight,
+            "poll_seconds": settings.poll_seconds, "workers": list(range(workers))}
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings = Settings.from_env()
+    visible, in_flight = queue_depth(settings.queue_url)
+    result = plan(visible, in_flight, settings)
+    logger.info("queue checked", extra={"execution": event.get("execution"), **result})
+    return result

@@ -1,0 +1,130 @@
+"""Drain: receive images from the queue, run them through the hosted model, store results.
+
+Order matters for exactly-one-result: the result document is written first, then the image
+is moved, and only then is the message deleted. A crash anywhere leaves the message to be
+redelivered, and the deterministic result key turns the redelivery into an overwrite.
+"""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from batchsight_cloud.aws import client
+from batchsight_cloud.backends import ModelBackend, ModelRejectedImage, backend_from_settings
+from batchsight_cloud.contracts import ImageMessage, PoisonMessage, parse_message, result_document
+from batchsight_cloud.settings import Settings
+
+logger = Logger(service="batchsight-drain")
+# Leave this much of the Lambda's time for the last receive batch to finish.
+SAFETY_MARGIN_MS = 20_000
+VISIBILITY_SECONDS_PER_BATCH = 60
+CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
+
+
+@dataclass
+class Outcome:
+    processed: int = 0
+    anomalous: int = 0
+    poisoned: int = 0
+    retried: int = 0
+
+    def add(self, other: "Outcome") -> None:
+        self.processed += other.processed
+        self.anomalous += other.anomalous
+        self.poisoned += other.poisoned
+        self.retried += other.retried
+
+
+class Drainer:
+    """Processes received messages; one instance per invocation."""
+
+    def __init__(self, settings: Settings, backend: ModelBackend, execution: str) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.execution = execution
+        self.s3 = client("s3")
+        self.sqs = client("sqs")
+
+    def receive(self) -> list[dict[str, Any]]:
+        response = self.sqs.receive_message(
+            QueueUrl=self.settings.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+            VisibilityTimeout=VISIBILITY_SECONDS_PER_BATCH, AttributeNames=["ApproximateReceiveCount"])
+        return list(response.get("Messages", []))
+
+    def process(self, message: dict[str, Any]) -> Outcome:
+        """Handle one message; transient failures leave it in the queue for redelivery."""
+        try:
+            image = parse_message(message["Body"])
+            anomalous = self._detect_and_store(image)
+        except (PoisonMessage, ModelRejectedImage) as exc:
+            self._dead_letter(message, reason=str(exc))
+            return Outcome(poisoned=1)
+        except Exception:  # noqa: BLE001 - any other failure is retried by SQS redelivery
+            logger.exception("image failed, left for redelivery", extra={"message_id": message["MessageId"]})
+            return Outcome(retried=1)
+        self.sqs.delete_message(QueueUrl=self.settings.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return Outcome(processed=1, anomalous=int(anomalous))
+
+    def _detect_and_store(self, image: ImageMessage) -> bool:
+        body = self._fetch(image)
+        if body is None:
+            return False  # already processed by an earlier delivery: nothing to redo
+        result = self.backend.detect(body, content_type=CONTENT_TYPES[image.extension])
+        model = {"backend": self.backend.name, "name": self.backend.model_id}
+        document = result_document(image, result=result, model=model, execution=self.execution)
+        self.s3.put_object(Bucket=self.settings.final_bucket, Key=image.result_key(),
+                           Body=json.dumps(document).encode(), ContentType="application/json")
+        self.s3.copy_object(Bucket=self.settings.final_bucket, Key=image.image_key(),
+                            CopySource={"Bucket": image.bucket, "Key": image.key})
+        self.s3.delete_object(Bucket=image.bucket, Key=image.key)
+        return bool(result.get("IsAnomalous"))
+
+    def _fetch(self, image: ImageMessage) -> bytes | None:
+        """The image bytes, or None when a previous delivery already moved it and stored a result."""
+        try:
+            return self.s3.get_object(Bucket=image.bucket, Key=image.key)["Body"].read()
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("NoSuchKey", "404"):
+                raise
+        if self._result_exists(image):
+            return None
+        raise PoisonMessage(f"s3://{image.bucket}/{image.key} does not exist and has no result")
+
+    def _result_exists(self, image: ImageMessage) -> bool:
+        try:
+            self.s3.head_object(Bucket=self.settings.final_bucket, Key=image.result_key())
+        except ClientError:
+            return False
+        return True
+
+    def _dead_letter(self, message: dict[str, Any], *, reason: str) -> None:
+        """Poison goes to the DLQ at once, with its reason, instead of keeping the model up."""
+        logger.warning("poison message dead-lettered", extra={"message_id": message["MessageId"], "reason": reason})
+        self.sqs.send_message(
+            QueueUrl=self.settings.dead_letter_queue_url, MessageBody=message["Body"],
+            MessageAttributes={
+                "reason": {"DataType": "String", "StringValue": reason[:1000]},
+                "execution": {"DataType": "String", "StringValue": self.execution or "-"},
+            })
+        self.sqs.delete_message(QueueUrl=self.settings.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    settings = Settings.from_env()
+    drainer = Drainer(settings, backend_from_settings(settings), str(event.get("execution", "")))
+    total = Outcome()
+    with ThreadPoolExecutor(max_workers=settings.detect_concurrency) as pool:
+        while context.get_remaining_time_in_millis() > SAFETY_MARGIN_MS:
+            messages = drainer.receive()
+            if not messages:
+                break
+            for outcome in pool.map(drainer.process, messages):
+                total.add(outcome)
+    logger.info("drain finished", extra={"worker": event.get("worker"), **total.__dict__})
+    return dict(total.__dict__)

@@ -1,0 +1,1 @@
+"""The embedded default: the cloud stack emulated on one machine (moto server, in-process Lambdas)."""

@@ -1,0 +1,170 @@
+"""Synthetic product images for the demo and the tests: a machined flange, some with defects.
+
+A fresh machine has no inspection dataset, so the demo renders its own camera frames: a
+gray flange with a centre bore and a ring of bolt holes on a dark fixture.  Each frame
+varies the way a real line does (the part sits a pixel or two off, the light drifts,
+the sensor adds noise) so that a detector has to tell nuisance from defect.  Defects are
+a scratch, a missing (filled) bolt hole, or a few dark spots.
+
+Rendering is analytic (distance fields with a one-pixel soft edge) so sub-pixel jitter is
+real and the output is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+Defect = Literal["scratch", "missing_feature", "spot"]
+DEFECTS: tuple[Defect, ...] = ("scratch", "missing_feature", "spot")
+
+_JPEG_QUALITY = 92
+_PNG_RATE = 0.1          # a few frames as PNG, since cameras and PCs deliver both
+_BOLT_HOLES = 8
+# Geometry as fractions of the image side.
+_FLANGE_R, _HUB_R, _BORE_R = 0.40, 0.20, 0.11
+_BOLT_CIRCLE_R, _BOLT_R = 0.30, 0.035
+_DEMO_STREAM, _TRAINING_STREAM = 0, 1
+
+
+@dataclass(frozen=True)
+class SynthImage:
+    """One generated frame and its ground truth (kept here, never in the file name)."""
+
+    path: Path
+    label: Literal["normal", "anomaly"]
+    defect: Defect | None
+
+
+def generate(out_dir: Path, *, count: int, anomaly_rate: float = 0.25, size: int = 256,
+             seed: int = 0) -> list[SynthImage]:
+    """Write `count` frames to `out_dir` as part_00000.jpg ... and return their labels.
+
+    Exactly round(count * anomaly_rate) frames are defective, at random positions, with
+    the defect kinds taken in turn so every kind appears once there are three defects.
+    The file format is drawn independently of the label.
+    """
+    if not 0.0 <= anomaly_rate <= 1.0:
+        raise ValueError(f"anomaly_rate must be within [0, 1], got {anomaly_rate}")
+    rng = np.random.default_rng([seed, _DEMO_STREAM])
+    n_anomalies = round(count * anomaly_rate)
+    defects: list[Defect | None] = [DEFECTS[i % len(DEFECTS)] for i in range(n_anomalies)]
+    defects += [None] * (count - n_anomalies)
+    defects = [defects[i] for i in rng.permutation(count)]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = []
+    for index, defect in enumerate(defects):
+        fmt = "png" if rng.random() < _PNG_RATE else "jpg"
+        path = out_dir / f"part_{index:05d}.{fmt}"
+        path.write_bytes(encode(render_part(rng, size=size, defect=defect), fmt))
+        images.append(SynthImage(path=path, label="normal" if defect is None else "anomaly", defect=defect))
+    return images
+
+
+def generate_training_set(count: int, size: int = 256, seed: int = 0) -> list[bytes]:
+    """JPEG bytes of `count` normal frames for fitting a detector.
+
+    Drawn from a different random stream than `generate()` with the same seed, so a
+    detector is never evaluated on the frames it was fitted on.
+    """
+    rng = np.random.default_rng([seed, _TRAINING_STREAM])
+    return [encode(render_part(rng, size=size, defect=None), "jpg") for _ in range(count)]
+
+
+def encode(image: Image.Image, fmt: Literal["jpg", "png"]) -> bytes:
+    """Camera-like file bytes: JPEG at quality 92, or PNG."""
+    buffer = io.BytesIO()
+    if fmt == "jpg":
+        image.save(buffer, format="JPEG", quality=_JPEG_QUALITY)
+    else:
+        image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def render_part(rng: np.random.Generator, *, size: int, defect: Defect | None) -> Image.Image:
+    """Render one RGB frame of the flange, with `defect` (or none) and line-like nuisance."""
+    if defect is not None and defect not in DEFECTS:
+        raise ValueError(f"unknown defect {defect!r}; expected one of {DEFECTS}")
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    cy, cx = size / 2 + rng.uniform(-2, 2, size=2)           # where the part landed
+    rotation = rng.uniform(-0.02, 0.02)                        # radians; fixtures are not perfect
+    dist = np.hypot(yy - cy, xx - cx)
+
+    frame = _background(rng, yy, xx, size)
+    surface = 150 + 6 * np.sin(dist * 1.3)                    # turning marks on the face
+    frame = _paint(frame, _disc(dist, _FLANGE_R * size), surface)
+    frame = _paint(frame, _disc(dist, _HUB_R * size), surface + 25)   # raised hub catches more light
+    frame = _paint(frame, _disc(dist, _BORE_R * size), 30.0)
+
+    missing = int(rng.integers(_BOLT_HOLES)) if defect == "missing_feature" else -1
+    for hole in range(_BOLT_HOLES):
+        angle = rotation + 2 * np.pi * hole / _BOLT_HOLES
+        hy = cy + _BOLT_CIRCLE_R * size * np.sin(angle)
+        hx = cx + _BOLT_CIRCLE_R * size * np.cos(angle)
+        if hole != missing:
+            frame = _paint(frame, _disc(np.hypot(yy - hy, xx - hx), _BOLT_R * size), 35.0)
+
+    if defect == "scratch":
+        frame = _scratch(rng, frame, yy, xx, cy, cx, size)
+    elif defect == "spot":
+        frame = _spots(rng, frame, yy, xx, cy, cx, size)
+
+    gain, offset = rng.uniform(0.9, 1.1), rng.uniform(-10, 10)   # exposure and light drift
+    frame = frame * gain + offset + rng.normal(0, 2.5, frame.shape)  # sensor noise
+    gray = np.clip(frame, 0, 255)
+    tint = np.array([1.0, 0.99, 0.96])                            # slightly warm light
+    rgb = np.clip(gray[..., None] * tint, 0, 255).round().astype(np.uint8)
+    return Image.fromarray(rgb, "RGB")
+
+
+def _background(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, size: int) -> np.ndarray:
+    """A dark fixture plate with a gentle light fall-off."""
+    tilt = rng.uniform(-6, 6, size=2)
+    return 55 + (tilt[0] * yy + tilt[1] * xx) / size
+
+
+def _disc(dist: np.ndarray, radius: float) -> np.ndarray:
+    """Coverage (0..1) of a disc given each pixel's distance to its centre; soft 1 px edge."""
+    return np.clip(radius - dist + 0.5, 0.0, 1.0)
+
+
+def _paint(frame: np.ndarray, coverage: np.ndarray, value: np.ndarray | float) -> np.ndarray:
+    return frame * (1 - coverage) + value * coverage
+
+
+def _on_face(rng: np.random.Generator, cy: float, cx: float, size: int) -> tuple[float, float]:
+    """A random point on the flange face, between the bolt circle and the rim or on the hub."""
+    radius = rng.uniform(_BORE_R + 0.03, _FLANGE_R - 0.04) * size
+    angle = rng.uniform(0, 2 * np.pi)
+    return cy + radius * np.sin(angle), cx + radius * np.cos(angle)
+
+
+def _scratch(rng: np.random.Generator, frame: np.ndarray, yy: np.ndarray, xx: np.ndarray,
+             cy: float, cx: float, size: int) -> np.ndarray:
+    """A thin straight line, bright (burnished) or dark (a groove), of random angle and length."""
+    py, px = _on_face(rng, cy, cx, size)
+    length = rng.uniform(0.12, 0.3) * size
+    angle = rng.uniform(0, np.pi)
+    dy, dx = np.sin(angle), np.cos(angle)
+    along = np.clip((yy - py) * dy + (xx - px) * dx, -length / 2, length / 2)
+    dist = np.hypot(yy - (py + along * dy), xx - (px + along * dx))
+    coverage = np.clip(rng.uniform(0.8, 1.4) / 2 - dist + 0.5, 0.0, 1.0)
+    contrast = rng.choice([-1, 1]) * rng.uniform(50, 80)
+    return frame + contrast * coverage * _disc(np.hypot(yy - cy, xx - cx), _FLANGE_R * size)
+
+
+def _spots(rng: np.random.Generator, frame: np.ndarray, yy: np.ndarray, xx: np.ndarray,
+           cy: float, cx: float, size: int) -> np.ndarray:
+    """One to three dark, soft-edged blobs (corrosion, oil) on the face."""
+    for _ in range(int(rng.integers(1, 4))):
+        py, px = _on_face(rng, cy, cx, size)
+        sigma = rng.uniform(0.008, 0.018) * size
+        depth = rng.uniform(50, 80)
+        frame = frame - depth * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / (2 * sigma ** 2))
+    return frame
