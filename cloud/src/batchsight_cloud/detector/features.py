@@ -41,7 +41,12 @@ class Preprocessing:
 
 
 def decode(data: bytes, prep: Preprocessing) -> np.ndarray:
-    """Decode image bytes into a standardised (channels, size, size) float32 array.
+    """Model input: `pixels()` standardised per channel, shape (channels, size, size)."""
+    return standardise(pixels(data, prep))
+
+
+def pixels(data: bytes, prep: Preprocessing) -> np.ndarray:
+    """Decode image bytes into raw (channels, size, size) float32 intensities in 0..255.
 
     JPEGs are decoded at a reduced DCT scale (`Image.draft`) because the model never
     needs more than `working_size` pixels: a 2000x1334 photograph then costs a few
@@ -59,11 +64,11 @@ def decode(data: bytes, prep: Preprocessing) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as img:
             img.draft(mode, (size, size))
             upright = ImageOps.exif_transpose(img)
-            pixels = upright.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+            resized = upright.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
     except _DECODE_ERRORS as exc:
         raise ValueError(f"cannot decode image: {exc}") from exc
-    arr = np.asarray(pixels, dtype=np.float32).reshape(size, size, prep.channels)
-    return standardise(arr.transpose(2, 0, 1))
+    arr = np.asarray(resized, dtype=np.float32).reshape(size, size, prep.channels)
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
 def standardise(arr: np.ndarray) -> np.ndarray:

@@ -1,0 +1,279 @@
+"""``batchsight demo``: the whole product on one machine, with no AWS account.
+
+Generates images, fits the local detector, starts the local cloud (moto server with the
+stack from cloud/template.yaml) and a real MQTT broker, runs the edge program as its own
+process on a drop folder, plays a camera into it, and prints the alerts as they arrive and
+a summary. Exits 0 only if every image got exactly one result and the alerts match.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from awscrt import io, mqtt
+
+from batchsight_cloud.backends.local import LocalBackend
+from batchsight_cloud.detector import fit
+from batchsight_cloud.local.broker import MqttBroker
+from batchsight_cloud.local.camera import drop, style_for
+from batchsight_cloud.local.stack import CREDENTIALS, LocalCloud, StackOutputs
+from batchsight_cloud.synth import generate, generate_training_set
+
+SITE, LINE, DEVICE = "demo-plant", "line-1", "gateway-1"
+
+
+@dataclass
+class Frame:
+    path: Path
+    label: str
+    dropped_at: float = 0.0
+
+
+@dataclass
+class Subscriber:
+    """Listens on the device's inspection topics like an HMI would."""
+
+    port: int
+    results: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    alerts: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    duplicates: int = 0
+    batches: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        loop = io.EventLoopGroup(1)
+        bootstrap = io.ClientBootstrap(loop, io.DefaultHostResolver(loop))
+        self._connection = mqtt.Connection(client=mqtt.Client(bootstrap, None), host_name="127.0.0.1",
+                                           port=self.port, client_id="batchsight-demo-hmi")
+
+    def start(self) -> None:
+        self._connection.connect().result(10)
+        future, _ = self._connection.subscribe(f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#",
+                                               mqtt.QoS.AT_LEAST_ONCE, callback=self._on_message)
+        future.result(10)
+
+    def _on_message(self, topic: str, payload: bytes, **_: Any) -> None:
+        kind = topic.rsplit("/", 1)[-1]
+        message = json.loads(payload)
+        with self._lock:
+            if kind == "batch":
+                self.batches.append(message)
+                return
+            target = {"result": self.results, "alert": self.alerts}.get(kind)
+            if target is None:
+                return
+            if message["image_id"] in target:
+                self.duplicates += 1
+            target[message["image_id"]] = (time.time(), message)
+        if kind == "alert":
+            print(f"  ALERT  {message['file_name']:<18} confidence {message['confidence']:.2f}"
+                  f"  batch {message['batch_id']}", flush=True)
+
+    def stop(self) -> None:
+        self._connection.disconnect().result(5)
+
+
+def _frames(args: argparse.Namespace, work: Path) -> tuple[list[Frame], Path]:
+    """Demo frames and a fitted model: generated, or from a folder with the shared/data layout."""
+    model_path = work / "model" / "detector.npz"
+    model_path.parent.mkdir(parents=True)
+    if args.images:
+        root = Path(args.images)
+        normals = sorted((root / "train" / "normal").iterdir())
+        training = [p.read_bytes() for p in normals]
+        frames = [Frame(p, label) for label in ("normal", "anomaly")
+                  for p in sorted((root / "test" / label).iterdir())][: args.count]
+    else:
+        training = generate_training_set(args.train, size=args.size, seed=args.seed)
+        frames = [Frame(img.path, img.label) for img in
+                  generate(work / "camera", count=args.count, size=args.size, seed=args.seed,
+                           anomaly_rate=args.anomaly_rate)]
+    started = time.time()
+    fit(training, working_size=128).save(model_path)
+    print(f"  fitted the local detector on {len(training)} normal images in "
+          f"{time.time() - started:.1f} s", flush=True)
+    return frames, model_path
+
+
+def _edge_config(work: Path, outputs: StackOutputs, broker_port: int) -> Path:
+    config = {
+        "site": SITE, "line": LINE, "device": DEVICE,
+        "drop_folder": str(work / "drop"), "work_folder": str(work / "edge"),
+        "aws": {"region": "us-east-1", "source_bucket": outputs.source_bucket,
+                "final_bucket": outputs.final_bucket, "queue_url": outputs.queue_url,
+                "state_machine_arn": outputs.state_machine_arn, "endpoint_url": outputs.endpoint_url},
+        "batch": {"interval_seconds": 6.0, "max_images": 25, "max_age_seconds": 8.0},
+        "ingest": {"stable_seconds": 1.0},
+        "results": {"poll_seconds": 1.0},
+        "mqtt": {"host": "127.0.0.1", "port": broker_port},
+        "log_level": "INFO",
+    }
+    path = work / "edge.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _start_edge(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **CREDENTIALS}
+    env.pop("AWS_ENDPOINT_URL", None)  # the edge takes its endpoint from its own config
+    return subprocess.Popen([sys.executable, "-m", "batchsight", "run", "--config", str(config)],
+                            stdout=log_path.open("ab"), stderr=subprocess.STDOUT, env=env)
+
+
+def _play_camera(frames: list[Frame], drop_folder: Path, gap: float) -> None:
+    drop_folder.mkdir(parents=True, exist_ok=True)
+    for index, frame in enumerate(frames):
+        frame.dropped_at = drop(frame.path, drop_folder, style=style_for(index))
+        time.sleep(gap)
+
+
+def _wait(subscriber: Subscriber, frames: list[Frame], camera: threading.Thread,
+          edge: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if edge.poll() is not None:
+            print(f"  the edge program exited with {edge.returncode}", flush=True)
+            return False
+        dropped = sum(1 for f in frames if f.dropped_at)
+        line = (f"  progress: dropped {dropped}/{len(frames)}, results {len(subscriber.results)}, "
+                f"alerts {len(subscriber.alerts)}, batches done {len(subscriber.batches)}")
+        if line != last:
+            print(line, flush=True)
+            last = line
+        if not camera.is_alive() and len(subscriber.results) >= len(frames):
+            return True
+        time.sleep(1.0)
+    return False
+
+
+def _result_documents(cloud: LocalCloud, bucket: str) -> dict[str, dict[str, Any]]:
+    s3 = cloud.client("s3")
+    documents: dict[str, dict[str, Any]] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="results/"):
+        for item in page.get("Contents", []):
+            if item["Key"].endswith(".json"):
+                body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                document = json.loads(body)
+                documents.setdefault(document["image_id"], document)
+                documents[document["image_id"]]["_copies"] = documents[document["image_id"]].get("_copies", 0) + 1
+    return documents
+
+
+def _summary(frames: list[Frame], subscriber: Subscriber, documents: dict[str, dict[str, Any]],
+             hosted_seconds: float, elapsed: float) -> bool:
+    by_name = {f.path.name: f for f in frames}
+    correct = 0
+    latencies = []
+    for arrived, message in subscriber.results.values():
+        frame = by_name[message["file_name"]]
+        correct += int(message["is_anomalous"] == (frame.label == "anomaly"))
+        latencies.append(arrived - frame.dropped_at)
+    anomalous_results = sum(1 for _, m in subscriber.results.values() if m["is_anomalous"])
+    single = all(d.get("_copies") == 1 for d in documents.values())
+    latencies.sort()
+    rows = [
+        ("images dropped", f"{len(frames)}"),
+        ("result documents in the final bucket", f"{len(documents)} (one per image: {'yes' if single else 'NO'})"),
+        ("results on MQTT", f"{len(subscriber.results)}"),
+        ("anomalies found (alerts)", f"{len(subscriber.alerts)} of {sum(f.label == 'anomaly' for f in frames)} defective parts"),
+        ("detector accuracy on the labels", f"{correct / max(1, len(subscriber.results)):.1%}"),
+        ("batches", f"{len(subscriber.batches)}"),
+        ("hosted model time", f"{hosted_seconds:.1f} s (of {elapsed:.1f} s demo run time)"),
+        ("drop-to-alert latency p50 / p95", f"{_pct(latencies, 50):.1f} s / {_pct(latencies, 95):.1f} s"
+         if latencies else "-"),
+        ("duplicate messages", f"{subscriber.duplicates}"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print("\n  " + "-" * (width + 40))
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    print("  " + "-" * (width + 40))
+    return (len(documents) == len(frames) == len(subscriber.results) and single
+            and len(subscriber.alerts) == anomalous_results and subscriber.duplicates == 0)
+
+
+def _pct(values: list[float], percent: int) -> float:
+    return statistics.quantiles(values, n=100)[percent - 1] if len(values) > 1 else values[0]
+
+
+def run(args: argparse.Namespace) -> int:
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="batchsight-demo-"))
+    if work.exists() and any(work.iterdir()):
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.WARNING, filename=work / "cloud.log")
+    print(f"batchsight demo (work folder {work})", flush=True)
+    started = time.time()
+    frames, model_path = _frames(args, work)
+    print(f"  {len(frames)} images ready, {sum(f.label == 'anomaly' for f in frames)} with defects", flush=True)
+    state_dir = work / "model-hosting"
+    cloud = LocalCloud(parameters={"PollSeconds": "1", "DrainWorkers": "2"},
+                       function_environment={"LOCAL_MODEL_PATH": str(model_path),
+                                             "LOCAL_MODEL_STATE_DIR": str(state_dir),
+                                             "LOCAL_MODEL_STARTUP_SECONDS": str(args.model_startup)})
+    outputs = cloud.start()
+    print(f"  local AWS (moto) at {outputs.endpoint_url}: buckets, queue + DLQ, 3 functions, state machine",
+          flush=True)
+    broker = MqttBroker().start()
+    print(f"  MQTT broker ({broker.kind}) on 127.0.0.1:{broker.port}", flush=True)
+    subscriber = Subscriber(broker.port)
+    subscriber.start()
+    edge = _start_edge(_edge_config(work, outputs, broker.port), work / "edge.log")
+    print(f"  edge program running (pid {edge.pid}); camera dropping images...", flush=True)
+    camera = threading.Thread(target=_play_camera, args=(frames, work / "drop", args.gap), daemon=True)
+    camera.start()
+    try:
+        finished = _wait(subscriber, frames, camera, edge, args.timeout)
+        time.sleep(1.5)  # let the last batch summary arrive
+    finally:
+        edge.send_signal(signal.SIGTERM)
+        edge.wait(timeout=30)
+        subscriber.stop()
+        broker.stop()
+    backend = LocalBackend(model_path=model_path, state_dir=state_dir, startup_seconds=0,
+                           start_timeout_seconds=1)
+    still_hosted = backend._describe()[0] != "STOPPED"
+    documents = _result_documents(cloud, outputs.final_bucket)
+    cloud.stop()
+    ok = _summary(frames, subscriber, documents, backend.hosted_seconds(), time.time() - started)
+    if still_hosted:
+        print("  the model was left hosted: a cost invariant is broken")
+    ok = ok and finished and not still_hosted
+    print(f"\n  demo {'passed' if ok else 'FAILED'} in {time.time() - started:.0f} s; "
+          f"logs in {work}", flush=True)
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="batchsight demo", description=__doc__)
+    parser.add_argument("--count", type=int, default=60, help="images to drop (default 60)")
+    parser.add_argument("--train", type=int, default=40, help="normal images to fit on")
+    parser.add_argument("--size", type=int, default=256, help="generated image side in px")
+    parser.add_argument("--anomaly-rate", type=float, default=0.25)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--gap", type=float, default=0.1, help="seconds between camera frames")
+    parser.add_argument("--model-startup", type=float, default=3.0,
+                        help="seconds the local model takes to become hosted")
+    parser.add_argument("--images", help="use real images: a folder with train/normal and test/{normal,anomaly}")
+    parser.add_argument("--workdir", help="keep everything in this folder (default: a new temp folder)")
+    parser.add_argument("--timeout", type=float, default=150.0)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""The MQTT payloads PLCs and HMIs read: flat, small, versioned (schemas/ holds their JSON Schemas).
+
+Topics: {prefix}/{site}/{line}/{device}/inspection/{alert|result|batch|status}.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from batchsight.config import Config
+from batchsight.journal import ImageRecord
+from batchsight.results import result_key
+
+PAYLOAD_VERSION = 1
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _anomaly_names(result: dict[str, Any]) -> list[str]:
+    return [str(a.get("Name")) for a in result.get("Anomalies", []) if a.get("Name") not in (None, "background")]
+
+
+def result_payload(config: Config, image: ImageRecord) -> dict[str, Any]:
+    """One per image, anomalous or not."""
+    document = json.loads(image.result_json or "{}")
+    result = document.get("result", {})
+    return {
+        "v": PAYLOAD_VERSION,
+        "site": config.site, "line": config.line, "device": config.device,
+        "image_id": image.image_id, "file_name": image.file_name, "batch_id": image.batch_id or "",
+        "is_anomalous": bool(image.is_anomalous), "confidence": round(float(image.confidence or 0.0), 4),
+        "anomaly_names": _anomaly_names(result),
+        "captured_at": image.captured_at,
+        "detected_at": document.get("processed_at", ""),
+        "model": document.get("model", {}).get("name", ""),
+        "result_key": result_key(config, image),
+    }
+
+
+def is_alert(config: Config, image: ImageRecord) -> bool:
+    return bool(image.is_anomalous) and float(image.confidence or 0.0) >= config.alerts.min_confidence
+
+
+def batch_payload(config: Config, batch_id: str, images: list[ImageRecord]) -> dict[str, Any]:
+    anomalous = sum(1 for i in images if i.is_anomalous)
+    return {"v": PAYLOAD_VERSION, "site": config.site, "line": config.line, "device": config.device,
+            "batch_id": batch_id, "images": len(images), "anomalous": anomalous,
+            "anomaly_rate": round(anomalous / len(images), 4) if images else 0.0,
+            "completed_at": utc_now()}
+
+
+def status_payload(config: Config, *, state: str, counts: dict[str, int], cloud: str,
+                   detail: str = "") -> dict[str, Any]:
+    return {"v": PAYLOAD_VERSION, "site": config.site, "line": config.line, "device": config.device,
+            "state": state, "cloud": cloud, "detail": detail,
+            "waiting": counts.get("validated", 0),
+            "in_cloud": sum(counts.get(s, 0) for s in ("uploaded", "enqueued", "submitted")),
+            "alerted": counts.get("alerted", 0), "quarantined": counts.get("quarantined", 0),
+            "updated_at": utc_now()}

@@ -1,0 +1,71 @@
+"""``batchsight``: run the component, show its status, or run the whole product locally.
+
+``demo`` lives with the local cloud emulation (batchsight_cloud) and runs in its own
+process, so the edge program never imports cloud code.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from batchsight import logs
+from batchsight.config import ConfigError, load_config
+
+
+def _run(args: argparse.Namespace) -> int:
+    from batchsight.runtime import Component
+
+    config = load_config(Path(args.config))
+    logs.setup(config.log_level)
+    component = Component(config)
+    component.install_signal_handlers()
+    component.run()
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from batchsight.journal import Journal
+
+    config = load_config(Path(args.config))
+    if not config.journal_path.exists():
+        print(f"no journal at {config.journal_path}: the component has not run yet")
+        return 1
+    journal = Journal(config.journal_path)
+    waiting, oldest = journal.waiting()
+    print(json.dumps({"counts": journal.counts(), "waiting_for_batch": waiting,
+                      "oldest_waiting_seen_at": oldest}, indent=2))
+    journal.close()
+    return 0
+
+
+def _demo(args: argparse.Namespace, rest: list[str]) -> int:
+    try:
+        import batchsight_cloud.demo  # noqa: F401 - only checks that the demo is installed
+    except ImportError:
+        print("the demo needs the development install: pip install -e '.[demo]'", file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, "-m", "batchsight_cloud.demo", *rest])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="batchsight", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the edge component")
+    run.add_argument("--config", required=True, help="YAML configuration file")
+    status = commands.add_parser("status", help="backlog per state from the journal")
+    status.add_argument("--config", required=True)
+    commands.add_parser("demo", help="run the whole flow on this machine (no AWS account)",
+                        add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    try:
+        if args.command == "demo":
+            return _demo(args, rest)
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        return _run(args) if args.command == "run" else _status(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,106 @@
+"""Send a batch to the cloud: upload each image, enqueue it, start the batch's execution.
+
+Each step is recorded in the journal after it succeeds and is safe to repeat: the S3 key is
+derived from the image's hash (and S3 checks the SHA-256 we send), the messages carry the
+image id, and the execution is named by the batch id.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from botocore.exceptions import ClientError
+
+from batchsight.config import Config
+from batchsight.journal import ImageRecord, ImageState, Journal
+
+log = logging.getLogger(__name__)
+CONTRACT_VERSION = 1
+SEND_BATCH = 10  # SQS SendMessageBatch limit
+
+
+class CloudLink:
+    def __init__(self, config: Config, journal: Journal, *, s3: Any, sqs: Any, sfn: Any,
+                 upload_concurrency: int = 4) -> None:
+        self.config = config
+        self.journal = journal
+        self.s3, self.sqs, self.sfn = s3, sqs, sfn
+        self.upload_concurrency = upload_concurrency
+
+    def source_key(self, image: ImageRecord) -> str:
+        day = datetime.fromisoformat(image.captured_at.replace("Z", "+00:00"))
+        c = self.config
+        return (f"incoming/{c.site}/{c.line}/{c.device}/{day:%Y}/{day:%m}/{day:%d}/"
+                f"{image.image_id}.{image.ext}")
+
+    def submit(self, batch_id: str) -> None:
+        """Take the batch as far as it can go; raises on a cloud error (retried by the caller)."""
+        images = self.journal.batch_images(batch_id)
+        self._upload([i for i in images if i.state is ImageState.VALIDATED])
+        self._enqueue(batch_id, [i for i in self.journal.batch_images(batch_id)
+                                 if i.state is ImageState.UPLOADED])
+        pending = [i.image_id for i in self.journal.batch_images(batch_id)
+                   if i.state is ImageState.ENQUEUED]
+        if pending:
+            arn = self._start(batch_id, len(images))
+            self.journal.set_execution(batch_id, arn)
+            self.journal.advance(pending, ImageState.SUBMITTED)
+            log.info("batch submitted", extra={"batch_id": batch_id, "images": len(images),
+                                               "execution": arn})
+
+    def _upload(self, images: list[ImageRecord]) -> None:
+        if not images:
+            return
+        with ThreadPoolExecutor(max_workers=self.upload_concurrency) as pool:
+            for image in pool.map(self._put, images):
+                self.journal.advance([image.image_id], ImageState.UPLOADED)
+
+    def _put(self, image: ImageRecord) -> ImageRecord:
+        body = Path(image.path).read_bytes()
+        self.s3.put_object(
+            Bucket=self.config.aws.source_bucket, Key=self.source_key(image), Body=body,
+            ContentType="image/jpeg" if image.ext == "jpg" else "image/png",
+            ChecksumSHA256=base64.b64encode(bytes.fromhex(image.image_id)).decode(),
+            Metadata={"file-name": quote(image.file_name), "captured-at": image.captured_at,
+                      "device": self.config.device})
+        return image
+
+    def message(self, batch_id: str, image: ImageRecord) -> dict[str, Any]:
+        c = self.config
+        return {"v": CONTRACT_VERSION, "bucket": c.aws.source_bucket, "key": self.source_key(image),
+                "image_id": image.image_id, "site": c.site, "line": c.line, "device": c.device,
+                "captured_at": image.captured_at, "batch_id": batch_id, "file_name": image.file_name}
+
+    def _enqueue(self, batch_id: str, images: list[ImageRecord]) -> None:
+        for start in range(0, len(images), SEND_BATCH):
+            chunk = images[start:start + SEND_BATCH]
+            response = self.sqs.send_message_batch(
+                QueueUrl=self.config.aws.queue_url,
+                Entries=[{"Id": str(n), "MessageBody": json.dumps(self.message(batch_id, image))}
+                         for n, image in enumerate(chunk)])
+            failed = {int(f["Id"]) for f in response.get("Failed", [])}
+            sent = [image.image_id for n, image in enumerate(chunk) if n not in failed]
+            self.journal.advance(sent, ImageState.ENQUEUED)
+            if failed:
+                raise RuntimeError(f"SQS refused {len(failed)} of {len(chunk)} messages; will retry")
+
+    def _start(self, batch_id: str, count: int) -> str:
+        execution_input = {"v": CONTRACT_VERSION, "trigger": "edge", "batch_id": batch_id,
+                           "site": self.config.site, "line": self.config.line,
+                           "device": self.config.device, "image_count": count}
+        try:
+            response = self.sfn.start_execution(
+                stateMachineArn=self.config.aws.state_machine_arn, name=batch_id,
+                input=json.dumps(execution_input))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ExecutionAlreadyExists":
+                raise
+            arn = self.config.aws.state_machine_arn.replace(":stateMachine:", ":execution:")
+            return f"{arn}:{batch_id}"
+        return str(response["executionArn"])

@@ -1,0 +1,185 @@
+"""The component's configuration: one validated model, from a YAML file or Greengrass.
+
+Every setting has a default except the cloud resources. A wrong value stops the program
+with an error naming the setting; the program never guesses.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message names it and says what is expected."""
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    region: str = "us-east-1"
+    source_bucket: str = ""
+    final_bucket: str = ""
+    queue_url: str = ""
+    state_machine_arn: str = ""
+    endpoint_url: str = ""
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    interval_seconds: float = 3600.0
+    max_images: int = 500
+    max_age_seconds: float = 900.0
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    stable_seconds: float = 2.0
+    max_bytes: int = 6 * 1024 * 1024
+    min_side: int = 64
+    max_side: int = 4096
+
+
+@dataclass(frozen=True)
+class ResultSettings:
+    poll_seconds: float = 10.0
+    timeout_seconds: float = 7200.0
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = ""
+    topic_prefix: str = "factory"
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    min_confidence: float = 0.0
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    after_result: str = "delete"
+
+
+@dataclass(frozen=True)
+class Config:
+    site: str = "site1"
+    line: str = "line1"
+    device: str = "gateway1"
+    drop_folder: Path = Path("/var/lib/batchsight/drop")
+    work_folder: Path = Path("/var/lib/batchsight/work")
+    aws: AwsSettings = field(default_factory=AwsSettings)
+    batch: BatchSettings = field(default_factory=BatchSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    results: ResultSettings = field(default_factory=ResultSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    log_level: str = "INFO"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.work_folder / "journal.sqlite3"
+
+    @property
+    def quarantine_folder(self) -> Path:
+        return self.work_folder / "quarantine"
+
+    @property
+    def archive_folder(self) -> Path:
+        return self.work_folder / "archive"
+
+    @property
+    def mqtt_client_id(self) -> str:
+        return self.mqtt.client_id or f"batchsight-{self.device}"
+
+    def topic(self, kind: str) -> str:
+        return f"{self.mqtt.topic_prefix}/{self.site}/{self.line}/{self.device}/inspection/{kind}"
+
+
+def _convert(name: str, kind: Any, value: Any) -> Any:
+    """Coerce one leaf value to its declared type, refusing anything ambiguous."""
+    if isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"setting {name}: expected {kind.__name__}, got {value!r}")
+    if kind is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"setting {name}: expected a folder path, got {value!r}")
+        return Path(value)
+    if kind is float and isinstance(value, int):
+        return float(value)
+    if not isinstance(value, kind):
+        raise ConfigError(f"setting {name}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"setting {prefix.rstrip('.') or 'root'}: expected a mapping, got {data!r}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting {prefix}{unknown[0]}; known: {', '.join(sorted(known))}")
+    values = {}
+    for name, value in data.items():
+        kind = hints[name]
+        values[name] = (_build(kind, value, f"{prefix}{name}.") if is_dataclass(kind)
+                        else _convert(prefix + name, kind, value))
+    return cls(**values)
+
+
+def _check(config: Config) -> None:
+    for name in ("site", "line", "device"):
+        if not _SEGMENT.match(getattr(config, name)):
+            raise ConfigError(f"setting {name}: use 1-64 letters, digits, '.', '_' or '-'")
+    missing = [f"aws.{n}" for n in ("source_bucket", "final_bucket", "queue_url", "state_machine_arn")
+               if not getattr(config.aws, n)]
+    if missing:
+        raise ConfigError(f"setting {missing[0]} is empty: copy it from the cloud stack's outputs")
+    positive = {"batch.interval_seconds": config.batch.interval_seconds,
+                "batch.max_images": config.batch.max_images,
+                "batch.max_age_seconds": config.batch.max_age_seconds,
+                "ingest.max_bytes": config.ingest.max_bytes,
+                "ingest.min_side": config.ingest.min_side,
+                "results.poll_seconds": config.results.poll_seconds,
+                "results.timeout_seconds": config.results.timeout_seconds,
+                "mqtt.port": config.mqtt.port}
+    for name, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"setting {name}: must be greater than 0, got {value}")
+    if config.ingest.stable_seconds < 0:
+        raise ConfigError("setting ingest.stable_seconds: must not be negative")
+    if config.ingest.max_side < config.ingest.min_side:
+        raise ConfigError("setting ingest.max_side: must be at least ingest.min_side")
+    if not 0.0 <= config.alerts.min_confidence <= 1.0:
+        raise ConfigError("setting alerts.min_confidence: must be between 0 and 1")
+    if config.retention.after_result not in ("delete", "archive"):
+        raise ConfigError("setting retention.after_result: must be 'delete' or 'archive'")
+    if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("setting log_level: must be DEBUG, INFO, WARNING or ERROR")
+    if config.drop_folder.resolve() == config.work_folder.resolve():
+        raise ConfigError("setting work_folder: must differ from drop_folder")
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Validate a configuration mapping (from YAML or Greengrass) into a Config."""
+    config = _build(Config, data or {}, "")
+    _check(config)
+    return config
+
+
+def load_config(path: Path) -> Config:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
+    return config_from_dict(data or {})

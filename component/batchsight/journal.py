@@ -1,0 +1,227 @@
+"""The journal: every image's state in SQLite (WAL), so a crash anywhere loses nothing.
+
+An image moves through ``ImageState`` in order; each step is recorded in its own
+transaction after the side effect it records, so a restart repeats at most the last step,
+and every step is idempotent (same S3 key, same execution name, same result key).
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+
+class ImageState(str, Enum):
+    VALIDATED = "validated"      # seen, checked, hashed; waiting for a batch
+    UPLOADED = "uploaded"        # object in the source bucket
+    ENQUEUED = "enqueued"        # message in the queue
+    SUBMITTED = "submitted"      # execution started for its batch
+    RESULT_STORED = "result_stored"
+    ALERTED = "alerted"          # final: result published on MQTT
+# Rejected files never become images: they are listed in the quarantine table instead.
+
+
+_ORDER = list(ImageState)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    image_id      TEXT PRIMARY KEY,
+    file_name     TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    ext           TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    width         INTEGER NOT NULL,
+    height        INTEGER NOT NULL,
+    captured_at   TEXT NOT NULL,
+    seen_at       REAL NOT NULL,
+    state         TEXT NOT NULL,
+    batch_id      TEXT,
+    is_anomalous  INTEGER,
+    confidence    REAL,
+    result_json   TEXT,
+    updated_at    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_state ON images(state, seen_at);
+CREATE INDEX IF NOT EXISTS images_batch ON images(batch_id);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id      TEXT PRIMARY KEY,
+    created_at    REAL NOT NULL,
+    image_count   INTEGER NOT NULL,
+    execution_arn TEXT,
+    summarized_at REAL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    path          TEXT PRIMARY KEY,
+    reason        TEXT NOT NULL,
+    at            REAL NOT NULL
+);
+"""
+
+
+class IllegalTransition(RuntimeError):
+    """A caller tried to move an image backwards or skip its result: a bug, never data."""
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    image_id: str
+    file_name: str
+    path: str
+    ext: str
+    size: int
+    width: int
+    height: int
+    captured_at: str
+    seen_at: float
+    state: ImageState
+    batch_id: str | None
+    is_anomalous: bool | None
+    confidence: float | None
+    result_json: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "ImageRecord":
+        values = dict(row)
+        values.pop("updated_at")
+        values["state"] = ImageState(values["state"])
+        if values["is_anomalous"] is not None:
+            values["is_anomalous"] = bool(values["is_anomalous"])
+        return cls(**values)
+
+
+class Journal:
+    """Thread-safe access to the journal file; one connection, serialized by a lock."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def add(self, record: dict[str, Any]) -> bool:
+        """Journal a validated image; False if the same bytes are already known."""
+        now = time.time()
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO images (image_id, file_name, path, ext, size, width, height,"
+                " captured_at, seen_at, state, updated_at) VALUES (:image_id, :file_name, :path,"
+                " :ext, :size, :width, :height, :captured_at, :seen_at, :state, :updated_at)",
+                {**record, "seen_at": now, "state": ImageState.VALIDATED.value, "updated_at": now})
+            return cursor.rowcount == 1
+
+    def get(self, image_id: str) -> ImageRecord | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM images WHERE image_id=?", (image_id,)).fetchone()
+        return ImageRecord.from_row(row) if row else None
+
+    def in_state(self, state: ImageState, *, limit: int = 1000) -> list[ImageRecord]:
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM images WHERE state=? ORDER BY seen_at LIMIT ?",
+                                      (state.value, limit)).fetchall()
+        return [ImageRecord.from_row(r) for r in rows]
+
+    def batch_images(self, batch_id: str) -> list[ImageRecord]:
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM images WHERE batch_id=? ORDER BY seen_at",
+                                      (batch_id,)).fetchall()
+        return [ImageRecord.from_row(r) for r in rows]
+
+    def waiting(self) -> tuple[int, float | None]:
+        """Images validated but not in any batch yet, and when the oldest was seen."""
+        with self._lock:
+            row = self._conn.execute("SELECT COUNT(*), MIN(seen_at) FROM images"
+                                     " WHERE state=? AND batch_id IS NULL",
+                                     (ImageState.VALIDATED.value,)).fetchone()
+        return int(row[0]), row[1]
+
+    def cut_batch(self, batch_id: str, *, max_images: int) -> int:
+        """Assign the oldest waiting images to a new batch, atomically."""
+        with self._tx() as db:
+            ids = [r[0] for r in db.execute(
+                "SELECT image_id FROM images WHERE state=? AND batch_id IS NULL ORDER BY seen_at LIMIT ?",
+                (ImageState.VALIDATED.value, max_images))]
+            if not ids:
+                return 0
+            db.executemany("UPDATE images SET batch_id=? WHERE image_id=?", [(batch_id, i) for i in ids])
+            db.execute("INSERT INTO batches (batch_id, created_at, image_count) VALUES (?, ?, ?)",
+                       (batch_id, time.time(), len(ids)))
+            return len(ids)
+
+    def open_batches(self) -> list[str]:
+        """Batches with images not yet submitted, oldest first (resumed after a restart)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT DISTINCT i.batch_id FROM images i JOIN batches b USING(batch_id)"
+                " WHERE i.state IN (?, ?, ?) ORDER BY b.created_at",
+                (ImageState.VALIDATED.value, ImageState.UPLOADED.value, ImageState.ENQUEUED.value)).fetchall()
+        return [r[0] for r in rows]
+
+    def advance(self, image_ids: list[str], to: ImageState, **fields: Any) -> None:
+        """Move images forward to ``to``; repeating a step is a no-op, going back is a bug."""
+        target = _ORDER.index(to)
+        with self._tx() as db:
+            for image_id in image_ids:
+                row = db.execute("SELECT state FROM images WHERE image_id=?", (image_id,)).fetchone()
+                if row is None:
+                    raise IllegalTransition(f"unknown image {image_id}")
+                current = ImageState(row[0])
+                if _ORDER.index(current) > target:
+                    raise IllegalTransition(f"image {image_id} is {current.value}, cannot become {to.value}")
+                assignments = ", ".join(f"{k}=:{k}" for k in ("state", "updated_at", *fields))
+                db.execute(f"UPDATE images SET {assignments} WHERE image_id=:image_id",  # noqa: S608 - fixed names
+                           {"state": to.value, "updated_at": time.time(), "image_id": image_id, **fields})
+
+    def set_execution(self, batch_id: str, execution_arn: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE batches SET execution_arn=? WHERE batch_id=?", (execution_arn, batch_id))
+
+    def batch_done_unsummarized(self) -> list[str]:
+        """Batches whose every image is alerted but whose summary is not yet published."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT b.batch_id FROM batches b WHERE b.summarized_at IS NULL AND NOT EXISTS"
+                " (SELECT 1 FROM images i WHERE i.batch_id=b.batch_id AND i.state<>?)"
+                " ORDER BY b.created_at", (ImageState.ALERTED.value,)).fetchall()
+        return [r[0] for r in rows]
+
+    def mark_summarized(self, batch_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE batches SET summarized_at=? WHERE batch_id=?", (time.time(), batch_id))
+
+    def quarantined(self, path: str, reason: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO quarantine (path, reason, at) VALUES (?, ?, ?)",
+                       (path, reason, time.time()))
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute("SELECT state, COUNT(*) FROM images GROUP BY state").fetchall()
+            quarantined = self._conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
+        counts = {state.value: 0 for state in ImageState}
+        counts.update({r[0]: int(r[1]) for r in rows})
+        counts["quarantined"] = int(quarantined)
+        return counts

@@ -1,0 +1,159 @@
+"""The component's main loop: watch -> ingest -> batch -> submit -> pull results -> alert.
+
+One loop thread does the work in order (watchdog has its own thread), which keeps every
+journal transition simple to reason about. Cloud and broker failures back off and retry;
+they never stop ingestion, so images keep spooling while the line runs.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+from batchsight import alerts
+from batchsight.alerter import Alerter
+from batchsight.batcher import BatchPolicy, new_batch_id
+from batchsight.cloud_link import CloudLink
+from batchsight.config import Config
+from batchsight.ingest import Ingestor
+from batchsight.journal import Journal
+from batchsight.publishers import Publisher, PublishError
+from batchsight.publishers.mqtt import MqttPublisher
+from batchsight.results import ResultPuller
+from batchsight.watcher import DropFolderWatcher
+
+log = logging.getLogger(__name__)
+TICK_SECONDS = 0.2
+STATUS_EVERY_SECONDS = 10.0
+
+
+class Backoff:
+    """Exponential backoff with full jitter, for calls botocore's own retries gave up on."""
+
+    def __init__(self, base: float = 1.0, cap: float = 60.0) -> None:
+        self.base, self.cap = base, cap
+        self.failures = 0
+        self.next_try = 0.0
+
+    def ready(self, now: float) -> bool:
+        return now >= self.next_try
+
+    def failed(self, now: float) -> None:
+        self.failures += 1
+        self.next_try = now + random.uniform(0, min(self.cap, self.base * 2 ** self.failures))
+
+    def succeeded(self) -> None:
+        self.failures, self.next_try = 0, 0.0
+
+
+def aws_clients(config: Config) -> dict[str, Any]:
+    session = boto3.session.Session(region_name=config.aws.region)
+    options: dict[str, Any] = {"config": BotoConfig(retries={"mode": "standard", "max_attempts": 4},
+                                                    connect_timeout=5, read_timeout=30)}
+    if config.aws.endpoint_url:
+        options["endpoint_url"] = config.aws.endpoint_url
+    return {name: session.client(name, **options) for name in ("s3", "sqs", "stepfunctions")}
+
+
+def build_publisher(config: Config) -> Publisher:
+    """Off Greengrass: a direct MQTT client. (Greengrass IPC is the on-device adapter.)"""
+    return MqttPublisher(host=config.mqtt.host, port=config.mqtt.port, client_id=config.mqtt_client_id,
+                         will_topic=config.topic("status"),
+                         will_payload=b'{"v":1,"state":"offline"}')
+
+
+class Component:
+    def __init__(self, config: Config, *, publisher: Publisher | None = None,
+                 clients: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.journal = Journal(config.journal_path)
+        clients = clients or aws_clients(config)
+        self.publisher = publisher or build_publisher(config)
+        self.watcher = DropFolderWatcher(config.drop_folder, config.ingest.stable_seconds)
+        self.ingestor = Ingestor(config, self.journal)
+        self.policy = BatchPolicy(config.batch, last_cut=time.time())
+        self.link = CloudLink(config, self.journal, s3=clients["s3"], sqs=clients["sqs"],
+                              sfn=clients["stepfunctions"])
+        self.puller = ResultPuller(config, self.journal, s3=clients["s3"])
+        self.alerter = Alerter(config, self.journal, self.publisher)
+        self.stop_event = threading.Event()
+        self._cloud_backoff = Backoff()
+        self._cloud_state = "ok"
+        self._next_poll = 0.0
+        self._next_status = 0.0
+
+    def run(self) -> None:
+        self.publisher.connect()
+        self.watcher.start()
+        log.info("batchsight running", extra={"device": self.config.device,
+                                              "drop_folder": str(self.config.drop_folder)})
+        try:
+            while not self.stop_event.is_set():
+                self.tick(time.time())
+                self.stop_event.wait(TICK_SECONDS)
+        finally:
+            self._shutdown()
+
+    def tick(self, now: float) -> None:
+        for path in self.watcher.complete_files():
+            self.ingestor.ingest(path)
+        waiting, oldest = self.journal.waiting()
+        trigger = self.policy.due(waiting=waiting, oldest_seen=oldest, now=now)
+        if trigger:
+            batch_id = new_batch_id(self.config.device, now)
+            count = self.journal.cut_batch(batch_id, max_images=self.config.batch.max_images)
+            self.policy.last_cut = now
+            log.info("batch cut", extra={"batch_id": batch_id, "images": count, "trigger": trigger})
+        if self._cloud_backoff.ready(now):
+            self._cloud_step(now)
+        self.alerter.publish_pending()
+        if now >= self._next_status:
+            self._publish_status("running")
+            self._next_status = now + STATUS_EVERY_SECONDS
+
+    def _cloud_step(self, now: float) -> None:
+        try:
+            for batch_id in self.journal.open_batches():
+                self.link.submit(batch_id)
+            if now >= self._next_poll:
+                self.puller.poll()
+                self._next_poll = now + self.config.results.poll_seconds
+        except Exception as exc:  # noqa: BLE001 - any cloud failure: keep spooling, retry later
+            self._cloud_backoff.failed(now)
+            self._cloud_state = "unreachable"
+            log.warning("cloud step failed; images keep spooling", extra={
+                "error": str(exc), "retry_in_s": round(self._cloud_backoff.next_try - now, 1)})
+            return
+        if self._cloud_state != "ok":
+            log.info("cloud reachable again")
+        self._cloud_state = "ok"
+        self._cloud_backoff.succeeded()
+
+    def _publish_status(self, state: str) -> None:
+        payload = alerts.status_payload(self.config, state=state, counts=self.journal.counts(),
+                                        cloud=self._cloud_state)
+        try:
+            self.publisher.publish(self.config.topic("status"), payload, retain=True)
+        except PublishError:
+            pass  # the status is refreshed every few seconds; a missed one is not a loss
+
+    def _shutdown(self) -> None:
+        self.watcher.stop()
+        self._publish_status("stopped")
+        self.publisher.close()
+        self.journal.close()
+        log.info("batchsight stopped")
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: object) -> None:
+            log.info("stopping on signal", extra={"signal": signal.Signals(signum).name})
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
