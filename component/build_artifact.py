@@ -13,16 +13,16 @@ gdk-config.json and recipe.yaml:
   recipe file; with an `options` block it leaves out exactly the `excludes` globs (relative to the
   project root, `**` recursive), without one its defaults `**/test*`, `**/.*`, `**/node_modules`.
 * Zip name: `zip_name` absent -> the project folder's name, "" -> the component name, else zip_name.
-* Recipe: ComponentName, ComponentVersion and ComponentPublisher come from gdk-config.json (component
-  key, --version or "version", "author"); every s3:// artifact URI whose file is the built zip becomes
-  s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/<file>, as gdk build writes it. With --bucket B
-  the URI is resolved as `gdk component publish --bucket B` resolves it: s3://B/<name>/<version>/<file>.
-  (gdk rewrites the recipe through a YAML dump and drops comments; this script edits the text and keeps
-  them, the parsed content is the same.)
+* Recipe: ComponentName, ComponentVersion and ComponentPublisher come from gdk-config.json
+  (component key, --version or "version", "author"); every s3:// artifact URI whose file is the
+  built zip becomes s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/<file>, as gdk build writes
+  it. With --bucket B the URI is resolved as `gdk component publish --bucket B` resolves it:
+  s3://B/<name>/<version>/<file>. (gdk rewrites the recipe through a YAML dump and drops comments;
+  this script edits the text and keeps them; the parsed content is the same.)
 
 Differences from gdk, on purpose: the zip is deterministic (sorted entries, fixed timestamps and
-modes), no zip-build/ folder is left in the project, and an existing output folder that holds anything
-but artifacts/ and recipes/ is refused rather than deleted. Standard library only.
+modes), no zip-build/ folder is left in the project, and an existing output folder that holds
+anything but artifacts/ and recipes/ is refused rather than deleted. Standard library only.
 """
 
 from __future__ import annotations
@@ -43,10 +43,11 @@ GDK_CONFIG = "gdk-config.json"
 GG_BUILD_DIR = "greengrass-build"
 DEFAULT_EXCLUDES = ["**/test*", "**/.*", "**/node_modules"]  # gdk's defaults when no build options
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-# Same pattern as gdk's config schema for an exact component version.
+# A semantic version, as in gdk's config schema (which does not anchor the end).
+_PRERELEASE_ID = r"(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
 SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    rf"(?:-({_PRERELEASE_ID}(?:\.{_PRERELEASE_ID})*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
 GDK_URI_PREFIX = "s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION"
@@ -153,8 +154,10 @@ def rewrite_recipe(text: str, *, name: str, version: str, author: str, zip_file:
     text = _set_top_level(text, "ComponentVersion", version)
     text = _set_top_level(text, "ComponentPublisher", author)
     prefix = f"s3://{bucket}/{name}/{version}" if bucket else GDK_URI_PREFIX
-    uri_line = re.compile(r"^(?P<lead>[ \t]*(?:-[ \t]+)?uri[ \t]*:[ \t]*)(?P<q>[\"']?)(?P<uri>s3://[^\"'\s]+)(?P=q)[ \t]*$",
-                          re.MULTILINE | re.IGNORECASE)
+    uri_line = re.compile(
+        r"^(?P<lead>[ \t]*(?:-[ \t]+)?uri[ \t]*:[ \t]*)"
+        r"(?P<q>[\"']?)(?P<uri>s3://[^\"'\s]+)(?P=q)[ \t]*$",
+        re.MULTILINE | re.IGNORECASE)
     found = []
 
     def repl(match: re.Match) -> str:
@@ -175,7 +178,8 @@ def prepare_out(out: Path) -> None:
     if out.exists():
         extra = sorted(p.name for p in out.iterdir() if p.name not in ("artifacts", "recipes"))
         if extra:
-            raise BuildError(f"{out} holds {extra}: refusing to replace a folder that is not a build output")
+            raise BuildError(f"{out} holds {extra}: refusing to replace a folder that is not "
+                             "a build output")
         shutil.rmtree(out)
     out.mkdir(parents=True)
 
@@ -188,7 +192,8 @@ def build(root: Path, out: Path, version: str | None, bucket: str | None) -> dic
     if version != "NEXT_PATCH" and not SEMVER.match(version):
         raise BuildError(f"version {version!r} is neither NEXT_PATCH nor a semantic version")
     if bucket and version == "NEXT_PATCH":
-        raise BuildError("--bucket needs a concrete --version (gdk publish resolves NEXT_PATCH against the account)")
+        raise BuildError("--bucket needs a concrete --version "
+                         "(gdk publish resolves NEXT_PATCH against the account)")
 
     zip_name = cfg["options"].get("zip_name") if cfg["options"] else None
     zip_stem = root.name if zip_name is None else (zip_name or cfg["name"])
@@ -196,7 +201,8 @@ def build(root: Path, out: Path, version: str | None, bucket: str | None) -> dic
 
     out = out if out.is_absolute() else root / out
     out = out.resolve()
-    entries = collect(root, unwanted_paths(root, ignore_patterns(cfg["options"], recipe.name)), {out})
+    unwanted = unwanted_paths(root, ignore_patterns(cfg["options"], recipe.name))
+    entries = collect(root, unwanted, {out})
     prepare_out(out)
 
     artifact = out / "artifacts" / cfg["name"] / version / zip_file
@@ -218,11 +224,16 @@ def build(root: Path, out: Path, version: str | None, bucket: str | None) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", help="component version (default: gdk-config.json 'version', as gdk build)")
-    parser.add_argument("--bucket", help="resolve the artifact URI to s3://BUCKET/<name>/<version>/ (as gdk publish --bucket)")
-    parser.add_argument("--out", default=GG_BUILD_DIR, help="output folder, relative to the project root (default: %(default)s)")
+    parser.add_argument("--version",
+                        help="component version (default: gdk-config.json 'version', as gdk build)")
+    parser.add_argument("--bucket",
+                        help="resolve the artifact URI to s3://BUCKET/<name>/<version>/ "
+                             "(as gdk publish --bucket)")
+    parser.add_argument("--out", default=GG_BUILD_DIR,
+                        help="output folder, relative to the project root (default: %(default)s)")
     parser.add_argument("--project-root", type=Path, default=Path(__file__).resolve().parent.parent,
-                        help="project root holding gdk-config.json and recipe.yaml (default: parent of component/)")
+                        help="project root holding gdk-config.json and recipe.yaml "
+                             "(default: parent of component/)")
     args = parser.parse_args(argv)
     try:
         result = build(args.project_root, Path(args.out), args.version, args.bucket)

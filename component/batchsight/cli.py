@@ -12,13 +12,23 @@ import sys
 from pathlib import Path
 
 from batchsight import logs
-from batchsight.config import ConfigError, load_config
+from batchsight.config import Config, ConfigError, load_config
+
+
+def _load(args: argparse.Namespace) -> Config:
+    if getattr(args, "greengrass", False):
+        from batchsight.greengrass import load_greengrass_config
+
+        return load_greengrass_config()
+    if not args.config:
+        raise ConfigError("give --config FILE (or --greengrass on a Greengrass device)")
+    return load_config(Path(args.config))
 
 
 def _run(args: argparse.Namespace) -> int:
     from batchsight.runtime import Component
 
-    config = load_config(Path(args.config))
+    config = _load(args)
     logs.setup(config.log_level)
     component = Component(config)
     component.install_signal_handlers()
@@ -29,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from batchsight.journal import Journal
 
-    config = load_config(Path(args.config))
+    config = _load(args)
     if not config.journal_path.exists():
         print(f"no journal at {config.journal_path}: the component has not run yet")
         return 1
@@ -54,9 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="batchsight", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the edge component")
-    run.add_argument("--config", required=True, help="YAML configuration file")
     status = commands.add_parser("status", help="backlog per state from the journal")
-    status.add_argument("--config", required=True)
+    for command in (run, status):
+        command.add_argument("--config", help="YAML configuration file")
+        command.add_argument("--greengrass", action="store_true",
+                             help="take the configuration from Greengrass (on a device)")
     commands.add_parser("demo", help="run the whole flow on this machine (no AWS account)",
                         add_help=False)
     args, rest = parser.parse_known_args(argv)

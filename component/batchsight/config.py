@@ -70,7 +70,7 @@ class RetentionSettings:
 
 @dataclass(frozen=True)
 class Config:
-    site: str = "site1"
+    site: str = "plant1"
     line: str = "line1"
     device: str = "gateway1"
     drop_folder: Path = Path("/var/lib/batchsight/drop")
@@ -114,6 +114,8 @@ def _convert(name: str, kind: Any, value: Any) -> Any:
         return Path(value)
     if kind is float and isinstance(value, int):
         return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)  # Greengrass hands numbers back as floats (500.0)
     if not isinstance(value, kind):
         raise ConfigError(f"setting {name}: expected {kind.__name__}, got {value!r}")
     return value

@@ -19,17 +19,17 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from awscrt import io, mqtt
 
 from batchsight_cloud.backends.local import LocalBackend
 from batchsight_cloud.detector import fit
 from batchsight_cloud.local.broker import MqttBroker
 from batchsight_cloud.local.camera import drop, style_for
+from batchsight_cloud.local.hmi import Subscriber
 from batchsight_cloud.local.stack import CREDENTIALS, LocalCloud, StackOutputs
 from batchsight_cloud.synth import generate, generate_training_set
 
@@ -41,50 +41,6 @@ class Frame:
     path: Path
     label: str
     dropped_at: float = 0.0
-
-
-@dataclass
-class Subscriber:
-    """Listens on the device's inspection topics like an HMI would."""
-
-    port: int
-    results: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
-    alerts: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
-    duplicates: int = 0
-    batches: list[dict[str, Any]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        loop = io.EventLoopGroup(1)
-        bootstrap = io.ClientBootstrap(loop, io.DefaultHostResolver(loop))
-        self._connection = mqtt.Connection(client=mqtt.Client(bootstrap, None), host_name="127.0.0.1",
-                                           port=self.port, client_id="batchsight-demo-hmi")
-
-    def start(self) -> None:
-        self._connection.connect().result(10)
-        future, _ = self._connection.subscribe(f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#",
-                                               mqtt.QoS.AT_LEAST_ONCE, callback=self._on_message)
-        future.result(10)
-
-    def _on_message(self, topic: str, payload: bytes, **_: Any) -> None:
-        kind = topic.rsplit("/", 1)[-1]
-        message = json.loads(payload)
-        with self._lock:
-            if kind == "batch":
-                self.batches.append(message)
-                return
-            target = {"result": self.results, "alert": self.alerts}.get(kind)
-            if target is None:
-                return
-            if message["image_id"] in target:
-                self.duplicates += 1
-            target[message["image_id"]] = (time.time(), message)
-        if kind == "alert":
-            print(f"  ALERT  {message['file_name']:<18} confidence {message['confidence']:.2f}"
-                  f"  batch {message['batch_id']}", flush=True)
-
-    def stop(self) -> None:
-        self._connection.disconnect().result(5)
 
 
 def _frames(args: argparse.Namespace, work: Path) -> tuple[list[Frame], Path]:
@@ -225,13 +181,14 @@ def run(args: argparse.Namespace) -> int:
     cloud = LocalCloud(parameters={"PollSeconds": "1", "DrainWorkers": "2"},
                        function_environment={"LOCAL_MODEL_PATH": str(model_path),
                                              "LOCAL_MODEL_STATE_DIR": str(state_dir),
-                                             "LOCAL_MODEL_STARTUP_SECONDS": str(args.model_startup)})
+                                             "LOCAL_MODEL_STARTUP_SECONDS": str(args.model_startup),
+                                             "POWERTOOLS_LOG_LEVEL": "WARNING"})
     outputs = cloud.start()
     print(f"  local AWS (moto) at {outputs.endpoint_url}: buckets, queue + DLQ, 3 functions, state machine",
           flush=True)
     broker = MqttBroker().start()
     print(f"  MQTT broker ({broker.kind}) on 127.0.0.1:{broker.port}", flush=True)
-    subscriber = Subscriber(broker.port)
+    subscriber = Subscriber(broker.port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#")
     subscriber.start()
     edge = _start_edge(_edge_config(work, outputs, broker.port), work / "edge.log")
     print(f"  edge program running (pid {edge.pid}); camera dropping images...", flush=True)

@@ -93,7 +93,7 @@ def render_part(rng: np.random.Generator, *, size: int, defect: Defect | None) -
         raise ValueError(f"unknown defect {defect!r}; expected one of {DEFECTS}")
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     cy, cx = size / 2 + rng.uniform(-2, 2, size=2)           # where the part landed
-    rotation = rng.uniform(-0.02, 0.02)                        # radians; fixtures are not perfect
+    rotation = rng.uniform(-0.01, 0.01)                        # radians; fixtures are not perfect
     dist = np.hypot(yy - cy, xx - cx)
 
     frame = _background(rng, yy, xx, size)

@@ -79,10 +79,18 @@ class Drainer:
         document = result_document(image, result=result, model=model, execution=self.execution)
         self.s3.put_object(Bucket=self.settings.final_bucket, Key=image.result_key(),
                            Body=json.dumps(document).encode(), ContentType="application/json")
-        self.s3.copy_object(Bucket=self.settings.final_bucket, Key=image.image_key(),
-                            CopySource={"Bucket": image.bucket, "Key": image.key})
-        self.s3.delete_object(Bucket=image.bucket, Key=image.key)
+        self._move_image(image)
         return bool(result.get("IsAnomalous"))
+
+    def _move_image(self, image: ImageMessage) -> None:
+        """Copy then delete; a concurrent duplicate delivery may have moved it already."""
+        try:
+            self.s3.copy_object(Bucket=self.settings.final_bucket, Key=image.image_key(),
+                                CopySource={"Bucket": image.bucket, "Key": image.key})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("NoSuchKey", "404") or not self._exists(image.image_key()):
+                raise
+        self.s3.delete_object(Bucket=image.bucket, Key=image.key)
 
     def _fetch(self, image: ImageMessage) -> bytes | None:
         """The image bytes, or None when a previous delivery already moved it and stored a result."""
@@ -91,13 +99,13 @@ class Drainer:
         except ClientError as exc:
             if exc.response["Error"]["Code"] not in ("NoSuchKey", "404"):
                 raise
-        if self._result_exists(image):
+        if self._exists(image.result_key()):
             return None
         raise PoisonMessage(f"s3://{image.bucket}/{image.key} does not exist and has no result")
 
-    def _result_exists(self, image: ImageMessage) -> bool:
+    def _exists(self, final_key: str) -> bool:
         try:
-            self.s3.head_object(Bucket=self.settings.final_bucket, Key=image.result_key())
+            self.s3.head_object(Bucket=self.settings.final_bucket, Key=final_key)
         except ClientError:
             return False
         return True

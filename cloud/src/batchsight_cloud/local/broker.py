@@ -6,6 +6,7 @@ network does, and the component talks to it over real TCP.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import socket
 import subprocess
@@ -18,8 +19,9 @@ from batchsight_cloud.local.stack import free_port
 
 
 class MqttBroker:
-    def __init__(self, *, port: int | None = None, prefer: str = "mosquitto") -> None:
+    def __init__(self, *, port: int | None = None, prefer: str | None = None) -> None:
         self.port = port or free_port()
+        prefer = prefer or os.environ.get("BATCHSIGHT_BROKER", "mosquitto")
         self.kind = "mosquitto" if prefer == "mosquitto" and _mosquitto() else "amqtt"
         self._process: subprocess.Popen[bytes] | None = None
         self._folder = Path(tempfile.mkdtemp(prefix="batchsight-broker-"))

@@ -1,0 +1,61 @@
+"""An HMI stand-in: subscribes to a device's inspection topics and keeps what arrives.
+
+Used by the demo to print alerts and by the tests to check what the plant would see.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from awscrt import io, mqtt
+
+
+@dataclass
+class Subscriber:
+    """Listens on the device's inspection topics like an HMI would."""
+
+    port: int
+    topic_filter: str
+    echo: bool = True
+    results: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    alerts: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    duplicates: int = 0
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        loop = io.EventLoopGroup(1)
+        bootstrap = io.ClientBootstrap(loop, io.DefaultHostResolver(loop))
+        self._connection = mqtt.Connection(client=mqtt.Client(bootstrap, None), host_name="127.0.0.1",
+                                           port=self.port, client_id=f"batchsight-hmi-{os.getpid()}")
+
+    def start(self) -> None:
+        self._connection.connect().result(10)
+        future, _ = self._connection.subscribe(self.topic_filter, mqtt.QoS.AT_LEAST_ONCE,
+                                               callback=self._on_message)
+        future.result(10)
+
+    def _on_message(self, topic: str, payload: bytes, **_: Any) -> None:
+        kind = topic.rsplit("/", 1)[-1]
+        message = json.loads(payload)
+        with self._lock:
+            if kind in ("batch", "status"):
+                (self.batches if kind == "batch" else self.statuses).append(message)
+                return
+            target = {"result": self.results, "alert": self.alerts}.get(kind)
+            if target is None:
+                return
+            if message["image_id"] in target:
+                self.duplicates += 1
+            target[message["image_id"]] = (time.time(), message)
+        if kind == "alert" and self.echo:
+            print(f"  ALERT  {message['file_name']:<18} confidence {message['confidence']:.2f}"
+                  f"  batch {message['batch_id']}", flush=True)
+
+    def stop(self) -> None:
+        self._connection.disconnect().result(5)

@@ -1,0 +1,116 @@
+"""The data contracts, checked from both sides: what the edge writes, the cloud reads, and back.
+
+Edge and cloud never import each other at run time; this test is the one place that holds
+both, to prove they agree on the S3 keys, the SQS message, the execution input, the result
+document and the MQTT payloads (all against the JSON Schemas in component/batchsight/schemas).
+"""
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from batchsight import alerts, results
+from batchsight.cloud_link import CloudLink
+from batchsight.config import config_from_dict
+from batchsight.journal import ImageRecord, ImageState
+from batchsight_cloud.contracts import parse_message, result_document
+from tests.support import load_schema
+
+CONFIG = config_from_dict({
+    "site": "plant-9", "line": "press_2", "device": "gw.3",
+    "drop_folder": "/tmp/drop", "work_folder": "/tmp/work",
+    "aws": {"source_bucket": "src", "final_bucket": "final", "queue_url": "https://q", "state_machine_arn":
+            "arn:aws:states:eu-west-1:123456789012:stateMachine:batch"}})
+
+
+def _record(captured_at: str = "2026-12-31T23:59:59.999Z", **extra: object) -> ImageRecord:
+    values = dict(image_id="ab" * 32, file_name="cam 1/ü.jpg", path="/tmp/work/spool/x.jpg", ext="jpg",
+                  size=10, width=640, height=480, captured_at=captured_at, seen_at=0.0,
+                  state=ImageState.SUBMITTED, batch_id="gw-20261231T235959Z-1a2b3c4d",
+                  is_anomalous=None, confidence=None, result_json=None)
+    values.update(extra)
+    return ImageRecord(**values)  # type: ignore[arg-type]
+
+
+class _Recorder:
+    """Captures what the edge would send to SQS and Step Functions (the shapes, not a fake AWS)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict]] = []
+
+    def send_message_batch(self, **kwargs: object) -> dict:
+        self.calls.append(("send_message_batch", kwargs))
+        return {"Successful": [], "Failed": []}
+
+    def start_execution(self, **kwargs: object) -> dict:
+        self.calls.append(("start_execution", kwargs))
+        return {"executionArn": "arn:aws:states:eu-west-1:123456789012:execution:batch:x"}
+
+
+def _edge_message(record: ImageRecord) -> dict:
+    link = CloudLink(CONFIG, journal=None, s3=None, sqs=None, sfn=None)  # type: ignore[arg-type]
+    return link.message(record.batch_id or "", record)
+
+
+def test_sqs_message_from_edge_matches_schema_and_cloud_parser() -> None:
+    record = _record()
+    message = _edge_message(record)
+    jsonschema.validate(message, load_schema("image_message"))
+    parsed = parse_message(json.dumps(message))
+    assert (parsed.image_id, parsed.site, parsed.line, parsed.device) == (record.image_id, "plant-9", "press_2", "gw.3")
+    assert parsed.key == message["key"]
+
+
+@pytest.mark.parametrize("captured_at", ["2026-12-31T23:59:59.999Z", "2026-01-01T00:00:00.000Z"])
+def test_result_key_is_computed_identically_on_both_sides(captured_at: str) -> None:
+    record = _record(captured_at=captured_at)
+    cloud_key = parse_message(json.dumps(_edge_message(record))).result_key()
+    assert cloud_key == results.result_key(CONFIG, record)
+    assert cloud_key.startswith(f"results/plant-9/press_2/gw.3/{captured_at[:4]}/{captured_at[5:7]}/{captured_at[8:10]}/")
+
+
+def test_result_document_from_cloud_is_read_by_edge_and_published_as_valid_payloads() -> None:
+    record = _record()
+    message = parse_message(json.dumps(_edge_message(record)))
+    detect = {"Source": {"Type": "direct"}, "IsAnomalous": True, "Confidence": 0.93}
+    document = result_document(message, result=detect, model={"backend": "local", "name": "m.npz"},
+                               execution="arn:aws:states:eu-west-1:123456789012:execution:batch:x")
+    jsonschema.validate(document, load_schema("result_document"))
+    parsed = results.parse_result(json.dumps(document).encode(), record.image_id)
+    stored = _record(is_anomalous=True, confidence=0.93, result_json=json.dumps(parsed),
+                     state=ImageState.RESULT_STORED)
+    payload = alerts.result_payload(CONFIG, stored)
+    jsonschema.validate(payload, load_schema("mqtt_result"))
+    assert payload["is_anomalous"] is True and payload["confidence"] == 0.93
+    assert payload["result_key"] == message.result_key()
+    assert len(json.dumps(payload)) < 2048, "PLC payloads stay small"
+
+
+def test_edge_rejects_a_result_for_another_image() -> None:
+    with pytest.raises(results.ResultError):
+        results.parse_result(json.dumps({"v": 1, "image_id": "cd" * 32, "result": {"IsAnomalous": False}}).encode(),
+                             "ab" * 32)
+
+
+def test_execution_input_and_batch_and_status_payloads_match_schemas() -> None:
+    recorder = _Recorder()
+    link = CloudLink(CONFIG, journal=None, s3=None, sqs=recorder, sfn=recorder)  # type: ignore[arg-type]
+    link._start("gw-20261231T235959Z-1a2b3c4d", 12)
+    (_, call), = recorder.calls
+    assert call["name"] == "gw-20261231T235959Z-1a2b3c4d"
+    jsonschema.validate(json.loads(call["input"]), load_schema("execution_input"))
+    jsonschema.validate({"v": 1, "trigger": "schedule"}, load_schema("execution_input"))
+    stored = [_record(is_anomalous=True, confidence=0.9), _record(is_anomalous=False, confidence=0.8)]
+    jsonschema.validate(alerts.batch_payload(CONFIG, "b", stored), load_schema("mqtt_batch"))
+    status = alerts.status_payload(CONFIG, state="running", counts={"validated": 3, "quarantined": 1}, cloud="ok")
+    jsonschema.validate(status, load_schema("mqtt_status"))
+    jsonschema.validate({"v": 1, "state": "offline"}, load_schema("mqtt_status"))  # the MQTT last will
+
+
+def test_schedule_input_in_template_matches_schema() -> None:
+    from batchsight_cloud.local.template import load_template
+
+    schedule = load_template()["Resources"]["BatchStateMachine"]["Properties"]["Events"]["SafetyNet"]
+    jsonschema.validate(json.loads(schedule["Properties"]["Input"]), load_schema("execution_input"))

@@ -1,0 +1,136 @@
+"""Camera drop to MQTT alert: the edge program as a real process, moto server, a real broker.
+
+Also checks the two lifecycle promises of the walking skeleton: SIGTERM stops the program
+cleanly, and files dropped while it was down are picked up when it comes back.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from batchsight_cloud.local.hmi import Subscriber
+from batchsight_cloud.local.stack import CREDENTIALS
+from batchsight_cloud.synth import generate
+from tests.support import CloudFixture, load_schema
+
+pytestmark = pytest.mark.integration
+SITE, LINE, DEVICE = "test-site", "line-7", "gw-e2e"
+
+
+def _config(tmp: Path, cloud: CloudFixture, port: int) -> Path:
+    outputs = cloud.outputs
+    path = tmp / "edge.yaml"
+    path.write_text(yaml.safe_dump({
+        "site": SITE, "line": LINE, "device": DEVICE,
+        "drop_folder": str(tmp / "drop"), "work_folder": str(tmp / "work"),
+        "aws": {"source_bucket": outputs.source_bucket, "final_bucket": outputs.final_bucket,
+                "queue_url": outputs.queue_url, "state_machine_arn": outputs.state_machine_arn,
+                "endpoint_url": outputs.endpoint_url},
+        "batch": {"interval_seconds": 2.0, "max_images": 10, "max_age_seconds": 3.0},
+        "ingest": {"stable_seconds": 0.5, "min_side": 64},
+        "results": {"poll_seconds": 0.5},
+        "mqtt": {"port": port},
+    }))
+    return path
+
+
+class Edge:
+    """The component as Greengrass would run it: its own process, stopped with signals."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        env = {**os.environ, **CREDENTIALS}
+        env.pop("AWS_ENDPOINT_URL", None)
+        self.process = subprocess.Popen([sys.executable, "-m", "batchsight", "run", "--config", str(config)],
+                                        stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
+
+    def stop(self, timeout: float = 20) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+
+@pytest.fixture
+def hmi(mqtt_broker: Any) -> Iterator[Subscriber]:
+    subscriber = Subscriber(mqtt_broker.port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#", echo=False)
+    subscriber.start()
+    yield subscriber
+    subscriber.stop()
+
+
+def _wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _result_keys(cloud: CloudFixture) -> list[str]:
+    listed = cloud.client("s3").list_objects_v2(Bucket=cloud.outputs.final_bucket,
+                                                Prefix=f"results/{SITE}/{LINE}/{DEVICE}/")
+    return [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith(".json")]
+
+
+def test_camera_drop_to_mqtt_alert(local_cloud: CloudFixture, mqtt_broker: Any, hmi: Subscriber,
+                                   tmp_path: Path) -> None:
+    frames = generate(tmp_path / "camera", count=14, size=128, seed=21, anomaly_rate=0.3)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this JPEG stops here")
+    edge = Edge(_config(tmp_path, local_cloud, mqtt_broker.port), tmp_path / "edge.log")
+    try:
+        for frame in frames[:10]:
+            (drop / frame.path.name).write_bytes(frame.path.read_bytes())
+        _wait_for(lambda: len(hmi.results) >= 10, 90, "the first 10 results on MQTT")
+        assert edge.stop() == 0, "SIGTERM must stop the component cleanly"
+        # dropped while the component is down: picked up at start-up
+        for frame in frames[10:]:
+            (drop / frame.path.name).write_bytes(frame.path.read_bytes())
+        edge = Edge(_config(tmp_path, local_cloud, mqtt_broker.port), tmp_path / "edge.log")
+        _wait_for(lambda: len(hmi.results) >= len(frames), 90, "all results on MQTT")
+        time.sleep(1.0)  # anything extra (a duplicate) would arrive now
+    finally:
+        assert edge.stop() == 0
+
+    keys = _result_keys(local_cloud)
+    assert len(keys) == len(set(keys)) == len(frames), "exactly one result document per image"
+    assert hmi.duplicates == 0
+    anomalous = {i for i, (_, m) in hmi.results.items() if m["is_anomalous"]}
+    assert set(hmi.alerts) == anomalous, "one alert per anomalous result, no more"
+    schema = load_schema("mqtt_result")
+    for _, message in [*hmi.results.values(), *hmi.alerts.values()]:
+        jsonschema.validate(message, schema)
+    for message in hmi.batches:
+        jsonschema.validate(message, load_schema("mqtt_batch"))
+    assert sum(b["images"] for b in hmi.batches) == len(frames)
+    for message in hmi.statuses:
+        jsonschema.validate(message, load_schema("mqtt_status"))
+    quarantine = tmp_path / "work" / "quarantine"
+    reasons = [p.read_text() for p in quarantine.glob("*.reason.txt")]
+    assert len(reasons) == 1 and "does not decode" in reasons[0]
+    # retention: local copies are gone once their result is safe
+    assert list((tmp_path / "work" / "spool").iterdir()) == []
+    assert list(drop.iterdir()) == []
+    labels = {f.path.name: f.label for f in frames}
+    correct = sum(m["is_anomalous"] == (labels[m["file_name"]] == "anomaly") for _, m in hmi.results.values())
+    assert correct / len(frames) >= 0.8, f"detector accuracy {correct}/{len(frames)}"
+
+
+def test_component_refuses_to_start_on_bad_config(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(json.dumps({"batch": {"max_images": -5}}))
+    result = subprocess.run([sys.executable, "-m", "batchsight", "run", "--config", str(config)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "aws.source_bucket" in result.stderr or "batch.max_images" in result.stderr

@@ -1,0 +1,94 @@
+"""The cloud pipeline: the real ASL file executed by moto, Lambdas in-process, local backend."""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+
+import jsonschema
+import pytest
+
+from batchsight_cloud.synth import generate
+from tests.support import CloudFixture, load_schema
+
+pytestmark = pytest.mark.integration
+
+
+def _queue_image(cloud: CloudFixture, data: bytes, *, ext: str = "jpg", name: str = "x.jpg",
+                 upload: bool = True) -> dict[str, str]:
+    image_id = hashlib.sha256(data).hexdigest()
+    key = f"incoming/s1/l1/d1/2026/11/23/{image_id}.{ext}"
+    if upload:
+        cloud.client("s3").put_object(Bucket=cloud.outputs.source_bucket, Key=key, Body=data)
+    message = {"v": 1, "bucket": cloud.outputs.source_bucket, "key": key, "image_id": image_id,
+               "site": "s1", "line": "l1", "device": "d1",
+               "captured_at": datetime(2026, 11, 23, 10, tzinfo=timezone.utc).isoformat().replace("+00:00", "Z"),
+               "batch_id": "b-1", "file_name": name}
+    jsonschema.validate(message, load_schema("image_message"))
+    cloud.client("sqs").send_message(QueueUrl=cloud.outputs.queue_url, MessageBody=json.dumps(message))
+    return message
+
+
+def _results(cloud: CloudFixture) -> list[dict]:
+    s3 = cloud.client("s3")
+    listed = s3.list_objects_v2(Bucket=cloud.outputs.final_bucket, Prefix="results/").get("Contents", [])
+    return [json.loads(s3.get_object(Bucket=cloud.outputs.final_bucket, Key=o["Key"])["Body"].read())
+            for o in listed if o["Key"].endswith(".json")]
+
+
+def _dead_letters(cloud: CloudFixture) -> list[dict]:
+    response = cloud.client("sqs").receive_message(
+        QueueUrl=cloud.outputs.dead_letter_queue_url, MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"], WaitTimeSeconds=0)
+    return response.get("Messages", [])
+
+
+def test_empty_queue_never_starts_the_model(local_cloud: CloudFixture) -> None:
+    execution = local_cloud.run_execution("empty-queue")
+    assert execution["status"] == "SUCCEEDED"
+    assert local_cloud.hosted_intervals() == []
+
+
+def test_batch_is_drained_with_one_result_per_image_and_model_stopped(local_cloud: CloudFixture, tmp_path) -> None:
+    frames = generate(tmp_path, count=12, size=128, seed=5)
+    messages = [_queue_image(local_cloud, f.path.read_bytes(), ext=f.path.suffix[1:], name=f.path.name)
+                for f in frames]
+    execution = local_cloud.run_execution("happy-path")
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    results = _results(local_cloud)
+    assert sorted(r["image_id"] for r in results) == sorted(m["image_id"] for m in messages)
+    schema = load_schema("result_document")
+    for document in results:
+        jsonschema.validate(document, schema)
+        assert document["execution"].endswith(":happy-path")
+    # images moved: gone from the source bucket, next to their result in the final bucket
+    source = local_cloud.client("s3").list_objects_v2(Bucket=local_cloud.outputs.source_bucket)
+    assert source.get("KeyCount", 0) == 0
+    assert len(local_cloud.hosted_intervals()) == 1
+
+
+def test_poison_messages_reach_the_dlq_with_a_reason_and_the_rest_succeed(local_cloud: CloudFixture, tmp_path) -> None:
+    good = generate(tmp_path, count=3, size=128, seed=9)
+    for frame in good:
+        _queue_image(local_cloud, frame.path.read_bytes(), ext=frame.path.suffix[1:])
+    _queue_image(local_cloud, b"not an image at all", name="text.jpg")
+    _queue_image(local_cloud, b"\xff\xd8\xff gone", name="gone.jpg", upload=False)
+    local_cloud.client("sqs").send_message(QueueUrl=local_cloud.outputs.queue_url, MessageBody="{not json")
+    execution = local_cloud.run_execution("poison")
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert len(_results(local_cloud)) == 3
+    reasons = sorted(m["MessageAttributes"]["reason"]["StringValue"] for m in _dead_letters(local_cloud))
+    assert len(reasons) == 3
+    assert any("does not exist" in r for r in reasons)
+    assert any("not JSON" in r for r in reasons)
+
+
+def test_redelivered_message_overwrites_its_result(local_cloud: CloudFixture, tmp_path) -> None:
+    frame = generate(tmp_path, count=1, size=128, seed=11)[0]
+    message = _queue_image(local_cloud, frame.path.read_bytes(), ext=frame.path.suffix[1:])
+    local_cloud.client("sqs").send_message(QueueUrl=local_cloud.outputs.queue_url,
+                                           MessageBody=json.dumps(message))
+    execution = local_cloud.run_execution("redelivery")
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert [r["image_id"] for r in _results(local_cloud)] == [message["image_id"]]
+    assert _dead_letters(local_cloud) == []

@@ -1,0 +1,68 @@
+"""Test helpers shared by the suites: paths, schemas, and the local cloud wrapper."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SCHEMAS = REPO / "component" / "batchsight" / "schemas"
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    return json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+
+
+@dataclass
+class CloudFixture:
+    cloud: Any
+    outputs: Any
+    model_path: Path
+    state_dir: Path
+
+    def client(self, service: str) -> Any:
+        return self.cloud.client(service)
+
+    def reset(self) -> None:
+        """Empty queues and buckets and forget model hosting, between tests."""
+        sqs = self.client("sqs")
+        for url in (self.outputs.queue_url, self.outputs.dead_letter_queue_url):
+            # PurgeQueue is limited to once a minute: receive and delete instead.
+            while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                                  WaitTimeSeconds=0).get("Messages", []):
+                sqs.delete_message_batch(QueueUrl=url, Entries=[
+                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)])
+        s3 = self.client("s3")
+        for bucket in (self.outputs.source_bucket, self.outputs.final_bucket):
+            for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+                for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                    s3.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def hosting_state(self) -> str:
+        from batchsight_cloud.backends.local import LocalBackend
+
+        backend = LocalBackend(model_path=self.model_path, state_dir=self.state_dir,
+                               startup_seconds=0, start_timeout_seconds=1)
+        return backend._describe()[0]
+
+    def hosted_intervals(self) -> list[dict[str, Any]]:
+        ledger = self.state_dir / "ledger.jsonl"
+        return [json.loads(x) for x in ledger.read_text().splitlines()] if ledger.exists() else []
+
+    def run_execution(self, name: str, payload: dict[str, Any] | None = None,
+                      timeout: float = 90.0) -> dict[str, Any]:
+        sfn = self.client("stepfunctions")
+        arn = sfn.start_execution(stateMachineArn=self.outputs.state_machine_arn, name=name,
+                                  input=json.dumps(payload or {"v": 1, "trigger": "manual"}))["executionArn"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            described = sfn.describe_execution(executionArn=arn)
+            if described["status"] != "RUNNING":
+                return described
+            time.sleep(0.3)
+        raise AssertionError(f"execution {name} still running after {timeout} s")

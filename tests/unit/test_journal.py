@@ -1,0 +1,380 @@
+"""journal.py on real SQLite files: states, batches, quarantine, durability, threads."""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchsight.journal import IllegalTransition, ImageRecord, ImageState, Journal
+
+
+def record(n: int | str, **overrides: Any) -> dict[str, Any]:
+    image_id = hashlib.sha256(str(n).encode()).hexdigest()
+    base = {"image_id": image_id, "file_name": f"cam-{n}.jpg", "path": f"/spool/{image_id}.jpg",
+            "ext": "jpg", "size": 1000 + len(str(n)), "width": 640, "height": 480,
+            "captured_at": "2024-05-01T10:00:00.000Z"}
+    return {**base, **overrides}
+
+
+def iid(n: int | str) -> str:
+    return record(n)["image_id"]
+
+
+@pytest.fixture
+def open_journal(tmp_path: Path) -> Iterator[Callable[[], Journal]]:
+    opened: list[Journal] = []
+
+    def factory() -> Journal:
+        journal = Journal(tmp_path / "work" / "journal.sqlite3")
+        opened.append(journal)
+        return journal
+
+    yield factory
+    for journal in opened:
+        try:
+            journal.close()
+        except sqlite3.ProgrammingError:
+            pass
+
+
+@pytest.fixture
+def journal(open_journal: Callable[[], Journal]) -> Journal:
+    return open_journal()
+
+
+def add_in_order(journal: Journal, numbers: range | list[int]) -> list[str]:
+    """Add images with strictly increasing seen_at (the clock may not tick between two inserts)."""
+    ids = []
+    for n in numbers:
+        assert journal.add(record(n))
+        ids.append(iid(n))
+        time.sleep(0.002)
+    return ids
+
+
+def state_of(journal: Journal, n: int) -> ImageState:
+    found = journal.get(iid(n))
+    assert found is not None
+    return found.state
+
+
+# --- add / get ----------------------------------------------------------------------------------
+
+def test_creates_parent_folder_and_file(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "journal.sqlite3"
+    journal = Journal(path)
+    try:
+        assert path.is_file()
+    finally:
+        journal.close()
+
+
+def test_add_then_get(journal: Journal) -> None:
+    before = time.time()
+    assert journal.add(record(1)) is True
+    got = journal.get(iid(1))
+    assert isinstance(got, ImageRecord)
+    assert got.image_id == iid(1)
+    assert got.file_name == "cam-1.jpg"
+    assert (got.ext, got.width, got.height, got.size) == ("jpg", 640, 480, 1001)
+    assert got.captured_at == "2024-05-01T10:00:00.000Z"
+    assert got.state is ImageState.VALIDATED
+    assert got.batch_id is None
+    assert got.is_anomalous is None and got.confidence is None and got.result_json is None
+    assert before <= got.seen_at <= time.time()
+
+
+def test_get_unknown_is_none(journal: Journal) -> None:
+    assert journal.get("0" * 64) is None
+
+
+def test_same_image_twice_is_deduplicated(journal: Journal) -> None:
+    assert journal.add(record(1)) is True
+    assert journal.add(record(1, file_name="renamed.jpg", path="/elsewhere.jpg")) is False
+    got = journal.get(iid(1))
+    assert got is not None and got.file_name == "cam-1.jpg"  # the first sighting wins
+    assert journal.counts()["validated"] == 1
+
+
+def test_duplicate_does_not_reset_state(journal: Journal) -> None:
+    journal.add(record(1))
+    journal.advance([iid(1)], ImageState.UPLOADED)
+    assert journal.add(record(1)) is False
+    assert state_of(journal, 1) is ImageState.UPLOADED
+
+
+# --- advance ------------------------------------------------------------------------------------
+
+def test_advance_forward_through_every_state(journal: Journal) -> None:
+    journal.add(record(1))
+    for state in list(ImageState)[1:]:
+        journal.advance([iid(1)], state)
+        assert state_of(journal, 1) is state
+
+
+def test_advance_stores_fields(journal: Journal) -> None:
+    journal.add(record(1))
+    journal.advance([iid(1)], ImageState.SUBMITTED)
+    journal.advance([iid(1)], ImageState.RESULT_STORED, is_anomalous=1, confidence=0.93,
+                    result_json='{"v":1}')
+    got = journal.get(iid(1))
+    assert got is not None
+    assert got.is_anomalous is True and got.confidence == pytest.approx(0.93)
+    assert got.result_json == '{"v":1}'
+
+
+def test_repeating_a_step_is_a_no_op(journal: Journal) -> None:
+    journal.add(record(1))
+    journal.advance([iid(1)], ImageState.UPLOADED)
+    journal.advance([iid(1)], ImageState.UPLOADED)
+    assert state_of(journal, 1) is ImageState.UPLOADED
+    assert journal.counts()["uploaded"] == 1
+
+
+def test_going_backwards_raises(journal: Journal) -> None:
+    journal.add(record(1))
+    journal.advance([iid(1)], ImageState.ENQUEUED)
+    with pytest.raises(IllegalTransition, match="enqueued"):
+        journal.advance([iid(1)], ImageState.UPLOADED)
+    with pytest.raises(IllegalTransition):
+        journal.advance([iid(1)], ImageState.VALIDATED)
+    assert state_of(journal, 1) is ImageState.ENQUEUED
+
+
+def test_unknown_image_raises(journal: Journal) -> None:
+    with pytest.raises(IllegalTransition, match="unknown image"):
+        journal.advance(["f" * 64], ImageState.UPLOADED)
+
+
+def test_a_failing_advance_changes_nothing(journal: Journal) -> None:
+    """All ids of one call move in one transaction: a bad one rolls back the good ones."""
+    journal.add(record(1))
+    journal.add(record(2))
+    journal.advance([iid(2)], ImageState.SUBMITTED)
+    with pytest.raises(IllegalTransition):
+        journal.advance([iid(1), iid(2)], ImageState.UPLOADED)
+    assert state_of(journal, 1) is ImageState.VALIDATED
+    with pytest.raises(IllegalTransition):
+        journal.advance([iid(1), "e" * 64], ImageState.ENQUEUED)
+    assert state_of(journal, 1) is ImageState.VALIDATED
+    journal.advance([iid(1)], ImageState.UPLOADED)  # the journal is still usable afterwards
+    assert state_of(journal, 1) is ImageState.UPLOADED
+
+
+@pytest.mark.xfail(reason="BUG: journal.py advance() only refuses backward moves, although IllegalTransition "
+                          "documents 'skip its result' as illegal: SUBMITTED -> ALERTED is accepted with no "
+                          "result stored; refuse a move to ALERTED from any state but RESULT_STORED",
+                   strict=True)
+def test_skipping_the_result_raises(journal: Journal) -> None:
+    journal.add(record(1))
+    journal.advance([iid(1)], ImageState.SUBMITTED)
+    with pytest.raises(IllegalTransition):
+        journal.advance([iid(1)], ImageState.ALERTED)
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+def test_waiting_on_empty_journal(journal: Journal) -> None:
+    assert journal.waiting() == (0, None)
+
+
+def test_waiting_counts_unbatched_validated_images(journal: Journal) -> None:
+    add_in_order(journal, range(3))
+    count, oldest = journal.waiting()
+    first = journal.get(iid(0))
+    assert count == 3 and first is not None and oldest == first.seen_at
+
+
+def test_cut_batch_takes_oldest_first_and_respects_max(journal: Journal) -> None:
+    ids = add_in_order(journal, range(5))
+    assert journal.cut_batch("b1", max_images=3) == 3
+    assert [r.image_id for r in journal.batch_images("b1")] == ids[:3]
+    assert all(r.batch_id == "b1" for r in journal.batch_images("b1"))
+    count, oldest = journal.waiting()
+    fourth = journal.get(ids[3])
+    assert count == 2 and fourth is not None and oldest == fourth.seen_at
+    assert journal.cut_batch("b2", max_images=3) == 2
+    assert [r.image_id for r in journal.batch_images("b2")] == ids[3:]
+    assert journal.waiting() == (0, None)
+
+
+def test_cut_with_nothing_waiting_creates_no_batch(journal: Journal) -> None:
+    assert journal.cut_batch("empty", max_images=10) == 0
+    assert journal.open_batches() == []
+    assert journal.batch_done_unsummarized() == []
+
+
+def test_images_added_after_a_cut_wait_for_the_next(journal: Journal) -> None:
+    add_in_order(journal, [1])
+    journal.cut_batch("b1", max_images=10)
+    add_in_order(journal, [2])
+    assert journal.waiting()[0] == 1
+    assert [r.image_id for r in journal.batch_images("b1")] == [iid(1)]
+
+
+def test_batched_image_is_not_waiting_even_when_still_validated(journal: Journal) -> None:
+    add_in_order(journal, [1])
+    journal.cut_batch("b1", max_images=10)
+    assert state_of(journal, 1) is ImageState.VALIDATED
+    assert journal.waiting() == (0, None)
+
+
+def test_open_batches_oldest_first_until_submitted(journal: Journal) -> None:
+    add_in_order(journal, range(4))
+    journal.cut_batch("b-old", max_images=2)
+    time.sleep(0.002)
+    journal.cut_batch("b-new", max_images=2)
+    assert journal.open_batches() == ["b-old", "b-new"]
+
+    # a batch half way through its upload is still open (resumed after a restart)
+    journal.advance([iid(0)], ImageState.ENQUEUED)
+    assert journal.open_batches() == ["b-old", "b-new"]
+    journal.advance([iid(1)], ImageState.UPLOADED)
+    assert journal.open_batches() == ["b-old", "b-new"]
+    # once every image is submitted it is no longer open
+    journal.advance([iid(0), iid(1)], ImageState.SUBMITTED)
+    assert journal.open_batches() == ["b-new"]
+    journal.advance([iid(2), iid(3)], ImageState.SUBMITTED)
+    assert journal.open_batches() == []
+
+
+def test_unbatched_images_are_not_an_open_batch(journal: Journal) -> None:
+    add_in_order(journal, range(2))
+    assert journal.open_batches() == []
+
+
+def test_set_execution_is_stored(journal: Journal, tmp_path: Path) -> None:
+    add_in_order(journal, [1])
+    journal.cut_batch("b1", max_images=5)
+    journal.set_execution("b1", "arn:aws:states:us-east-1:1:execution:sm:b1")
+    with sqlite3.connect(tmp_path / "work" / "journal.sqlite3") as db:
+        row = db.execute("SELECT execution_arn, image_count FROM batches WHERE batch_id='b1'").fetchone()
+    assert row == ("arn:aws:states:us-east-1:1:execution:sm:b1", 1)
+
+
+def test_batch_done_unsummarized_and_mark_summarized(journal: Journal) -> None:
+    add_in_order(journal, range(4))
+    journal.cut_batch("b1", max_images=2)
+    time.sleep(0.002)
+    journal.cut_batch("b2", max_images=2)
+    everything = [iid(n) for n in range(4)]
+    journal.advance(everything, ImageState.RESULT_STORED)
+    assert journal.batch_done_unsummarized() == []
+    journal.advance([iid(0)], ImageState.ALERTED)
+    assert journal.batch_done_unsummarized() == []          # b1 has one image left
+    journal.advance([iid(1), iid(2), iid(3)], ImageState.ALERTED)
+    assert journal.batch_done_unsummarized() == ["b1", "b2"]  # oldest first
+    journal.mark_summarized("b1")
+    assert journal.batch_done_unsummarized() == ["b2"]
+    journal.mark_summarized("b2")
+    assert journal.batch_done_unsummarized() == []
+
+
+def test_in_state_orders_by_seen_and_limits(journal: Journal) -> None:
+    ids = add_in_order(journal, range(5))
+    assert [r.image_id for r in journal.in_state(ImageState.VALIDATED)] == ids
+    assert [r.image_id for r in journal.in_state(ImageState.VALIDATED, limit=2)] == ids[:2]
+    assert journal.in_state(ImageState.ALERTED) == []
+
+
+# --- quarantine and counts -------------------------------------------------------------------------
+
+def test_counts_cover_every_state_and_quarantine(journal: Journal) -> None:
+    counts = journal.counts()
+    assert counts == {**{s.value: 0 for s in ImageState}, "quarantined": 0}
+    add_in_order(journal, range(3))
+    journal.advance([iid(0)], ImageState.UPLOADED)
+    journal.quarantined("/q/a.jpg", "empty file (0 bytes)")
+    journal.quarantined("/q/b.jpg", "not a JPEG or PNG file")
+    counts = journal.counts()
+    assert counts["validated"] == 2 and counts["uploaded"] == 1 and counts["quarantined"] == 2
+    assert counts["alerted"] == 0
+
+
+def test_quarantined_same_path_counts_once_with_latest_reason(journal: Journal, tmp_path: Path) -> None:
+    journal.quarantined("/q/a.jpg", "first")
+    journal.quarantined("/q/a.jpg", "second")
+    assert journal.counts()["quarantined"] == 1
+    with sqlite3.connect(tmp_path / "work" / "journal.sqlite3") as db:
+        assert db.execute("SELECT reason FROM quarantine").fetchall() == [("second",)]
+
+
+# --- durability ---------------------------------------------------------------------------------
+
+def test_everything_survives_close_and_reopen(open_journal: Callable[[], Journal], tmp_path: Path) -> None:
+    first = open_journal()
+    add_in_order(first, range(3))
+    first.cut_batch("b1", max_images=2)
+    first.advance([iid(0)], ImageState.UPLOADED)
+    first.quarantined("/q/x.png", "image does not decode")
+    first.close()
+
+    path = tmp_path / "work" / "journal.sqlite3"
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+    second = open_journal()
+    assert state_of(second, 0) is ImageState.UPLOADED
+    assert [r.image_id for r in second.batch_images("b1")] == [iid(0), iid(1)]
+    assert second.open_batches() == ["b1"]
+    assert second.waiting()[0] == 1
+    assert second.counts()["quarantined"] == 1
+    assert second.add(record(0)) is False  # dedupe survives a restart
+
+
+def test_committed_rows_are_visible_to_another_connection_while_open(journal: Journal, tmp_path: Path) -> None:
+    """Each step commits at once: a crash right after add() keeps the row."""
+    journal.add(record(7))
+    other = sqlite3.connect(tmp_path / "work" / "journal.sqlite3")
+    try:
+        assert other.execute("SELECT state FROM images WHERE image_id=?", (iid(7),)).fetchone() == ("validated",)
+    finally:
+        other.close()
+
+
+def test_four_threads_adding_200_images_lose_nothing(journal: Journal, tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+    results: list[bool] = []
+    start = threading.Barrier(5)
+
+    def adder(worker: int) -> None:
+        try:
+            start.wait()
+            for k in range(50):
+                results.append(journal.add(record(f"{worker}-{k}")))
+                if k % 10 == 0:
+                    journal.waiting()
+                    journal.counts()
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    def cutter() -> None:
+        try:
+            start.wait()
+            for n in range(10):
+                journal.cut_batch(f"batch-{n}", max_images=7)
+                time.sleep(0.001)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=adder, args=(w,)) for w in range(4)] + [threading.Thread(target=cutter)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors
+    assert results == [True] * 200
+    assert journal.counts()["validated"] == 200
+    waiting, _ = journal.waiting()
+    with sqlite3.connect(tmp_path / "work" / "journal.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 200
+        batched = db.execute("SELECT COUNT(*) FROM images WHERE batch_id IS NOT NULL").fetchone()[0]
+        in_batches = db.execute("SELECT COALESCE(SUM(image_count), 0) FROM batches").fetchone()[0]
+    assert batched == in_batches  # every cut recorded exactly the images it took
+    assert batched + waiting == 200

@@ -1,0 +1,83 @@
+"""The deployable definitions are clean under the linters the brief names, and consistent."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import REPO
+
+CLOUD = REPO / "cloud"
+ASL = CLOUD / "statemachine" / "batch_pipeline.asl.json"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name) or str(REPO / ".venv" / "bin" / name)
+    if not shutil.which(path):
+        pytest.fail(f"{name} is not installed; pip install -e '.[test]'")
+    return path
+
+
+def test_template_is_clean_under_cfn_lint() -> None:
+    result = subprocess.run([_tool("cfn-lint"), str(CLOUD / "template.yaml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_asl_is_valid_json_and_clean_under_statelint() -> None:
+    json.loads(ASL.read_text())
+    result = subprocess.run([_tool("statelint"), "--ignore=URI", str(ASL)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_asl_placeholder_is_substituted_by_the_template() -> None:
+    from batchsight_cloud.local.template import load_template
+
+    placeholders = set(re.findall(r"\$\{(\w+)\}", ASL.read_text()))
+    machine = load_template()["Resources"]["BatchStateMachine"]["Properties"]
+    assert placeholders == set(machine["DefinitionSubstitutions"])
+    assert (CLOUD / machine["DefinitionUri"]) == ASL
+
+
+def test_every_path_after_start_model_reaches_a_stop() -> None:
+    """Walk the state graph: from StartModel, every terminal state is preceded by a stop."""
+    states = json.loads(ASL.read_text())["States"]
+
+    def successors(name: str) -> list[str]:
+        state = states[name]
+        nexts = [state.get("Next"), state.get("Default")]
+        nexts += [c["Next"] for c in state.get("Choices", [])] + [c["Next"] for c in state.get("Catch", [])]
+        return [n for n in nexts if n]
+
+    stops = {"StopModel", "StopModelAfterFailure"}
+    seen, frontier = set(), ["StartModel"]
+    while frontier:
+        name = frontier.pop()
+        if name in seen or name in stops:
+            continue
+        seen.add(name)
+        assert states[name]["Type"] not in ("Succeed", "Fail"), f"{name} ends the run without a stop"
+        assert not states[name].get("End"), f"{name} ends the run without a stop"
+        if states[name]["Type"] in ("Task", "Map"):
+            assert states[name].get("Catch"), f"{name} can fail without reaching a stop"
+        frontier.extend(successors(name))
+
+
+def test_no_iam_statement_grants_every_action_or_resource() -> None:
+    from batchsight_cloud.local.template import load_template
+
+    resources = load_template()["Resources"]
+    for name, spec in resources.items():
+        for policy in spec.get("Properties", {}).get("Policies", []) or []:
+            for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert all("*" not in a for a in actions), f"{name}: wildcard action {actions}"
+                assert statement["Resource"] != "*", f"{name}: unscoped resource"
+
+
+def test_python_runs_the_cli_help() -> None:
+    result = subprocess.run([sys.executable, "-m", "batchsight", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "demo" in result.stdout

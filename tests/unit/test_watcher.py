@@ -1,0 +1,351 @@
+"""watcher.py with real files, FIFOs, symlinks and a real watchdog observer.
+
+Timing assertions are only lower bounds that follow from the logic (a file is never complete
+before stable_seconds) or generous deadlines; polling loops stop at the first success.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from batchsight.watcher import DropFolderWatcher, StabilityTracker, is_candidate_name
+
+DEADLINE = 8.0
+
+
+def poll(tracker_complete: Callable[[], list[Path]], want: set[Path], *, deadline: float = DEADLINE,
+         every: float = 0.02) -> tuple[set[Path], float]:
+    """Call complete() until every wanted path was reported; returns everything reported and the time."""
+    start = time.monotonic()
+    seen: set[Path] = set()
+    while time.monotonic() - start < deadline:
+        seen.update(tracker_complete())
+        if want <= seen:
+            break
+        time.sleep(every)
+    return seen, time.monotonic() - start
+
+
+def drain(tracker_complete: Callable[[], list[Path]], seconds: float) -> set[Path]:
+    """Everything reported during a fixed window."""
+    seen: set[Path] = set()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        seen.update(tracker_complete())
+        time.sleep(0.02)
+    return seen
+
+
+# --- names ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", [".hidden.jpg", ".~lock", "img.tmp", "img.jpg.part", "IMG.JPG.PART",
+                                  "img.partial", "img.crdownload", "img.swp", "img.jpg~"])
+def test_temporary_and_hidden_names_are_not_candidates(name: str) -> None:
+    assert not is_candidate_name(name)
+
+
+@pytest.mark.parametrize("name", ["img.jpg", "IMG_0001.JPG", "part.png", "tmp.jpeg", "a.b.c.png"])
+def test_ordinary_names_are_candidates(name: str) -> None:
+    assert is_candidate_name(name)
+
+
+# --- StabilityTracker -------------------------------------------------------------------------------
+
+def test_file_completes_after_stable_seconds(tmp_path: Path) -> None:
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"x" * 100)
+    tracker = StabilityTracker(stable_seconds=0.3)
+    tracker.touch(path)
+    assert tracker.pending() == 1
+    start = time.monotonic()
+    assert tracker.complete() == []  # first look only records size and mtime
+    seen, _ = poll(tracker.complete, {path})
+    assert seen == {path}
+    assert time.monotonic() - start >= 0.3
+    assert tracker.pending() == 0
+    assert tracker.complete() == []  # reported once
+
+
+def test_touching_again_does_not_restart_or_duplicate(tmp_path: Path) -> None:
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"x")
+    tracker = StabilityTracker(stable_seconds=0.0)
+    tracker.touch(path)
+    tracker.touch(path)
+    assert tracker.pending() == 1
+    assert tracker.complete() == []
+    assert tracker.complete() == [path]
+
+
+def test_growing_file_is_not_reported_until_it_stops(tmp_path: Path) -> None:
+    path = tmp_path / "growing.jpg"
+    path.write_bytes(b"")
+    tracker = StabilityTracker(stable_seconds=0.5)
+    tracker.touch(path)
+    done = threading.Event()
+
+    def writer() -> None:
+        end = time.monotonic() + 1.0
+        with open(path, "ab", buffering=0) as out:
+            while time.monotonic() < end:
+                out.write(b"y" * 512)
+                time.sleep(0.04)
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while not done.is_set():
+            reported = tracker.complete()
+            assert reported == [] or done.is_set(), "reported while still growing"
+            time.sleep(0.02)
+    finally:
+        thread.join(timeout=10)
+    final_size = path.stat().st_size
+    seen, _ = poll(tracker.complete, {path})
+    assert seen == {path}
+    assert path.stat().st_size == final_size > 0
+
+
+def test_closed_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "closed.jpg"
+    path.write_bytes(b"z" * 10)
+    tracker = StabilityTracker(stable_seconds=3600)
+    tracker.touch(path, closed=True)
+    assert tracker.complete() == [path]
+    assert tracker.pending() == 0
+
+
+def test_closed_after_an_earlier_open_event_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "c.jpg"
+    path.write_bytes(b"1")
+    tracker = StabilityTracker(stable_seconds=3600)
+    tracker.touch(path)
+    assert tracker.complete() == []
+    tracker.touch(path, closed=True)
+    assert tracker.complete() == [path]
+
+
+@pytest.mark.parametrize("name", [".hidden.jpg", "upload.tmp", "frame.jpg.part", "x.crdownload"])
+def test_hidden_and_temp_names_are_ignored(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"data")
+    tracker = StabilityTracker(stable_seconds=0)
+    tracker.touch(path, closed=True)
+    tracker.touch(path)
+    assert tracker.pending() == 0
+    assert tracker.complete() == []
+
+
+def test_symlinks_fifos_and_directories_are_never_reported(tmp_path: Path) -> None:
+    target = tmp_path / "real.jpg"
+    target.write_bytes(b"r" * 10)
+    link = tmp_path / "link.jpg"
+    link.symlink_to(target)
+    dangling = tmp_path / "dangling.jpg"
+    dangling.symlink_to(tmp_path / "missing.jpg")
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder.jpg"
+    folder.mkdir()
+    tracker = StabilityTracker(stable_seconds=0)
+    for path in (link, dangling, fifo, folder):
+        tracker.touch(path)
+        tracker.touch(path, closed=True)
+    assert tracker.pending() == 4
+    assert tracker.complete() == []  # must not block on the FIFO either
+    assert tracker.complete() == []
+    assert tracker.pending() == 0
+
+
+def test_vanished_file_is_dropped(tmp_path: Path) -> None:
+    kept = tmp_path / "kept.jpg"
+    gone = tmp_path / "gone.jpg"
+    gone_closed = tmp_path / "gone-closed.jpg"
+    for path in (kept, gone, gone_closed):
+        path.write_bytes(b"k")
+    tracker = StabilityTracker(stable_seconds=0)
+    tracker.touch(kept)
+    tracker.touch(gone)
+    tracker.touch(gone_closed, closed=True)
+    gone.unlink()
+    gone_closed.unlink()
+    assert tracker.complete() == []
+    assert tracker.pending() == 1
+    assert tracker.complete() == [kept]
+    assert tracker.pending() == 0
+
+
+def test_file_that_vanishes_after_first_look_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"a")
+    tracker = StabilityTracker(stable_seconds=0)
+    tracker.touch(path)
+    assert tracker.complete() == []
+    path.unlink()
+    assert tracker.complete() == []
+    assert tracker.pending() == 0
+
+
+def test_file_replaced_by_a_symlink_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"a")
+    tracker = StabilityTracker(stable_seconds=0)
+    tracker.touch(path)
+    assert tracker.complete() == []
+    path.unlink()
+    path.symlink_to("/etc/hostname")
+    assert tracker.complete() == []
+    assert tracker.pending() == 0
+
+
+# --- DropFolderWatcher with a real observer ------------------------------------------------------------
+
+@pytest.fixture
+def make_watcher(request: pytest.FixtureRequest) -> Iterator[Callable[[Path, float], DropFolderWatcher]]:
+    started: list[DropFolderWatcher] = []
+
+    def factory(folder: Path, stable_seconds: float) -> DropFolderWatcher:
+        watcher = DropFolderWatcher(folder, stable_seconds)
+        watcher.start()
+        started.append(watcher)
+        return watcher
+
+    yield factory
+    for watcher in started:
+        watcher.stop()
+
+
+def test_start_creates_the_folder(tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+    folder = tmp_path / "new" / "drop"
+    make_watcher(folder, 0.1)
+    assert folder.is_dir()
+
+
+def test_files_present_before_start_are_picked_up(
+        tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    backlog = {folder / f"old-{n}.jpg" for n in range(5)}
+    for path in backlog:
+        path.write_bytes(b"o" * 64)
+    (folder / ".hidden.jpg").write_bytes(b"h")
+    (folder / "half.jpg.part").write_bytes(b"p")
+    (folder / "subdir").mkdir()
+    watcher = make_watcher(folder, 0.2)
+    assert watcher.tracker.pending() == 6  # five images and the folder; hidden/temp names never enter
+    seen, _ = poll(watcher.complete_files, backlog)
+    seen |= drain(watcher.complete_files, 0.3)
+    assert seen == backlog
+
+
+def test_file_written_after_start_is_reported(
+        tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+    folder = tmp_path / "drop"
+    watcher = make_watcher(folder, 0.2)
+    assert watcher.complete_files() == []
+    path = folder / "new.jpg"
+    with open(path, "wb") as out:
+        out.write(b"n" * 1000)
+    seen, elapsed = poll(watcher.complete_files, {path})
+    assert seen == {path}
+    assert elapsed < DEADLINE
+
+
+def test_many_files_written_after_start_are_each_reported_once(
+        tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+    folder = tmp_path / "drop"
+    watcher = make_watcher(folder, 0.2)
+    paths = {folder / f"img-{n:03d}.png" for n in range(20)}
+    for path in sorted(paths):
+        path.write_bytes(path.name.encode())
+    reported: list[Path] = []
+    start = time.monotonic()
+    while time.monotonic() - start < DEADLINE and set(reported) != paths:
+        reported.extend(watcher.complete_files())
+        time.sleep(0.02)
+    reported.extend(drain(watcher.complete_files, 0.5))
+    assert sorted(reported) == sorted(paths)
+
+
+def test_temp_file_renamed_into_place_is_reported_under_its_final_name(
+        tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+    folder = tmp_path / "drop"
+    watcher = make_watcher(folder, 0.2)
+    temp = folder / "frame-0001.jpg.part"
+    final = folder / "frame-0001.jpg"
+    temp.write_bytes(b"t" * 500)
+    assert drain(watcher.complete_files, 0.4) == set()
+    os.rename(temp, final)
+    seen, _ = poll(watcher.complete_files, {final})
+    seen |= drain(watcher.complete_files, 0.3)
+    assert seen == {final}
+
+
+def test_file_moved_in_from_another_folder_is_reported(
+        tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+    folder = tmp_path / "drop"
+    outside = tmp_path / "staging"
+    outside.mkdir()
+    watcher = make_watcher(folder, 0.2)
+    staged = outside / "moved.jpg"
+    staged.write_bytes(b"m" * 50)
+    os.rename(staged, folder / "moved.jpg")
+    seen, _ = poll(watcher.complete_files, {folder / "moved.jpg"})
+    assert seen == {folder / "moved.jpg"}
+
+
+def test_file_moved_out_is_not_reported_under_its_new_path(
+        tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+    """Ingest renames files out of the drop folder: the spool must never be handed back."""
+    folder = tmp_path / "drop"
+    elsewhere = tmp_path / "spool"
+    elsewhere.mkdir()
+    watcher = make_watcher(folder, 0.1)
+    path = folder / "a.jpg"
+    path.write_bytes(b"a")
+    poll(watcher.complete_files, {path})
+    os.rename(path, elsewhere / "a.jpg")
+    assert drain(watcher.complete_files, 0.6) == set()
+    assert watcher.tracker.pending() == 0
+
+
+def test_fifo_and_symlink_in_the_drop_folder_are_never_reported(
+        tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    os.mkfifo(folder / "before.jpg")
+    watcher = make_watcher(folder, 0.1)
+    os.mkfifo(folder / "after.jpg")
+    target = tmp_path / "real.jpg"
+    target.write_bytes(b"r")
+    (folder / "link.jpg").symlink_to(target)
+    real = folder / "real.jpg"
+    real.write_bytes(b"r")
+    seen, _ = poll(watcher.complete_files, {real})
+    seen |= drain(watcher.complete_files, 0.4)
+    assert seen == {real}
+
+
+@pytest.mark.xfail(reason="BUG: watcher.py StabilityTracker.complete reports a path at once on inotify's "
+                          "close-after-write, so a camera that writes one image in several open/write/close "
+                          "goes (which the module docstring says the stability rule covers) is handed to "
+                          "ingest after its first go and quarantined as truncated; on close, still require "
+                          "the size/mtime to settle (e.g. a short settle window) instead of reporting at once",
+                   strict=True)
+def test_file_written_in_two_goes_is_not_reported_after_the_first(
+        tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+    folder = tmp_path / "drop"
+    watcher = make_watcher(folder, 1.5)
+    path = folder / "two-goes.jpg"
+    with open(path, "wb") as out:
+        out.write(b"first half")
+    early = drain(watcher.complete_files, 0.6)
+    with open(path, "ab") as out:
+        out.write(b" second half")
+    assert early == set(), "reported after the first of two writes"
