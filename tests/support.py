@@ -42,6 +42,13 @@ class CloudFixture:
                 for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
                     s3.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
         shutil.rmtree(self.state_dir, ignore_errors=True)
+        table = self.outputs.extra["LockTableName"]
+        self.client("dynamodb").delete_item(TableName=table, Key={"lock_id": {"S": "model"}})
+
+    def lock_owner(self) -> str | None:
+        item = self.client("dynamodb").get_item(TableName=self.outputs.extra["LockTableName"],
+                                                Key={"lock_id": {"S": "model"}}).get("Item")
+        return item["owner"]["S"] if item else None
 
     def hosting_state(self) -> str:
         from batchsight_cloud.backends.local import LocalBackend
@@ -54,15 +61,21 @@ class CloudFixture:
         ledger = self.state_dir / "ledger.jsonl"
         return [json.loads(x) for x in ledger.read_text().splitlines()] if ledger.exists() else []
 
+    def start_execution(self, name: str, payload: dict[str, Any] | None = None) -> str:
+        return self.client("stepfunctions").start_execution(
+            stateMachineArn=self.outputs.state_machine_arn, name=name,
+            input=json.dumps(payload or {"v": 1, "trigger": "manual"}))["executionArn"]
+
     def run_execution(self, name: str, payload: dict[str, Any] | None = None,
                       timeout: float = 90.0) -> dict[str, Any]:
+        return self.wait_execution(self.start_execution(name, payload), timeout)
+
+    def wait_execution(self, arn: str, timeout: float = 90.0) -> dict[str, Any]:
         sfn = self.client("stepfunctions")
-        arn = sfn.start_execution(stateMachineArn=self.outputs.state_machine_arn, name=name,
-                                  input=json.dumps(payload or {"v": 1, "trigger": "manual"}))["executionArn"]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             described = sfn.describe_execution(executionArn=arn)
             if described["status"] != "RUNNING":
                 return described
             time.sleep(0.3)
-        raise AssertionError(f"execution {name} still running after {timeout} s")
+        raise AssertionError(f"execution {arn} still running after {timeout} s")

@@ -6,11 +6,14 @@ backlog and the clock, so the cost model in bench/ can drive it on a virtual clo
 """
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from batchsight.config import BatchSettings
+
+_NOT_IN_EXECUTION_NAME = re.compile(r"[^A-Za-z0-9_-]")  # config allows '.', execution names do not
 
 
 @dataclass
@@ -34,4 +37,5 @@ class BatchPolicy:
 def new_batch_id(device: str, now: float) -> str:
     """Unique, sortable, and a valid Step Functions execution name (it becomes one)."""
     stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{device[:40]}-{stamp}-{uuid.uuid4().hex[:8]}"
+    safe_device = _NOT_IN_EXECUTION_NAME.sub("_", device[:40])
+    return f"{safe_device}-{stamp}-{uuid.uuid4().hex[:8]}"

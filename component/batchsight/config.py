@@ -5,14 +5,17 @@ with an error naming the setting; the program never guesses.
 """
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
 import yaml
 
-_SEGMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_TOPIC_FORBIDDEN = ("+", "#", "\0")  # MQTT wildcards and NUL make every topic we publish invalid
 
 
 class ConfigError(ValueError):
@@ -126,7 +129,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         raise ConfigError(f"setting {prefix.rstrip('.') or 'root'}: expected a mapping, got {data!r}")
     hints = get_type_hints(cls)
     known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - known, key=str)  # YAML keys need not be strings
     if unknown:
         raise ConfigError(f"unknown setting {prefix}{unknown[0]}; known: {', '.join(sorted(known))}")
     values = {}
@@ -137,9 +140,32 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     return cls(**values)
 
 
+def _float_settings(obj: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
+    """Every float leaf with its dotted name, so no float setting escapes the finiteness check."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if is_dataclass(value):
+            yield from _float_settings(value, f"{prefix}{f.name}.")
+        elif isinstance(value, float):
+            yield prefix + f.name, value
+
+
+def _check_topic_prefix(prefix: str) -> None:
+    """The prefix starts every topic we publish, so it must be a valid, wildcard-free topic level."""
+    if not prefix:
+        raise ConfigError("setting mqtt.topic_prefix: must not be empty")
+    if any(c in prefix for c in _TOPIC_FORBIDDEN):
+        raise ConfigError("setting mqtt.topic_prefix: must not contain '+', '#' or NUL")
+    if prefix.startswith("/") or prefix.endswith("/"):
+        raise ConfigError("setting mqtt.topic_prefix: must not start or end with '/'")
+
+
 def _check(config: Config) -> None:
+    for name, value in _float_settings(config):
+        if not math.isfinite(value):  # NaN slips past every comparison below
+            raise ConfigError(f"setting {name}: must be a finite number, got {value}")
     for name in ("site", "line", "device"):
-        if not _SEGMENT.match(getattr(config, name)):
+        if not _SEGMENT.fullmatch(getattr(config, name)):
             raise ConfigError(f"setting {name}: use 1-64 letters, digits, '.', '_' or '-'")
     missing = [f"aws.{n}" for n in ("source_bucket", "final_bucket", "queue_url", "state_machine_arn")
                if not getattr(config.aws, n)]
@@ -156,6 +182,9 @@ def _check(config: Config) -> None:
     for name, value in positive.items():
         if value <= 0:
             raise ConfigError(f"setting {name}: must be greater than 0, got {value}")
+    if config.mqtt.port > 65535:
+        raise ConfigError(f"setting mqtt.port: must be 1 to 65535, got {config.mqtt.port}")
+    _check_topic_prefix(config.mqtt.topic_prefix)
     if config.ingest.stable_seconds < 0:
         raise ConfigError("setting ingest.stable_seconds: must not be negative")
     if config.ingest.max_side < config.ingest.min_side:
@@ -184,4 +213,8 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"configuration file {path} does not exist") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"configuration file {path} cannot be read: {exc.strerror or exc}") from exc
     return config_from_dict(data or {})

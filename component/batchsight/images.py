@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import warnings
 from dataclasses import dataclass
 
 from PIL import Image
@@ -15,7 +14,8 @@ from PIL import Image
 from batchsight.config import IngestSettings
 
 _MAGIC = {b"\xff\xd8\xff": "jpg", b"\x89PNG\r\n\x1a\n": "png"}
-_PIL_FORMAT = {"jpg": "JPEG", "png": "PNG"}
+# Pillow calls a JPEG with a multi-picture (MPF) segment "MPO": stereo and depth-map cameras
+_PIL_FORMATS = {"jpg": ("JPEG", "MPO"), "png": ("PNG",)}
 
 
 class InvalidImage(ValueError):
@@ -38,37 +38,56 @@ def sniff(data: bytes) -> str:
     raise InvalidImage("not a JPEG or PNG file (content checked, not the name)")
 
 
-def check_image(data: bytes, limits: IngestSettings) -> CheckedImage:
-    """Validate the bytes fully (header, dimensions, complete decode) and hash them."""
-    if not data:
+def check_size(size: int, limits: IngestSettings) -> None:
+    """Refuse on the byte count alone, so ingest can refuse a huge file from its stat unread."""
+    if not size:
         raise InvalidImage("empty file (0 bytes)")
-    if len(data) > limits.max_bytes:
-        raise InvalidImage(f"file is {len(data)} bytes, over the {limits.max_bytes}-byte limit")
+    if size > limits.max_bytes:
+        raise InvalidImage(f"file is {size} bytes, over the {limits.max_bytes}-byte limit")
+
+
+def check_image(data: bytes, limits: IngestSettings) -> CheckedImage:
+    """Validate the bytes fully (size, header, dimensions, complete decode) and hash them."""
+    check_size(len(data), limits)
     ext = sniff(data)
-    width, height = _decode(data, ext)
-    if min(width, height) < limits.min_side or max(width, height) > limits.max_side:
-        raise InvalidImage(f"image is {width}x{height} px; each side must be "
-                           f"{limits.min_side} to {limits.max_side} px")
+    width, height = _decode(data, ext, limits)
     return CheckedImage(image_id=hashlib.sha256(data).hexdigest(), ext=ext, size=len(data),
                         width=width, height=height)
 
 
-def _decode(data: bytes, ext: str) -> tuple[int, int]:
-    """Decode the whole stream (truncation shows only there), at reduced scale for speed."""
+def _decode(data: bytes, ext: str, limits: IngestSettings) -> tuple[int, int]:
+    """Check the header first, then decode the whole stream (truncation shows only there).
+
+    JPEGs decode at reduced scale for speed; nothing is decoded before its size is known to fit.
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                if image.format != _PIL_FORMAT[ext]:
-                    raise InvalidImage(f"content says {ext} but decodes as {image.format}")
-                size = image.size
-                if ext == "jpg":
-                    image.draft(image.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
-                image.load()
-                return size
+        with Image.open(io.BytesIO(data)) as image:
+            _check_header(image, ext, limits)
+            size = image.size
+            if ext == "jpg":
+                image.draft(image.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
+            image.load()
+            return size
     except InvalidImage:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise InvalidImage(f"decompression bomb refused: {exc}") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImage(f"image does not decode: {exc}") from exc
+
+
+def _check_header(image: Image.Image, ext: str, limits: IngestSettings) -> None:
+    """Refuse on what the header says, so an oversized or bomb image is never decoded.
+
+    Pillow only warns between MAX_IMAGE_PIXELS and twice that; turning its warning into an
+    error would change a process-wide filter from the ingest thread, so the limit is checked here.
+    """
+    if image.format not in _PIL_FORMATS[ext]:
+        raise InvalidImage(f"content says {ext} but decodes as {image.format}")
+    width, height = image.size
+    if Image.MAX_IMAGE_PIXELS is not None and width * height > Image.MAX_IMAGE_PIXELS:
+        raise InvalidImage(f"decompression bomb refused: {width}x{height} px is over the "
+                           f"{Image.MAX_IMAGE_PIXELS}-pixel limit")
+    if min(width, height) < limits.min_side or max(width, height) > limits.max_side:
+        raise InvalidImage(f"image is {width}x{height} px; each side must be "
+                           f"{limits.min_side} to {limits.max_side} px")

@@ -68,6 +68,19 @@ class IllegalTransition(RuntimeError):
     """A caller tried to move an image backwards or skip its result: a bug, never data."""
 
 
+_RESULT = _ORDER.index(ImageState.RESULT_STORED)
+
+
+def _check_transition(image_id: str, current: ImageState, to: ImageState) -> None:
+    """Forward moves may skip the cloud steps but never the stored result: alerts rest on it."""
+    here, there = _ORDER.index(current), _ORDER.index(to)
+    if here > there:
+        raise IllegalTransition(f"image {image_id} is {current.value}, cannot become {to.value}")
+    if here < _RESULT < there:
+        raise IllegalTransition(f"image {image_id} is {current.value}, cannot become {to.value} "
+                                f"without {ImageState.RESULT_STORED.value}")
+
+
 @dataclass(frozen=True)
 class ImageRecord:
     image_id: str
@@ -181,16 +194,14 @@ class Journal:
         return [r[0] for r in rows]
 
     def advance(self, image_ids: list[str], to: ImageState, **fields: Any) -> None:
-        """Move images forward to ``to``; repeating a step is a no-op, going back is a bug."""
-        target = _ORDER.index(to)
+        """Move images forward to ``to``; repeating a step is a no-op, going back or skipping
+        the result is a bug."""
         with self._tx() as db:
             for image_id in image_ids:
                 row = db.execute("SELECT state FROM images WHERE image_id=?", (image_id,)).fetchone()
                 if row is None:
                     raise IllegalTransition(f"unknown image {image_id}")
-                current = ImageState(row[0])
-                if _ORDER.index(current) > target:
-                    raise IllegalTransition(f"image {image_id} is {current.value}, cannot become {to.value}")
+                _check_transition(image_id, ImageState(row[0]), to)
                 assignments = ", ".join(f"{k}=:{k}" for k in ("state", "updated_at", *fields))
                 db.execute(f"UPDATE images SET {assignments} WHERE image_id=:image_id",  # noqa: S608 - fixed names
                            {"state": to.value, "updated_at": time.time(), "image_id": image_id, **fields})

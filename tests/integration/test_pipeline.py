@@ -92,3 +92,36 @@ def test_redelivered_message_overwrites_its_result(local_cloud: CloudFixture, tm
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     assert [r["image_id"] for r in _results(local_cloud)] == [message["image_id"]]
     assert _dead_letters(local_cloud) == []
+
+
+def test_concurrent_executions_host_the_model_once(local_cloud: CloudFixture, tmp_path) -> None:
+    frames = generate(tmp_path, count=8, size=128, seed=13)
+    messages = [_queue_image(local_cloud, f.path.read_bytes(), ext=f.path.suffix[1:]) for f in frames]
+    arns = [local_cloud.start_execution(f"overlap-{n}") for n in range(3)]
+    outcomes = [local_cloud.wait_execution(arn) for arn in arns]
+    assert all(o["status"] == "SUCCEEDED" for o in outcomes), [o.get("cause") for o in outcomes]
+    assert len(local_cloud.hosted_intervals()) == 1, "the model must start once for overlapping triggers"
+    assert sorted(r["image_id"] for r in _results(local_cloud)) == sorted(m["image_id"] for m in messages)
+    assert local_cloud.lock_owner() is None, "the lock is released at the end"
+
+
+def test_failed_hosting_stops_the_model_and_releases_the_lock(local_cloud: CloudFixture, tmp_path) -> None:
+    """A model file that cannot be loaded: StartModel fails, the execution fails cleanly."""
+    frame = generate(tmp_path, count=1, size=128, seed=17)[0]
+    _queue_image(local_cloud, frame.path.read_bytes(), ext=frame.path.suffix[1:])
+    hidden = local_cloud.model_path.with_suffix(".hidden")
+    local_cloud.model_path.rename(hidden)
+    try:
+        execution = local_cloud.run_execution("hosting-fails")
+    finally:
+        hidden.rename(local_cloud.model_path)
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "BatchFailed"
+    assert local_cloud.lock_owner() is None
+    assert local_cloud.hosting_state() == "STOPPED"
+    _drain_queue_for_next_test(local_cloud)
+
+
+def _drain_queue_for_next_test(cloud: CloudFixture) -> None:
+    run = cloud.run_execution("cleanup-after-failure")
+    assert run["status"] == "SUCCEEDED"

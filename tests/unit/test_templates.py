@@ -53,10 +53,12 @@ def test_every_path_after_start_model_reaches_a_stop() -> None:
         return [n for n in nexts if n]
 
     stops = {"StopModel", "StopModelAfterFailure"}
+    # LockLost: another execution took the model over; stopping it would cut off their drain.
+    allowed_without_stop = {"LockLost"}
     seen, frontier = set(), ["StartModel"]
     while frontier:
         name = frontier.pop()
-        if name in seen or name in stops:
+        if name in seen or name in stops or name in allowed_without_stop:
             continue
         seen.add(name)
         assert states[name]["Type"] not in ("Succeed", "Fail"), f"{name} ends the run without a stop"

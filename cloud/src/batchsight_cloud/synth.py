@@ -88,7 +88,7 @@ def encode(image: Image.Image, fmt: Literal["jpg", "png"]) -> bytes:
 
 
 def render_part(rng: np.random.Generator, *, size: int, defect: Defect | None) -> Image.Image:
-    """Render one RGB frame of the flange, with `defect` (or none) and line-like nuisance."""
+    """Render one RGB frame of the flange with `defect` (or none) and production-line nuisance."""
     if defect is not None and defect not in DEFECTS:
         raise ValueError(f"unknown defect {defect!r}; expected one of {DEFECTS}")
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
@@ -101,6 +101,7 @@ def render_part(rng: np.random.Generator, *, size: int, defect: Defect | None) -
     frame = _paint(frame, _disc(dist, _FLANGE_R * size), surface)
     frame = _paint(frame, _disc(dist, _HUB_R * size), surface + 25)   # raised hub catches more light
     frame = _paint(frame, _disc(dist, _BORE_R * size), 30.0)
+    metal = _disc(dist, _FLANGE_R * size) - _disc(dist, _BORE_R * size)
 
     missing = int(rng.integers(_BOLT_HOLES)) if defect == "missing_feature" else -1
     for hole in range(_BOLT_HOLES):
@@ -108,12 +109,14 @@ def render_part(rng: np.random.Generator, *, size: int, defect: Defect | None) -
         hy = cy + _BOLT_CIRCLE_R * size * np.sin(angle)
         hx = cx + _BOLT_CIRCLE_R * size * np.cos(angle)
         if hole != missing:
-            frame = _paint(frame, _disc(np.hypot(yy - hy, xx - hx), _BOLT_R * size), 35.0)
+            hole_coverage = _disc(np.hypot(yy - hy, xx - hx), _BOLT_R * size)
+            frame = _paint(frame, hole_coverage, 35.0)
+            metal = metal - hole_coverage
 
     if defect == "scratch":
-        frame = _scratch(rng, frame, yy, xx, cy, cx, size)
+        frame = frame + metal * _scratch(rng, metal, yy, xx, size)
     elif defect == "spot":
-        frame = _spots(rng, frame, yy, xx, cy, cx, size)
+        frame = frame - metal * _spots(rng, metal, yy, xx, size)
 
     gain, offset = rng.uniform(0.9, 1.1), rng.uniform(-10, 10)   # exposure and light drift
     frame = frame * gain + offset + rng.normal(0, 2.5, frame.shape)  # sensor noise
@@ -138,33 +141,34 @@ def _paint(frame: np.ndarray, coverage: np.ndarray, value: np.ndarray | float) -
     return frame * (1 - coverage) + value * coverage
 
 
-def _on_face(rng: np.random.Generator, cy: float, cx: float, size: int) -> tuple[float, float]:
-    """A random point on the flange face, between the bolt circle and the rim or on the hub."""
-    radius = rng.uniform(_BORE_R + 0.03, _FLANGE_R - 0.04) * size
-    angle = rng.uniform(0, 2 * np.pi)
-    return cy + radius * np.sin(angle), cx + radius * np.cos(angle)
+def _on_metal(rng: np.random.Generator, metal: np.ndarray) -> tuple[float, float]:
+    """A random point on solid metal, so a defect never hides in a hole or off the part."""
+    size = metal.shape[0]
+    while True:
+        py, px = rng.uniform(0, size, size=2)
+        if metal[int(py), int(px)] > 0.99:
+            return float(py), float(px)
 
 
-def _scratch(rng: np.random.Generator, frame: np.ndarray, yy: np.ndarray, xx: np.ndarray,
-             cy: float, cx: float, size: int) -> np.ndarray:
-    """A thin straight line, bright (burnished) or dark (a groove), of random angle and length."""
-    py, px = _on_face(rng, cy, cx, size)
+def _scratch(rng: np.random.Generator, metal: np.ndarray, yy: np.ndarray, xx: np.ndarray,
+             size: int) -> np.ndarray:
+    """Intensity change of a thin straight line, bright (burnished) or dark (a groove)."""
+    py, px = _on_metal(rng, metal)
     length = rng.uniform(0.12, 0.3) * size
     angle = rng.uniform(0, np.pi)
     dy, dx = np.sin(angle), np.cos(angle)
     along = np.clip((yy - py) * dy + (xx - px) * dx, -length / 2, length / 2)
     dist = np.hypot(yy - (py + along * dy), xx - (px + along * dx))
-    coverage = np.clip(rng.uniform(0.8, 1.4) / 2 - dist + 0.5, 0.0, 1.0)
-    contrast = rng.choice([-1, 1]) * rng.uniform(50, 80)
-    return frame + contrast * coverage * _disc(np.hypot(yy - cy, xx - cx), _FLANGE_R * size)
+    coverage = np.clip(rng.uniform(1.2, 2.0) / 2 - dist + 0.5, 0.0, 1.0)
+    return rng.choice([-1, 1]) * rng.uniform(60, 90) * coverage
 
 
-def _spots(rng: np.random.Generator, frame: np.ndarray, yy: np.ndarray, xx: np.ndarray,
-           cy: float, cx: float, size: int) -> np.ndarray:
-    """One to three dark, soft-edged blobs (corrosion, oil) on the face."""
+def _spots(rng: np.random.Generator, metal: np.ndarray, yy: np.ndarray, xx: np.ndarray,
+           size: int) -> np.ndarray:
+    """Darkening by one to three soft-edged blobs (corrosion, oil)."""
+    darkening = np.zeros_like(yy)
     for _ in range(int(rng.integers(1, 4))):
-        py, px = _on_face(rng, cy, cx, size)
+        py, px = _on_metal(rng, metal)
         sigma = rng.uniform(0.008, 0.018) * size
-        depth = rng.uniform(50, 80)
-        frame = frame - depth * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / (2 * sigma ** 2))
-    return frame
+        darkening += rng.uniform(50, 80) * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / (2 * sigma ** 2))
+    return darkening

@@ -131,6 +131,8 @@ class _StackBuilder:
         queues = self._resources("AWS::SQS::Queue")
         for name, props in sorted(queues, key=lambda q: "RedrivePolicy" in q[1]):
             self._queue(name, props)
+        for name, props in self._resources("AWS::DynamoDB::Table"):
+            self._table(name, props)
         role = self._role()
         for name, props in self._resources("AWS::Serverless::Function"):
             self._function(name, props, role)
@@ -170,6 +172,14 @@ class _StackBuilder:
         url = self._client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
         self.physical[logical] = {None: url, "Arn": arn, "QueueName": name}
+
+    def _table(self, logical: str, props: dict[str, Any]) -> None:
+        name = f"{STACK}-{logical}"
+        created = self._client("dynamodb").create_table(
+            TableName=name, BillingMode=props["BillingMode"], KeySchema=props["KeySchema"],
+            AttributeDefinitions=props["AttributeDefinitions"],
+            SSESpecification={"Enabled": props["SSESpecification"]["SSEEnabled"]})
+        self.physical[logical] = {None: name, "Arn": created["TableDescription"]["TableArn"]}
 
     def _role(self) -> str:
         trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
