@@ -9,7 +9,8 @@ scores <data>/<set>/test/{normal,anomaly}, and prints in one run:
     the same resolution and colour, no alignment or normalisation; and the AUROC ratio.
 
     python bench/detector_eval.py                       # circuitboard, from ../shared/data
-    python bench/detector_eval.py --set casting --data /path/to/data --working-size 128
+    python bench/detector_eval.py --set casting --extra-normal 'stream/images/cast_ok_*' --bank 128
+    python bench/detector_eval.py --data /path/to/data --supervised --working-size 192
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "cloud" / "src"))
 
-from batchsight_cloud.detector import fit  # noqa: E402
-from batchsight_cloud.detector.features import Preprocessing, pixels  # noqa: E402
+from batchsight_cloud.detector import fit
+from batchsight_cloud.detector.features import Preprocessing, pixels
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -33,15 +34,22 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--set", default="circuitboard", help="folder under --data (circuitboard, casting)")
+    parser.add_argument("--set", default="circuitboard",
+                        help="folder under --data (circuitboard, casting)")
     parser.add_argument("--working-size", type=int, default=128)
     parser.add_argument("--color", choices=["gray", "rgb"], default="gray")
+    parser.add_argument("--bank", type=int, default=64, help="max_bank_images for fit()")
+    parser.add_argument("--extra-normal", metavar="GLOB",
+                        help="more normal images to fit on, relative to the set, "
+                             "e.g. 'stream/images/cast_ok_*'")
     parser.add_argument("--supervised", action="store_true",
                         help="also pass train/anomaly to fit() so it sets an F1-optimal threshold")
     args = parser.parse_args()
 
     root = args.data / args.set
     train_normal = read_images(root / "train" / "normal")
+    if args.extra_normal:
+        train_normal += [p.read_bytes() for p in sorted(root.glob(args.extra_normal))]
     train_anomaly = read_images(root / "train" / "anomaly") if args.supervised else []
     test_normal = read_images(root / "test" / "normal")
     test_anomaly = read_images(root / "test" / "anomaly")
@@ -54,16 +62,16 @@ def main() -> None:
 
     started = time.perf_counter()
     model = fit(train_normal, anomalous_images=train_anomaly or None,
-                working_size=args.working_size, color=args.color)
-    print(f"fit {time.perf_counter() - started:.2f} s, threshold {model.threshold:.3f}")
+                working_size=args.working_size, color=args.color, max_bank_images=args.bank)
+    print(f"fit {time.perf_counter() - started:.2f} s, {len(model.bank.images)} images kept, "
+          f"threshold {model.threshold:.3f}")
 
-    scores, verdicts, latencies = [], [], []
+    verdicts, latencies = [], []
     for data in test:
         started = time.perf_counter()
-        result = model.detect(data)
+        verdicts.append(model.detect(data)["IsAnomalous"])
         latencies.append(time.perf_counter() - started)
-        verdicts.append(result["IsAnomalous"])
-        scores.append(model.score(data))
+    scores = [model.score(data) for data in test]
     detector_auroc = auroc(np.array(scores), labels)
     print(f"AUROC {detector_auroc:.3f}")
     report_threshold(np.array(verdicts), labels)

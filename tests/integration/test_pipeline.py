@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import datetime, timezone
 
 import jsonschema
@@ -125,3 +126,28 @@ def test_failed_hosting_stops_the_model_and_releases_the_lock(local_cloud: Cloud
 def _drain_queue_for_next_test(cloud: CloudFixture) -> None:
     run = cloud.run_execution("cleanup-after-failure")
     assert run["status"] == "SUCCEEDED"
+
+
+def _invoke(cloud: CloudFixture, function: str) -> dict:
+    response = cloud.client("lambda").invoke(FunctionName=f"batchsight-{function}", Payload=b"{}")
+    assert "FunctionError" not in response, response["Payload"].read()
+    return json.loads(response["Payload"].read())
+
+
+def test_reaper_stops_a_model_whose_execution_was_stopped_by_hand(local_cloud: CloudFixture, tmp_path) -> None:
+    frame = generate(tmp_path, count=1, size=128, seed=19)[0]
+    _queue_image(local_cloud, frame.path.read_bytes(), ext=frame.path.suffix[1:])
+    assert _invoke(local_cloud, "ReaperFunction")["action"] == "none"
+    arn = local_cloud.start_execution("aborted", {"v": 1, "trigger": "manual"})
+    deadline = time.monotonic() + 30
+    while local_cloud.hosting_state() == "STOPPED" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _invoke(local_cloud, "ReaperFunction")["action"] == "none", "the owner is running: hands off"
+    local_cloud.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stopped by hand")
+    assert local_cloud.wait_execution(arn)["status"] == "ABORTED"
+    outcome = _invoke(local_cloud, "ReaperFunction")
+    assert outcome["action"] == "stopped"
+    assert local_cloud.hosting_state() == "STOPPED"
+    assert local_cloud.lock_owner() is None
+    assert local_cloud.run_execution("after-reap")["status"] == "SUCCEEDED"  # the image is still processed
+    assert len(_results(local_cloud)) == 1

@@ -131,12 +131,14 @@ def test_batch_id_for_every_accepted_identity_character() -> None:
     assert EXECUTION_NAME.match(new_batch_id(config.device, T0))
 
 
-@pytest.mark.xfail(reason="BUG: batcher.py new_batch_id copies the device name verbatim, but config.py accepts "
-                          "'.' in device names; 'gw.1' gives a batch id that breaks the batch_id pattern "
-                          "^[A-Za-z0-9_-]{1,80}$ of schemas/execution_input and image_message (and CloudWatch-"
-                          "logged execution names); replace characters outside [A-Za-z0-9_-] (e.g. '.' -> '_')",
-                   strict=True)
 def test_device_with_a_dot_gives_a_valid_execution_name() -> None:
     config = config_from_dict({"device": "gw.line-3.cam", "aws": {
         "source_bucket": "s", "final_bucket": "f", "queue_url": "q", "state_machine_arn": "a"}})
-    assert EXECUTION_NAME.match(new_batch_id(config.device, T0))
+    batch_id = new_batch_id(config.device, T0)
+    assert EXECUTION_NAME.match(batch_id)
+    assert batch_id.startswith("gw_line-3_cam-")
+
+
+def test_longest_dotted_device_name_still_fits() -> None:
+    batch_id = new_batch_id("." * 64, T0)
+    assert EXECUTION_NAME.match(batch_id) and len(batch_id) <= 80

@@ -197,12 +197,18 @@ def test_top_level_list_is_refused(tmp_path: Path) -> None:
         load_config(path)
 
 
-@pytest.mark.xfail(reason="BUG: load_config catches only FileNotFoundError and YAMLError; a path that is a "
-                          "folder (or unreadable/not UTF-8) escapes as IsADirectoryError/OSError, which the "
-                          "CLI does not turn into a 'configuration error' message", strict=True)
 def test_config_path_that_is_a_folder_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="cannot be read") as caught:
         load_config(tmp_path)
+    assert str(tmp_path) in str(caught.value)
+
+
+def test_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("site: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8") as caught:
+        load_config(path)
+    assert str(path) in str(caught.value)
 
 
 # --- every kind of bad value: ConfigError naming the setting ---------------------------------------
@@ -309,9 +315,6 @@ def test_bad_identity_segment(field: str, value: str) -> None:
     assert f"setting {field}" in message
 
 
-@pytest.mark.xfail(reason="BUG: config.py _SEGMENT uses '$', which also matches before a final newline, so "
-                          "'site1\\n' passes and ends up inside MQTT topics and S3 keys; use re.fullmatch or \\Z",
-                   strict=True)
 def test_identity_with_trailing_newline_is_refused() -> None:
     for field in ("site", "line", "device"):
         assert f"setting {field}" in error_for(minimal(**{field: "plant1\n"}))
@@ -347,10 +350,6 @@ def test_error_is_a_value_error_with_one_line() -> None:
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.xfail(reason="BUG: config.py _check compares with '<= 0'/'< 0', which NaN never satisfies, so "
-                          "'.nan' is accepted for batch.*_seconds, results.* and ingest.stable_seconds "
-                          "(a NaN interval never fires, a NaN stable_seconds never completes a file); "
-                          "refuse non-finite values (math.isfinite)", strict=True)
 @pytest.mark.parametrize("data", [{"batch": {"interval_seconds": float("nan")}},
                                   {"ingest": {"stable_seconds": float("nan")}},
                                   {"results": {"poll_seconds": float("nan")}}],
@@ -359,23 +358,54 @@ def test_nan_is_refused(data: dict[str, Any]) -> None:
     error_for(minimal(**data))
 
 
-@pytest.mark.xfail(reason="BUG: config.py _check only requires mqtt.port > 0; 70000 is accepted and fails "
-                          "later in the MQTT client instead of naming the setting; check 1..65535",
-                   strict=True)
+FLOAT_SETTINGS = [("batch", "interval_seconds"), ("batch", "max_age_seconds"), ("ingest", "stable_seconds"),
+                  ("results", "poll_seconds"), ("results", "timeout_seconds"), ("alerts", "min_confidence")]
+
+
+def test_every_float_setting_is_covered() -> None:
+    config = Config()
+    found = {(group, f) for group in ("batch", "ingest", "results", "alerts", "mqtt", "aws", "retention")
+             for f in vars(getattr(config, group)) if isinstance(getattr(getattr(config, group), f), float)}
+    assert found == set(FLOAT_SETTINGS)
+
+
+@pytest.mark.parametrize("group,name", FLOAT_SETTINGS)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_numbers_are_refused_naming_the_setting(group: str, name: str, value: float) -> None:
+    assert f"setting {group}.{name}: must be a finite number" in error_for(minimal(**{group: {name: value}}))
+
+
+def test_non_finite_yaml_numbers_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "inf.yaml"
+    path.write_text(yaml.safe_dump(minimal()) + "batch:\n  max_age_seconds: .inf\n")
+    with pytest.raises(ConfigError, match=r"batch\.max_age_seconds"):
+        load_config(path)
+
+
 def test_port_above_65535_is_refused() -> None:
     assert "mqtt.port" in error_for(minimal(mqtt={"port": 70000}))
+    assert "mqtt.port" in error_for(minimal(mqtt={"port": 65536}))
+    assert "mqtt.port" in error_for(minimal(mqtt={"port": 0}))
+    assert config_from_dict(minimal(mqtt={"port": 65535})).mqtt.port == 65535
+    assert config_from_dict(minimal(mqtt={"port": 1})).mqtt.port == 1
 
 
-@pytest.mark.xfail(reason="BUG: config.py never checks mqtt.topic_prefix; '' or a prefix with MQTT wildcards "
-                          "('+', '#') makes every publish topic invalid", strict=True)
 def test_topic_prefix_with_wildcards_is_refused() -> None:
     for prefix in ("factory/#", "a/+/b", ""):
         assert "mqtt.topic_prefix" in error_for(minimal(mqtt={"topic_prefix": prefix}))
 
 
-@pytest.mark.xfail(reason="BUG: config.py _build sorts the unknown keys; a YAML mapping with a non-string key "
-                          "next to a string one (e.g. '1: x' and 'foo: y') raises TypeError from sorted() "
-                          "instead of ConfigError; sort with key=str", strict=True)
+@pytest.mark.parametrize("prefix", ["nul\0byte", "/factory", "factory/", "/"])
+def test_topic_prefix_with_nul_or_outer_slash_is_refused(prefix: str) -> None:
+    assert "mqtt.topic_prefix" in error_for(minimal(mqtt={"topic_prefix": prefix}))
+
+
+@pytest.mark.parametrize("prefix", ["acme", "acme/plants", "a b", "$edge/factory"])
+def test_ordinary_topic_prefixes_pass(prefix: str) -> None:
+    config = config_from_dict(minimal(mqtt={"topic_prefix": prefix}))
+    assert config.topic("alert").startswith(prefix + "/")
+
+
 def test_non_string_keys_give_config_error(tmp_path: Path) -> None:
     path = tmp_path / "keys.yaml"
     path.write_text(yaml.safe_dump(minimal()) + "1: x\nfoo: y\n")

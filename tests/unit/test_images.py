@@ -199,15 +199,42 @@ def test_decompression_bomb(bomb_png: bytes) -> None:
     assert message.startswith("decompression bomb refused")
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's own, from open()
 def test_decompression_bomb_in_warning_range() -> None:
     """100 Mpx is past Pillow's warning threshold but under its error threshold: still refused."""
     assert reason(bilevel_png(10000, 10000)).startswith("decompression bomb refused")
 
 
-@pytest.mark.xfail(reason="BUG: images.py _decode requires image.format == 'JPEG', but Pillow opens a JPEG "
-                          "carrying an MPF (multi-picture) segment as format 'MPO' (stereo cameras, phones with "
-                          "depth maps); such a valid JPEG is quarantined as 'content says jpg but decodes as "
-                          "MPO'; accept {'JPEG', 'MPO'} for jpg", strict=True)
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_pixel_limit_is_pillows_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = png(100, 100)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100 - 1)
+    assert reason(data) == "decompression bomb refused: 100x100 px is over the 9999-pixel limit"
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    assert check_image(data, LIMITS).width == 100
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # Pillow's way to switch the check off
+    assert check_image(data, LIMITS).width == 100
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_bomb_is_refused_from_its_header_without_decoding() -> None:
+    """Cut right after the header: only a check made before load() can name the bomb."""
+    assert reason(bilevel_png(10000, 10000)[:64]).startswith("decompression bomb refused")
+
+
+@pytest.mark.parametrize("data_factory,size", [(lambda: png(5000, 70, mode="L"), "5000x70"),
+                                               (lambda: jpeg(32, 32), "32x32")])
+def test_dimensions_are_refused_from_the_header_without_decoding(data_factory: Any, size: str) -> None:
+    """A truncated stream would fail to decode; a header-first check names the dimensions instead."""
+    data = data_factory()
+    assert reason(data[: len(data) // 2]).startswith(f"image is {size} px")
+
+
+def test_jpeg_cut_inside_the_header_does_not_decode() -> None:
+    data = jpeg(320, 240)
+    assert reason(data[:100]).startswith("image does not decode")
+
+
 def test_multi_picture_jpeg_passes() -> None:
     image = photo(200, 150)
     data = encode(image, "MPO", save_all=True, append_images=[image])

@@ -1,10 +1,14 @@
 """ingest.py: a real Journal, real folders, real images; nothing is ever deleted."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import logging
 import os
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,6 +69,7 @@ def quarantined_files(config: Config) -> list[Path]:
 def test_creates_spool_and_quarantine_folders(config: Config, journal: Journal) -> None:
     Ingestor(config, journal)
     assert (config.work_folder / "spool").is_dir()
+    assert (config.work_folder / "staging").is_dir()
     assert config.quarantine_folder.is_dir()
 
 
@@ -166,6 +171,7 @@ def test_duplicate_of_an_image_further_along_is_quarantined(config: Config, jour
     assert first.image_id is not None
     journal.advance([first.image_id], ImageState.UPLOADED)
     (config.work_folder / "spool" / f"{first.image_id}.png").unlink()  # as if retired later
+    journal.advance([first.image_id], ImageState.RESULT_STORED)
     journal.advance([first.image_id], ImageState.ALERTED)
     outcome = ingestor.ingest(drop(config, "again.png", data))
     assert outcome.reason is not None and "duplicate" in outcome.reason
@@ -221,11 +227,6 @@ def test_nothing_is_ever_deleted(config: Config, journal: Journal, ingestor: Ing
     assert journal.counts()["quarantined"] == 5 and journal.counts()["validated"] == 4
 
 
-@pytest.mark.xfail(reason="BUG: ingest.py quarantine() names the target '{%Y%m%dT%H%M%S}-{name}' and moves with "
-                          "os.replace, so two files with the same name quarantined in the same second overwrite "
-                          "each other (and their .reason.txt; the journal's INSERT OR REPLACE counts one): the "
-                          "first file is lost; make the name unique (e.g. add the sha256 or a counter) and never "
-                          "replace an existing target", strict=True)
 def test_two_rejects_with_the_same_name_in_one_second_are_both_kept(config: Config, journal: Journal,
                                                                      ingestor: Ingestor) -> None:
     for attempt in range(5):  # retry in the rare case the clock's second ticks between the two
@@ -237,3 +238,141 @@ def test_two_rejects_with_the_same_name_in_one_second_are_both_kept(config: Conf
             break
     contents = {p.read_bytes() for p in quarantined_files(config)}
     assert first in contents and second in contents
+
+
+def test_quarantine_never_replaces_a_file_already_there(config: Config, ingestor: Ingestor) -> None:
+    for attempt in range(5):  # retry in the rare case the clock's second ticks in between
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        kept = config.quarantine_folder / f"{stamp}-frame.jpg"
+        kept.write_bytes(b"kept")
+        outcome = ingestor.ingest(drop(config, "frame.jpg", f"bad {attempt}".encode()))
+        if time.strftime("%Y%m%dT%H%M%S") == stamp:
+            break
+    assert kept.read_bytes() == b"kept"
+    assert not kept.with_name(kept.name + ".reason.txt").exists()
+    moved = [p for p in quarantined_files(config) if p.read_bytes() == f"bad {attempt}".encode()]
+    assert len(moved) == 1 and moved[0].name.endswith("-frame.jpg")
+    assert moved[0].with_name(moved[0].name + ".reason.txt").read_text().strip() == outcome.reason
+
+
+def test_oversize_file_is_quarantined_from_its_size_unread(config: Config, journal: Journal,
+                                                           ingestor: Ingestor) -> None:
+    """A sparse 64 GiB file: reading it would exhaust memory, so the stat must decide."""
+    path = config.drop_folder / "huge.jpg"
+    with open(path, "wb") as out:
+        out.truncate(64 * 1024 ** 3)
+    outcome = ingestor.ingest(path)
+    assert outcome.reason == f"file is {64 * 1024 ** 3} bytes, over the {config.ingest.max_bytes}-byte limit"
+    [moved] = quarantined_files(config)
+    assert moved.name.endswith("-huge.jpg") and moved.stat().st_size == 64 * 1024 ** 3
+    assert journal.counts()["quarantined"] == 1
+
+
+def test_staging_is_empty_after_every_outcome(config: Config, ingestor: Ingestor) -> None:
+    data = make_image("JPEG", seed=21)
+    for name, content in (("ok.jpg", data), ("dup.jpg", data), ("bad.jpg", b"text")):
+        ingestor.ingest(drop(config, name, content))
+    assert list((config.work_folder / "staging").iterdir()) == []
+
+
+def staged(config: Config, name: str, data: bytes) -> Path:
+    """A file as a crash leaves it in staging: '{uuid hex}-{name in the drop folder}'."""
+    path = config.work_folder / "staging" / f"{uuid.uuid4().hex}-{name}"
+    path.write_bytes(data)
+    return path
+
+
+def test_recover_staging_ingests_what_a_crash_left(config: Config, journal: Journal, ingestor: Ingestor) -> None:
+    good, bad = make_image("PNG", seed=30), b"not an image"
+    left_good, left_bad = staged(config, "cam_7.png", good), staged(config, "cam_8.jpg", bad)
+    partial = config.work_folder / "staging" / f".partial-{uuid.uuid4().hex}-cam_9.jpg"
+    partial.write_bytes(b"half a cop")  # its source is still in the drop folder
+
+    outcomes = ingestor.recover_staging()
+
+    by_path = {o.path: o for o in outcomes}
+    assert set(by_path) == {left_good, left_bad}
+    sha = hashlib.sha256(good).hexdigest()
+    assert by_path[left_good].image_id == sha
+    record = journal.get(sha)
+    assert record is not None and record.file_name == "cam_7.png"
+    assert (config.work_folder / "spool" / f"{sha}.png").read_bytes() == good
+    assert by_path[left_bad].reason is not None and "not a JPEG or PNG" in by_path[left_bad].reason
+    [moved] = quarantined_files(config)
+    assert moved.name.endswith("-cam_8.jpg") and moved.read_bytes() == bad
+    assert list((config.work_folder / "staging").iterdir()) == []
+    assert ingestor.recover_staging() == []
+
+
+def test_recover_staging_completes_an_interrupted_move(config: Config, journal: Journal,
+                                                       ingestor: Ingestor) -> None:
+    """A crash between journal.add and the rename out of staging."""
+    data = make_image("JPEG", seed=31)
+    sha = hashlib.sha256(data).hexdigest()
+    spooled = config.work_folder / "spool" / f"{sha}.jpg"
+    assert journal.add({"image_id": sha, "file_name": "cam.jpg", "path": str(spooled), "ext": "jpg",
+                        "size": len(data), "width": 160, "height": 120,
+                        "captured_at": "2024-05-01T10:00:00.000Z"})
+    staged(config, "cam.jpg", data)
+    [outcome] = ingestor.recover_staging()
+    assert outcome.accepted and outcome.image_id == sha
+    assert spooled.read_bytes() == data
+    assert quarantined_files(config) == []
+    assert journal.counts()["validated"] == 1
+
+
+def test_unreadable_file_is_left_in_the_drop_folder(config: Config, journal: Journal, ingestor: Ingestor,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    path = config.drop_folder / "loop.jpg"
+    path.symlink_to(path)  # opening it fails with ELOOP, even for root
+    with caplog.at_level(logging.ERROR, logger="batchsight.ingest"):
+        outcome = ingestor.ingest(path)
+    assert outcome.skipped and outcome.image_id is None and outcome.reason is None
+    assert not outcome.accepted and outcome.path == path
+    assert path.is_symlink()
+    assert [getattr(r, "path", None) for r in caplog.records] == [str(path)]
+    assert all_files(config.work_folder) == []
+    assert journal.counts() == {**{s.value: 0 for s in ImageState}, "quarantined": 0}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_file_without_read_permission_is_left_in_the_drop_folder(config: Config, ingestor: Ingestor) -> None:
+    path = drop(config, "locked.jpg", make_image("JPEG"))
+    path.chmod(0)
+    try:
+        outcome = ingestor.ingest(path)
+    finally:
+        path.chmod(0o644)
+    assert outcome.skipped and path.exists()
+    assert all_files(config.work_folder) == []
+
+
+def test_unreadable_file_in_staging_stays_there(config: Config, ingestor: Ingestor) -> None:
+    folder = config.work_folder / "staging" / f"{uuid.uuid4().hex}-odd.jpg"
+    folder.mkdir()  # opening it for reading fails
+    [outcome] = ingestor.recover_staging()
+    assert outcome.skipped and outcome.path == folder and folder.is_dir()
+    assert quarantined_files(config) == []
+
+
+def test_drop_folder_on_another_file_system(tmp_path: Path, journal: Journal) -> None:
+    """Staging across file systems is a copy: whole, with the capture time, and the source removed."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs a second file system at /dev/shm")
+    with tempfile.TemporaryDirectory(dir=shm) as other:
+        config = config_from_dict({"drop_folder": other, "work_folder": str(tmp_path / "work"), "aws": AWS})
+        data = make_image("JPEG", seed=40)
+        path = drop(config, "far.jpg", data)
+        os.utime(path, (1_714_557_600.5, 1_714_557_600.5))
+        with pytest.raises(OSError) as caught:
+            os.link(path, tmp_path / "probe")
+        assert caught.value.errno == errno.EXDEV
+
+        outcome = Ingestor(config, journal).ingest(path)
+
+        assert outcome.accepted and not path.exists()
+        record = journal.get(outcome.image_id or "")
+        assert record is not None and record.captured_at == "2024-05-01T10:00:00.500Z"
+        assert Path(record.path).read_bytes() == data
+        assert list((config.work_folder / "staging").iterdir()) == []

@@ -167,15 +167,24 @@ def test_a_failing_advance_changes_nothing(journal: Journal) -> None:
     assert state_of(journal, 1) is ImageState.UPLOADED
 
 
-@pytest.mark.xfail(reason="BUG: journal.py advance() only refuses backward moves, although IllegalTransition "
-                          "documents 'skip its result' as illegal: SUBMITTED -> ALERTED is accepted with no "
-                          "result stored; refuse a move to ALERTED from any state but RESULT_STORED",
-                   strict=True)
 def test_skipping_the_result_raises(journal: Journal) -> None:
     journal.add(record(1))
     journal.advance([iid(1)], ImageState.SUBMITTED)
     with pytest.raises(IllegalTransition):
         journal.advance([iid(1)], ImageState.ALERTED)
+
+
+@pytest.mark.parametrize("start", [s for s in ImageState if s not in (ImageState.RESULT_STORED, ImageState.ALERTED)])
+def test_alerted_is_reachable_only_from_result_stored(journal: Journal, start: ImageState) -> None:
+    journal.add(record(1))
+    journal.advance([iid(1)], start)
+    with pytest.raises(IllegalTransition, match="result_stored"):
+        journal.advance([iid(1)], ImageState.ALERTED)
+    assert state_of(journal, 1) is start
+    journal.advance([iid(1)], ImageState.RESULT_STORED)  # skipping the cloud steps stays allowed
+    journal.advance([iid(1)], ImageState.ALERTED)
+    journal.advance([iid(1)], ImageState.ALERTED)  # the idempotent repeat
+    assert state_of(journal, 1) is ImageState.ALERTED
 
 
 # --- batches ------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from batchsight.watcher import DropFolderWatcher, StabilityTracker, is_candidate_name
+from batchsight.watcher import CLOSED_SETTLE_SECONDS, DropFolderWatcher, StabilityTracker, is_candidate_name
 
 DEADLINE = 8.0
 
@@ -112,23 +112,66 @@ def test_growing_file_is_not_reported_until_it_stops(tmp_path: Path) -> None:
     assert path.stat().st_size == final_size > 0
 
 
-def test_closed_is_reported_at_once(tmp_path: Path) -> None:
+def test_closed_file_completes_after_the_settle_window_not_stable_seconds(tmp_path: Path) -> None:
     path = tmp_path / "closed.jpg"
     path.write_bytes(b"z" * 10)
     tracker = StabilityTracker(stable_seconds=3600)
+    assert tracker.settle_seconds == CLOSED_SETTLE_SECONDS
+    start = time.monotonic()
     tracker.touch(path, closed=True)
-    assert tracker.complete() == [path]
+    assert tracker.complete() == []  # a close alone is not enough: the file must stay unchanged
+    seen, _ = poll(tracker.complete, {path})
+    assert seen == {path}  # well before stable_seconds
+    assert time.monotonic() - start >= CLOSED_SETTLE_SECONDS
     assert tracker.pending() == 0
 
 
-def test_closed_after_an_earlier_open_event_is_reported_at_once(tmp_path: Path) -> None:
+def test_settle_window_never_exceeds_stable_seconds(tmp_path: Path) -> None:
+    path = tmp_path / "c.jpg"
+    path.write_bytes(b"1")
+    tracker = StabilityTracker(stable_seconds=0.0)
+    assert tracker.settle_seconds == 0.0
+    tracker.touch(path, closed=True)
+    assert tracker.complete() == []
+    assert tracker.complete() == [path]
+
+
+def test_closed_after_an_earlier_open_event_completes_after_the_settle_window(tmp_path: Path) -> None:
     path = tmp_path / "c.jpg"
     path.write_bytes(b"1")
     tracker = StabilityTracker(stable_seconds=3600)
     tracker.touch(path)
     assert tracker.complete() == []
     tracker.touch(path, closed=True)
-    assert tracker.complete() == [path]
+    seen, _ = poll(tracker.complete, {path})
+    assert seen == {path}
+
+
+def test_closed_file_that_changes_again_waits_until_it_settles(tmp_path: Path) -> None:
+    path = tmp_path / "two-goes.jpg"
+    path.write_bytes(b"first go")
+    tracker = StabilityTracker(stable_seconds=3600)
+    tracker.touch(path, closed=True)
+    assert tracker.complete() == []
+    time.sleep(CLOSED_SETTLE_SECONDS / 2)
+    with open(path, "ab") as out:
+        out.write(b", second go")
+    last_change = time.monotonic()
+    tracker.touch(path, closed=True)
+    seen, _ = poll(tracker.complete, {path})
+    assert seen == {path}
+    assert time.monotonic() - last_change >= CLOSED_SETTLE_SECONDS
+
+
+def test_event_after_a_close_falls_back_to_stable_seconds(tmp_path: Path) -> None:
+    """A new go opening the file after its close means the close no longer says it is done."""
+    path = tmp_path / "c.jpg"
+    path.write_bytes(b"1")
+    tracker = StabilityTracker(stable_seconds=3600)
+    tracker.touch(path, closed=True)
+    tracker.touch(path)
+    assert drain(tracker.complete, CLOSED_SETTLE_SECONDS + 0.3) == set()
+    assert tracker.pending() == 1
 
 
 @pytest.mark.parametrize("name", [".hidden.jpg", "upload.tmp", "frame.jpg.part", "x.crdownload"])
@@ -332,12 +375,6 @@ def test_fifo_and_symlink_in_the_drop_folder_are_never_reported(
     assert seen == {real}
 
 
-@pytest.mark.xfail(reason="BUG: watcher.py StabilityTracker.complete reports a path at once on inotify's "
-                          "close-after-write, so a camera that writes one image in several open/write/close "
-                          "goes (which the module docstring says the stability rule covers) is handed to "
-                          "ingest after its first go and quarantined as truncated; on close, still require "
-                          "the size/mtime to settle (e.g. a short settle window) instead of reporting at once",
-                   strict=True)
 def test_file_written_in_two_goes_is_not_reported_after_the_first(
         tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
     folder = tmp_path / "drop"
@@ -349,3 +386,6 @@ def test_file_written_in_two_goes_is_not_reported_after_the_first(
     with open(path, "ab") as out:
         out.write(b" second half")
     assert early == set(), "reported after the first of two writes"
+    seen, _ = poll(watcher.complete_files, {path})
+    assert seen == {path}
+    assert path.read_bytes() == b"first half second half"

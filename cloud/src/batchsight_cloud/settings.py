@@ -44,6 +44,13 @@ class Settings:
     start_timeout_seconds: int
     drain_workers: int
     detect_concurrency: int
+    detect_tps: float
+    lock_table: str
+
+    @property
+    def worker_tps(self) -> float:
+        """Each parallel drain worker's share of the backend's transaction rate."""
+        return self.detect_tps / self.drain_workers
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -57,4 +64,6 @@ class Settings:
             start_timeout_seconds=int(_number("START_TIMEOUT_SECONDS", 1800, minimum=1)),
             drain_workers=int(_number("DRAIN_WORKERS", 2, minimum=1)),
             detect_concurrency=int(_number("DETECT_CONCURRENCY", 4, minimum=1)),
+            detect_tps=_number("DETECT_TPS", 10, minimum=0.01),
+            lock_table=_require("LOCK_TABLE"),
         )

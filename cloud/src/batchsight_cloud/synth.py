@@ -13,6 +13,7 @@ real and the output is deterministic for a seed.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -26,10 +27,12 @@ DEFECTS: tuple[Defect, ...] = ("scratch", "missing_feature", "spot")
 _JPEG_QUALITY = 92
 _PNG_RATE = 0.1          # a few frames as PNG, since cameras and PCs deliver both
 _BOLT_HOLES = 8
+_TINT = np.array([1.0, 0.99, 0.96])   # slightly warm light, so frames are colour like a camera's
 # Geometry as fractions of the image side.
 _FLANGE_R, _HUB_R, _BORE_R = 0.40, 0.20, 0.11
 _BOLT_CIRCLE_R, _BOLT_R = 0.30, 0.035
 _DEMO_STREAM, _TRAINING_STREAM = 0, 1
+_MIN_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,8 @@ def generate(out_dir: Path, *, count: int, anomaly_rate: float = 0.25, size: int
         fmt = "png" if rng.random() < _PNG_RATE else "jpg"
         path = out_dir / f"part_{index:05d}.{fmt}"
         path.write_bytes(encode(render_part(rng, size=size, defect=defect), fmt))
-        images.append(SynthImage(path=path, label="normal" if defect is None else "anomaly", defect=defect))
+        label = "normal" if defect is None else "anomaly"
+        images.append(SynthImage(path=path, label=label, defect=defect))
     return images
 
 
@@ -91,15 +95,22 @@ def render_part(rng: np.random.Generator, *, size: int, defect: Defect | None) -
     """Render one RGB frame of the flange with `defect` (or none) and production-line nuisance."""
     if defect is not None and defect not in DEFECTS:
         raise ValueError(f"unknown defect {defect!r}; expected one of {DEFECTS}")
+    if size < _MIN_SIZE:
+        raise ValueError(f"size must be at least {_MIN_SIZE} px to draw the part, got {size}")
+    # Nuisance first, so that the same generator state renders the same part with and
+    # without a defect: the defect is then the only difference.
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     cy, cx = size / 2 + rng.uniform(-2, 2, size=2)           # where the part landed
     rotation = rng.uniform(-0.01, 0.01)                        # radians; fixtures are not perfect
+    tilt = rng.uniform(-6, 6, size=2)                          # light fall-off across the plate
+    gain, offset = rng.uniform(0.9, 1.1), rng.uniform(-10, 10)   # exposure and light drift
+    noise = rng.normal(0, 2.5, (size, size))                   # sensor noise
     dist = np.hypot(yy - cy, xx - cx)
 
-    frame = _background(rng, yy, xx, size)
+    frame = 55 + (tilt[0] * yy + tilt[1] * xx) / size        # dark fixture plate
     surface = 150 + 6 * np.sin(dist * 1.3)                    # turning marks on the face
     frame = _paint(frame, _disc(dist, _FLANGE_R * size), surface)
-    frame = _paint(frame, _disc(dist, _HUB_R * size), surface + 25)   # raised hub catches more light
+    frame = _paint(frame, _disc(dist, _HUB_R * size), surface + 25)  # raised hub: brighter
     frame = _paint(frame, _disc(dist, _BORE_R * size), 30.0)
     metal = _disc(dist, _FLANGE_R * size) - _disc(dist, _BORE_R * size)
 
@@ -118,18 +129,8 @@ def render_part(rng: np.random.Generator, *, size: int, defect: Defect | None) -
     elif defect == "spot":
         frame = frame - metal * _spots(rng, metal, yy, xx, size)
 
-    gain, offset = rng.uniform(0.9, 1.1), rng.uniform(-10, 10)   # exposure and light drift
-    frame = frame * gain + offset + rng.normal(0, 2.5, frame.shape)  # sensor noise
-    gray = np.clip(frame, 0, 255)
-    tint = np.array([1.0, 0.99, 0.96])                            # slightly warm light
-    rgb = np.clip(gray[..., None] * tint, 0, 255).round().astype(np.uint8)
-    return Image.fromarray(rgb, "RGB")
-
-
-def _background(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, size: int) -> np.ndarray:
-    """A dark fixture plate with a gentle light fall-off."""
-    tilt = rng.uniform(-6, 6, size=2)
-    return 55 + (tilt[0] * yy + tilt[1] * xx) / size
+    gray = np.clip(frame * gain + offset + noise, 0, 255)
+    return Image.fromarray((gray[..., None] * _TINT).round().astype(np.uint8), "RGB")
 
 
 def _disc(dist: np.ndarray, radius: float) -> np.ndarray:
@@ -141,12 +142,15 @@ def _paint(frame: np.ndarray, coverage: np.ndarray, value: np.ndarray | float) -
     return frame * (1 - coverage) + value * coverage
 
 
-def _on_metal(rng: np.random.Generator, metal: np.ndarray) -> tuple[float, float]:
-    """A random point on solid metal, so a defect never hides in a hole or off the part."""
-    size = metal.shape[0]
+def _on_metal(
+    rng: np.random.Generator, metal: np.ndarray, margin: float = 0.0
+) -> tuple[float, float]:
+    """A random point with solid metal within `margin` px, so a defect never hides in a hole."""
+    size, m = metal.shape[0], math.ceil(margin)
     while True:
         py, px = rng.uniform(0, size, size=2)
-        if metal[int(py), int(px)] > 0.99:
+        y, x = int(py), int(px)
+        if metal[max(y - m, 0):y + m + 1, max(x - m, 0):x + m + 1].min() > 0.99:
             return float(py), float(px)
 
 
@@ -159,7 +163,8 @@ def _scratch(rng: np.random.Generator, metal: np.ndarray, yy: np.ndarray, xx: np
     dy, dx = np.sin(angle), np.cos(angle)
     along = np.clip((yy - py) * dy + (xx - px) * dx, -length / 2, length / 2)
     dist = np.hypot(yy - (py + along * dy), xx - (px + along * dx))
-    coverage = np.clip(rng.uniform(1.2, 2.0) / 2 - dist + 0.5, 0.0, 1.0)
+    width = max(1.0, rng.uniform(1.2, 2.0) * size / 256)
+    coverage = np.clip(width / 2 - dist + 0.5, 0.0, 1.0)
     return rng.choice([-1, 1]) * rng.uniform(60, 90) * coverage
 
 
@@ -168,7 +173,8 @@ def _spots(rng: np.random.Generator, metal: np.ndarray, yy: np.ndarray, xx: np.n
     """Darkening by one to three soft-edged blobs (corrosion, oil)."""
     darkening = np.zeros_like(yy)
     for _ in range(int(rng.integers(1, 4))):
-        py, px = _on_metal(rng, metal)
         sigma = rng.uniform(0.008, 0.018) * size
-        darkening += rng.uniform(50, 80) * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / (2 * sigma ** 2))
+        py, px = _on_metal(rng, metal, margin=2 * sigma)
+        blob = np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / (2 * sigma**2))
+        darkening += rng.uniform(50, 80) * blob
     return darkening

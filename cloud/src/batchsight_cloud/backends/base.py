@@ -75,6 +75,10 @@ class ModelBackend(ABC):
         return self._state(status, started_at=previous.started_at,
                            run_token=previous.run_token, reason=reason)
 
+    def hosting_status(self) -> str:
+        """The backend's raw status now (STARTING, HOSTED, FAILED or STOPPED)."""
+        return self._describe()[0]
+
     def stop(self) -> ModelState:
         self._stop()
         return self._state(STOPPED)

@@ -1,4 +1,4 @@
-"""The `local` backend's anomaly detector: a per-pixel Gaussian model of normal parts.
+"""The `local` backend's anomaly detector: aligned normal images, compared patch by patch.
 
     model = fit(normal_images)            # list of image bytes
     model.save("model.npz"); model = load("model.npz")

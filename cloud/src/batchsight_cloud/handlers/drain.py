@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from batchsight_cloud.aws import client
 from batchsight_cloud.backends import ModelBackend, ModelRejectedImage, backend_from_settings
+from batchsight_cloud.ratelimit import RateLimiter
 from batchsight_cloud.contracts import ImageMessage, PoisonMessage, parse_message, result_document
 from batchsight_cloud.settings import Settings
 
@@ -47,12 +48,18 @@ class Drainer:
         self.settings = settings
         self.backend = backend
         self.execution = execution
+        self.limiter = RateLimiter(settings.worker_tps, burst=settings.detect_concurrency)
         self.s3 = client("s3")
         self.sqs = client("sqs")
 
-    def receive(self) -> list[dict[str, Any]]:
+    def receive(self, remaining_ms: int) -> list[dict[str, Any]]:
+        """Take only as many messages as the rate allows before the Lambda's time runs out."""
+        affordable = int((remaining_ms - SAFETY_MARGIN_MS) / 1000 * self.settings.worker_tps)
+        count = max(0, min(10, affordable))
+        if count == 0:
+            return []
         response = self.sqs.receive_message(
-            QueueUrl=self.settings.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+            QueueUrl=self.settings.queue_url, MaxNumberOfMessages=count, WaitTimeSeconds=1,
             VisibilityTimeout=VISIBILITY_SECONDS_PER_BATCH, AttributeNames=["ApproximateReceiveCount"])
         return list(response.get("Messages", []))
 
@@ -74,6 +81,7 @@ class Drainer:
         body = self._fetch(image)
         if body is None:
             return False  # already processed by an earlier delivery: nothing to redo
+        self.limiter.acquire()
         result = self.backend.detect(body, content_type=CONTENT_TYPES[image.extension])
         model = {"backend": self.backend.name, "name": self.backend.model_id}
         document = result_document(image, result=result, model=model, execution=self.execution)
@@ -128,10 +136,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     drainer = Drainer(settings, backend_from_settings(settings), str(event.get("execution", "")))
     total = Outcome()
     with ThreadPoolExecutor(max_workers=settings.detect_concurrency) as pool:
-        while context.get_remaining_time_in_millis() > SAFETY_MARGIN_MS:
-            messages = drainer.receive()
-            if not messages:
-                break
+        while messages := drainer.receive(context.get_remaining_time_in_millis()):
             for outcome in pool.map(drainer.process, messages):
                 total.add(outcome)
     logger.info("drain finished", extra={"worker": event.get("worker"), **total.__dict__})
