@@ -29,7 +29,8 @@ def local_cloud_session(tmp_path_factory: pytest.TempPathFactory, fitted_model: 
     from batchsight_cloud.local.stack import LocalCloud
 
     state_dir = tmp_path_factory.mktemp("hosting")
-    cloud = LocalCloud(parameters={"PollSeconds": "1", "DrainWorkers": "2", "DetectTps": "50"},
+    cloud = LocalCloud(parameters={"PollSeconds": "1", "DrainWorkers": "2", "DetectTps": "50",
+                                   "ModelBackend": "local"},
                        function_environment={"LOCAL_MODEL_PATH": str(fitted_model),
                                              "LOCAL_MODEL_STATE_DIR": str(state_dir),
                                              "LOCAL_MODEL_STARTUP_SECONDS": "1",

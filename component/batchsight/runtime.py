@@ -90,6 +90,7 @@ class Component:
 
     def run(self) -> None:
         self.publisher.connect()
+        self.ingestor.recover_staging()  # files a crash left half-way, before new ones arrive
         self.watcher.start()
         log.info("batchsight running", extra={"device": self.config.device,
                                               "drop_folder": str(self.config.drop_folder)})

@@ -48,6 +48,9 @@ class ImageMessage:
     def result_key(self) -> str:
         return self.result_prefix() + ".json"
 
+    def mask_key(self) -> str:
+        return self.result_prefix() + ".mask.png"
+
     def image_key(self) -> str:
         return f"{self.result_prefix()}.{self.extension}"
 

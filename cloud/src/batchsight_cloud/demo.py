@@ -178,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
     frames, model_path = _frames(args, work)
     print(f"  {len(frames)} images ready, {sum(f.label == 'anomaly' for f in frames)} with defects", flush=True)
     state_dir = work / "model-hosting"
-    cloud = LocalCloud(parameters={"PollSeconds": "1", "DrainWorkers": "2", "DetectTps": "50"},
+    cloud = LocalCloud(parameters={"PollSeconds": "1", "DrainWorkers": "2", "DetectTps": "50",
+                                   "ModelBackend": "local"},
                        function_environment={"LOCAL_MODEL_PATH": str(model_path),
                                              "LOCAL_MODEL_STATE_DIR": str(state_dir),
                                              "LOCAL_MODEL_STARTUP_SECONDS": str(args.model_startup),

@@ -19,6 +19,17 @@ class ModelRejectedImage(ValueError):
     """The backend will never accept this image (wrong format, size, corrupt): a poison message."""
 
 
+class ModelBusy(RuntimeError):
+    """The model is between states (still starting, still stopping): retry the action later.
+
+    The state machine's Retry matches errors by class name, so this name is the contract.
+    """
+
+
+class UnexpectedModelResponse(RuntimeError):
+    """The model answered in a shape batchsight does not understand (a deployment error)."""
+
+
 @dataclass(frozen=True)
 class ModelState:
     """What the state machine carries between polls (all fields JSON-friendly)."""

@@ -30,7 +30,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from batchsight_cloud.backends.base import FAILED, HOSTED, STARTING, STOPPED, ModelBackend, ModelRejectedImage
+from batchsight_cloud.backends.base import (
+    FAILED,
+    HOSTED,
+    STARTING,
+    STOPPED,
+    ModelBackend,
+    ModelBusy,
+    ModelRejectedImage,
+    UnexpectedModelResponse,
+)
 from batchsight_cloud.settings import SettingsError, _number, _require
 
 SERVICE = "lookoutvision"
@@ -54,17 +63,6 @@ _STATUS = {
 }
 # Statuses in which inference units may still be running (and billed).
 _BILLED = {"STARTING_HOSTING", "HOSTED", "SYSTEM_UPDATING"}
-
-
-class ModelBusy(RuntimeError):
-    """The model is between states (still starting, still stopping): retry the action later.
-
-    The state machine's Retry matches errors by class name, so this name is the contract.
-    """
-
-
-class UnexpectedModelResponse(RuntimeError):
-    """The model answered in a shape batchsight does not understand (a deployment error)."""
 
 
 def client_token(run_token: str, *, project: str, version: str) -> str:

@@ -16,13 +16,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from batchsight_cloud.backends.base import FAILED, HOSTED, STARTING, STOPPED, ModelBackend, ModelRejectedImage
-from batchsight_cloud.backends.lookoutvision import (
+from batchsight_cloud.backends.base import (
+    FAILED,
+    HOSTED,
+    STARTING,
+    STOPPED,
+    ModelBackend,
     ModelBusy,
+    ModelRejectedImage,
     UnexpectedModelResponse,
-    normalise_result,
-    unit_interval,
 )
+from batchsight_cloud.backends.lookoutvision import normalise_result, unit_interval
 from batchsight_cloud.settings import SettingsError, _require
 
 __all__ = ["MAX_PAYLOAD_BYTES", "ModelBusy", "SageMakerBackend", "UnexpectedModelResponse", "map_response"]

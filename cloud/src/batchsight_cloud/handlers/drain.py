@@ -83,8 +83,13 @@ class Drainer:
             return False  # already processed by an earlier delivery: nothing to redo
         self.limiter.acquire()
         result = self.backend.detect(body, content_type=CONTENT_TYPES[image.extension])
+        mask = result.pop("_mask_png", None)
         model = {"backend": self.backend.name, "name": self.backend.model_id}
         document = result_document(image, result=result, model=model, execution=self.execution)
+        if mask is not None:  # segmentation masks are objects of their own, never inline bytes
+            self.s3.put_object(Bucket=self.settings.final_bucket, Key=image.mask_key(), Body=mask,
+                               ContentType="image/png")
+            document["mask"] = {"key": image.mask_key()}
         self.s3.put_object(Bucket=self.settings.final_bucket, Key=image.result_key(),
                            Body=json.dumps(document).encode(), ContentType="application/json")
         self._move_image(image)
