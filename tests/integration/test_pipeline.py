@@ -50,7 +50,17 @@ def test_empty_queue_never_starts_the_model(local_cloud: CloudFixture) -> None:
     assert local_cloud.hosted_intervals() == []
 
 
+def _subscribe_queue(cloud: CloudFixture) -> str:
+    """An SQS queue on the notification topic, standing in for the engineers' e-mail."""
+    sqs, sns = cloud.client("sqs"), cloud.client("sns")
+    url = sqs.create_queue(QueueName=f"notifications-{time.time_ns()}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=cloud.outputs.extra["NotificationTopicArn"], Protocol="sqs", Endpoint=arn)
+    return url
+
+
 def test_batch_is_drained_with_one_result_per_image_and_model_stopped(local_cloud: CloudFixture, tmp_path) -> None:
+    notifications = _subscribe_queue(local_cloud)
     frames = generate(tmp_path, count=12, size=128, seed=5)
     messages = [_queue_image(local_cloud, f.path.read_bytes(), ext=f.path.suffix[1:], name=f.path.name)
                 for f in frames]
@@ -66,6 +76,11 @@ def test_batch_is_drained_with_one_result_per_image_and_model_stopped(local_clou
     source = local_cloud.client("s3").list_objects_v2(Bucket=local_cloud.outputs.source_bucket)
     assert source.get("KeyCount", 0) == 0
     assert len(local_cloud.hosted_intervals()) == 1
+    anomalous = sum(r["result"]["IsAnomalous"] for r in results)
+    assert anomalous > 0, "the generated set has defects"
+    received = local_cloud.client("sqs").receive_message(QueueUrl=notifications, WaitTimeSeconds=1)
+    (note,) = received["Messages"]
+    assert f"found {anomalous} anomalous image(s) in 12 processed" in json.loads(note["Body"])["Message"]
 
 
 def test_poison_messages_reach_the_dlq_with_a_reason_and_the_rest_succeed(local_cloud: CloudFixture, tmp_path) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -94,3 +95,28 @@ def test_no_iam_statement_grants_every_action_or_resource() -> None:
 def test_python_runs_the_cli_help() -> None:
     result = subprocess.run([sys.executable, "-m", "batchsight", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "demo" in result.stdout
+
+
+SAM_CLI = "aws-sam-cli==1.170.0"
+
+
+def _sam() -> str:
+    """`sam` in a venv of its own: aws-sam-cli pins watchdog 4, which the gateway cannot use."""
+    found = shutil.which("sam")
+    if found:
+        return found
+    venv = REPO / ".tools" / "sam-venv"
+    sam = venv / "bin" / "sam"
+    if not sam.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", SAM_CLI], check=True, timeout=900)
+    return str(sam)
+
+
+def test_template_is_clean_under_sam_validate_lint() -> None:
+    result = subprocess.run([_sam(), "validate", "--lint", "--template", str(CLOUD / "template.yaml")],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1",
+                                 "SAM_CLI_TELEMETRY": "0"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr

@@ -26,6 +26,9 @@ def queue_depth(queue_url: str) -> tuple[int, int]:
             int(attributes["ApproximateNumberOfMessagesNotVisible"]))
 
 
+TALLY_FIELDS = ("processed", "anomalous", "poisoned", "retried")
+
+
 def plan(visible: int, in_flight: int, settings: Settings) -> dict[str, Any]:
     """No more workers than there are receive batches: idle workers only cost invocations."""
     workers = min(settings.drain_workers, max(1, math.ceil(visible / MESSAGES_PER_RECEIVE)))
@@ -33,10 +36,20 @@ def plan(visible: int, in_flight: int, settings: Settings) -> dict[str, Any]:
             "poll_seconds": settings.poll_seconds, "workers": list(range(workers))}
 
 
+def tally(previous: dict[str, int] | None, drained: list[dict[str, int]] | None) -> dict[str, int]:
+    """The execution's running totals: ASL cannot sum the Map's outputs, so this step does."""
+    totals = {name: int((previous or {}).get(name, 0)) for name in TALLY_FIELDS}
+    for outcome in drained or []:
+        for name in TALLY_FIELDS:
+            totals[name] += int(outcome.get(name, 0))
+    return totals
+
+
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.from_env()
     visible, in_flight = queue_depth(settings.queue_url)
-    result = plan(visible, in_flight, settings)
+    result = {**plan(visible, in_flight, settings),
+              "tally": tally(event.get("tally"), event.get("drained"))}
     logger.info("queue checked", extra={"execution": event.get("execution"), **result})
     return result

@@ -133,6 +133,8 @@ class _StackBuilder:
             self._queue(name, props)
         for name, props in self._resources("AWS::DynamoDB::Table"):
             self._table(name, props)
+        for name, props in self._resources("AWS::SNS::Topic"):
+            self._topic(name, props)
         role = self._role()
         for name, props in self._resources("AWS::Serverless::Function"):
             self._function(name, props, role)
@@ -180,6 +182,12 @@ class _StackBuilder:
             AttributeDefinitions=props["AttributeDefinitions"],
             SSESpecification={"Enabled": props["SSESpecification"]["SSEEnabled"]})
         self.physical[logical] = {None: name, "Arn": created["TableDescription"]["TableArn"]}
+
+    def _topic(self, logical: str, props: dict[str, Any]) -> None:
+        name = f"{STACK}-{logical}"
+        attributes = {"KmsMasterKeyId": props["KmsMasterKeyId"]} if "KmsMasterKeyId" in props else {}
+        arn = self._client("sns").create_topic(Name=name, Attributes=attributes)["TopicArn"]
+        self.physical[logical] = {None: arn, "TopicName": name}
 
     def _role(self) -> str:
         trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
