@@ -9,10 +9,12 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_demo_runs_end_to_end_and_passes(tmp_path) -> None:
+@pytest.mark.parametrize("backend", ["local", "sagemaker"])
+def test_demo_runs_end_to_end_and_passes(tmp_path, backend: str) -> None:
+    """Each backend: one result per image, alerts match, and nothing left hosted at the end."""
     result = subprocess.run(
         [sys.executable, "-m", "batchsight", "demo", "--count", "16", "--train", "24", "--size", "128",
-         "--model-startup", "1", "--workdir", str(tmp_path / "demo")],
+         "--model-startup", "1", "--backend", backend, "--workdir", str(tmp_path / "demo")],
         capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "demo passed" in result.stdout

@@ -25,11 +25,11 @@ from typing import Any
 
 import yaml
 
-from batchsight_cloud.backends.local import LocalBackend
 from batchsight_cloud.detector import fit
 from batchsight_cloud.local.broker import MqttBroker
 from batchsight_cloud.local.camera import drop, style_for
 from batchsight_cloud.local.hmi import Subscriber
+from batchsight_cloud.local.hosting import hosting_for
 from batchsight_cloud.local.stack import CREDENTIALS, LocalCloud, StackOutputs
 from batchsight_cloud.synth import generate, generate_training_set
 
@@ -131,7 +131,7 @@ def _result_documents(cloud: LocalCloud, bucket: str) -> dict[str, dict[str, Any
 
 
 def _summary(frames: list[Frame], subscriber: Subscriber, documents: dict[str, dict[str, Any]],
-             hosted_seconds: float, elapsed: float) -> bool:
+             hosted_seconds: float | None, elapsed: float) -> bool:
     by_name = {f.path.name: f for f in frames}
     correct = 0
     latencies = []
@@ -149,7 +149,8 @@ def _summary(frames: list[Frame], subscriber: Subscriber, documents: dict[str, d
         ("anomalies found (alerts)", f"{len(subscriber.alerts)} of {sum(f.label == 'anomaly' for f in frames)} defective parts"),
         ("detector accuracy on the labels", f"{correct / max(1, len(subscriber.results)):.1%}"),
         ("batches", f"{len(subscriber.batches)}"),
-        ("hosted model time", f"{hosted_seconds:.1f} s (of {elapsed:.1f} s demo run time)"),
+        ("hosted model time", f"{hosted_seconds:.1f} s (of {elapsed:.1f} s demo run time)"
+         if hosted_seconds is not None else "endpoint deleted after each batch"),
         ("drop-to-alert latency p50 / p95", f"{_pct(latencies, 50):.1f} s / {_pct(latencies, 95):.1f} s"
          if latencies else "-"),
         ("duplicate messages", f"{subscriber.duplicates}"),
@@ -177,16 +178,14 @@ def run(args: argparse.Namespace) -> int:
     started = time.time()
     frames, model_path = _frames(args, work)
     print(f"  {len(frames)} images ready, {sum(f.label == 'anomaly' for f in frames)} with defects", flush=True)
-    state_dir = work / "model-hosting"
-    cloud = LocalCloud(parameters={"PollSeconds": "1", "DrainWorkers": "2", "DetectTps": "50",
-                                   "ModelBackend": "local"},
-                       function_environment={"LOCAL_MODEL_PATH": str(model_path),
-                                             "LOCAL_MODEL_STATE_DIR": str(state_dir),
-                                             "LOCAL_MODEL_STARTUP_SECONDS": str(args.model_startup),
-                                             "POWERTOOLS_LOG_LEVEL": "WARNING"})
+    hosting = hosting_for(args.backend, model_path, work, args.model_startup)
+    parameters, environment = hosting.stack_settings()
+    cloud = LocalCloud(parameters={"PollSeconds": "1", "DrainWorkers": "2", "DetectTps": "50", **parameters},
+                       function_environment={**environment, "POWERTOOLS_LOG_LEVEL": "WARNING"})
     outputs = cloud.start()
-    print(f"  local AWS (moto) at {outputs.endpoint_url}: buckets, queue + DLQ, 3 functions, state machine",
-          flush=True)
+    hosting.deploy(cloud)
+    print(f"  local AWS (moto) at {outputs.endpoint_url}: the stack of cloud/template.yaml, "
+          f"model backend {hosting.backend}", flush=True)
     broker = MqttBroker().start()
     print(f"  MQTT broker ({broker.kind}) on 127.0.0.1:{broker.port}", flush=True)
     subscriber = Subscriber(broker.port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#")
@@ -203,12 +202,11 @@ def run(args: argparse.Namespace) -> int:
         edge.wait(timeout=30)
         subscriber.stop()
         broker.stop()
-    backend = LocalBackend(model_path=model_path, state_dir=state_dir, startup_seconds=0,
-                           start_timeout_seconds=1)
-    still_hosted = backend._describe()[0] != "STOPPED"
+    still_hosted = hosting.still_hosted(cloud)
     documents = _result_documents(cloud, outputs.final_bucket)
+    hosting.close()
     cloud.stop()
-    ok = _summary(frames, subscriber, documents, backend.hosted_seconds(), time.time() - started)
+    ok = _summary(frames, subscriber, documents, hosting.hosted_seconds(), time.time() - started)
     if still_hosted:
         print("  the model was left hosted: a cost invariant is broken")
     ok = ok and finished and not still_hosted
@@ -227,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gap", type=float, default=0.1, help="seconds between camera frames")
     parser.add_argument("--model-startup", type=float, default=3.0,
                         help="seconds the local model takes to become hosted")
+    parser.add_argument("--backend", choices=("local", "sagemaker"), default="local",
+                        help="model backend the pipeline drives (sagemaker: moto's control plane "
+                             "plus a local InvokeEndpoint server)")
     parser.add_argument("--images", help="use real images: a folder with train/normal and test/{normal,anomaly}")
     parser.add_argument("--workdir", help="keep everything in this folder (default: a new temp folder)")
     parser.add_argument("--timeout", type=float, default=150.0)
