@@ -166,3 +166,19 @@ def test_reaper_stops_a_model_whose_execution_was_stopped_by_hand(local_cloud: C
     assert local_cloud.lock_owner() is None
     assert local_cloud.run_execution("after-reap")["status"] == "SUCCEEDED"  # the image is still processed
     assert len(_results(local_cloud)) == 1
+
+
+def test_failing_message_is_retried_a_bounded_number_of_times_then_dead_lettered_with_its_reason(
+        local_cloud: CloudFixture, tmp_path) -> None:
+    """An S3 error that never clears (the bucket is gone): 3 deliveries with backoff, then the DLQ."""
+    frame = generate(tmp_path, count=1, size=128, seed=23)[0]
+    good = _queue_image(local_cloud, frame.path.read_bytes(), ext=frame.path.suffix[1:])
+    broken = {**good, "bucket": "bucket-that-was-deleted", "image_id": "f" * 64,
+              "key": good["key"].replace(good["image_id"], "f" * 64)}
+    local_cloud.client("sqs").send_message(QueueUrl=local_cloud.outputs.queue_url, MessageBody=json.dumps(broken))
+    execution = local_cloud.run_execution("bounded-retries", timeout=120)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert [r["image_id"] for r in _results(local_cloud)] == [good["image_id"]]
+    (dead,) = _dead_letters(local_cloud)
+    reason = dead["MessageAttributes"]["reason"]["StringValue"]
+    assert reason.startswith("failed 3 time(s)") and "NoSuchBucket" in reason

@@ -46,6 +46,7 @@ class Settings:
     detect_concurrency: int
     detect_tps: float
     lock_table: str
+    max_receive_count: int = 3
 
     @property
     def worker_tps(self) -> float:
@@ -66,4 +67,5 @@ class Settings:
             detect_concurrency=int(_number("DETECT_CONCURRENCY", 4, minimum=1)),
             detect_tps=_number("DETECT_TPS", 10, minimum=0.01),
             lock_table=_require("LOCK_TABLE"),
+            max_receive_count=int(_number("MAX_RECEIVE_COUNT", 3, minimum=1)),
         )

@@ -24,6 +24,7 @@ logger = Logger(service="batchsight-drain")
 # Leave this much of the Lambda's time for the last receive batch to finish.
 SAFETY_MARGIN_MS = 20_000
 VISIBILITY_SECONDS_PER_BATCH = 60
+RETRY_BACKOFF_SECONDS = 2
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
 
 
@@ -71,9 +72,8 @@ class Drainer:
         except (PoisonMessage, ModelRejectedImage) as exc:
             self._dead_letter(message, reason=str(exc))
             return Outcome(poisoned=1)
-        except Exception:  # noqa: BLE001 - any other failure is retried by SQS redelivery
-            logger.exception("image failed, left for redelivery", extra={"message_id": message["MessageId"]})
-            return Outcome(retried=1)
+        except Exception as exc:  # noqa: BLE001 - any other failure is retried, a bounded number of times
+            return self._retry_later(message, exc)
         self.sqs.delete_message(QueueUrl=self.settings.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return Outcome(processed=1, anomalous=int(anomalous))
 
@@ -122,6 +122,21 @@ class Drainer:
         except ClientError:
             return False
         return True
+
+    def _retry_later(self, message: dict[str, Any], error: Exception) -> Outcome:
+        """Back off and let SQS redeliver; the last allowed delivery dead-letters with the reason.
+
+        SQS' own redrive would move the message too, but without saying why.
+        """
+        deliveries = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        reason = f"failed {deliveries} time(s), last error {type(error).__name__}: {error}"
+        if deliveries >= self.settings.max_receive_count:
+            self._dead_letter(message, reason=reason)
+            return Outcome(poisoned=1)
+        logger.warning("image failed, retried later", extra={"message_id": message["MessageId"], "reason": reason})
+        self.sqs.change_message_visibility(QueueUrl=self.settings.queue_url, ReceiptHandle=message["ReceiptHandle"],
+                                           VisibilityTimeout=min(300, RETRY_BACKOFF_SECONDS * 2 ** (deliveries - 1)))
+        return Outcome(retried=1)
 
     def _dead_letter(self, message: dict[str, Any], *, reason: str) -> None:
         """Poison goes to the DLQ at once, with its reason, instead of keeping the model up."""
