@@ -53,9 +53,9 @@ def batch_payload(config: Config, batch_id: str, images: list[ImageRecord]) -> d
 
 
 def status_payload(config: Config, *, state: str, counts: dict[str, int], cloud: str,
-                   detail: str = "") -> dict[str, Any]:
+                   alarms: list[str] | None = None) -> dict[str, Any]:
     return {"v": PAYLOAD_VERSION, "site": config.site, "line": config.line, "device": config.device,
-            "state": state, "cloud": cloud, "detail": detail,
+            "state": state, "cloud": cloud, "alarms": alarms or [],
             "waiting": counts.get("validated", 0),
             "in_cloud": sum(counts.get(s, 0) for s in ("uploaded", "enqueued", "submitted")),
             "alerted": counts.get("alerted", 0), "quarantined": counts.get("quarantined", 0),

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from batchsight import logs
@@ -45,10 +47,24 @@ def _status(args: argparse.Namespace) -> int:
         return 1
     journal = Journal(config.journal_path)
     waiting, oldest = journal.waiting()
+    usage = shutil.disk_usage(config.work_folder)
     print(json.dumps({"counts": journal.counts(), "waiting_for_batch": waiting,
-                      "oldest_waiting_seen_at": oldest}, indent=2))
+                      "oldest_waiting_age_seconds": round(time.time() - oldest, 1) if oldest else None,
+                      "last_batch": journal.last_batch(),
+                      "held_bytes": journal.pending_bytes(), "quota_bytes": config.disk.quota_bytes,
+                      "work_folder_free_bytes": usage.free}, indent=2))
     journal.close()
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from batchsight.doctor import report, run_checks
+    from batchsight.runtime import aws_clients
+
+    config = _load(args)
+    checks = run_checks(config, aws_clients(config))
+    print(report(checks))
+    return 0 if all(c.ok for c in checks) else 1
 
 
 def _demo(args: argparse.Namespace, rest: list[str]) -> int:
@@ -65,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the edge component")
     status = commands.add_parser("status", help="backlog per state from the journal")
-    for command in (run, status):
+    doctor = commands.add_parser("doctor", help="check folders, journal, AWS resources and broker")
+    for command in (run, status, doctor):
         command.add_argument("--config", help="YAML configuration file")
         command.add_argument("--greengrass", action="store_true",
                              help="take the configuration from Greengrass (on a device)")
@@ -77,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             return _demo(args, rest)
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
-        return _run(args) if args.command == "run" else _status(args)
+        return {"run": _run, "status": _status, "doctor": _doctor}[args.command](args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

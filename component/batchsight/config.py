@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 import yaml
+from croniter import croniter
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _TOPIC_FORBIDDEN = ("+", "#", "\0")  # MQTT wildcards and NUL make every topic we publish invalid
@@ -37,6 +38,7 @@ class BatchSettings:
     interval_seconds: float = 3600.0
     max_images: int = 500
     max_age_seconds: float = 900.0
+    schedule: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,13 @@ class AlertSettings:
 @dataclass(frozen=True)
 class RetentionSettings:
     after_result: str = "delete"
+    journal_days: float = 30.0
+
+
+@dataclass(frozen=True)
+class DiskSettings:
+    quota_bytes: int = 2 * 1024 ** 3
+    min_free_bytes: int = 256 * 1024 ** 2
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,7 @@ class Config:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    disk: DiskSettings = field(default_factory=DiskSettings)
     log_level: str = "INFO"
 
     @property
@@ -178,13 +188,20 @@ def _check(config: Config) -> None:
                 "ingest.min_side": config.ingest.min_side,
                 "results.poll_seconds": config.results.poll_seconds,
                 "results.timeout_seconds": config.results.timeout_seconds,
-                "mqtt.port": config.mqtt.port}
+                "mqtt.port": config.mqtt.port,
+                "retention.journal_days": config.retention.journal_days,
+                "disk.quota_bytes": config.disk.quota_bytes}
     for name, value in positive.items():
         if value <= 0:
             raise ConfigError(f"setting {name}: must be greater than 0, got {value}")
     if config.mqtt.port > 65535:
         raise ConfigError(f"setting mqtt.port: must be 1 to 65535, got {config.mqtt.port}")
     _check_topic_prefix(config.mqtt.topic_prefix)
+    if config.batch.schedule and not croniter.is_valid(config.batch.schedule):
+        raise ConfigError(f"setting batch.schedule: {config.batch.schedule!r} is not a cron expression "
+                          "(five fields, UTC, e.g. '0 */2 * * *')")
+    if config.disk.min_free_bytes < 0:
+        raise ConfigError("setting disk.min_free_bytes: must not be negative")
     if config.ingest.stable_seconds < 0:
         raise ConfigError("setting ingest.stable_seconds: must not be negative")
     if config.ingest.max_side < config.ingest.min_side:

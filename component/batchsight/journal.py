@@ -228,6 +228,46 @@ class Journal:
             db.execute("INSERT OR REPLACE INTO quarantine (path, reason, at) VALUES (?, ?, ?)",
                        (path, reason, time.time()))
 
+    def overdue(self, *, older_than: float) -> list[str]:
+        """Images submitted before ``older_than`` whose result never came."""
+        with self._lock:
+            rows = self._conn.execute("SELECT image_id FROM images WHERE state=? AND updated_at<?"
+                                      " ORDER BY seen_at", (ImageState.SUBMITTED.value, older_than)).fetchall()
+        return [r[0] for r in rows]
+
+    def resubmit(self, image_ids: list[str]) -> None:
+        """The one legal step back: a submitted image whose result never came waits for a new batch.
+
+        Re-uploading is idempotent (same key, same bytes) and a late first result simply
+        lands under the same deterministic key, so nothing is doubled.
+        """
+        with self._tx() as db:
+            for image_id in image_ids:
+                db.execute("UPDATE images SET state=?, batch_id=NULL, updated_at=? WHERE image_id=? AND state=?",
+                           (ImageState.VALIDATED.value, time.time(), image_id, ImageState.SUBMITTED.value))
+
+    def prune(self, *, older_than: float) -> int:
+        """Forget finished images and summarized batches older than ``older_than``."""
+        with self._tx() as db:
+            images = db.execute("DELETE FROM images WHERE state=? AND updated_at<?",
+                                (ImageState.ALERTED.value, older_than)).rowcount
+            db.execute("DELETE FROM batches WHERE summarized_at<? AND NOT EXISTS"
+                       " (SELECT 1 FROM images i WHERE i.batch_id=batches.batch_id)", (older_than,))
+            db.execute("DELETE FROM quarantine WHERE at<?", (older_than,))
+        return int(images)
+
+    def pending_bytes(self) -> int:
+        """Bytes of images kept on the gateway until their result is published."""
+        with self._lock:
+            row = self._conn.execute("SELECT COALESCE(SUM(size), 0) FROM images WHERE state<>?",
+                                     (ImageState.ALERTED.value,)).fetchone()
+        return int(row[0])
+
+    def last_batch(self) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM batches ORDER BY created_at DESC LIMIT 1").fetchone()
+        return dict(row) if row else None
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             rows = self._conn.execute("SELECT state, COUNT(*) FROM images GROUP BY state").fetchall()

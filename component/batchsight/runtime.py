@@ -21,6 +21,7 @@ from batchsight.alerter import Alerter
 from batchsight.batcher import BatchPolicy, new_batch_id
 from batchsight.cloud_link import CloudLink
 from batchsight.config import Config
+from batchsight.housekeeping import DiskGuard, Housekeeper
 from batchsight.ingest import Ingestor
 from batchsight.journal import Journal
 from batchsight.publishers import Publisher, PublishError
@@ -31,6 +32,7 @@ from batchsight.watcher import DropFolderWatcher
 log = logging.getLogger(__name__)
 TICK_SECONDS = 0.2
 STATUS_EVERY_SECONDS = 10.0
+HOUSEKEEPING_EVERY_SECONDS = 60.0
 
 
 class Backoff:
@@ -82,11 +84,14 @@ class Component:
                               sfn=clients["stepfunctions"])
         self.puller = ResultPuller(config, self.journal, s3=clients["s3"])
         self.alerter = Alerter(config, self.journal, self.publisher)
+        self.disk = DiskGuard(config, self.journal)
+        self.housekeeper = Housekeeper(config, self.journal)
         self.stop_event = threading.Event()
         self._cloud_backoff = Backoff()
         self._cloud_state = "ok"
         self._next_poll = 0.0
         self._next_status = 0.0
+        self._next_housekeeping = 0.0
 
     def run(self) -> None:
         self.publisher.connect()
@@ -102,8 +107,9 @@ class Component:
             self._shutdown()
 
     def tick(self, now: float) -> None:
-        for path in self.watcher.complete_files():
-            self.ingestor.ingest(path)
+        if self.disk.check() is None:  # when full, complete files stay tracked in the drop folder
+            for path in self.watcher.complete_files():
+                self.ingestor.ingest(path)
         waiting, oldest = self.journal.waiting()
         trigger = self.policy.due(waiting=waiting, oldest_seen=oldest, now=now)
         if trigger:
@@ -114,6 +120,10 @@ class Component:
         if self._cloud_backoff.ready(now):
             self._cloud_step(now)
         self.alerter.publish_pending()
+        if now >= self._next_housekeeping:
+            self.housekeeper.resubmit_overdue(now)
+            self.housekeeper.prune(now)
+            self._next_housekeeping = now + HOUSEKEEPING_EVERY_SECONDS
         if now >= self._next_status:
             self._publish_status("running")
             self._next_status = now + STATUS_EVERY_SECONDS
@@ -137,8 +147,9 @@ class Component:
         self._cloud_backoff.succeeded()
 
     def _publish_status(self, state: str) -> None:
+        alarms = [a for a in (self.disk.alarm, self.housekeeper.alarm) if a]
         payload = alerts.status_payload(self.config, state=state, counts=self.journal.counts(),
-                                        cloud=self._cloud_state)
+                                        cloud=self._cloud_state, alarms=alarms)
         try:
             self.publisher.publish(self.config.topic("status"), payload, retain=True)
         except PublishError:

@@ -359,12 +359,13 @@ def test_nan_is_refused(data: dict[str, Any]) -> None:
 
 
 FLOAT_SETTINGS = [("batch", "interval_seconds"), ("batch", "max_age_seconds"), ("ingest", "stable_seconds"),
-                  ("results", "poll_seconds"), ("results", "timeout_seconds"), ("alerts", "min_confidence")]
+                  ("results", "poll_seconds"), ("results", "timeout_seconds"), ("alerts", "min_confidence"),
+                  ("retention", "journal_days")]
 
 
 def test_every_float_setting_is_covered() -> None:
     config = Config()
-    found = {(group, f) for group in ("batch", "ingest", "results", "alerts", "mqtt", "aws", "retention")
+    found = {(group, f) for group in ("batch", "ingest", "results", "alerts", "mqtt", "aws", "retention", "disk")
              for f in vars(getattr(config, group)) if isinstance(getattr(getattr(config, group), f), float)}
     assert found == set(FLOAT_SETTINGS)
 
@@ -415,3 +416,19 @@ def test_non_string_keys_give_config_error(tmp_path: Path) -> None:
 
 def test_a_single_non_string_key_is_an_unknown_setting() -> None:
     assert "unknown setting 1" in error_for({**minimal(), 1: "x"})
+
+
+@pytest.mark.parametrize("schedule", ["61 * * * *", "every hour", "* * *"])
+def test_bad_cron_schedule_is_refused(schedule: str) -> None:
+    assert "batch.schedule" in error_for(minimal(batch={"schedule": schedule}))
+
+
+def test_cron_schedule_is_accepted() -> None:
+    assert config_from_dict(minimal(batch={"schedule": "0 */2 * * *"})).batch.schedule == "0 */2 * * *"
+
+
+@pytest.mark.parametrize("data,setting", [({"disk": {"quota_bytes": 0}}, "disk.quota_bytes"),
+                                          ({"disk": {"min_free_bytes": -1}}, "disk.min_free_bytes"),
+                                          ({"retention": {"journal_days": 0}}, "retention.journal_days")])
+def test_disk_and_retention_limits(data: dict[str, Any], setting: str) -> None:
+    assert setting in error_for(minimal(**data))

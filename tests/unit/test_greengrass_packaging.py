@@ -34,43 +34,23 @@ BUILD_SCRIPT = ROOT / "component" / "build_artifact.py"
 COMPONENT = "com.batchsight.EdgeInspector"
 ZIP_FILE = f"{COMPONENT}.zip"
 
-# The documented configuration (the YAML file of `run --config` = the DefaultConfiguration).
-DOCUMENTED_CONFIG = yaml.safe_load("""
-site: plant1
-line: line1
-device: gateway1
-drop_folder: /var/lib/batchsight/drop
-work_folder: /var/lib/batchsight/work
-aws:
-  region: us-east-1
-  source_bucket: ""
-  final_bucket: ""
-  queue_url: ""
-  state_machine_arn: ""
-  endpoint_url: ""
-batch:
-  interval_seconds: 3600
-  max_images: 500
-  max_age_seconds: 900
-ingest:
-  stable_seconds: 2.0
-  max_bytes: 6291456
-  min_side: 64
-  max_side: 4096
-results:
-  poll_seconds: 10
-  timeout_seconds: 7200
-mqtt:
-  host: 127.0.0.1
-  port: 1883
-  client_id: ""
-  topic_prefix: factory
-alerts:
-  min_confidence: 0.0
-retention:
-  after_result: delete
-log_level: INFO
-""")
+# The documented configuration (the YAML file of `run --config` = the DefaultConfiguration):
+# the program's own defaults, so the recipe cannot drift from what the program accepts.
+def _documented_config() -> dict:
+    from dataclasses import asdict
+
+    from batchsight.config import Config
+
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return str(value) if isinstance(value, Path) else value
+
+    return plain(asdict(Config()))
+
+
+DOCUMENTED_CONFIG = _documented_config()
+
 
 # Canonical spelling (gdk: "recipe attribute names are case sensitive").
 LIFECYCLE_KEYS = {"Setenv", "Bootstrap", "Install", "Startup", "Run", "Shutdown", "Recover"}
@@ -500,13 +480,16 @@ def test_run_script_writes_configuration_and_starts_program(recipe, tmp_path):
 
 # ---------------------------------------------------------------- requirements
 
-def test_requirements_are_pinned():
+def test_requirements_are_pinned_and_match_the_package():
+    """The device installs exactly the package's runtime dependencies, each pinned."""
+    import tomllib
+
     lines = [line.strip() for line in REQUIREMENTS.read_text().splitlines()]
     pins = dict(line.split("==", 1) for line in lines if line and not line.startswith("#"))
-    assert set(pins) == {"boto3", "watchdog", "PyYAML", "Pillow", "awsiotsdk"}
-    assert pins["boto3"] == "1.43.11" and pins["watchdog"] == "7.1.0" and pins["PyYAML"] == "6.0.3"
-    assert pins["awsiotsdk"] == "1.31.0"
-    assert re.fullmatch(r"1[12]\.\d+\.\d+", pins["Pillow"]), pins["Pillow"]
+    assert all(re.fullmatch(r"\d+(\.\d+)+", version) for version in pins.values()), pins
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=!~ ]", requirement, maxsplit=1)[0] for requirement in declared}
+    assert {name.lower() for name in pins} == {name.lower() for name in names}
 
 
 # ---------------------------------------------------------------- build_artifact.py

@@ -1,0 +1,96 @@
+"""``batchsight doctor``: check everything the component needs, each with a pass or a fix.
+
+Meant for the controls engineer at commissioning: run it with the component's configuration
+and read down the list; the first FAIL says what to change.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batchsight.config import Config
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _folder(path: Path, what: str) -> Check:
+    if not path.is_dir():
+        return Check(what, False, f"{path} does not exist: create it and give the component user write access")
+    if not os.access(path, os.W_OK):
+        return Check(what, False, f"{path} is not writable by this user: fix its owner or mode")
+    return Check(what, True, str(path))
+
+
+def _journal(config: Config) -> Check:
+    if not config.journal_path.exists():
+        return Check("journal", True, f"{config.journal_path} will be created on first run")
+    try:
+        with sqlite3.connect(config.journal_path) as db:
+            verdict = db.execute("PRAGMA integrity_check").fetchone()[0]
+    except sqlite3.Error as exc:
+        return Check("journal", False, f"cannot open {config.journal_path}: {exc}")
+    if verdict != "ok":
+        return Check("journal", False, f"integrity check says {verdict!r}: stop the component and "
+                                       "restore the journal from its -wal file or a backup")
+    return Check("journal", True, f"{config.journal_path} passes the integrity check")
+
+
+def _aws(name: str, call: Callable[[], Any], fix: str) -> Check:
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, none is fatal here
+        return Check(name, False, f"{type(exc).__name__}: {exc}; {fix}")
+    return Check(name, True, "reachable")
+
+
+def _broker(config: Config) -> Check:
+    from awscrt import io, mqtt
+
+    loop = io.EventLoopGroup(1)
+    connection = mqtt.Connection(client=mqtt.Client(io.ClientBootstrap(loop, io.DefaultHostResolver(loop)), None),
+                                 host_name=config.mqtt.host, port=config.mqtt.port,
+                                 client_id=f"{config.mqtt_client_id}-doctor")
+    try:
+        connection.connect().result(timeout=5)
+        connection.disconnect().result(timeout=5)
+    except Exception as exc:  # noqa: BLE001
+        return Check("mqtt broker", False, f"{config.mqtt.host}:{config.mqtt.port}: {exc}; "
+                                          "check mqtt.host/mqtt.port and that the broker runs")
+    return Check("mqtt broker", True, f"{config.mqtt.host}:{config.mqtt.port}")
+
+
+def run_checks(config: Config, clients: dict[str, Any]) -> list[Check]:
+    import boto3
+
+    s3, sqs, sfn = clients["s3"], clients["sqs"], clients["stepfunctions"]
+    credentials = boto3.session.Session().get_credentials()
+    return [
+        _folder(config.drop_folder, "drop folder"),
+        _folder(config.work_folder, "work folder"),
+        _journal(config),
+        Check("credentials", credentials is not None,
+              "found" if credentials else "no AWS credentials: on Greengrass, depend on TokenExchangeService"),
+        _aws("source bucket", lambda: s3.head_bucket(Bucket=config.aws.source_bucket),
+             "check aws.source_bucket against the stack output SourceBucketName and the device policy"),
+        _aws("final bucket", lambda: s3.head_bucket(Bucket=config.aws.final_bucket),
+             "check aws.final_bucket against the stack output FinalBucketName"),
+        _aws("queue", lambda: sqs.get_queue_attributes(QueueUrl=config.aws.queue_url, AttributeNames=["QueueArn"]),
+             "check aws.queue_url against the stack output ImageQueueUrl"),
+        _aws("state machine", lambda: sfn.describe_state_machine(stateMachineArn=config.aws.state_machine_arn),
+             "check aws.state_machine_arn against the stack output StateMachineArn"),
+        _broker(config),
+    ]
+
+
+def report(checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    return "\n".join(f"{'PASS' if c.ok else 'FAIL'}  {c.name:<{width}}  {c.detail}" for c in checks)

@@ -1,0 +1,63 @@
+"""`batchsight doctor` and `batchsight status` against the local cloud and a real broker."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from batchsight_cloud.local.stack import CREDENTIALS
+from tests.integration.test_end_to_end import _config
+from tests.support import CloudFixture
+
+pytestmark = pytest.mark.integration
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **CREDENTIALS}
+    env.pop("AWS_ENDPOINT_URL", None)
+    return subprocess.run([sys.executable, "-m", "batchsight", *args], capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def test_doctor_passes_on_a_good_setup(local_cloud: CloudFixture, mqtt_broker: Any, tmp_path: Path) -> None:
+    config = _config(tmp_path, local_cloud, mqtt_broker.port)
+    (tmp_path / "drop").mkdir()
+    (tmp_path / "work").mkdir()
+    result = _cli("doctor", "--config", str(config))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("PASS") == 9
+
+
+def test_doctor_names_what_to_fix(local_cloud: CloudFixture, tmp_path: Path) -> None:
+    config = _config(tmp_path, local_cloud, 1)  # nothing listens on port 1
+    data = yaml.safe_load(config.read_text())
+    data["aws"]["final_bucket"] = "no-such-bucket"
+    config.write_text(yaml.safe_dump(data))
+    result = _cli("doctor", "--config", str(config))
+    assert result.returncode == 1
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    assert [line.split()[1:3] for line in failed] == [["drop", "folder"], ["work", "folder"], ["final", "bucket"],
+                                                      ["mqtt", "broker"]]
+    assert "FinalBucketName" in result.stdout
+
+
+def test_status_reports_the_backlog(tmp_path: Path, local_cloud: CloudFixture) -> None:
+    config = _config(tmp_path, local_cloud, 1883)
+    assert _cli("status", "--config", str(config)).returncode == 1  # no journal yet: says so
+    from batchsight.config import load_config
+    from batchsight.journal import Journal
+
+    journal = Journal(load_config(config).journal_path)
+    journal.add({"image_id": "a" * 64, "file_name": "x.jpg", "path": "/x", "ext": "jpg", "size": 10,
+                 "width": 64, "height": 64, "captured_at": "2026-11-23T10:00:00.000Z"})
+    journal.close()
+    result = _cli("status", "--config", str(config))
+    status = json.loads(result.stdout)
+    assert status["counts"]["validated"] == 1 and status["waiting_for_batch"] == 1
+    assert status["held_bytes"] == 10
