@@ -12,29 +12,48 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from batchsight import logs
 from batchsight.config import Config, ConfigError, load_config
 
 
 def _load(args: argparse.Namespace) -> Config:
-    if getattr(args, "greengrass", False):
-        from batchsight.greengrass import load_greengrass_config
+    return _load_with_ipc(args)[0]
 
-        return load_greengrass_config()
+
+def _load_with_ipc(args: argparse.Namespace) -> tuple[Config, Any]:
+    """The configuration, plus the Greengrass IPC adapter when running on a device."""
+    if getattr(args, "greengrass", False):
+        from batchsight.greengrass import GreengrassIpc, load_greengrass_config
+
+        return load_greengrass_config(GreengrassIpc())
     if not args.config:
         raise ConfigError("give --config FILE (or --greengrass on a Greengrass device)")
-    return load_config(Path(args.config))
+    return load_config(Path(args.config)), None
 
 
 def _run(args: argparse.Namespace) -> int:
     from batchsight.runtime import Component
 
-    config = _load(args)
+    config, ipc = _load_with_ipc(args)
     logs.setup(config.log_level)
-    component = Component(config)
+    if ipc is None:
+        component = Component(config)
+    else:
+        from batchsight.publishers.greengrass import GreengrassPublisher
+
+        component = Component(config, publisher=GreengrassPublisher(ipc))
+        ipc.on_configuration_change(component.apply_config)
     component.install_signal_handlers()
-    component.run()
+    try:
+        if ipc is not None:
+            ipc.report_state("RUNNING")
+        component.run()
+    except Exception:
+        if ipc is not None:
+            ipc.report_state("ERRORED")  # Greengrass restarts the component; the journal resumes it
+        raise
     return 0
 
 

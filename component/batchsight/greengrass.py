@@ -1,14 +1,15 @@
-"""The Greengrass adapter for configuration: IPC GetConfiguration, created lazily.
+"""The Greengrass adapter: configuration, live updates and lifecycle state over IPC.
 
-Off a device the IPC client cannot exist (its constructor needs the nucleus socket), so it
-is only built here, when ``batchsight run --greengrass`` asks for it. The recipe's Run step
-also writes the same configuration to the file named by BATCHSIGHT_CONFIG, which is used
-when IPC is not reachable.
+Off a device the IPC client cannot exist (its constructor needs the nucleus socket), so it is
+only built here, lazily, when ``batchsight run --greengrass`` asks for it; tests hand in a
+client of their own through ``client_factory``. The recipe's Run step also writes the same
+configuration to the file named by BATCHSIGHT_CONFIG, used when IPC is not reachable.
 """
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,54 @@ def program_settings(value: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in value.items() if k not in _GREENGRASS_KEYS}
 
 
-def load_greengrass_config() -> Config:
-    try:
-        from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
+def _default_client() -> Any:
+    from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 
-        value = GreengrassCoreIPCClientV2().get_configuration().value
+    return GreengrassCoreIPCClientV2()
+
+
+class GreengrassIpc:
+    """One lazily created IPC client shared by configuration, state and publishing."""
+
+    def __init__(self, client_factory: Callable[[], Any] = _default_client) -> None:
+        self._factory = client_factory
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._factory()
+        return self._client
+
+    def configuration(self) -> Config:
+        value = self.client.get_configuration().value
+        return config_from_dict(program_settings(value or {}))
+
+    def on_configuration_change(self, callback: Callable[[Config], None]) -> None:
+        """Call ``callback`` with the new, validated configuration after each deployment change."""
+        def changed(_event: Any) -> None:
+            try:
+                callback(self.configuration())
+            except ConfigError as exc:
+                log.error("new configuration refused; keeping the current one", extra={"error": str(exc)})
+
+        self.client.subscribe_to_configuration_update(on_stream_event=changed)
+
+    def report_state(self, state: str) -> None:
+        """RUNNING once serving, ERRORED when it cannot go on (Greengrass then restarts it)."""
+        self.client.update_state(state=state)
+
+    def publish(self, topic: str, body: bytes) -> None:
+        from awsiot.greengrasscoreipc.model import BinaryMessage, PublishMessage
+
+        self.client.publish_to_topic(topic=topic, publish_message=PublishMessage(
+            binary_message=BinaryMessage(message=body)))
+
+
+def load_greengrass_config(ipc: GreengrassIpc) -> tuple[Config, GreengrassIpc | None]:
+    """The configuration, and the IPC adapter when the nucleus answered (None on the fallback)."""
+    try:
+        return ipc.configuration(), ipc
     except (KeyError, OSError, ConnectionError) as exc:
         fallback = os.environ.get("BATCHSIGHT_CONFIG", "")
         if not fallback:
@@ -35,5 +79,4 @@ def load_greengrass_config() -> Config:
                               "run under Greengrass or use --config FILE") from exc
         log.warning("Greengrass IPC unavailable; using the recipe-written configuration file",
                     extra={"path": fallback, "error": repr(exc)})
-        return load_config(Path(fallback))
-    return config_from_dict(program_settings(value))
+        return load_config(Path(fallback)), None

@@ -6,6 +6,7 @@ they never stop ingestion, so images keep spooling while the line runs.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import signal
@@ -92,6 +93,25 @@ class Component:
         self._next_poll = 0.0
         self._next_status = 0.0
         self._next_housekeeping = 0.0
+
+    def apply_config(self, new: Config) -> None:
+        """Apply a configuration change without a restart where that is safe.
+
+        Batching, alert thresholds, result polling, retention and disk limits take effect at
+        once. Identity, folders, AWS resources and the broker are fixed for the life of the
+        process: Greengrass restarts the component when those change (the Run script embeds
+        them), so here they are only reported.
+        """
+        fixed = ("site", "line", "device", "drop_folder", "work_folder", "aws", "mqtt")
+        ignored = [name for name in fixed if getattr(new, name) != getattr(self.config, name)]
+        if ignored:
+            log.warning("settings that need a restart were not applied", extra={"settings": ignored})
+        applied = dataclasses.replace(new, **{name: getattr(self.config, name) for name in fixed})
+        for holder in (self, self.ingestor, self.link, self.puller, self.alerter, self.disk, self.housekeeper):
+            holder.config = applied
+        self.policy.settings = applied.batch
+        logging.getLogger().setLevel(applied.log_level.upper())
+        log.info("configuration updated", extra={"batch": dataclasses.asdict(applied.batch)})
 
     def run(self) -> None:
         self.publisher.connect()

@@ -44,15 +44,17 @@ class Engine:
             self.at(self.now + wait, step)
         self.at(self.now + delay, step)
 
-    def run(self, *, until: Callable[[], bool] | None = None, limit: float = float("inf")) -> None:
+    def run(self, *, until: Callable[[], bool] | None = None, limit: float = float("inf")) -> bool:
+        """Process events until ``until()`` holds (True), or nothing is left or ``limit`` passes."""
         while self._queue:
             time, _, action = heapq.heappop(self._queue)
             if time > limit:
-                raise RuntimeError(f"simulation still busy at {limit:.0f} s (runaway process?)")
+                return False
             self.now = time
             action()
             if until is not None and until():
-                return
+                return True
+        return until is None or until()
 
 
 @contextmanager

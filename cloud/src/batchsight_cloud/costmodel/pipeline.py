@@ -1,0 +1,250 @@
+"""batchsight's own policy on the virtual clock: the edge's BatchPolicy, then the real ASL.
+
+Each Task of cloud/statemachine/batch_pipeline.asl.json is answered by a simulated service
+that calls the project's code where the project decides something: CheckWork's ``plan`` and
+``tally``, the model backend contract (``ModelBackend.start/status/stop``, including its
+start-timeout rule), the lock handler's answers (``LockLost`` on a lost renew). The queue,
+the lock item and the model's hosting are simulated (services.py).
+"""
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from batchsight_cloud.backends.base import ModelState
+from batchsight_cloud.costmodel.asl import Call, Outcome, StateMachine
+from batchsight_cloud.costmodel.edge import EdgeBatching, Submission, Uplink, submissions
+from batchsight_cloud.costmodel.engine import Engine, backend_clock
+from batchsight_cloud.costmodel.model import ModelService, PolicyResult
+from batchsight_cloud.costmodel.services import Hosting, Lock, Queue, SimulatedBackend, StartTimes
+from batchsight_cloud.costmodel.trace import horizon as trace_horizon
+from batchsight_cloud.handlers.check_work import plan, tally
+from batchsight_cloud.handlers.drain import SAFETY_MARGIN_MS
+from batchsight_cloud.handlers.model_lock import LockLost
+from batchsight_cloud.local.template import CLOUD_DIR, load_template
+from batchsight_cloud.settings import Settings
+
+ASL_PATH = CLOUD_DIR / "statemachine" / "batch_pipeline.asl.json"
+RECEIVE_WAIT_SECONDS = 1.0  # the drain's long poll (WaitTimeSeconds=1)
+SNS_PUBLISH = "arn:aws:states:::sns:publish"
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    """The stack parameters (cloud/template.yaml) that shape cost and latency."""
+
+    poll_seconds: int = 30
+    start_timeout_seconds: int = 1800
+    drain_workers: int = 2
+    detect_concurrency: int = 4
+    lock_lease_seconds: int = 900
+    schedule_seconds: float = 3600.0  # ScheduleExpression rate(1 hour); 0 switches it off
+    drain_timeout_seconds: float = 300.0  # the Drain function's Timeout
+    task_seconds: float = 0.3  # one Lambda invoke, as seen by Step Functions
+
+    def settings(self, service: ModelService) -> Settings:
+        return Settings(queue_url="sim://queue", dead_letter_queue_url="sim://dead-letter",
+                        source_bucket="sim-source", final_bucket="sim-final", backend="simulated",
+                        poll_seconds=int(self.poll_seconds),
+                        start_timeout_seconds=int(self.start_timeout_seconds),
+                        drain_workers=int(self.drain_workers),
+                        detect_concurrency=int(self.detect_concurrency),
+                        detect_tps=float(service.detect_tps), lock_table="sim-lock")
+
+
+@dataclass(frozen=True)
+class OurPolicy:
+    batching: EdgeBatching = field(default_factory=EdgeBatching)
+    cloud: CloudSettings = field(default_factory=CloudSettings)
+    uplink: Uplink = field(default_factory=Uplink)
+
+
+@lru_cache(maxsize=1)
+def template_cloud_settings() -> CloudSettings:
+    """The stack as deployed with the template's defaults."""
+    template = load_template()
+    defaults = {name: p.get("Default") for name, p in template["Parameters"].items()}
+    schedule = str(defaults.get("ScheduleExpression", "rate(1 hour)"))
+    return CloudSettings(
+        poll_seconds=int(defaults["PollSeconds"]),
+        start_timeout_seconds=int(defaults["StartTimeoutSeconds"]),
+        drain_workers=int(defaults["DrainWorkers"]),
+        detect_concurrency=int(defaults["DetectConcurrency"]),
+        lock_lease_seconds=int(defaults["LockLeaseSeconds"]),
+        schedule_seconds=rate_seconds(schedule),
+        drain_timeout_seconds=float(template["Resources"]["DrainFunction"]["Properties"]["Timeout"]))
+
+
+def rate_seconds(expression: str) -> float:
+    """'rate(1 hour)' -> 3600; a cron() schedule is not modelled."""
+    if not expression.startswith("rate(") or not expression.endswith(")"):
+        raise ValueError(f"schedule {expression!r}: only rate(...) expressions are modelled")
+    value, unit = expression[5:-1].split()
+    scale = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+    return float(value) * scale[unit]
+
+
+@lru_cache(maxsize=1)
+def load_definition(path: Path = ASL_PATH) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def worker_rate(cloud: CloudSettings, service: ModelService) -> float:
+    """One drain worker's images per second: its share of DetectTps, or its threads' pace."""
+    settings = cloud.settings(service)
+    return min(settings.worker_tps, cloud.detect_concurrency / service.detect_latency_seconds)
+
+
+class Pipeline:
+    """The cloud stack on one engine: queue, lock, backend, and the state machine's services."""
+
+    def __init__(self, engine: Engine, service: ModelService, cloud: CloudSettings, *,
+                 definition: dict[str, Any] | None = None) -> None:
+        self.engine = engine
+        self.service = service
+        self.cloud = cloud
+        self.settings = cloud.settings(service)
+        self.queue = Queue()
+        self.lock = Lock(cloud.lock_lease_seconds)
+        self.hosting = Hosting(StartTimes(service.start_low_seconds, service.start_high_seconds,
+                                          service.seed), fails=service.fails)
+        self.backend = SimulatedBackend(self.hosting, engine,
+                                        start_timeout_seconds=cloud.start_timeout_seconds)
+        self.machine = StateMachine(
+            definition or load_definition(),
+            {"CheckWorkFunctionArn": self._check_work, "ModelLockFunctionArn": self._lock,
+             "ModelControlFunctionArn": self._model_control, "Map:DrainFunctionArn": self._drain,
+             SNS_PUBLISH: lambda _payload: Call({}, cloud.task_seconds)},
+            rng=random.Random(service.seed), clock=lambda: engine.now)
+        self.running = 0
+        self.outcomes: list[Outcome] = []
+
+    # --- the Tasks' services ------------------------------------------------------------------
+
+    def _call(self, output: Any) -> Call:
+        return Call(output, self.cloud.task_seconds)
+
+    def _check_work(self, payload: dict[str, Any]) -> Call:
+        now = self.engine.now
+        result = plan(self.queue.visible(now), self.queue.in_flight(now), self.settings)
+        return self._call({**result, "tally": tally(payload.get("tally"), payload.get("drained"))})
+
+    def _lock(self, payload: dict[str, Any]) -> Call:
+        owner, action, now = str(payload["execution"]), payload.get("action"), self.engine.now
+        if action == "acquire":
+            held = self.lock.acquire(owner, now)
+        elif action == "renew":
+            held = self.lock.renew(owner, now)
+        elif action == "release":
+            held = not self.lock.release(owner)
+        else:
+            raise ValueError(f"unknown lock action {action!r}")
+        if action == "renew" and not held:
+            raise LockLost("the model lock was lost (lease expired and taken over)")
+        return self._call({"held": held})
+
+    def _model_control(self, payload: dict[str, Any]) -> Call:
+        action = payload.get("action")
+        if action == "start":
+            state = self.backend.start(run_token=str(payload["execution"]))
+        elif action == "status":
+            state = self.backend.status(ModelState(**payload["model"]))
+        elif action == "stop":
+            state = self.backend.stop()
+        else:
+            raise ValueError(f"unknown model action {action!r}")
+        return self._call(state.to_dict())
+
+    def _drain(self, request: dict[str, Any]) -> Call:
+        workers = len(request["items"])  # CheckWork sizes the Map within its MaxConcurrency
+        if workers > int(request["max_concurrency"]):
+            raise ValueError("more drain workers than the Map's MaxConcurrency")
+        rate = workers * worker_rate(self.cloud, self.service)
+        begin = self.engine.now + self.cloud.task_seconds
+        end, count = self.queue.drain(
+            begin, rate, receive_wait=RECEIVE_WAIT_SECONDS,
+            time_limit=self.cloud.drain_timeout_seconds - SAFETY_MARGIN_MS / 1000.0)
+        shares = [count // workers + (1 if k < count % workers else 0) for k in range(workers)]
+        outputs = [{"processed": n, "anomalous": 0, "poisoned": 0, "retried": 0} for n in shares]
+        return Call(outputs, end - self.engine.now)
+
+    # --- executions ---------------------------------------------------------------------------
+
+    def start_execution(self, name: str, execution_input: dict[str, Any]) -> None:
+        self.running += 1
+
+        def finished(outcome: Outcome) -> None:
+            self.running -= 1
+            self.outcomes.append(outcome)
+
+        self.engine.spawn(self.machine.run(execution_input, name=name), done=finished)
+
+
+def simulate_ours(arrivals: Sequence[float], policy: OurPolicy, service: ModelService, *,
+                  name: str = "batchsight", days_after: float = 2.0) -> PolicyResult:
+    """One day (or the trace's days) of batchsight: gateway cuts, executions, schedule."""
+    engine = Engine()
+    pipeline = Pipeline(engine, service, policy.cloud)
+    subs = submissions(arrivals, policy.batching, policy.uplink)
+    for sub in subs:
+        for image in sub.images:
+            pipeline.queue.put(image, sub.visible_at)
+    horizon = trace_horizon(arrivals) if arrivals else 86_400.0
+    if policy.cloud.schedule_seconds > 0:
+        engine.spawn(_schedule(pipeline, policy.cloud.schedule_seconds))
+    fired = {"count": 0}
+
+    def fire(sub: Submission, index: int) -> None:
+        fired["count"] += 1
+        pipeline.start_execution(f"gateway-{index:05d}", {"v": 1, "trigger": "edge",
+                                                          "image_count": len(sub.images)})
+
+    for index, sub in enumerate(subs):
+        engine.at(sub.execution_at, lambda sub=sub, index=index: fire(sub, index))
+
+    def settled() -> bool:
+        return (fired["count"] == len(subs) and pipeline.queue.pending == 0
+                and pipeline.running == 0 and pipeline.hosting.status == "STOPPED")
+
+    with backend_clock(engine):
+        complete = engine.run(until=settled, limit=horizon + days_after * 86_400.0)
+    return _result(name, arrivals, pipeline, horizon, complete)
+
+
+def _schedule(pipeline: Pipeline, period: float):  # type: ignore[no-untyped-def]
+    """The EventBridge safety net: an execution every period, from 00:00."""
+    tick = 0
+    while True:
+        pipeline.start_execution(f"schedule-{tick:05d}", {"v": 1, "trigger": "schedule"})
+        tick += 1
+        yield period
+
+
+def _result(name: str, arrivals: Sequence[float], pipeline: Pipeline, horizon: float,
+            complete: bool) -> PolicyResult:
+    completed = pipeline.queue.completion_of()
+    latencies = [completed[i] - arrivals[i] for i in range(len(arrivals)) if i in completed]
+    intervals = list(pipeline.hosting.intervals)
+    notes = []
+    if pipeline.hosting.status != "STOPPED":
+        intervals.append((pipeline.hosting.opened_at, pipeline.engine.now))
+        notes.append("the model was still hosted when the simulation ended")
+    if len(latencies) < len(arrivals):
+        notes.append(f"{len(arrivals) - len(latencies)} images never got a result")
+    if pipeline.lock.takeovers:
+        notes.append(f"{pipeline.lock.takeovers} lock takeovers after an expired lease")
+    if not complete:
+        notes.append("simulation stopped at its time limit")
+    ends = Counter(o.end_state for o in pipeline.outcomes)
+    return PolicyResult(name, intervals, latencies, horizon, starts=pipeline.hosting.starts,
+                        executions=dict(ends), notes=notes)
+
+
+def with_cloud(policy: OurPolicy, **changes: Any) -> OurPolicy:
+    return replace(policy, cloud=replace(policy.cloud, **changes))
