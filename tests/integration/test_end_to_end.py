@@ -134,3 +134,32 @@ def test_component_refuses_to_start_on_bad_config(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "aws.source_bucket" in result.stderr or "batch.max_images" in result.stderr
+
+
+def test_images_keep_spooling_while_the_cloud_is_unreachable(local_cloud: CloudFixture, mqtt_broker: Any,
+                                                             hmi: Subscriber, tmp_path: Path) -> None:
+    from tests.support import TcpGate
+
+    gate = TcpGate(int(local_cloud.outputs.endpoint_url.rsplit(":", 1)[1]))
+    config = _config(tmp_path, local_cloud, mqtt_broker.port)
+    data = yaml.safe_load(config.read_text())
+    data["aws"]["endpoint_url"] = f"http://127.0.0.1:{gate.port}"
+    config.write_text(yaml.safe_dump(data))
+    frames = generate(tmp_path / "camera", count=8, size=128, seed=31)
+    gate.cut()
+    edge = Edge(config, tmp_path / "edge.log")
+    try:
+        (tmp_path / "drop").mkdir(exist_ok=True)
+        for frame in frames:
+            (tmp_path / "drop" / frame.path.name).write_bytes(frame.path.read_bytes())
+        _wait_for(lambda: any(s.get("cloud") == "unreachable" for s in hmi.statuses), 60,
+                  "the status topic to say the cloud is unreachable")
+        assert len(list((tmp_path / "work" / "spool").iterdir())) == len(frames), "all spooled, none lost"
+        gate.restore()
+        _wait_for(lambda: len(hmi.results) >= len(frames), 120, "the backlog to drain after reconnecting")
+        _wait_for(lambda: hmi.statuses[-1].get("cloud") == "ok", 30, "the status to say the cloud is back")
+    finally:
+        assert edge.stop() == 0
+        gate.close()
+    assert len(_result_keys(local_cloud)) == len(frames)
+    assert hmi.duplicates == 0

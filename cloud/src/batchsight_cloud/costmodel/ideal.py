@@ -1,0 +1,95 @@
+"""The ideal: the least hosted time that still gives every image its result within the budget.
+
+A clairvoyant scheduler that knows every arrival in advance chooses hosting windows. A window
+serves a run of consecutive images: it starts the model as late as the budget allows (so the
+oldest image, and each image queued behind it, is answered in time), drains at the service's
+full rate cap, and stops the moment the last of its images is answered. Every start takes
+the mean of the start-time range (the scheduler cannot know a particular start's draw).
+Dynamic programming over runs of images chooses where windows begin and end; window
+boundaries are placed between 30-second bins of arrivals, which costs at most seconds
+against an unrestricted schedule. Always-on is a candidate too (a model that never stops
+pays no start), so the ideal is never above it.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from batchsight_cloud.costmodel.billing import Billing, merge
+from batchsight_cloud.costmodel.model import ModelService, PolicyResult
+from batchsight_cloud.costmodel.trace import horizon as trace_horizon
+
+BIN_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Window:
+    start: float  # the start call
+    hosted: float  # hosted from here
+    stop: float  # last image answered
+    first: int
+    last: int
+
+
+def ideal_windows(arrivals: Sequence[float], *, budget_seconds: float, start_seconds: float,
+                  rate: float) -> list[Window]:
+    a = np.asarray(arrivals, dtype=float)
+    n = len(a)
+    if n == 0:
+        return []
+    tau = 1.0 / rate
+    index = np.arange(n)
+    v = a - index * tau
+    bins = np.floor(a / BIN_SECONDS)
+    firsts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])  # first image of each group
+    lasts = np.r_[firsts[1:] - 1, n - 1]
+    k = len(firsts)
+    best = np.full(k, np.inf)
+    parent = np.zeros(k, dtype=int)
+    for p in range(k):
+        before = best[p - 1] if p else 0.0
+        i = firsts[p]
+        ends = lasts[p:]
+        low = np.minimum.accumulate(v[i:])[ends - i]
+        high = np.maximum.accumulate(v[i:])[ends - i]
+        hosted = budget_seconds + (i - 1) * tau + low
+        stop = np.maximum(hosted + (ends - i + 1) * tau, high + (ends + 1) * tau)
+        total = before + stop - (hosted - start_seconds)
+        better = total < best[p:]
+        best[p:][better] = total[better]
+        parent[p:][better] = p
+    windows: list[Window] = []
+    q = k - 1
+    while q >= 0:
+        p = parent[q]
+        i, j = int(firsts[p]), int(lasts[q])
+        hosted = budget_seconds + (i - 1) * tau + float(np.min(v[i:j + 1]))
+        stop = max(hosted + (j - i + 1) * tau, float(np.max(v[i:j + 1])) + (j + 1) * tau)
+        windows.append(Window(hosted - start_seconds, hosted, stop, i, j))
+        q = p - 1
+    return windows[::-1]
+
+
+def simulate_ideal(arrivals: Sequence[float], service: ModelService, *, budget_seconds: float,
+                   always_on: PolicyResult | None = None, billing: Billing = Billing()) -> PolicyResult:
+    rate = service.detect_tps
+    windows = ideal_windows(arrivals, budget_seconds=budget_seconds,
+                            start_seconds=service.start_mean_seconds, rate=rate)
+    a = np.asarray(arrivals, dtype=float)
+    latencies: list[float] = []
+    tau = 1.0 / rate
+    for w in windows:
+        m = np.arange(w.first, w.last + 1)
+        v = a[m] - m * tau
+        done = np.maximum(w.hosted + (m - w.first + 1) * tau, np.maximum.accumulate(v) + (m + 1) * tau)
+        latencies += (done - a[m]).tolist()
+    horizon = trace_horizon(arrivals)
+    result = PolicyResult("ideal", merge((w.start, w.stop) for w in windows), latencies, horizon,
+                          starts=len(windows))
+    if always_on is not None and billing.billed_seconds(always_on.intervals) < billing.billed_seconds(
+            result.intervals):
+        return PolicyResult("ideal", list(always_on.intervals), list(always_on.latencies), horizon,
+                            notes=["always-on is the cheapest schedule for this budget"])
+    return result
