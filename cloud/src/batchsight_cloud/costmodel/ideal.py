@@ -1,14 +1,17 @@
 """The ideal: the least hosted time that still gives every image its result within the budget.
 
-A clairvoyant scheduler that knows every arrival in advance chooses hosting windows. A window
-serves a run of consecutive images: it starts the model as late as the budget allows (so the
-oldest image, and each image queued behind it, is answered in time), drains at the service's
-full rate cap, and stops the moment the last of its images is answered. Every start takes
-the mean of the start-time range (the scheduler cannot know a particular start's draw).
-Dynamic programming over runs of images chooses where windows begin and end; window
-boundaries are placed between 30-second bins of arrivals, which costs at most seconds
+A scheduler that knows every arrival in advance chooses hosting windows. What it cannot know
+is how long a particular start will take, so to *guarantee* the budget it must start the
+model early enough for the slowest start in the range; it then pays the start it gets (the
+mean of the range). A window serves a run of consecutive images: it starts as late as that
+guarantee allows, drains at the service's full rate cap, and stops the moment the last of
+its images is answered. Dynamic programming over runs of images chooses where windows begin
+and end; boundaries fall between 30-second bins of arrivals, which costs at most seconds
 against an unrestricted schedule. Always-on is a candidate too (a model that never stops
 pays no start), so the ideal is never above it.
+
+``ideal_windows(..., plan_start_seconds=mean)`` gives the looser bound of a scheduler that
+also knows each start's duration in advance.
 """
 from __future__ import annotations
 
@@ -27,14 +30,15 @@ BIN_SECONDS = 30.0
 @dataclass(frozen=True)
 class Window:
     start: float  # the start call
-    hosted: float  # hosted from here
+    hosted: float  # hosted from here (the start it actually got)
     stop: float  # last image answered
     first: int
     last: int
 
 
-def ideal_windows(arrivals: Sequence[float], *, budget_seconds: float, start_seconds: float,
-                  rate: float) -> list[Window]:
+def ideal_windows(arrivals: Sequence[float], *, budget_seconds: float, plan_start_seconds: float,
+                  paid_start_seconds: float, rate: float) -> list[Window]:
+    """Windows that meet the budget if a start takes up to ``plan_start_seconds``."""
     a = np.asarray(arrivals, dtype=float)
     n = len(a)
     if n == 0:
@@ -54,9 +58,10 @@ def ideal_windows(arrivals: Sequence[float], *, budget_seconds: float, start_sec
         ends = lasts[p:]
         low = np.minimum.accumulate(v[i:])[ends - i]
         high = np.maximum.accumulate(v[i:])[ends - i]
-        hosted = budget_seconds + (i - 1) * tau + low
+        start = budget_seconds + (i - 1) * tau + low - plan_start_seconds
+        hosted = start + paid_start_seconds
         stop = np.maximum(hosted + (ends - i + 1) * tau, high + (ends + 1) * tau)
-        total = before + stop - (hosted - start_seconds)
+        total = before + stop - start
         better = total < best[p:]
         best[p:][better] = total[better]
         parent[p:][better] = p
@@ -65,9 +70,10 @@ def ideal_windows(arrivals: Sequence[float], *, budget_seconds: float, start_sec
     while q >= 0:
         p = parent[q]
         i, j = int(firsts[p]), int(lasts[q])
-        hosted = budget_seconds + (i - 1) * tau + float(np.min(v[i:j + 1]))
+        start = budget_seconds + (i - 1) * tau + float(np.min(v[i:j + 1])) - plan_start_seconds
+        hosted = start + paid_start_seconds
         stop = max(hosted + (j - i + 1) * tau, float(np.max(v[i:j + 1])) + (j + 1) * tau)
-        windows.append(Window(hosted - start_seconds, hosted, stop, i, j))
+        windows.append(Window(start, hosted, stop, i, j))
         q = p - 1
     return windows[::-1]
 
@@ -76,7 +82,8 @@ def simulate_ideal(arrivals: Sequence[float], service: ModelService, *, budget_s
                    always_on: PolicyResult | None = None, billing: Billing = Billing()) -> PolicyResult:
     rate = service.detect_tps
     windows = ideal_windows(arrivals, budget_seconds=budget_seconds,
-                            start_seconds=service.start_mean_seconds, rate=rate)
+                            plan_start_seconds=service.start_high_seconds,
+                            paid_start_seconds=service.start_mean_seconds, rate=rate)
     a = np.asarray(arrivals, dtype=float)
     latencies: list[float] = []
     tau = 1.0 / rate

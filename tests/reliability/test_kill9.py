@@ -1,0 +1,67 @@
+"""Kill -9 the edge program again and again while it works; nothing may be lost or doubled.
+
+A camera drops images throughout; the component is killed with SIGKILL at random moments
+(during detection, hashing, upload, enqueue, start, result pull or publishing, wherever it
+happens to be) and restarted. At the end every image has exactly one result document and at
+least one result message (exactly one unless a kill fell between a broker's PUBACK and the
+journal noting it, which QoS 1 allows and the payload's image_id lets consumers drop).
+"""
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchsight_cloud.local.hmi import Subscriber
+from batchsight_cloud.synth import generate
+from tests.integration.test_end_to_end import DEVICE, LINE, SITE, Edge, _config, _result_keys, _wait_for
+from tests.support import CloudFixture
+
+pytestmark = pytest.mark.integration
+IMAGES, KILLS = 120, 8
+
+
+def test_sigkill_at_random_points_loses_and_doubles_nothing(local_cloud: CloudFixture, mqtt_broker: Any,
+                                                            tmp_path: Path) -> None:
+    rng = random.Random(8)
+    frames = generate(tmp_path / "camera", count=IMAGES, size=96, seed=41, anomaly_rate=0.2)
+    config = _config(tmp_path, local_cloud, mqtt_broker.port)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    hmi = Subscriber(mqtt_broker.port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#", echo=False)
+    hmi.start()
+
+    def camera() -> None:
+        for frame in frames:
+            (drop / frame.path.name).write_bytes(frame.path.read_bytes())
+            time.sleep(rng.uniform(0.02, 0.15))
+
+    dropping = threading.Thread(target=camera)
+    dropping.start()
+    edge = Edge(config, tmp_path / "edge.log")
+    try:
+        for _ in range(KILLS):
+            time.sleep(rng.uniform(1.0, 4.0))
+            edge.process.send_signal(signal.SIGKILL)
+            edge.process.wait(timeout=10)
+            edge = Edge(config, tmp_path / "edge.log")
+        dropping.join()
+        _wait_for(lambda: len(hmi.results) >= IMAGES, 240, "every image's result after the kills")
+        time.sleep(1.0)
+    finally:
+        assert edge.stop() == 0
+        hmi.stop()
+
+    keys = _result_keys(local_cloud)
+    assert len(keys) == len(set(keys)) == IMAGES, "exactly one result document per image"
+    assert set(hmi.results) == {k.rsplit("/", 1)[1][:-5] for k in keys}
+    doubled = hmi.duplicates
+    print(f"\nkill -9 run: {IMAGES} images, {KILLS} kills, {len(keys)} result documents, "
+          f"{len(hmi.results)} images published, {doubled} duplicate result/alert messages")
+    assert doubled <= KILLS, "a duplicate needs a kill in the PUBACK window"
+    assert list((tmp_path / "work" / "quarantine").glob("*")) == [], "no good image was quarantined"
