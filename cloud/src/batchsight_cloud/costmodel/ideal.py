@@ -2,8 +2,10 @@
 
 A scheduler that knows every arrival in advance chooses hosting windows. What it cannot know
 is how long a particular start will take, so to *guarantee* the budget it must start the
-model early enough for the slowest start in the range; it then pays the start it gets (the
-mean of the range). A window serves a run of consecutive images: it starts as late as that
+model early enough for the slowest start in the range; it then pays the start it gets. The
+windows are chosen for the mean start; each is then charged the same seeded draw as the
+policies' start of the same rank (common random numbers), so that a lucky or unlucky run
+of starts favours no policy. A window serves a run of consecutive images: it starts as late as that
 guarantee allows, drains at the service's full rate cap, and stops the moment the last of
 its images is answered. Dynamic programming over runs of images chooses where windows begin
 and end; boundaries fall between 30-second bins of arrivals, which costs at most seconds
@@ -22,6 +24,7 @@ import numpy as np
 
 from batchsight_cloud.costmodel.billing import Billing, merge
 from batchsight_cloud.costmodel.model import ModelService, PolicyResult
+from batchsight_cloud.costmodel.services import StartTimes
 from batchsight_cloud.costmodel.trace import horizon as trace_horizon
 
 BIN_SECONDS = 30.0
@@ -85,16 +88,19 @@ def simulate_ideal(arrivals: Sequence[float], service: ModelService, *, budget_s
                             plan_start_seconds=service.start_high_seconds,
                             paid_start_seconds=service.start_mean_seconds, rate=rate)
     a = np.asarray(arrivals, dtype=float)
+    draws = StartTimes(service.start_low_seconds, service.start_high_seconds, service.seed)
     latencies: list[float] = []
+    intervals = []
     tau = 1.0 / rate
     for w in windows:
+        hosted = w.start + draws.draw()
         m = np.arange(w.first, w.last + 1)
         v = a[m] - m * tau
-        done = np.maximum(w.hosted + (m - w.first + 1) * tau, np.maximum.accumulate(v) + (m + 1) * tau)
+        done = np.maximum(hosted + (m - w.first + 1) * tau, np.maximum.accumulate(v) + (m + 1) * tau)
         latencies += (done - a[m]).tolist()
+        intervals.append((w.start, float(done[-1])))
     horizon = trace_horizon(arrivals)
-    result = PolicyResult("ideal", merge((w.start, w.stop) for w in windows), latencies, horizon,
-                          starts=len(windows))
+    result = PolicyResult("ideal", merge(intervals), latencies, horizon, starts=len(windows))
     if always_on is not None and billing.billed_seconds(always_on.intervals) < billing.billed_seconds(
             result.intervals):
         return PolicyResult("ideal", list(always_on.intervals), list(always_on.latencies), horizon,
