@@ -38,9 +38,10 @@ def _results(cloud: CloudFixture) -> list[dict]:
 
 
 def _dead_letters(cloud: CloudFixture) -> list[dict]:
+    # VisibilityTimeout=0: looking must not hide them from the next test's clean-up
     response = cloud.client("sqs").receive_message(
         QueueUrl=cloud.outputs.dead_letter_queue_url, MaxNumberOfMessages=10,
-        MessageAttributeNames=["All"], WaitTimeSeconds=0)
+        MessageAttributeNames=["All"], WaitTimeSeconds=0, VisibilityTimeout=0)
     return response.get("Messages", [])
 
 
