@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from croniter import croniter
@@ -18,20 +19,29 @@ from batchsight.config import BatchSettings
 _NOT_IN_EXECUTION_NAME = re.compile(r"[^A-Za-z0-9_-]")  # config allows '.', execution names do not
 
 
+_REMEMBERED_BATCHES = 1024
+
+
 @dataclass
 class BatchPolicy:
     settings: BatchSettings
     last_cut: float
+    follow_pending: bool = False
+    _seen_hosting: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     def due(self, *, waiting: int, oldest_seen: float | None, now: float) -> str | None:
-        """The trigger that fires now ("size", "age", "schedule" or "interval"), or None.
+        """The trigger that fires now ("size", "follow", "age", "schedule", "interval"), or None.
 
         A cron ``schedule``, when set, takes the place of the fixed interval.
         """
         if waiting == 0 or oldest_seen is None:
+            self.follow_pending = False
             return None
         if waiting >= self.settings.max_images:
             return "size"
+        if self.follow_pending:
+            self.follow_pending = False
+            return "follow"
         if now - oldest_seen >= self.settings.max_age_seconds:
             return "age"
         if self.settings.schedule:
@@ -39,6 +49,30 @@ class BatchPolicy:
         if now - self.last_cut >= self.settings.interval_seconds:
             return "interval"
         return None
+
+
+    def model_hosted(self, batch_id: str) -> None:
+        """A first result of ``batch_id`` arrived, so the model is hosted right now.
+
+        Images that reached the gateway while the model was starting would otherwise wait for
+        their own age trigger and pay for a start of their own; cutting them now lets them
+        ride this hosting (the running execution drains them, or picks them up after its
+        release). Once per batch, and never for a batch that was itself such a follower.
+        """
+        if self.settings.follow and batch_id not in self._seen_hosting:
+            self._remember(batch_id)
+            self.follow_pending = True
+
+    def cut(self, batch_id: str, trigger: str, now: float) -> None:
+        """Record a cut; a follow batch does not trigger another follow."""
+        self.last_cut = now
+        if trigger == "follow":
+            self._remember(batch_id)
+
+    def _remember(self, batch_id: str) -> None:
+        self._seen_hosting[batch_id] = None
+        while len(self._seen_hosting) > _REMEMBERED_BATCHES:
+            self._seen_hosting.popitem(last=False)
 
 
 def next_tick(schedule: str, after: float) -> float:

@@ -1,11 +1,12 @@
 """``batchsight``: run the component, show its status, or run the whole product locally.
 
-``demo`` lives with the local cloud emulation (batchsight_cloud) and runs in its own
-process, so the edge program never imports cloud code.
+``demo``, ``report``, ``plan``, ``fit`` and ``evaluate`` live with the cloud package
+(batchsight_cloud) and run in their own process, so the edge program never imports cloud code.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -86,13 +87,23 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
-def _demo(args: argparse.Namespace, rest: list[str]) -> int:
-    try:
-        import batchsight_cloud.demo  # noqa: F401 - only checks that the demo is installed
-    except ImportError:
-        print("the demo needs the development install: pip install -e '.[demo]'", file=sys.stderr)
+# Tools that live with the cloud package; each runs in its own process (python -m module).
+CLOUD_TOOLS = {
+    "demo": ("batchsight_cloud.demo", "run the whole flow on this machine (no AWS account)"),
+    "report": ("batchsight_cloud.report", "HTML report of a batch or a time range from the final bucket"),
+    "plan": ("batchsight_cloud.plan", "batch settings for a latency budget and their expected cost"),
+    "fit": ("batchsight_cloud.detector.cli", "fit the local detector on normal images"),
+    "evaluate": ("batchsight_cloud.detector.cli", "AUROC, precision/recall and latency of a fitted model"),
+}
+
+
+def _cloud_tool(command: str, rest: list[str]) -> int:
+    module = CLOUD_TOOLS[command][0]
+    if importlib.util.find_spec(module) is None:
+        print(f"`batchsight {command}` needs the development install: pip install -e '.[demo]'", file=sys.stderr)
         return 2
-    return subprocess.call([sys.executable, "-m", "batchsight_cloud.demo", *rest])
+    prefix = [command] if module.endswith(".cli") else []
+    return subprocess.call([sys.executable, "-m", module, *prefix, *rest])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,12 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--config", help="YAML configuration file")
         command.add_argument("--greengrass", action="store_true",
                              help="take the configuration from Greengrass (on a device)")
-    commands.add_parser("demo", help="run the whole flow on this machine (no AWS account)",
-                        add_help=False)
+    for name, (_, description) in CLOUD_TOOLS.items():
+        commands.add_parser(name, help=f"{description} (batchsight {name} --help)", add_help=False)
     args, rest = parser.parse_known_args(argv)
     try:
-        if args.command == "demo":
-            return _demo(args, rest)
+        if args.command in CLOUD_TOOLS:
+            return _cloud_tool(args.command, rest)
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         return {"run": _run, "status": _status, "doctor": _doctor}[args.command](args)

@@ -48,19 +48,19 @@ class ResultPuller:
         self.journal = journal
         self.s3 = s3
 
-    def poll(self) -> int:
-        """Store every result that has arrived; returns how many were new."""
+    def poll(self) -> list[str]:
+        """Store every result that has arrived; returns the batch ids of the new ones."""
         waiting = self.journal.in_state(ImageState.SUBMITTED, limit=10_000)
         by_day: dict[str, list[ImageRecord]] = defaultdict(list)
         for image in waiting:
             by_day[result_day_prefix(self.config, image.captured_at)].append(image)
-        stored = 0
+        stored: list[str] = []
         for prefix, images in by_day.items():
             present = self._listed(prefix)
             for image in images:
                 key = result_key(self.config, image)
-                if key in present:
-                    stored += self._store(image, key)
+                if key in present and self._store(image, key):
+                    stored.append(image.batch_id or "")
         return stored
 
     def _listed(self, prefix: str) -> set[str]:
@@ -70,16 +70,16 @@ class ResultPuller:
             keys.update(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".json"))
         return keys
 
-    def _store(self, image: ImageRecord, key: str) -> int:
+    def _store(self, image: ImageRecord, key: str) -> bool:
         raw = self.s3.get_object(Bucket=self.config.aws.final_bucket, Key=key)["Body"].read()
         try:
             document = parse_result(raw, image.image_id)
         except (ValueError, ResultError) as exc:
             log.error("bad result document left for inspection", extra={"key": key, "error": str(exc)})
-            return 0
+            return False
         result = document["result"]
         self.journal.advance([image.image_id], ImageState.RESULT_STORED,
                              is_anomalous=int(result["IsAnomalous"]),
                              confidence=float(result.get("Confidence", 0.0)),
                              result_json=json.dumps(document))
-        return 1
+        return True

@@ -23,7 +23,9 @@ from batchsight_cloud.costmodel.trace import TraceError, horizon, parse_shifts
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="batchsight plan", description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+        prog="batchsight plan",
+        description="Suggest batch settings for a latency budget and show what they are expected "
+                    "to cost, simulated on the real batching code and state machine.",
         epilog="Without --rate or --trace the plan uses the default day of the cost model "
                "(three shifts with breaks and a bursty camera).")
     parser.add_argument("--rate", type=float, metavar="IMAGES_PER_HOUR",

@@ -45,8 +45,9 @@ class Call:
     seconds: float
 
 
-# A service takes the resolved payload (a list of payloads for a Map's items) and answers.
-Service = Callable[[Any], Call]
+# A service takes the resolved payload (for a Map: all items' payloads) and answers with a Call,
+# or with a generator that waits on the clock and returns the output.
+Service = Callable[[Any], "Call | Generator[float, None, Any]"]
 
 
 @dataclass
@@ -108,47 +109,50 @@ class StateMachine:
         context = {"Execution": {"Id": f"arn:aws:states:sim:execution:batchsight:{name}",
                                  "Name": name}}
         data = copy.deepcopy(execution_input)
-        states = self.definition["States"]
         current = self.definition["StartAt"]
         path: list[tuple[float, str]] = []
         while True:
             path.append((self.clock(), current))
-            state = states[current]
-            kind = state["Type"]
-            if kind == "Succeed":
-                return Outcome("SUCCEEDED", current, output=data, path=path)
-            if kind == "Fail":
-                return Outcome("FAILED", current, error=state.get("Error", ""), output=data, path=path)
-            if kind == "Choice":
-                current = self._choose(state, data)
-                continue
-            if kind == "Wait":
-                seconds = state["Seconds"] if "Seconds" in state else _get(data, state["SecondsPath"])
-                yield float(seconds)
-                current = state["Next"]
-                continue
-            if kind == "Pass":
-                result = (self._resolve(state["Parameters"], data, context)
-                          if "Parameters" in state else state.get("Result", data))
-                data = _put(data, state.get("ResultPath", "$"), result)
-                current = state["Next"]
-                continue
-            if kind in ("Task", "Map"):
-                outcome = yield from self._call_with_retry(state, data, context)
-                if isinstance(outcome, TaskFailed):
-                    catcher = self._catcher(state, outcome.error)
-                    if catcher is None:
-                        return Outcome("FAILED", current, error=outcome.error, output=data, path=path)
-                    data = _put(data, catcher.get("ResultPath", "$"),
-                                {"Error": outcome.error, "Cause": outcome.cause})
-                    current = catcher["Next"]
-                    continue
-                data = _put(data, state.get("ResultPath", "$"), outcome)
-                if state.get("End"):
-                    return Outcome("SUCCEEDED", current, output=data, path=path)
-                current = state["Next"]
-                continue
-            raise UnsupportedAsl(f"state {current}: type {kind} is not modelled")
+            state = self.definition["States"][current]
+            try:
+                step = yield from self._step(current, state, data, context)
+            except TaskFailed as failure:  # a runtime error outside a Task: the execution fails
+                return Outcome("FAILED", current, error=failure.error, output=data, path=path)
+            if isinstance(step, Outcome):
+                step.path = path
+                return step
+            current, data = step
+
+    def _step(self, name: str, state: Mapping[str, Any], data: Any,
+              context: Mapping[str, Any]) -> Generator[float, None, "Outcome | tuple[str, Any]"]:
+        """Run one state; the next state's name and the data, or the execution's outcome."""
+        kind = state["Type"]
+        if kind == "Succeed":
+            return Outcome("SUCCEEDED", name, output=data)
+        if kind == "Fail":
+            return Outcome("FAILED", name, error=state.get("Error", ""), output=data)
+        if kind == "Choice":
+            return self._choose(state, data), data
+        if kind == "Wait":
+            yield float(state["Seconds"] if "Seconds" in state else _get(data, state["SecondsPath"]))
+            return state["Next"], data
+        if kind == "Pass":
+            result = (self._resolve(state["Parameters"], data, context)
+                      if "Parameters" in state else state.get("Result", data))
+            return state["Next"], _put(data, state.get("ResultPath", "$"), result)
+        if kind not in ("Task", "Map"):
+            raise UnsupportedAsl(f"state {name}: type {kind} is not modelled")
+        output = yield from self._call_with_retry(state, data, context)
+        if isinstance(output, TaskFailed):
+            catcher = self._catcher(state, output.error)
+            if catcher is None:
+                return Outcome("FAILED", name, error=output.error, output=data)
+            error = {"Error": output.error, "Cause": output.cause}
+            return catcher["Next"], _put(data, catcher.get("ResultPath", "$"), error)
+        data = _put(data, state.get("ResultPath", "$"), output)
+        if state.get("End"):
+            return Outcome("SUCCEEDED", name, output=data)
+        return state["Next"], data
 
     # --- Choice -------------------------------------------------------------------------------
 
@@ -175,7 +179,7 @@ class StateMachine:
         attempts: dict[int, int] = {}
         while True:
             try:
-                call = self._invoke(state, data, context)
+                return (yield from self._invoke(state, data, context))
             except TaskFailed as failure:
                 index, retrier = self._retrier(state, failure.error)
                 if retrier is None or attempts.get(index, 0) >= retrier.get("MaxAttempts", 3):
@@ -187,43 +191,52 @@ class StateMachine:
                 if retrier.get("JitterStrategy") == "FULL":
                     delay = self.rng.uniform(0, delay)
                 yield delay
-                continue
-            yield call.seconds
-            return call.output
 
-    def _invoke(self, state: Mapping[str, Any], data: Any, context: Mapping[str, Any]) -> Call:
+    def _invoke(self, state: Mapping[str, Any], data: Any,
+                context: Mapping[str, Any]) -> Generator[float, None, Any]:
         """Call the state's service; any exception it raises is a States error named by its class."""
         try:
             if state["Type"] == "Map":
-                return self._map(state, data, context)
-            return self._task(state, data, context)
+                return (yield from self._map(state, data, context))
+            return (yield from self._task(state, data, context))
         except (TaskFailed, UnsupportedAsl):
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. ModelBusy, LockLost: matched by name
             raise TaskFailed(type(exc).__name__, str(exc)) from exc
 
-    def _task(self, state: Mapping[str, Any], data: Any, context: Mapping[str, Any]) -> Call:
-        key, payload = self._target(state, data, context)
-        call = self._service(key)(payload)
-        return Call(self._select(state, call.output), call.seconds)
+    def _run(self, key: str, payload: Any) -> Generator[float, None, Any]:
+        """A service answers at once (a Call) or is itself a process on the clock (a generator)."""
+        answer = self._service(key)(payload)
+        if isinstance(answer, Call):
+            yield answer.seconds
+            return answer.output
+        return (yield from answer)
 
-    def _map(self, state: Mapping[str, Any], data: Any, context: Mapping[str, Any]) -> Call:
+    def _task(self, state: Mapping[str, Any], data: Any,
+              context: Mapping[str, Any]) -> Generator[float, None, Any]:
+        key, payload = self._target(state, data, context)
+        output = yield from self._run(key, payload)
+        return self._select(state, output)
+
+    def _map(self, state: Mapping[str, Any], data: Any,
+             context: Mapping[str, Any]) -> Generator[float, None, Any]:
         processor = state["ItemProcessor"]
         inner = processor["States"][processor["StartAt"]]
         if len(processor["States"]) != 1 or inner["Type"] != "Task" or not inner.get("End"):
             raise UnsupportedAsl("Map: only a processor of one Task state is modelled")
         items = _get(data, state["ItemsPath"])
+        if not items:
+            return []
         limit = state.get("MaxConcurrency", 0) or len(items)
         payloads = []
         for item in items:
             item_context = {**context, "Map": {"Item": {"Value": item}}}
             item_input = self._resolve(state["ItemSelector"], data, item_context)
-            payloads.append(self._target(inner, item_input, item_context)[1])
-        key = self._target(inner, payloads[0] if payloads else {}, context)[0] if items else ""
-        call = self._service("Map:" + key)({"items": payloads, "max_concurrency": limit}) if items \
-            else Call([], 0.0)
-        results = [self._select(inner, output) for output in call.output]
-        return Call(results, call.seconds)
+            key, payload = self._target(inner, item_input, item_context)
+            payloads.append(payload)
+        # The items run concurrently: one service call gets them all and answers for each.
+        outputs = yield from self._run("Map:" + key, {"items": payloads, "max_concurrency": limit})
+        return [self._select(inner, output) for output in outputs]
 
     def _target(self, state: Mapping[str, Any], data: Any,
                 context: Mapping[str, Any]) -> tuple[str, Any]:

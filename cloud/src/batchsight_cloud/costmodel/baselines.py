@@ -66,7 +66,7 @@ def _queue(arrivals: Sequence[float]) -> Queue:
 
 
 def _latencies(queue: Queue, arrivals: Sequence[float]) -> list[float]:
-    completed = queue.completion_of()
+    completed = queue.done
     return [completed[i] - arrivals[i] for i in range(len(arrivals)) if i in completed]
 
 

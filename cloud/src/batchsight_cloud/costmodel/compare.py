@@ -37,13 +37,13 @@ class Comparison:
 def compare(arrivals: Sequence[float], *, budget_seconds: float, service: ModelService = ModelService(),
             billing: Billing = Billing(), policy: OurPolicy | None = None) -> Comparison:
     """Always-on, the seed's hourly loop, batchsight (planned for the budget unless given), ideal."""
-    always_on = simulate_always_on(arrivals, service)
-    seed = simulate_seed(arrivals, service)
-    if policy is None:
+    if policy is None:  # first: it raises BudgetTooSmall before any other work
         plan: Plan = suggest(arrivals, budget_seconds=budget_seconds, service=service)
         policy, ours = plan.policy, plan.result
     else:
         ours = simulate_ours(arrivals, policy, service)
+    always_on = simulate_always_on(arrivals, service)
+    seed = simulate_seed(arrivals, service)
     ideal = simulate_ideal(arrivals, service, budget_seconds=budget_seconds, always_on=always_on,
                            billing=billing)
     rows = {r.name: r for r in (always_on, seed, ours, ideal)}

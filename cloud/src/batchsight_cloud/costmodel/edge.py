@@ -7,15 +7,14 @@ real ``BatchPolicy`` rather than a copy of it, so that a change to the batching 
 changes the figures. Keeping the import here, and only here, keeps that exception visible
 and the Lambda handlers free of it.
 
-The gateway does not depend on the cloud to decide a cut (only on its journal and its
-clock), so its whole day of submissions is computed first and then replayed into the
-simulated queue and state machine.
+The gateway runs as a process on the simulation's clock: it ticks, asks the policy whether
+a batch is due, and while it uploads a batch it does nothing else, like the real loop.
 """
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
 from batchsight.batcher import BatchPolicy
@@ -56,32 +55,64 @@ class Submission:
     execution_at: float  # StartExecution, named by the batch id
 
 
-def submissions(arrivals: Sequence[float], batching: EdgeBatching,
-                uplink: Uplink = Uplink()) -> list[Submission]:
-    """Replay the arrivals through the gateway's BatchPolicy on a virtual clock."""
+Submit = Callable[[Submission], None]
+ResultAt = Callable[[int], "float | None"]
+
+
+def gateway(clock: Callable[[], float], arrivals: Sequence[float], batching: EdgeBatching,
+            uplink: Uplink, submit: Submit, *, result_at: ResultAt | None = None,
+            results_poll_seconds: float = 10.0) -> Generator[float, None, None]:
+    """The component's batching loop as a process: yields the seconds it waits.
+
+    With ``result_at`` (when an image's result was stored, or None) the gateway's result pull
+    tells the policy when the first result of a batch appears (``BatchPolicy.model_hosted``),
+    which cuts a "follow" batch, as the component does with ``batch.follow``.
+    """
     settings = BatchSettings(interval_seconds=float(batching.interval_seconds),
                              max_images=int(batching.max_images),
                              max_age_seconds=float(batching.max_age_seconds))
-    policy = BatchPolicy(settings, last_cut=0.0)
+    policy = BatchPolicy(settings, last_cut=clock())
     waiting: deque[int] = deque()
-    result: list[Submission] = []
-    n, nxt = len(arrivals), 0
-    t = arrivals[0] if n else 0.0
+    unfollowed: list[Submission] = []
+    batch_ids: dict[int, str] = {}
+    n, nxt, next_poll = len(arrivals), 0, 0.0
     while nxt < n or waiting:
-        while nxt < n and arrivals[nxt] <= t:
+        now = clock()
+        while nxt < n and arrivals[nxt] <= now:
             waiting.append(nxt)
             nxt += 1
         trigger = policy.due(waiting=len(waiting), oldest_seen=arrivals[waiting[0]] if waiting else None,
-                             now=t)
+                             now=now)
+        if trigger is None and result_at is not None and now >= next_poll:
+            next_poll = now + results_poll_seconds
+            seen = [(s, t) for s in unfollowed if (t := result_at(s.images[0])) is not None and t <= now]
+            unfollowed = [s for s in unfollowed if all(s is not x for x, _ in seen)]
+            for submission, stored_at in seen:
+                if now - stored_at <= 2 * results_poll_seconds:  # the pull finds it while fresh
+                    policy.model_hosted(batch_ids[id(submission)])
+            trigger = policy.due(waiting=len(waiting), oldest_seen=arrivals[waiting[0]] if waiting else None,
+                                 now=now)
         if trigger:
             batch = tuple(waiting.popleft() for _ in range(min(len(waiting), settings.max_images)))
-            policy.last_cut = t
-            visible = t + uplink.submit_seconds(len(batch))
-            result.append(Submission(t, trigger, batch, visible, visible + uplink.call_seconds))
-            t = visible + uplink.call_seconds  # the loop is busy while it submits
-            continue
-        if waiting:
-            t += uplink.tick_seconds
-        else:
-            t = max(t + uplink.tick_seconds, arrivals[nxt])
+            visible = now + uplink.submit_seconds(len(batch))
+            submission = Submission(now, trigger, batch, visible, visible + uplink.call_seconds)
+            batch_ids[id(submission)] = f"batch-{len(batch_ids)}"  # unfollowed keeps each one alive
+            policy.cut(batch_ids[id(submission)], trigger, now)
+            submit(submission)
+            if trigger != "follow":
+                unfollowed.append(submission)
+            yield submission.execution_at - now  # the loop is busy while it submits
+        elif waiting:
+            yield uplink.tick_seconds
+        elif nxt < n:
+            yield max(uplink.tick_seconds, arrivals[nxt] - now)
+
+
+def submissions(arrivals: Sequence[float], batching: EdgeBatching,
+                uplink: Uplink = Uplink()) -> list[Submission]:
+    """The gateway's cuts on its own, with no cloud attached."""
+    now = [0.0]
+    result: list[Submission] = []
+    for wait in gateway(lambda: now[0], arrivals, batching, uplink, result.append):
+        now[0] += wait
     return result

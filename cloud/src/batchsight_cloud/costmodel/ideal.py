@@ -28,12 +28,13 @@ from batchsight_cloud.costmodel.services import StartTimes
 from batchsight_cloud.costmodel.trace import horizon as trace_horizon
 
 BIN_SECONDS = 30.0
+MAX_WINDOW_SECONDS = 6 * 3600.0
 
 
 @dataclass(frozen=True)
 class Window:
     start: float  # the start call
-    hosted: float  # hosted from here (the start it actually got)
+    hosted: float  # hosted from here, after a start of ``paid_start_seconds``
     stop: float  # last image answered
     first: int
     last: int
@@ -55,19 +56,27 @@ def ideal_windows(arrivals: Sequence[float], *, budget_seconds: float, plan_star
     k = len(firsts)
     best = np.full(k, np.inf)
     parent = np.zeros(k, dtype=int)
+    # A window much longer than a start plus the budget is never cheaper than cycling (the
+    # model would be up for arrivals it could have batched), unless the budget is below the start.
+    span = max(MAX_WINDOW_SECONDS, 4 * (budget_seconds + plan_start_seconds))
+    reach = np.searchsorted(a[firsts], a[firsts] + span, side="right")
+    if budget_seconds <= plan_start_seconds:
+        reach[:] = k
     for p in range(k):
         before = best[p - 1] if p else 0.0
         i = firsts[p]
-        ends = lasts[p:]
-        low = np.minimum.accumulate(v[i:])[ends - i]
-        high = np.maximum.accumulate(v[i:])[ends - i]
+        q_end = max(int(reach[p]), p + 1)
+        ends = lasts[p:q_end]
+        j_end = int(ends[-1]) + 1
+        low = np.minimum.accumulate(v[i:j_end])[ends - i]
+        high = np.maximum.accumulate(v[i:j_end])[ends - i]
         start = budget_seconds + (i - 1) * tau + low - plan_start_seconds
         hosted = start + paid_start_seconds
         stop = np.maximum(hosted + (ends - i + 1) * tau, high + (ends + 1) * tau)
         total = before + stop - start
-        better = total < best[p:]
-        best[p:][better] = total[better]
-        parent[p:][better] = p
+        better = total < best[p:q_end]
+        best[p:q_end][better] = total[better]
+        parent[p:q_end][better] = p
     windows: list[Window] = []
     q = k - 1
     while q >= 0:

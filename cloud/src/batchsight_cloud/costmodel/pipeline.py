@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from batchsight_cloud.backends.base import ModelState
 from batchsight_cloud.costmodel.asl import Call, Outcome, StateMachine
-from batchsight_cloud.costmodel.edge import EdgeBatching, Submission, Uplink, submissions
+from batchsight_cloud.costmodel.edge import EdgeBatching, Submission, Uplink, gateway
 from batchsight_cloud.costmodel.engine import Engine, backend_clock
 from batchsight_cloud.costmodel.model import ModelService, PolicyResult
 from batchsight_cloud.costmodel.services import Hosting, Lock, Queue, SimulatedBackend, StartTimes
@@ -161,18 +161,34 @@ class Pipeline:
             raise ValueError(f"unknown model action {action!r}")
         return self._call(state.to_dict())
 
-    def _drain(self, request: dict[str, Any]) -> Call:
+    def _drain(self, request: dict[str, Any]) -> Generator[float, None, list[dict[str, int]]]:
+        """The Map's workers as one server at their combined rate, on the clock.
+
+        Each worker receives until a long poll comes back empty or its Lambda time runs out;
+        messages that become visible meanwhile (another batch) are drained too.
+        """
         workers = len(request["items"])  # CheckWork sizes the Map within its MaxConcurrency
         if workers > int(request["max_concurrency"]):
             raise ValueError("more drain workers than the Map's MaxConcurrency")
-        rate = workers * worker_rate(self.cloud, self.service)
-        begin = self.engine.now + self.cloud.task_seconds
-        end, count = self.queue.drain(
-            begin, rate, receive_wait=RECEIVE_WAIT_SECONDS,
-            time_limit=self.cloud.drain_timeout_seconds - SAFETY_MARGIN_MS / 1000.0)
+        service_seconds = 1.0 / (workers * worker_rate(self.cloud, self.service))
+        limit = self.cloud.drain_timeout_seconds - SAFETY_MARGIN_MS / 1000.0
+        yield self.cloud.task_seconds
+        begin, count, queue = self.engine.now, 0, self.queue
+        while self.engine.now - begin < limit:
+            nxt = queue.next_visible_at()
+            if nxt is not None and nxt <= self.engine.now:
+                queue.take(self.engine.now, service_seconds)
+                count += 1
+                yield service_seconds
+            elif nxt is not None and nxt <= self.engine.now + RECEIVE_WAIT_SECONDS:
+                yield nxt - self.engine.now
+            else:
+                yield RECEIVE_WAIT_SECONDS  # the long poll comes back empty: the workers return
+                nxt = queue.next_visible_at()
+                if nxt is None or nxt > self.engine.now:
+                    break
         shares = [count // workers + (1 if k < count % workers else 0) for k in range(workers)]
-        outputs = [{"processed": n, "anomalous": 0, "poisoned": 0, "retried": 0} for n in shares]
-        return Call(outputs, end - self.engine.now)
+        return [{"processed": n, "anomalous": 0, "poisoned": 0, "retried": 0} for n in shares]
 
     # --- executions ---------------------------------------------------------------------------
 
@@ -187,37 +203,47 @@ class Pipeline:
 
 
 def simulate_ours(arrivals: Sequence[float], policy: OurPolicy, service: ModelService, *,
-                  name: str = "batchsight", days_after: float = 2.0) -> PolicyResult:
-    """One day (or the trace's days) of batchsight: gateway cuts, executions, schedule."""
+                  name: str = "batchsight", follow_on: bool = True,
+                  days_after: float = 2.0) -> PolicyResult:
+    """The trace's days of batchsight: the gateway's cuts, their executions, the schedule.
+
+    ``follow_on`` is the component's ``batch.follow`` (on by default): the gateway's result
+    pull tells the batching policy when the model is hosted.
+    """
     engine = Engine()
     pipeline = Pipeline(engine, service, policy.cloud)
-    subs = submissions(arrivals, policy.batching, policy.uplink)
-    for sub in subs:
+    state = {"submitted": 0, "started": 0, "gateway": True}
+
+    def submit(sub: Submission) -> None:
+        state["submitted"] += 1
         for image in sub.images:
             pipeline.queue.put(image, sub.visible_at)
-    horizon = trace_horizon(arrivals) if arrivals else 86_400.0
+        index = state["submitted"]
+
+        def start() -> None:
+            state["started"] += 1
+            pipeline.start_execution(f"gateway-{index:05d}", {"v": 1, "trigger": "edge",
+                                                              "image_count": len(sub.images)})
+        engine.at(sub.execution_at, start)
+
+    engine.spawn(gateway(lambda: engine.now, arrivals, policy.batching, policy.uplink, submit,
+                         result_at=pipeline.queue.completed_at if follow_on else None),
+                 done=lambda _: state.__setitem__("gateway", False))
     if policy.cloud.schedule_seconds > 0:
         engine.spawn(_schedule(pipeline, policy.cloud.schedule_seconds))
-    fired = {"count": 0}
-
-    def fire(sub: Submission, index: int) -> None:
-        fired["count"] += 1
-        pipeline.start_execution(f"gateway-{index:05d}", {"v": 1, "trigger": "edge",
-                                                          "image_count": len(sub.images)})
-
-    for index, sub in enumerate(subs):
-        engine.at(sub.execution_at, lambda sub=sub, index=index: fire(sub, index))
 
     def settled() -> bool:
-        return (fired["count"] == len(subs) and pipeline.queue.pending == 0
-                and pipeline.running == 0 and pipeline.hosting.status == "STOPPED")
+        return (not state["gateway"] and state["started"] == state["submitted"]
+                and pipeline.queue.pending == 0 and pipeline.running == 0
+                and pipeline.hosting.status == "STOPPED")
 
+    horizon = trace_horizon(arrivals) if arrivals else 86_400.0
     with backend_clock(engine):
         complete = engine.run(until=settled, limit=horizon + days_after * 86_400.0)
     return _result(name, arrivals, pipeline, horizon, complete)
 
 
-def _schedule(pipeline: Pipeline, period: float):  # type: ignore[no-untyped-def]
+def _schedule(pipeline: Pipeline, period: float) -> Generator[float, None, None]:
     """The EventBridge safety net: an execution every period, from 00:00."""
     tick = 0
     while True:
@@ -228,7 +254,7 @@ def _schedule(pipeline: Pipeline, period: float):  # type: ignore[no-untyped-def
 
 def _result(name: str, arrivals: Sequence[float], pipeline: Pipeline, horizon: float,
             complete: bool) -> PolicyResult:
-    completed = pipeline.queue.completion_of()
+    completed = pipeline.queue.done
     latencies = [completed[i] - arrivals[i] for i in range(len(arrivals)) if i in completed]
     intervals = list(pipeline.hosting.intervals)
     notes = []
@@ -242,9 +268,10 @@ def _result(name: str, arrivals: Sequence[float], pipeline: Pipeline, horizon: f
     if not complete:
         notes.append("simulation stopped at its time limit")
     ends = Counter(o.end_state for o in pipeline.outcomes)
+    failed = {state: n for state, n in ends.items()
+              if any(o.status == "FAILED" for o in pipeline.outcomes if o.end_state == state)}
+    if failed:
+        notes.append("failed executions: " + ", ".join(f"{n} {state}" for state, n in sorted(failed.items())))
     return PolicyResult(name, intervals, latencies, horizon, starts=pipeline.hosting.starts,
                         executions=dict(ends), notes=notes)
 
-
-def with_cloud(policy: OurPolicy, **changes: Any) -> OurPolicy:
-    return replace(policy, cloud=replace(policy.cloud, **changes))

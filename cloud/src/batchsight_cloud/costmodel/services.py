@@ -28,6 +28,7 @@ class Queue:
         self.visible_at: list[float] = []
         self.started: list[float] = []
         self.completed: list[float] = []
+        self.done: dict[int, float] = {}  # image -> when its result was stored
 
     def put(self, image: int, visible_at: float) -> None:
         if self.visible_at and visible_at < self.visible_at[-1]:
@@ -57,25 +58,11 @@ class Queue:
         start = max(start, self.visible_at[k], self.started[-1] if self.started else start)
         self.started.append(start)
         self.completed.append(start + service_seconds)
+        self.done[self.images[k]] = start + service_seconds
         return start + service_seconds
 
-    def drain(self, begin: float, rate: float, *, receive_wait: float, time_limit: float) -> tuple[float, int]:
-        """Receive and process FIFO from ``begin`` at ``rate`` per second until no message
-        arrives within one receive wait, or the workers' time runs out. Returns (end, count)."""
-        free, count = begin, 0
-        while self.pending:
-            nxt = self.next_visible_at()
-            assert nxt is not None
-            if nxt > free + receive_wait:
-                break  # the long poll came back empty: the workers return
-            if max(nxt, free) > begin + time_limit:
-                return free, count  # out of Lambda time: return after the last message
-            free = self.take(max(nxt, free), 1.0 / rate)
-            count += 1
-        return free + receive_wait, count
-
-    def completion_of(self) -> dict[int, float]:
-        return dict(zip(self.images, self.completed))
+    def completed_at(self, image: int) -> float | None:
+        return self.done.get(image)
 
 
 class Lock:
