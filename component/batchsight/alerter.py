@@ -1,7 +1,12 @@
-"""Publish stored results (and alerts) and finish each image: journal it, then clean up.
+"""Hand stored results (and alerts) to the outbox, retire the files, and send the outbox.
 
-An image becomes ALERTED only after the broker acknowledged its messages, so a broker
-outage or a crash delays alerts but never drops them.
+For each image whose result is stored, its ``result`` message (and ``alert`` message when it
+is one) are queued in the outbox and the image becomes ALERTED in ONE journal transaction:
+the handoff happens exactly once, whatever crashes. Only then is the local file retired.
+Batch summaries are queued the same way once every image of the batch is handed off, so a
+summary always follows its images. The outbox then sends in order, deleting each message
+after the broker's PUBACK (``publishers/outbox.py``): a broker outage delays alerts, it
+never drops or reorders them.
 """
 from __future__ import annotations
 
@@ -13,45 +18,79 @@ from batchsight import alerts
 from batchsight.config import Config
 from batchsight.journal import ImageRecord, ImageState, Journal
 from batchsight.publishers import Publisher, PublishError
+from batchsight.publishers.base import encode
+from batchsight.publishers.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
 
 class Alerter:
-    def __init__(self, config: Config, journal: Journal, publisher: Publisher) -> None:
+    def __init__(self, config: Config, journal: Journal, publisher: Publisher, *,
+                 outbox: Outbox | None = None) -> None:
         self.config = config
         self.journal = journal
         self.publisher = publisher
+        self.outbox = outbox or Outbox(journal)
+        self._swept = False
 
     def publish_pending(self) -> int:
-        """Publish what is ready, in arrival order; stops at the first broker failure."""
-        done = 0
-        try:
-            for image in self.journal.in_state(ImageState.RESULT_STORED):
-                self._publish_image(image)
-                done += 1
-            for batch_id in self.journal.batch_done_unsummarized():
-                images = self.journal.batch_images(batch_id)
-                self.publisher.publish(self.config.topic("batch"),
-                                       alerts.batch_payload(self.config, batch_id, images))
-                self.journal.mark_summarized(batch_id)
-        except PublishError as exc:
-            log.warning("alerts held until the broker is back", extra={"error": str(exc)})
+        """Hand off what is ready, then send the outbox; returns the images handed off."""
+        if not self._swept:
+            self._retire_leftovers()
+            self._swept = True
+        done = self.hand_off()
+        self.outbox.drain(self.publisher)
         return done
 
-    def _publish_image(self, image: ImageRecord) -> None:
-        payload = alerts.result_payload(self.config, image)
-        self.publisher.publish(self.config.topic("result"), payload)
-        if alerts.is_alert(self.config, image):
-            self.publisher.publish(self.config.topic("alert"), payload)
-            log.info("defect alert published", extra={"image_id": image.image_id,
-                                                      "file_name": image.file_name,
-                                                      "confidence": payload["confidence"]})
-        self.journal.advance([image.image_id], ImageState.ALERTED)
-        self._retire(Path(image.path))
+    def hand_off(self) -> int:
+        """Queue every stored result (and its alert), then the summaries of finished batches."""
+        prepared: list[tuple[ImageRecord, list[tuple[str, bytes]], bool]] = []
+        for image in self.journal.in_state(ImageState.RESULT_STORED):
+            payload = alerts.result_payload(self.config, image)
+            alert = alerts.is_alert(self.config, image)
+            kinds = ("result", "alert") if alert else ("result",)
+            try:
+                messages = [(self.config.topic(kind), encode(self.config.topic(kind), payload)) for kind in kinds]
+            except PublishError as exc:  # cannot happen with our payloads; never block the others
+                log.error("result message refused; image left unpublished",
+                          extra={"image_id": image.image_id, "error": str(exc)})
+                continue
+            prepared.append((image, messages, alert))
+        claimed: list[tuple[ImageRecord, bool]] = []
+        if prepared:
+            with self.outbox.handoff() as tx:
+                for image, messages, alert in prepared:
+                    if not tx.claim_image(image.image_id):
+                        continue  # handed off already
+                    for topic, body in messages:
+                        tx.put(topic, body)
+                    claimed.append((image, alert))
+        for image, alert in claimed:
+            if alert:
+                log.info("defect alert queued", extra={"image_id": image.image_id,
+                                                       "file_name": image.file_name,
+                                                       "confidence": round(float(image.confidence or 0), 4)})
+            self._retire(Path(image.path))  # its result is safe in the cloud and in the outbox
+        for batch_id in self.journal.batch_done_unsummarized():
+            topic = self.config.topic("batch")
+            body = encode(topic, alerts.batch_payload(self.config, batch_id, self.journal.batch_images(batch_id)))
+            with self.outbox.handoff() as tx:
+                if tx.claim_batch(batch_id):
+                    tx.put(topic, body)
+        return len(claimed)
+
+    def _retire_leftovers(self) -> None:
+        """Files of images handed off just before a crash, not yet retired: retire them now."""
+        spool = self.config.work_folder / "spool"
+        if not spool.is_dir():
+            return
+        for path in spool.iterdir():
+            record = self.journal.get(path.stem)
+            if record is not None and record.state is ImageState.ALERTED:
+                self._retire(path)
 
     def _retire(self, path: Path) -> None:
-        """The result is safe in the cloud and on MQTT: the local copy can go."""
+        """The result is safe in the cloud and on its way to MQTT: the local copy can go."""
         try:
             if self.config.retention.after_result == "archive":
                 self.config.archive_folder.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,7 @@ class BatchSettings:
     max_images: int = 500
     max_age_seconds: float = 900.0
     schedule: str = ""
+    follow: bool = True
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,22 @@ class MqttSettings:
     port: int = 1883
     client_id: str = ""
     topic_prefix: str = "factory"
+    protocol: str = "5"            # "5" or "3.1.1" (many PLC gateways speak only 3.1.1)
+    keepalive_seconds: int = 30
+    tls: bool = False
+    ca_file: str = ""              # PEM CA bundle to trust; empty: the system's trust store
+    cert_file: str = ""            # client certificate (PEM) for brokers requiring mutual TLS
+    key_file: str = ""             # its private key (PEM)
+    username: str = ""
+    password: str = field(default="", repr=False)  # never logged; prefer password_file
+    password_file: str = ""        # file holding the password (wins over password)
+
+    def read_password(self) -> str:
+        """The password to send: password_file's first line when set, else password."""
+        if self.password_file:
+            lines = Path(self.password_file).read_text(encoding="utf-8").splitlines()
+            return lines[0] if lines else ""
+        return self.password
 
 
 @dataclass(frozen=True)
@@ -170,6 +187,33 @@ def _check_topic_prefix(prefix: str) -> None:
         raise ConfigError("setting mqtt.topic_prefix: must not start or end with '/'")
 
 
+def _check_mqtt(mqtt: MqttSettings) -> None:
+    if mqtt.protocol not in ("5", "3.1.1"):
+        raise ConfigError(f"setting mqtt.protocol: must be \"5\" or \"3.1.1\" (quoted), got {mqtt.protocol!r}")
+    if not 5 <= mqtt.keepalive_seconds <= 65535:
+        raise ConfigError(f"setting mqtt.keepalive_seconds: must be 5 to 65535, got {mqtt.keepalive_seconds}")
+    files = {"mqtt.ca_file": mqtt.ca_file, "mqtt.cert_file": mqtt.cert_file, "mqtt.key_file": mqtt.key_file}
+    if not mqtt.tls:
+        given = [name for name, value in files.items() if value]
+        if given:
+            raise ConfigError(f"setting {given[0]}: only used with mqtt.tls: true")
+    elif bool(mqtt.cert_file) != bool(mqtt.key_file):
+        missing = "mqtt.key_file" if mqtt.cert_file else "mqtt.cert_file"
+        raise ConfigError(f"setting {missing}: a client certificate needs both mqtt.cert_file and mqtt.key_file")
+    if mqtt.password_file:
+        files["mqtt.password_file"] = mqtt.password_file
+    for name, value in files.items():
+        if value and not Path(value).is_file():
+            raise ConfigError(f"setting {name}: file {value} does not exist")
+    if mqtt.password_file:
+        try:
+            mqtt.read_password()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"setting mqtt.password_file: cannot read {mqtt.password_file}: {exc}") from exc
+    if (mqtt.password or mqtt.password_file) and not mqtt.username and mqtt.protocol == "3.1.1":
+        raise ConfigError("setting mqtt.username: MQTT 3.1.1 sends a password only with a username")
+
+
 def _check(config: Config) -> None:
     for name, value in _float_settings(config):
         if not math.isfinite(value):  # NaN slips past every comparison below
@@ -197,6 +241,7 @@ def _check(config: Config) -> None:
     if config.mqtt.port > 65535:
         raise ConfigError(f"setting mqtt.port: must be 1 to 65535, got {config.mqtt.port}")
     _check_topic_prefix(config.mqtt.topic_prefix)
+    _check_mqtt(config.mqtt)
     if config.batch.schedule and not croniter.is_valid(config.batch.schedule):
         raise ConfigError(f"setting batch.schedule: {config.batch.schedule!r} is not a cron expression "
                           "(five fields, UTC, e.g. '0 */2 * * *')")

@@ -66,9 +66,18 @@ def aws_clients(config: Config) -> dict[str, Any]:
 
 def build_publisher(config: Config) -> Publisher:
     """Off Greengrass: a direct MQTT client. (Greengrass IPC is the on-device adapter.)"""
-    return MqttPublisher(host=config.mqtt.host, port=config.mqtt.port, client_id=config.mqtt_client_id,
-                         will_topic=config.topic("status"),
-                         will_payload=b'{"v":1,"state":"offline"}')
+    from batchsight.publishers.mqtt import TlsFiles
+
+    settings = config.mqtt
+    password = settings.read_password()
+    if password and not settings.tls:
+        log.warning("MQTT password sent without TLS; set mqtt.tls on an untrusted network",
+                    extra={"broker": f"{settings.host}:{settings.port}"})
+    tls = TlsFiles(settings.ca_file, settings.cert_file, settings.key_file) if settings.tls else None
+    return MqttPublisher(host=settings.host, port=settings.port, client_id=config.mqtt_client_id,
+                         protocol=settings.protocol, tls=tls, username=settings.username,
+                         password=password, keepalive_seconds=settings.keepalive_seconds,
+                         will_topic=config.topic("status"), will_payload=b'{"v":1,"state":"offline"}')
 
 
 class Component:
@@ -135,7 +144,7 @@ class Component:
         if trigger:
             batch_id = new_batch_id(self.config.device, now)
             count = self.journal.cut_batch(batch_id, max_images=self.config.batch.max_images)
-            self.policy.last_cut = now
+            self.policy.cut(batch_id, trigger, now)
             log.info("batch cut", extra={"batch_id": batch_id, "images": count, "trigger": trigger})
         if self._cloud_backoff.ready(now):
             self._cloud_step(now)
@@ -153,7 +162,8 @@ class Component:
             for batch_id in self.journal.open_batches():
                 self.link.submit(batch_id)
             if now >= self._next_poll:
-                self.puller.poll()
+                for batch_id in set(self.puller.poll()):
+                    self.policy.model_hosted(batch_id)
                 self._next_poll = now + self.config.results.poll_seconds
         except Exception as exc:  # noqa: BLE001 - any cloud failure: keep spooling, retry later
             self._cloud_backoff.failed(now)

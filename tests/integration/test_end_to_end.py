@@ -29,6 +29,8 @@ SITE, LINE, DEVICE = "test-site", "line-7", "gw-e2e"
 
 
 def _config(tmp: Path, cloud: CloudFixture, port: int) -> Path:
+    from batchsight_cloud.local.broker import protocol_for_port
+
     outputs = cloud.outputs
     path = tmp / "edge.yaml"
     path.write_text(yaml.safe_dump({
@@ -40,7 +42,7 @@ def _config(tmp: Path, cloud: CloudFixture, port: int) -> Path:
         "batch": {"interval_seconds": 2.0, "max_images": 10, "max_age_seconds": 3.0},
         "ingest": {"stable_seconds": 0.5, "min_side": 64},
         "results": {"poll_seconds": 0.5},
-        "mqtt": {"port": port},
+        "mqtt": {"port": port, "protocol": protocol_for_port(port)},  # amqtt speaks only 3.1.1
     }))
     return path
 

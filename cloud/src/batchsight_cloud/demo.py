@@ -66,6 +66,8 @@ def _frames(args: argparse.Namespace, work: Path) -> tuple[list[Frame], Path]:
 
 
 def _edge_config(work: Path, outputs: StackOutputs, broker_port: int) -> Path:
+    from batchsight_cloud.local.broker import protocol_for_port
+
     config = {
         "site": SITE, "line": LINE, "device": DEVICE,
         "drop_folder": str(work / "drop"), "work_folder": str(work / "edge"),
@@ -75,7 +77,8 @@ def _edge_config(work: Path, outputs: StackOutputs, broker_port: int) -> Path:
         "batch": {"interval_seconds": 6.0, "max_images": 25, "max_age_seconds": 8.0},
         "ingest": {"stable_seconds": 1.0},
         "results": {"poll_seconds": 1.0},
-        "mqtt": {"host": "127.0.0.1", "port": broker_port},
+        # MQTT 5 by default; the amqtt fallback broker speaks only 3.1.1
+        "mqtt": {"host": "127.0.0.1", "port": broker_port, "protocol": protocol_for_port(broker_port)},
         "log_level": "INFO",
     }
     path = work / "edge.yaml"
@@ -181,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
     hosting = hosting_for(args.backend, model_path, work, args.model_startup)
     parameters, environment = hosting.stack_settings()
     cloud = LocalCloud(parameters={"PollSeconds": "1", "DrainWorkers": "2", "DetectTps": "50", **parameters},
-                       function_environment={**environment, "POWERTOOLS_LOG_LEVEL": "WARNING"})
+                       function_environment={**environment, "POWERTOOLS_LOG_LEVEL": "WARNING",
+                                             "POWERTOOLS_METRICS_DISABLED": "true"})
     outputs = cloud.start()
     hosting.deploy(cloud)
     print(f"  local AWS (moto) at {outputs.endpoint_url}: the stack of cloud/template.yaml, "

@@ -9,8 +9,10 @@ import math
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from batchsight_cloud.aws import client
+from batchsight_cloud.metrics import metrics, record_queue
 from batchsight_cloud.settings import Settings
 
 logger = Logger(service="batchsight-check-work")
@@ -24,6 +26,23 @@ def queue_depth(queue_url: str) -> tuple[int, int]:
     )["Attributes"]
     return (int(attributes["ApproximateNumberOfMessages"]),
             int(attributes["ApproximateNumberOfMessagesNotVisible"]))
+
+
+def dead_letter_depth(queue_url: str) -> int | None:
+    """Messages in the dead-letter queue (for the metric), or None when it cannot be read.
+
+    Not-visible ones count too: someone looking at the queue in the console hides them for a while.
+    """
+    try:
+        attributes = client("sqs").get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+    except (BotoCoreError, ClientError) as exc:  # the metric is not worth failing the batch for
+        logger.warning("dead-letter queue depth not read", extra={"error": str(exc)})
+        return None
+    return (int(attributes.get("ApproximateNumberOfMessages", 0))
+            + int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)))
 
 
 TALLY_FIELDS = ("processed", "anomalous", "poisoned", "retried")
@@ -46,9 +65,11 @@ def tally(previous: dict[str, int] | None, drained: list[dict[str, int]] | None)
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.from_env()
     visible, in_flight = queue_depth(settings.queue_url)
+    record_queue(visible, in_flight, dead_letter_depth(settings.dead_letter_queue_url))
     result = {**plan(visible, in_flight, settings),
               "tally": tally(event.get("tally"), event.get("drained"))}
     logger.info("queue checked", extra={"execution": event.get("execution"), **result})

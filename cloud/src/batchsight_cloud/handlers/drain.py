@@ -18,6 +18,7 @@ from batchsight_cloud.aws import client
 from batchsight_cloud.backends import ModelBackend, ModelRejectedImage, backend_from_settings
 from batchsight_cloud.ratelimit import RateLimiter
 from batchsight_cloud.contracts import ImageMessage, PoisonMessage, parse_message, result_document
+from batchsight_cloud.metrics import LineTally, metrics, record_drain
 from batchsight_cloud.settings import Settings
 
 logger = Logger(service="batchsight-drain")
@@ -52,6 +53,7 @@ class Drainer:
         self.limiter = RateLimiter(settings.worker_tps, burst=settings.detect_concurrency)
         self.s3 = client("s3")
         self.sqs = client("sqs")
+        self.lines = LineTally()  # per site/line counts for the metrics
 
     def receive(self, remaining_ms: int) -> list[dict[str, Any]]:
         """Take only as many messages as the rate allows before the Lambda's time runs out."""
@@ -75,6 +77,7 @@ class Drainer:
         except Exception as exc:  # noqa: BLE001 - any other failure is retried, a bounded number of times
             return self._retry_later(message, exc)
         self.sqs.delete_message(QueueUrl=self.settings.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        self.lines.record(image.site, image.line, anomalous)
         return Outcome(processed=1, anomalous=int(anomalous))
 
     def _detect_and_store(self, image: ImageMessage) -> bool:
@@ -151,6 +154,7 @@ class Drainer:
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     settings = Settings.from_env()
     drainer = Drainer(settings, backend_from_settings(settings), str(event.get("execution", "")))
@@ -160,4 +164,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
             for outcome in pool.map(drainer.process, messages):
                 total.add(outcome)
     logger.info("drain finished", extra={"worker": event.get("worker"), **total.__dict__})
+    record_drain(drainer.lines, poisoned=total.poisoned, retried=total.retried, model=event.get("model"))
     return dict(total.__dict__)

@@ -10,12 +10,14 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from batchsight_cloud.backends import ModelState, backend_from_settings
+from batchsight_cloud.metrics import metrics, record_model
 from batchsight_cloud.settings import Settings
 
 logger = Logger(service="batchsight-model-control")
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     action = event.get("action")
     backend = backend_from_settings(Settings.from_env())
@@ -28,4 +30,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown action {action!r}; expected start, status or stop")
     logger.info("model " + str(action), extra={"execution": event.get("execution"), **state.to_dict()})
+    # on a stop, the state passed in (StopModel: the hosted one; StopModelAfterFailure: none) dates the start
+    record_model(action, state.status, previous=event.get("model"))
     return state.to_dict()

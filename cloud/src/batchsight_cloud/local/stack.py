@@ -133,6 +133,8 @@ class _StackBuilder:
             self._queue(name, props)
         for name, props in self._resources("AWS::DynamoDB::Table"):
             self._table(name, props)
+        for name, _ in self._resources("AWS::KMS::Key"):
+            self._key(name)
         for name, props in self._resources("AWS::SNS::Topic"):
             self._topic(name, props)
         role = self._role()
@@ -183,9 +185,14 @@ class _StackBuilder:
             SSESpecification={"Enabled": props["SSESpecification"]["SSEEnabled"]})
         self.physical[logical] = {None: name, "Arn": created["TableDescription"]["TableArn"]}
 
+    def _key(self, logical: str) -> None:
+        metadata = self._client("kms").create_key(Description=f"{STACK} {logical}")["KeyMetadata"]
+        self.physical[logical] = {None: metadata["KeyId"], "Arn": metadata["Arn"]}
+
     def _topic(self, logical: str, props: dict[str, Any]) -> None:
         name = f"{STACK}-{logical}"
-        attributes = {"KmsMasterKeyId": props["KmsMasterKeyId"]} if "KmsMasterKeyId" in props else {}
+        attributes = ({"KmsMasterKeyId": resolve(props["KmsMasterKeyId"], self.lookup)}
+                      if "KmsMasterKeyId" in props else {})
         arn = self._client("sns").create_topic(Name=name, Attributes=attributes)["TopicArn"]
         self.physical[logical] = {None: arn, "TopicName": name}
 
