@@ -1,14 +1,17 @@
-"""Evaluate the local anomaly detector on a labelled image set, against a plain baseline.
+"""Evaluate the local anomaly detector on labelled image sets, against plain baselines.
 
-Fits on <data>/<set>/train/normal (optionally also train/anomaly, to set the threshold),
-scores <data>/<set>/test/{normal,anomaly}, and prints in one run:
+For each set, fits on <data>/<set>/train/normal (optionally also train/anomaly, to set
+the threshold), scores <data>/<set>/test/{normal,anomaly}, and prints in one run:
   - image-level AUROC (`AUROC 0.973` on its own line), precision/recall/F1 and a
     confusion matrix at the model's threshold;
-  - per-image latency of detect() from bytes in memory, decode included;
-  - the baseline: mean absolute difference from the mean training image, per pixel, at
-    the same resolution and colour, no alignment or normalisation; and the AUROC ratio.
+  - per-image latency of detect() from bytes in memory, decode included (the sets differ
+    in size: circuitboard 2000x1334, casting 512x512);
+  - baselines: mean absolute difference from the mean training image per pixel (no
+    alignment or normalisation), PCA reconstruction error, and for --method patchcore the
+    default aligned method too; and the AUROC ratio to the per-pixel baseline.
 
-    python bench/detector_eval.py                       # circuitboard, from ../shared/data
+    python bench/detector_eval.py                              # aligned method, both sets
+    python bench/detector_eval.py --method patchcore           # the ONNX-feature method
     python bench/detector_eval.py --set casting --extra-normal 'stream/images/cast_ok_*' --bank 128
     python bench/detector_eval.py --data /path/to/data --supervised --working-size 192
 """
@@ -16,11 +19,13 @@ scores <data>/<set>/test/{normal,anomaly}, and prints in one run:
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "cloud" / "src"))
@@ -34,9 +39,12 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--set", default="circuitboard",
-                        help="folder under --data (circuitboard, casting)")
-    parser.add_argument("--working-size", type=int, default=128)
+    parser.add_argument("--set", default="circuitboard,casting",
+                        help="comma-separated folders under --data (circuitboard, casting)")
+    parser.add_argument("--method", choices=["aligned", "patchcore"], default="aligned")
+    parser.add_argument("--working-size", type=int, default=None,
+                        help="aligned: side (default 128); patchcore: network input's long "
+                             "side (default from the image size)")
     parser.add_argument("--color", choices=["gray", "rgb"], default="gray")
     parser.add_argument("--bank", type=int, default=64, help="max_bank_images for fit()")
     parser.add_argument("--extra-normal", metavar="GLOB",
@@ -45,8 +53,12 @@ def main() -> None:
     parser.add_argument("--supervised", action="store_true",
                         help="also pass train/anomaly to fit() so it sets an F1-optimal threshold")
     args = parser.parse_args()
+    for name in args.set.split(","):
+        evaluate(args, name.strip())
 
-    root = args.data / args.set
+
+def evaluate(args: argparse.Namespace, name: str) -> None:
+    root = args.data / name
     train_normal = read_images(root / "train" / "normal")
     if args.extra_normal:
         train_normal += [p.read_bytes() for p in sorted(root.glob(args.extra_normal))]
@@ -55,35 +67,52 @@ def main() -> None:
     test_anomaly = read_images(root / "test" / "anomaly")
     labels = np.array([0] * len(test_normal) + [1] * len(test_anomaly))
     test = test_normal + test_anomaly
-    print(f"set {args.set}: train {len(train_normal)} normal"
+    print(f"\n== set {name}, method {args.method} ==")
+    print(f"set {name}: train {len(train_normal)} normal"
           f"{f' + {len(train_anomaly)} anomalous' if train_anomaly else ''}, "
-          f"test {len(test_normal)} normal + {len(test_anomaly)} anomalous; "
-          f"working size {args.working_size}, {args.color}")
+          f"test {len(test_normal)} normal + {len(test_anomaly)} anomalous, "
+          f"{image_size(test[0])}")
 
     started = time.perf_counter()
-    model = fit(train_normal, anomalous_images=train_anomaly or None,
+    model = fit(train_normal, anomalous_images=train_anomaly or None, method=args.method,
                 working_size=args.working_size, color=args.color, max_bank_images=args.bank)
-    print(f"fit {time.perf_counter() - started:.2f} s, {len(model.bank.images)} images kept, "
-          f"threshold {model.threshold:.3f}")
+    kept = (f"{len(model.bank.patches)} patches kept, input {model.bank.size[0]}x"
+            f"{model.bank.size[1]}" if args.method == "patchcore"
+            else f"{len(model.bank.images)} images kept")
+    print(f"fit {time.perf_counter() - started:.2f} s, {kept}, threshold {model.threshold:.3f}")
 
-    verdicts, latencies = [], []
+    model.detect(test[0])                      # warm-up: session start, first allocations
+    verdicts, scores, latencies = [], [], []
     for data in test:
         started = time.perf_counter()
         verdicts.append(model.detect(data)["IsAnomalous"])
         latencies.append(time.perf_counter() - started)
-    scores = [model.score(data) for data in test]
+        scores.append(model.score(data))
     detector_auroc = auroc(np.array(scores), labels)
     print(f"AUROC {detector_auroc:.3f}")
     report_threshold(np.array(verdicts), labels)
     ms = np.array(latencies) * 1000
-    print(f"latency per image (decode + detect): median {np.median(ms):.1f} ms, "
-          f"p95 {np.percentile(ms, 95):.1f} ms, max {ms.max():.1f} ms")
+    print(f"latency per image (decode + detect, {image_size(test[0])}): median "
+          f"{np.median(ms):.1f} ms, p95 {np.percentile(ms, 95):.1f} ms, max {ms.max():.1f} ms")
 
-    prep = Preprocessing(args.working_size, args.color)
+    prep = Preprocessing(128 if args.method == "patchcore" else args.working_size or 128,
+                         args.color)
     baseline = baseline_scores(train_normal, test, prep)
     baseline_auroc = auroc(baseline, labels)
     print(f"baseline (per-pixel mean abs diff) AUROC {baseline_auroc:.3f}")
+    print(f"baseline (PCA reconstruction error) AUROC "
+          f"{auroc(pca_scores(train_normal, test, Preprocessing(64, 'gray')), labels):.3f}")
+    if args.method != "aligned":
+        aligned = fit(train_normal, anomalous_images=train_anomaly or None,
+                      max_bank_images=args.bank)
+        print(f"baseline (aligned method, default) AUROC "
+              f"{auroc(np.array([aligned.score(d) for d in test]), labels):.3f}")
     print(f"AUROC ratio detector/baseline {detector_auroc / baseline_auroc:.2f}")
+
+
+def image_size(data: bytes) -> str:
+    with Image.open(io.BytesIO(data)) as img:
+        return f"{img.size[0]}x{img.size[1]}"
 
 
 def read_images(folder: Path) -> list[bytes]:
@@ -117,6 +146,16 @@ def report_threshold(predicted: np.ndarray, labels: np.ndarray) -> None:
     print("confusion matrix      predicted normal  predicted anomaly")
     print(f"  actual normal       {tn:16d}  {fp:17d}")
     print(f"  actual anomaly      {fn:16d}  {tp:17d}")
+
+
+def pca_scores(train: list[bytes], test: list[bytes], prep: Preprocessing) -> np.ndarray:
+    """Distance from the span of the training images' main components (raw intensities)."""
+    x = np.stack([pixels(d, prep).ravel() for d in train])
+    mean = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    basis = vt[: max(1, min(10, len(train) - 1))]
+    y = np.stack([pixels(d, prep).ravel() for d in test]) - mean
+    return np.linalg.norm(y - (y @ basis.T) @ basis, axis=1)
 
 
 def baseline_scores(train: list[bytes], test: list[bytes], prep: Preprocessing) -> np.ndarray:

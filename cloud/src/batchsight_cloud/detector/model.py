@@ -13,12 +13,18 @@ Scoring one image: decode + standardise (features.decode) -> align to the mean n
 image by phase correlation -> per stored image, |difference| / per-pixel spread
 (channels averaged), box-filtered into a patch distance -> per pixel, the minimum over
 stored images -> score = the maximum over the image.
+
+A second method, `fit(..., method="patchcore")` (patchcore.py), describes patches with a
+pretrained CNN run by onnxruntime and compares them with a coreset memory bank of normal
+patches; it needs no alignment and is the better choice for real photographs.  Both
+methods share the threshold rule, the calibrated Confidence and the single-file format.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import math
 import os
@@ -31,10 +37,15 @@ from typing import Any
 
 import numpy as np
 
+from . import patchcore
 from .features import ColorMode, Preprocessing, box_filter, decode, estimate_shift, shift, spectrum
+from .patchcore import PatchMemory, mask_png
 
 FORMAT = "batchsight-detector"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1            # written for method "aligned": files older code can still read
+PATCHCORE_FORMAT_VERSION = 2  # written for method "patchcore" (adds "method", "memory")
+READABLE_VERSIONS = (1, 2)
+METHODS = ("aligned", "patchcore")
 MIN_NORMAL_IMAGES = 3
 MAX_BANK_IMAGES = 64   # default cap: scoring time grows linearly with the stored images
 
@@ -47,6 +58,9 @@ _HELD_OUT_FOLDS = 5
 _FALSE_ALARM_RATE = 0.002      # unsupervised threshold target, per image
 
 _ARRAYS = ("mean", "std", "bank", "held_out_scores")
+_PATCHCORE_ARRAYS = ("memory", "held_out_scores")
+PATCHCORE_CORESET_RATIO = 0.1
+PATCHCORE_MAX_MEMORY = 6144   # cap on memory patches: scoring time grows linearly with it
 
 
 @dataclass(eq=False)
@@ -88,6 +102,11 @@ class NormalBank:
 
     def score(self, image: np.ndarray) -> float:
         """Largest patch distance from the image to its nearest stored normal image."""
+        return float(self.distance_map(image)[0].max())
+
+    def distance_map(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+        """Per-pixel patch distance to the nearest stored image, in aligned coordinates,
+        and the (dy, dx) shift that aligned the image."""
         offset = estimate_shift(image, self._reference, _max_shift(self.working_size))
         aligned = shift(image, *offset)
         diff = self.images - aligned
@@ -95,7 +114,7 @@ class NormalBank:
         diff *= self._inverse_std
         distances = diff.mean(axis=1) if diff.shape[1] > 1 else diff[:, 0]
         patches = box_filter(distances, _smoothing(self.working_size))
-        return float(patches.min(axis=0).max())
+        return patches.min(axis=0), offset
 
 
 @dataclass(eq=False)
@@ -108,7 +127,7 @@ class DetectorModel:
     """
 
     preprocessing: Preprocessing
-    bank: NormalBank
+    bank: NormalBank | PatchMemory
     threshold: float
     score_center: float
     score_spread: float
@@ -116,10 +135,39 @@ class DetectorModel:
     training_fingerprint: str
     created_at: str
     n_anomalous: int = 0
+    method: str = "aligned"
+    extractor_path: str | None = None   # patchcore: the ONNX file (None = the shipped one)
 
     def score(self, image_bytes: bytes) -> float:
         """Raw anomaly score (0 = identical to a stored normal image; higher = stranger)."""
+        if isinstance(self.bank, PatchMemory):
+            return float(self._patch_distances(image_bytes)[0].max())
         return self.bank.score(decode(image_bytes, self.preprocessing))
+
+    def anomaly_map(self, image_bytes: bytes) -> np.ndarray:
+        """Per-pixel anomaly values at the image's own (EXIF-upright) size, float32 (h, w).
+
+        On the same scale as `score()` and `threshold`: the score is the map's maximum (up
+        to interpolation), and `map > threshold` marks the anomalous region.
+        """
+        if isinstance(self.bank, PatchMemory):
+            distances, (width, height) = self._patch_distances(image_bytes)
+            return patchcore.upsample(distances, width, height)
+        image = decode(image_bytes, self.preprocessing)
+        distances, (dy, dx) = self.bank.distance_map(image)
+        distances = shift(distances[None], -dy, -dx)[0]   # back to the image's own coordinates
+        width, height = _image_size(image_bytes)
+        return patchcore.upsample(distances, width, height)
+
+    def anomaly_mask_png(self, image_bytes: bytes) -> bytes:
+        """PNG mask (255 = anomalous) of `anomaly_map() > threshold`, for the result's mask object."""
+        return mask_png(self.anomaly_map(image_bytes), self.threshold)
+
+    def _patch_distances(self, image_bytes: bytes) -> tuple[np.ndarray, tuple[int, int]]:
+        assert isinstance(self.bank, PatchMemory)
+        rgb, original = patchcore.rgb_pixels(image_bytes, self.bank.size)
+        features = patchcore.extractor(self.extractor_path)(rgb)
+        return self.bank.distance_map(features), original
 
     def detect(self, image_bytes: bytes) -> dict[str, Any]:
         """Verdict in the Lookout for Vision DetectAnomalyResult shape.
@@ -146,13 +194,30 @@ class DetectorModel:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, metadata=np.array(json.dumps(self._metadata())),
-                         mean=self.bank.mean, std=self.bank.std, bank=self.bank.images,
-                         held_out_scores=self.held_out_scores)
+                if isinstance(self.bank, PatchMemory):
+                    np.savez(fh, metadata=np.array(json.dumps(self._metadata())),
+                             memory=self.bank.patches, held_out_scores=self.held_out_scores)
+                else:
+                    np.savez(fh, metadata=np.array(json.dumps(self._metadata())),
+                             mean=self.bank.mean, std=self.bank.std, bank=self.bank.images,
+                             held_out_scores=self.held_out_scores)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    @staticmethod
+    def from_onnx(path: str | Path, threshold: float = 0.5,
+                  input_size: tuple[int, int] | None = None, **options: Any) -> Any:
+        """A model exported to ONNX elsewhere (anomalib: image in, score and map out).
+
+        Returns an `onnx_model.OnnxAnomalyModel`, which has this class's detect(), score(),
+        anomaly_map() and anomaly_mask_png(); options: score_spread, normalize.
+        """
+        from .onnx_model import OnnxAnomalyModel
+
+        return OnnxAnomalyModel(Path(path), threshold=threshold, input_size=input_size,
+                                **options)
 
     @classmethod
     def load(cls, path: str | Path) -> DetectorModel:
@@ -160,30 +225,62 @@ class DetectorModel:
         with open(path, "rb") as fh:  # a missing file stays FileNotFoundError: not a format problem
             try:
                 with np.load(fh, allow_pickle=False) as npz:
-                    missing = {"metadata", *_ARRAYS} - set(npz.files)
+                    if "metadata" not in npz.files:
+                        raise ValueError("missing entries ['metadata']")
+                    metadata = json.loads(str(npz["metadata"]))
+                    names = (_PATCHCORE_ARRAYS if isinstance(metadata, dict)
+                             and metadata.get("method") == "patchcore" else _ARRAYS)
+                    missing = set(names) - set(npz.files)
                     if missing:
                         raise ValueError(f"missing entries {sorted(missing)}")
-                    metadata = json.loads(str(npz["metadata"]))
-                    arrays = {name: npz[name] for name in _ARRAYS}
+                    arrays = {name: npz[name] for name in names}
             except (OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, ValueError) as exc:
                 raise ValueError(f"{path}: not a readable {FORMAT} model file: {exc}") from exc
         return cls._from_parts(path, metadata, arrays)
 
     def _metadata(self) -> dict[str, Any]:
         size = self.preprocessing.working_size
+        if isinstance(self.bank, PatchMemory):
+            ex = patchcore.extractor(self.extractor_path)
+            head: dict[str, Any] = {
+                "format": FORMAT,
+                "format_version": PATCHCORE_FORMAT_VERSION,
+                "method": "patchcore",
+                "preprocessing": {
+                    "working_size": size,
+                    "input_width": self.bank.size[0],
+                    "input_height": self.bank.size[1],
+                    "color": "rgb",
+                    "exif_transpose": True,
+                    "resample": "bilinear",
+                },
+                "features": {
+                    "extractor": ex.path.name,
+                    "sha256": ex.sha256,
+                    "channels": self.bank.channels,
+                    **{k: ex.info[k] for k in ("backbone", "taps", "stride") if k in ex.info},
+                },
+                "memory": {"patches": int(len(self.bank.patches)),
+                           "selection": "greedy k-center coreset",
+                           "score": "max over patches of the distance to the nearest memory patch"},
+            }
+        else:
+            head = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "preprocessing": {
+                    "working_size": size,
+                    "color": self.preprocessing.color,
+                    "exif_transpose": True,
+                    "resample": "bilinear",
+                    "standardise": "per-image-channel",
+                    "align": "phase-correlation",
+                    "max_shift": _max_shift(size),
+                    "patch": _smoothing(size),
+                },
+            }
         return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "preprocessing": {
-                "working_size": size,
-                "color": self.preprocessing.color,
-                "exif_transpose": True,
-                "resample": "bilinear",
-                "standardise": "per-image-channel",
-                "align": "phase-correlation",
-                "max_shift": _max_shift(size),
-                "patch": _smoothing(size),
-            },
+            **head,
             "threshold": self.threshold,
             "threshold_rule": (
                 "max F1, held-out normals vs anomalous examples" if self.n_anomalous
@@ -207,9 +304,12 @@ class DetectorModel:
         if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
             raise ValueError(f"{path}: not a {FORMAT} model file")
         version = metadata.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ValueError(f"{path}: unsupported {FORMAT} format version {version!r} "
-                             f"(this code reads version {FORMAT_VERSION}); refit the model")
+                             f"(this code reads versions {READABLE_VERSIONS}); refit the model")
+        method = metadata.get("method", "aligned")
+        if method not in METHODS:
+            raise ValueError(f"{path}: unknown detector method {method!r}; refit the model")
         try:
             prep_meta, calibration = metadata["preprocessing"], metadata["calibration"]
             prep = Preprocessing(int(prep_meta["working_size"]), prep_meta["color"])
@@ -221,6 +321,16 @@ class DetectorModel:
                 "created_at": str(metadata["created_at"]),
                 "n_anomalous": int(calibration["n_anomalous"]),
             }
+            if method == "patchcore":
+                size = (int(prep_meta["input_width"]), int(prep_meta["input_height"]))
+                memory = arrays["memory"].astype(np.float32)
+                held_out = arrays["held_out_scores"].astype(np.float64)
+                features = dict(metadata["features"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: corrupt {FORMAT} model: {exc}") from exc
+        if method == "patchcore":
+            return cls._patchcore_from_parts(path, features, size, memory, held_out, prep, fields)
+        try:
             mean, std, images = (arrays[key].astype(np.float32) for key in ("mean", "std", "bank"))
             held_out = arrays["held_out_scores"].astype(np.float64)
         except (KeyError, TypeError, ValueError) as exc:
@@ -232,14 +342,32 @@ class DetectorModel:
         return cls(preprocessing=prep, bank=NormalBank(mean=mean, std=std, images=images),
                    held_out_scores=held_out, **fields)
 
+    @classmethod
+    def _patchcore_from_parts(cls, path: str | Path, features: dict[str, Any],
+                              size: tuple[int, int], memory: np.ndarray, held_out: np.ndarray,
+                              prep: Preprocessing, fields: dict[str, Any]) -> DetectorModel:
+        ex = patchcore.extractor()
+        if features.get("sha256") != ex.sha256:
+            raise ValueError(f"{path}: fitted with feature extractor {features.get('extractor')} "
+                             f"sha256 {str(features.get('sha256'))[:12]}, this code ships "
+                             f"{ex.sha256[:12]}; refit the model")
+        if (memory.ndim != 2 or len(memory) == 0 or memory.shape[1] != features.get("channels")
+                or min(size) < patchcore.MULTIPLE or fields["score_spread"] <= 0):
+            raise ValueError(f"{path}: corrupt {FORMAT} model: arrays do not match the metadata")
+        return cls(preprocessing=prep, bank=PatchMemory(memory, size), held_out_scores=held_out,
+                   method="patchcore", **fields)
+
 
 def fit(
     normal_images: Sequence[bytes],
     *,
     anomalous_images: Sequence[bytes] | None = None,
-    working_size: int = 128,
+    working_size: int | None = None,
     color: ColorMode = "gray",
     max_bank_images: int = MAX_BANK_IMAGES,
+    method: str = "aligned",
+    coreset_ratio: float = PATCHCORE_CORESET_RATIO,
+    max_memory_patches: int = PATCHCORE_MAX_MEMORY,
 ) -> DetectorModel:
     """Fit a detector on normal images; anomalous examples, if given, only set the threshold.
 
@@ -256,11 +384,22 @@ def fit(
     a Gaussian "mean + 3 sigma" rule raises false alarms.  Deliberately not "highest
     training score plus a margin" either: one defective part slipped into the training
     set would then lift the threshold above real defects.
+
+    `method`: "aligned" (default; numpy only, `working_size` default 128, `color`,
+    `max_bank_images` apply) or "patchcore" (onnxruntime features + coreset memory bank;
+    `working_size` is the network input's long side, default from the images' size, see
+    patchcore.input_size; the input is always RGB; `coreset_ratio` of all normal patches
+    are kept, at most `max_memory_patches`).
     """
-    prep = Preprocessing(working_size, color)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if len(normal_images) < MIN_NORMAL_IMAGES:
         raise ValueError(f"need at least {MIN_NORMAL_IMAGES} normal images to fit, "
                          f"got {len(normal_images)}")
+    if method == "patchcore":
+        return _fit_patchcore(normal_images, anomalous_images, working_size,
+                              coreset_ratio, max_memory_patches)
+    prep = Preprocessing(working_size or 128, color)
     if max_bank_images < 1:
         raise ValueError(f"max_bank_images must be at least 1, got {max_bank_images}")
     normals = np.stack(_decode_all(normal_images, prep, "normal"))
@@ -286,6 +425,86 @@ def fit(
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         n_anomalous=len(anomalous),
     )
+
+
+def _fit_patchcore(
+    normal_images: Sequence[bytes],
+    anomalous_images: Sequence[bytes] | None,
+    working_size: int | None,
+    coreset_ratio: float,
+    max_memory_patches: int,
+) -> DetectorModel:
+    """fit() for method="patchcore": features once per image, a coreset bank per fold."""
+    if not 0 < coreset_ratio <= 1:
+        raise ValueError(f"coreset_ratio must be in (0, 1], got {coreset_ratio}")
+    if max_memory_patches < 1:
+        raise ValueError(f"max_memory_patches must be at least 1, got {max_memory_patches}")
+    try:
+        width, height = _image_size(normal_images[0])
+    except ValueError as exc:
+        raise ValueError(f"normal image 0: {exc}") from exc
+    size = patchcore.input_size(width, height, working_size)
+    extract = patchcore.extractor()
+
+    def features_of(images: Sequence[bytes], kind: str) -> np.ndarray:
+        out = []
+        for index, data in enumerate(images):
+            try:
+                rgb, _ = patchcore.rgb_pixels(data, size)
+            except ValueError as exc:
+                raise ValueError(f"{kind} image {index}: {exc}") from exc
+            out.append(extract(rgb))
+        return np.stack(out)
+
+    def bank_of(features: np.ndarray) -> PatchMemory:
+        return PatchMemory.fit(features, size, coreset_ratio, max_memory_patches)
+
+    normals = features_of(normal_images, "normal")
+    memory = bank_of(normals)
+    n = len(normals)
+    folds = min(_HELD_OUT_FOLDS, n)
+    held_out = np.empty(n)
+    for fold in range(folds):
+        held = np.arange(n) % folds == fold
+        fold_bank = bank_of(normals[~held])
+        held_out[held] = [fold_bank.distance_map(f).max() for f in normals[held]]
+    center = float(np.median(held_out))
+    spread = tail_scale(held_out)
+    anomalous = list(anomalous_images or [])
+    if anomalous:
+        anomaly_scores = np.array([memory.distance_map(f).max()
+                                   for f in features_of(anomalous, "anomalous")])
+        threshold = best_f1_threshold(held_out, anomaly_scores)
+    else:
+        threshold = center + spread * math.log(0.5 / _FALSE_ALARM_RATE)
+    return DetectorModel(
+        preprocessing=Preprocessing(max(size), "rgb"),
+        bank=memory,
+        threshold=float(threshold),
+        score_center=center,
+        score_spread=spread,
+        held_out_scores=held_out,
+        training_fingerprint=fingerprint(normal_images),
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        n_anomalous=len(anomalous),
+        method="patchcore",
+    )
+
+
+def _image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of encoded image bytes after EXIF rotation, from the header only."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise ValueError("cannot decode image: no bytes")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            size = img.size
+            if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                size = size[::-1]
+            return size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"cannot decode image: {exc}") from exc
 
 
 def fingerprint(images: Sequence[bytes]) -> str:
