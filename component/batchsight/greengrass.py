@@ -7,6 +7,7 @@ configuration to the file named by BATCHSIGHT_CONFIG, used when IPC is not reach
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -60,6 +61,16 @@ class GreengrassIpc:
     def report_state(self, state: str) -> None:
         """RUNNING once serving, ERRORED when it cannot go on (Greengrass then restarts it)."""
         self.client.update_state(state=state)
+
+    def subscribe(self, topic: str, on_message: Callable[[bytes], None]) -> None:
+        """Local pub/sub messages on ``topic`` (the bridge brings them from the plant's broker)."""
+        def received(event: Any) -> None:
+            if event.binary_message is not None:
+                on_message(bytes(event.binary_message.message))
+            elif event.json_message is not None:
+                on_message(json.dumps(event.json_message.message).encode())
+
+        self.client.subscribe_to_topic(topic=topic, on_stream_event=received)
 
     def publish(self, topic: str, body: bytes) -> None:
         from awsiot.greengrasscoreipc.model import BinaryMessage, PublishMessage

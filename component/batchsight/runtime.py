@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 import random
 import signal
 import threading
@@ -22,6 +23,7 @@ from batchsight.alerter import Alerter
 from batchsight.batcher import BatchPolicy, new_batch_id
 from batchsight.cloud_link import CloudLink
 from batchsight.config import Config
+from batchsight.feedback import FeedbackStore
 from batchsight.housekeeping import DiskGuard, Housekeeper
 from batchsight.ingest import Ingestor
 from batchsight.journal import Journal
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 0.2
 STATUS_EVERY_SECONDS = 10.0
 HOUSEKEEPING_EVERY_SECONDS = 60.0
+FEEDBACK_BACKLOG = 1000
 
 
 class Backoff:
@@ -94,6 +97,9 @@ class Component:
                               sfn=clients["stepfunctions"])
         self.puller = ResultPuller(config, self.journal, s3=clients["s3"])
         self.alerter = Alerter(config, self.journal, self.publisher)
+        self.feedback = FeedbackStore(config, self.journal, s3=clients["s3"])
+        self._answers: queue.Queue[bytes] = queue.Queue(maxsize=FEEDBACK_BACKLOG)
+        self.publisher.subscribe(config.topic("feedback"), self._feedback_arrived)
         self.disk = DiskGuard(config, self.journal)
         self.housekeeper = Housekeeper(config, self.journal)
         self.stop_event = threading.Event()
@@ -122,6 +128,26 @@ class Component:
         logging.getLogger().setLevel(applied.log_level.upper())
         log.info("configuration updated", extra={"batch": dataclasses.asdict(applied.batch)})
 
+    def _feedback_arrived(self, raw: bytes) -> None:
+        """Called on the MQTT client's thread: hand over to the main loop, never block it."""
+        try:
+            self._answers.put_nowait(raw)
+        except queue.Full:
+            log.error("operator feedback dropped: too many unprocessed answers",
+                      extra={"backlog": FEEDBACK_BACKLOG})
+
+    def _answer_feedback(self) -> None:
+        while True:
+            try:
+                raw = self._answers.get_nowait()
+            except queue.Empty:
+                return
+            reply = self.feedback.handle(raw)
+            try:
+                self.publisher.publish(self.config.topic("feedback/response"), reply)
+            except PublishError:
+                log.warning("feedback reply not delivered", extra={"reply": reply})
+
     def run(self) -> None:
         self.publisher.connect()
         self.ingestor.recover_staging()  # files a crash left half-way, before new ones arrive
@@ -149,6 +175,7 @@ class Component:
         if self._cloud_backoff.ready(now):
             self._cloud_step(now)
         self.alerter.publish_pending()
+        self._answer_feedback()
         if now >= self._next_housekeeping:
             self.housekeeper.resubmit_overdue(now)
             self.housekeeper.prune(now)
@@ -161,6 +188,7 @@ class Component:
         try:
             for batch_id in self.journal.open_batches():
                 self.link.submit(batch_id)
+            self.feedback.upload_pending()
             if now >= self._next_poll:
                 for batch_id in set(self.puller.poll()):
                     self.policy.model_hosted(batch_id)
@@ -189,6 +217,7 @@ class Component:
         self.watcher.stop()
         self._publish_status("stopped")
         self.publisher.close()
+        self.feedback.close()
         self.journal.close()
         log.info("batchsight stopped")
 

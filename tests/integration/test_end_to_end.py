@@ -165,3 +165,42 @@ def test_images_keep_spooling_while_the_cloud_is_unreachable(local_cloud: CloudF
         gate.close()
     assert len(_result_keys(local_cloud)) == len(frames)
     assert hmi.duplicates == 0
+
+
+def test_operator_feedback_over_mqtt_becomes_a_label(local_cloud: CloudFixture, mqtt_broker: Any,
+                                                     hmi: Subscriber, tmp_path: Path) -> None:
+    from awscrt import io as crt_io, mqtt as crt_mqtt
+
+    frames = generate(tmp_path / "camera", count=3, size=128, seed=51)
+    (tmp_path / "drop").mkdir()
+    edge = Edge(_config(tmp_path, local_cloud, mqtt_broker.port), tmp_path / "edge.log")
+    replies: list[dict] = []
+    loop = crt_io.EventLoopGroup(1)
+    operator = crt_mqtt.Connection(client=crt_mqtt.Client(crt_io.ClientBootstrap(loop, crt_io.DefaultHostResolver(loop)), None),
+                                   host_name="127.0.0.1", port=mqtt_broker.port, client_id="hmi-operator")
+    operator.connect().result(10)
+    base = f"factory/{SITE}/{LINE}/{DEVICE}/inspection"
+    operator.subscribe(f"{base}/feedback/response", crt_mqtt.QoS.AT_LEAST_ONCE,
+                       callback=lambda topic, payload, **_: replies.append(json.loads(payload)))[0].result(10)
+    try:
+        for frame in frames:
+            (tmp_path / "drop" / frame.path.name).write_bytes(frame.path.read_bytes())
+        _wait_for(lambda: len(hmi.results) >= len(frames), 90, "results")
+        image_id = next(iter(hmi.results))
+        for body in (json.dumps({"v": 1, "image_id": image_id, "verdict": "false_alarm", "operator": "op-1"}),
+                     "{not json"):
+            operator.publish(f"{base}/feedback", body.encode(), crt_mqtt.QoS.AT_LEAST_ONCE)[0].result(10)
+        _wait_for(lambda: len(replies) >= 2, 30, "two feedback replies")
+        key = hmi.results[image_id][1]["result_key"].replace(".json", ".label.manifest")
+        _wait_for(lambda: _exists(local_cloud, key), 30, "the label manifest in the final bucket")
+    finally:
+        operator.disconnect().result(10)
+        assert edge.stop() == 0
+    assert [r["ok"] for r in replies] == [True, False]
+    line = json.loads(local_cloud.client("s3").get_object(Bucket=local_cloud.outputs.final_bucket, Key=key)["Body"].read())
+    assert line["anomaly-label-metadata"]["human-annotated"] == "yes"
+
+
+def _exists(cloud: CloudFixture, key: str) -> bool:
+    listed = cloud.client("s3").list_objects_v2(Bucket=cloud.outputs.final_bucket, Prefix=key)
+    return listed.get("KeyCount", 0) > 0

@@ -28,6 +28,7 @@ class IpcStandIn:
         self.published: list[tuple[str, model.PublishMessage]] = []
         self.states: list[str] = []
         self.on_update: Any = None
+        self.topic_handlers: dict[str, Any] = {}
 
     def _check(self, name: str, **kwargs: Any) -> None:
         inspect.signature(getattr(GreengrassCoreIPCClientV2, name)).bind(None, **kwargs)
@@ -47,6 +48,11 @@ class IpcStandIn:
         assert kwargs["state"] in (model.ReportedLifecycleState.RUNNING, model.ReportedLifecycleState.ERRORED)
         self.states.append(kwargs["state"])
         return model.UpdateStateResponse()
+
+    def subscribe_to_topic(self, **kwargs: Any) -> tuple[Any, Any]:
+        self._check("subscribe_to_topic", **kwargs)
+        self.topic_handlers[kwargs["topic"]] = kwargs["on_stream_event"]
+        return model.SubscribeToTopicResponse(), None
 
     def subscribe_to_configuration_update(self, **kwargs: Any) -> tuple[Any, Any]:
         self._check("subscribe_to_configuration_update", **kwargs)
@@ -111,6 +117,12 @@ def test_state_and_live_configuration_update(tmp_path: Path) -> None:
     stand_in.on_update(model.ConfigurationUpdateEvents())  # refused, logged, nothing changes
     assert component.config.batch.max_images == 500
     assert stand_in.states == ["RUNNING"]
+    feedback = stand_in.topic_handlers["factory/plant1/line1/gw1/inspection/feedback"]
+    feedback(model.SubscriptionResponseMessage(binary_message=model.BinaryMessage(message=b"{broken")))
+    component._answer_feedback()
+    (topic, reply), = [(t, m) for t, m in stand_in.published if t.endswith("/feedback/response")]
+    assert json.loads(reply.binary_message.message)["ok"] is False
+    component.feedback.close()
     component.journal.close()
 
 

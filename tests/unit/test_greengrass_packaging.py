@@ -67,7 +67,7 @@ RECIPE_VARIABLE = re.compile(r"\{([.\w]+):([^:}]+)}")
 CROSS_COMPONENT_VARIABLE = re.compile(r"\{([.\w]+):([.\w]+):([^:}]+)}")
 SYSTEM_VARIABLES = {"artifacts": {"path", "decompressedPath"}, "work": {"path"},
                     "kernel": {"rootPath"}, "iot": {"thingName"}}
-PUBLISHED_KINDS = ("alert", "result", "batch", "status")
+PUBLISHED_KINDS = ("alert", "result", "batch", "status", "feedback/response")
 FORBIDDEN_IN_ARTIFACT = re.compile(
     r"(^|/)(tests|cloud|bench|\.git|\.venv|venv|__pycache__|\.pytest_cache)(/|$)")
 

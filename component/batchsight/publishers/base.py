@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 MAX_PAYLOAD_BYTES = 128 * 1024  # Greengrass' Moquette broker refuses larger messages
@@ -64,6 +65,10 @@ class Publisher(ABC):
     @abstractmethod
     def _publish(self, topic: str, body: bytes, *, retain: bool) -> None:
         """Send and wait for the broker's acknowledgement (QoS 1)."""
+
+    def subscribe(self, topic: str, on_message: Callable[[bytes], None]) -> None:
+        """Receive messages on ``topic`` (QoS 1), kept across reconnects. Call before connect()."""
+        raise NotImplementedError(f"{type(self).__name__} cannot subscribe")
 
     @abstractmethod
     def connect(self) -> None:

@@ -5,6 +5,8 @@ the README. Local pub/sub has no broker session to lose, so a failed call is sim
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from batchsight.greengrass import GreengrassIpc
 from batchsight.publishers.base import Publisher, PublishError
 
@@ -15,6 +17,9 @@ class GreengrassPublisher(Publisher):
 
     def connect(self) -> None:
         """IPC connects when the client is created; nothing to do."""
+
+    def subscribe(self, topic: str, on_message: Callable[[bytes], None]) -> None:
+        self.ipc.subscribe(topic, on_message)
 
     def _publish(self, topic: str, body: bytes, *, retain: bool) -> None:
         # Local pub/sub keeps no retained messages; the status is re-published every few seconds.

@@ -96,6 +96,7 @@ class MqttPublisher(Publisher):
         self._tls_ctx = tls_context(tls) if tls else None
         self._client: mqtt5.Client | None = None
         self._connection: mqtt.Connection | None = None
+        self._subscriptions: dict[str, Callable[[bytes], None]] = {}
         if protocol == "5":
             self._client = self._mqtt5_client()
         else:
@@ -129,8 +130,13 @@ class MqttPublisher(Publisher):
             on_lifecycle_event_connection_success_fn=self._mqtt5_connected,
             on_lifecycle_event_connection_failure_fn=self._mqtt5_failed,
             on_lifecycle_event_disconnection_fn=self._mqtt5_disconnected,
-            on_lifecycle_event_stopped_fn=lambda _data: self._stopped.set())
+            on_lifecycle_event_stopped_fn=lambda _data: self._stopped.set(),
+            on_publish_callback_fn=self._mqtt5_received)
         return mqtt5.Client(options)
+
+    def _mqtt5_received(self, data: mqtt5.PublishReceivedData) -> None:
+        packet = data.publish_packet
+        self._deliver(packet.topic, bytes(packet.payload or b""))
 
     def _unreachable(self, error: str, **extra: object) -> None:
         """Warn once per outage; the client keeps retrying with backoff."""
@@ -141,6 +147,7 @@ class MqttPublisher(Publisher):
 
     def _mqtt5_connected(self, data: mqtt5.LifecycleConnectSuccessData) -> None:
         self._connected.set()
+        self._resubscribe()
         self._outage_reported = False
         log.info("MQTT connected", extra={"broker": self.address,
                                           "session_present": bool(data.connack_packet.session_present)})
@@ -179,6 +186,7 @@ class MqttPublisher(Publisher):
         if future.exception() is None:
             self._retry_delay = self._reconnect[0]
             self._connected.set()
+            self._resubscribe()
             self._outage_reported = False
             log.info("MQTT connected", extra={"broker": self.address})
             return
@@ -200,9 +208,34 @@ class MqttPublisher(Publisher):
     def _resumed(self, connection: mqtt.Connection, return_code: object, session_present: bool,
                  **_: object) -> None:
         self._connected.set()
+        if not session_present:
+            self._resubscribe()
         self._outage_reported = False
         log.info("MQTT connection resumed", extra={"broker": self.address,
                                                    "session_present": session_present})
+
+    # --- subscriptions (operator feedback) ---------------------------------------------------
+    def subscribe(self, topic: str, on_message: Callable[[bytes], None]) -> None:
+        self._subscriptions[topic] = on_message
+
+    def _resubscribe(self) -> None:
+        """(Re)subscribe after every connection the broker did not keep a session for."""
+        for topic in self._subscriptions:
+            if self._client is not None:
+                self._client.subscribe(mqtt5.SubscribePacket(subscriptions=[
+                    mqtt5.Subscription(topic_filter=topic, qos=mqtt5.QoS.AT_LEAST_ONCE)]))
+            elif self._connection is not None:
+                self._connection.subscribe(topic, mqtt.QoS.AT_LEAST_ONCE,
+                                           callback=lambda topic, payload, **_: self._deliver(topic, payload))
+
+    def _deliver(self, topic: str, payload: bytes) -> None:
+        handler = self._subscriptions.get(topic)
+        if handler is None:
+            return
+        try:
+            handler(payload)
+        except Exception:  # noqa: BLE001 - a handler bug must not kill the client's thread
+            log.exception("message handler failed", extra={"topic": topic})
 
     # --- the Publisher interface ------------------------------------------------------------
     def connect(self) -> None:

@@ -42,6 +42,8 @@ class Subscriber:
 
     def _on_message(self, topic: str, payload: bytes, **_: Any) -> None:
         kind = topic.rsplit("/", 1)[-1]
+        if kind not in ("result", "alert", "batch", "status"):
+            return  # operator feedback and its replies are not the HMI's to read
         message = json.loads(payload)
         with self._lock:
             if kind in ("batch", "status"):
