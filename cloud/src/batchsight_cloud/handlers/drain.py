@@ -7,7 +7,9 @@ redelivered, and the deterministic result key turns the redelivery into an overw
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +18,9 @@ from botocore.exceptions import ClientError
 
 from batchsight_cloud.aws import client
 from batchsight_cloud.backends import ModelBackend, ModelRejectedImage, backend_from_settings
-from batchsight_cloud.ratelimit import RateLimiter
 from batchsight_cloud.contracts import ImageMessage, PoisonMessage, parse_message, result_document
 from batchsight_cloud.metrics import LineTally, metrics, record_drain
+from batchsight_cloud.ratelimit import RateLimiter
 from batchsight_cloud.settings import Settings
 
 logger = Logger(service="batchsight-drain")
@@ -26,6 +28,8 @@ logger = Logger(service="batchsight-drain")
 SAFETY_MARGIN_MS = 20_000
 VISIBILITY_SECONDS_PER_BATCH = 60
 RETRY_BACKOFF_SECONDS = 2
+MESSAGES_PER_RECEIVE = 10
+IO_THREADS_PER_DETECT_SLOT = 3
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
 
 
@@ -51,6 +55,7 @@ class Drainer:
         self.backend = backend
         self.execution = execution
         self.limiter = RateLimiter(settings.worker_tps, burst=settings.detect_concurrency)
+        self.detect_slots = threading.Semaphore(settings.detect_concurrency)
         self.s3 = client("s3")
         self.sqs = client("sqs")
         self.lines = LineTally()  # per site/line counts for the metrics
@@ -84,8 +89,9 @@ class Drainer:
         body = self._fetch(image)
         if body is None:
             return False  # already processed by an earlier delivery: nothing to redo
-        self.limiter.acquire()
-        result = self.backend.detect(body, content_type=CONTENT_TYPES[image.extension])
+        with self.detect_slots:  # the model never sees more than DetectConcurrency calls at once
+            self.limiter.acquire()
+            result = self.backend.detect(body, content_type=CONTENT_TYPES[image.extension])
         mask = result.pop("_mask_png", None)
         model = {"backend": self.backend.name, "name": self.backend.model_id}
         document = result_document(image, result=result, model=model, execution=self.execution)
@@ -153,16 +159,39 @@ class Drainer:
         self.sqs.delete_message(QueueUrl=self.settings.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
+def drain(drainer: Drainer, concurrency: int, remaining_ms: Callable[[], int], *, tps: float) -> Outcome:
+    """Keep every detect slot busy until the queue is empty or time runs out.
+
+    Each image also needs S3 and SQS calls around its detect, so those run on more threads
+    than detect may use (the semaphore in Drainer bounds the model), and the next messages
+    are received while earlier ones are still in flight rather than after a whole batch.
+    """
+    total = Outcome()
+    # no more held than the rate lets us finish well inside their visibility timeout
+    in_flight_limit = max(1, min(2 * concurrency + MESSAGES_PER_RECEIVE,
+                                 int(tps * VISIBILITY_SECONDS_PER_BATCH / 2)))
+    with ThreadPoolExecutor(max_workers=IO_THREADS_PER_DETECT_SLOT * concurrency) as pool:
+        pending: set[Future[Outcome]] = set()
+        while True:
+            if len(pending) < in_flight_limit:
+                messages = drainer.receive(remaining_ms())
+                pending |= {pool.submit(drainer.process, message) for message in messages}
+                if not pending:
+                    return total
+                if messages and len(pending) < in_flight_limit:
+                    continue
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                total.add(future.result())
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     settings = Settings.from_env()
     drainer = Drainer(settings, backend_from_settings(settings), str(event.get("execution", "")))
-    total = Outcome()
-    with ThreadPoolExecutor(max_workers=settings.detect_concurrency) as pool:
-        while messages := drainer.receive(context.get_remaining_time_in_millis()):
-            for outcome in pool.map(drainer.process, messages):
-                total.add(outcome)
+    total = drain(drainer, settings.detect_concurrency, context.get_remaining_time_in_millis,
+                  tps=settings.worker_tps)
     logger.info("drain finished", extra={"worker": event.get("worker"), **total.__dict__})
     record_drain(drainer.lines, poisoned=total.poisoned, retried=total.retried, model=event.get("model"))
     return dict(total.__dict__)
