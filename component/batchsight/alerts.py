@@ -41,7 +41,17 @@ def result_payload(config: Config, image: ImageRecord) -> dict[str, Any]:
 
 
 def is_alert(config: Config, image: ImageRecord) -> bool:
-    return bool(image.is_anomalous) and float(image.confidence or 0.0) >= config.alerts.min_confidence
+    """Anomalous, confident enough, and (for segmentation results) matching a per-name rule."""
+    if not image.is_anomalous or float(image.confidence or 0.0) < config.alerts.min_confidence:
+        return False
+    rules = config.alerts.rules()
+    anomalies = json.loads(image.result_json or "{}").get("result", {}).get("Anomalies", [])
+    named = [a for a in anomalies if a.get("Name") not in (None, "background")]
+    if not rules or not named:
+        return True  # no rules, or a classification model: the verdict decides
+    return any(a["Name"] in rules
+               and float(a.get("PixelAnomaly", {}).get("TotalPercentageArea", 0.0)) >= rules[a["Name"]]
+               for a in named)
 
 
 def batch_payload(config: Config, batch_id: str, images: list[ImageRecord]) -> dict[str, Any]:

@@ -83,6 +83,13 @@ class MqttSettings:
 @dataclass(frozen=True)
 class AlertSettings:
     min_confidence: float = 0.0
+    # Segmentation models: "name:min_area,..." (e.g. "crack:0,scratch:0.5"); empty = any anomaly.
+    anomaly_rules: str = ""
+
+    def rules(self) -> dict[str, float]:
+        """The parsed rules; _check has validated the text already."""
+        pairs = (rule.split(":") for rule in self.anomaly_rules.split(",") if rule.strip())
+        return {name.strip(): float(area) for name, area in pairs}
 
 
 @dataclass(frozen=True)
@@ -214,6 +221,18 @@ def _check_mqtt(mqtt: MqttSettings) -> None:
         raise ConfigError("setting mqtt.username: MQTT 3.1.1 sends a password only with a username")
 
 
+def _check_anomaly_rules(text: str) -> None:
+    for rule in (r for r in text.split(",") if r.strip()):
+        name, _, area = rule.partition(":")
+        try:
+            ok = bool(name.strip()) and 0.0 <= float(area) <= 100.0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"setting alerts.anomaly_rules: {rule!r} is not 'name:min_area' "
+                              "with an area from 0 to 100, e.g. 'crack:0,scratch:0.5'")
+
+
 def _check(config: Config) -> None:
     for name, value in _float_settings(config):
         if not math.isfinite(value):  # NaN slips past every comparison below
@@ -251,6 +270,7 @@ def _check(config: Config) -> None:
         raise ConfigError("setting ingest.stable_seconds: must not be negative")
     if config.ingest.max_side < config.ingest.min_side:
         raise ConfigError("setting ingest.max_side: must be at least ingest.min_side")
+    _check_anomaly_rules(config.alerts.anomaly_rules)
     if not 0.0 <= config.alerts.min_confidence <= 1.0:
         raise ConfigError("setting alerts.min_confidence: must be between 0 and 1")
     if config.retention.after_result not in ("delete", "archive"):
