@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,19 +54,24 @@ def _aws(name: str, call: Callable[[], Any], fix: str) -> Check:
 
 
 def _broker(config: Config) -> Check:
-    from awscrt import io, mqtt
+    """Connect the way the component does (protocol, TLS, credentials), under another client id."""
+    from batchsight.runtime import build_publisher
 
-    loop = io.EventLoopGroup(1)
-    connection = mqtt.Connection(client=mqtt.Client(io.ClientBootstrap(loop, io.DefaultHostResolver(loop)), None),
-                                 host_name=config.mqtt.host, port=config.mqtt.port,
-                                 client_id=f"{config.mqtt_client_id}-doctor")
+    where = f"{config.mqtt.host}:{config.mqtt.port} (MQTT {config.mqtt.protocol}{', TLS' if config.mqtt.tls else ''})"
     try:
-        connection.connect().result(timeout=5)
-        connection.disconnect().result(timeout=5)
+        publisher = build_publisher(config, client_id=f"{config.mqtt_client_id}-doctor", with_will=False)
+        publisher.connect()
+        deadline = time.monotonic() + 5
+        while not publisher.ready and time.monotonic() < deadline:
+            time.sleep(0.1)
+        connected = publisher.ready
+        publisher.close()
     except Exception as exc:  # noqa: BLE001
-        return Check("mqtt broker", False, f"{config.mqtt.host}:{config.mqtt.port}: {exc}; "
-                                          "check mqtt.host/mqtt.port and that the broker runs")
-    return Check("mqtt broker", True, f"{config.mqtt.host}:{config.mqtt.port}")
+        return Check("mqtt broker", False, f"{where}: {exc}; check the mqtt.* settings")
+    if not connected:
+        return Check("mqtt broker", False, f"{where}: no connection within 5 s; check mqtt.host/mqtt.port, "
+                                           "the credentials and certificates, and that the broker runs")
+    return Check("mqtt broker", True, where)
 
 
 def run_checks(config: Config, clients: dict[str, Any]) -> list[Check]:

@@ -67,7 +67,7 @@ def aws_clients(config: Config) -> dict[str, Any]:
     return {name: session.client(name, **options) for name in ("s3", "sqs", "stepfunctions")}
 
 
-def build_publisher(config: Config) -> Publisher:
+def build_publisher(config: Config, *, client_id: str = "", with_will: bool = True) -> MqttPublisher:
     """Off Greengrass: a direct MQTT client. (Greengrass IPC is the on-device adapter.)"""
     from batchsight.publishers.mqtt import TlsFiles
 
@@ -77,10 +77,11 @@ def build_publisher(config: Config) -> Publisher:
         log.warning("MQTT password sent without TLS; set mqtt.tls on an untrusted network",
                     extra={"broker": f"{settings.host}:{settings.port}"})
     tls = TlsFiles(settings.ca_file, settings.cert_file, settings.key_file) if settings.tls else None
-    return MqttPublisher(host=settings.host, port=settings.port, client_id=config.mqtt_client_id,
+    return MqttPublisher(host=settings.host, port=settings.port, client_id=client_id or config.mqtt_client_id,
                          protocol=settings.protocol, tls=tls, username=settings.username,
                          password=password, keepalive_seconds=settings.keepalive_seconds,
-                         will_topic=config.topic("status"), will_payload=b'{"v":1,"state":"offline"}')
+                         will_topic=config.topic("status") if with_will else None,
+                         will_payload=b'{"v":1,"state":"offline"}')
 
 
 class Component:
