@@ -17,14 +17,14 @@ exact drain window and the achieved concurrency from there.
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from batchsight_cloud.backends.base import HOSTED, STARTING, STOPPED, ModelBackend
+from batchsight_cloud.backends.base import HOSTED, ModelBackend
+from batchsight_cloud.backends.hosting_record import HostingRecord
 
 CALLS: list[tuple[float, float, int]] = []
 _calls_lock = threading.Lock()
@@ -36,11 +36,8 @@ class FixedLatencyBackend(ModelBackend):
     def __init__(self, *, state_dir: Path, latency_seconds: float, startup_seconds: float,
                  start_timeout_seconds: float) -> None:
         super().__init__(start_timeout_seconds=start_timeout_seconds)
-        self.state_dir = state_dir
         self.latency_seconds = latency_seconds
-        self.startup_seconds = startup_seconds
-        self._hosting = state_dir / "hosting.json"
-        self.ledger = state_dir / "ledger.jsonl"
+        self.hosting = HostingRecord(state_dir, startup_seconds)
 
     @classmethod
     def from_env(cls, *, start_timeout_seconds: float) -> "FixedLatencyBackend":
@@ -54,32 +51,16 @@ class FixedLatencyBackend(ModelBackend):
         return f"fixed-{self.latency_seconds * 1000:.0f}ms"
 
     def _start(self, run_token: str) -> str:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        if not self._hosting.exists():
-            tmp = self._hosting.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"run_token": run_token, "started": time.time()}))
-            os.replace(tmp, self._hosting)
-        return self._describe()[0]
+        return self.hosting.start(run_token)
 
     def _describe(self) -> tuple[str, str]:
-        record = self._record()
-        if record is None:
-            return STOPPED, "not hosted"
-        ready = time.time() - record["started"] >= self.startup_seconds
-        return (HOSTED, "") if ready else (STARTING, "")
+        return self.hosting.status()
 
     def _stop(self) -> None:
-        record = self._record()
-        if record is None:
-            return
-        interval = {"run_token": record["run_token"], "started": record["started"],
-                    "stopped": time.time()}
-        with self.ledger.open("a") as ledger:
-            ledger.write(json.dumps(interval) + "\n")
-        self._hosting.unlink(missing_ok=True)
+        self.hosting.stop()
 
     def detect(self, image: bytes, *, content_type: str) -> dict[str, Any]:
-        if self._describe()[0] != HOSTED:
+        if self.hosting.status()[0] != HOSTED:
             raise RuntimeError("fixed-latency model is not hosted; start it first")
         start = time.time()
         time.sleep(self.latency_seconds)
@@ -88,14 +69,6 @@ class FixedLatencyBackend(ModelBackend):
             CALLS.append((start, end, threading.get_ident()))
         return {"Source": {"Type": "direct"}, "IsAnomalous": False, "Confidence": 0.9}
 
-    def _record(self) -> dict[str, Any] | None:
-        try:
-            return json.loads(self._hosting.read_text())
-        except FileNotFoundError:
-            return None
-
     def intervals(self) -> list[dict[str, Any]]:
         """Closed hosting intervals from the ledger."""
-        if not self.ledger.exists():
-            return []
-        return [json.loads(x) for x in self.ledger.read_text().splitlines() if x]
+        return self.hosting.intervals()

@@ -7,14 +7,13 @@ lives in files because Lambda invocations share nothing in memory.
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-from batchsight_cloud.backends.base import HOSTED, STARTING, STOPPED, ModelBackend, ModelRejectedImage
+from batchsight_cloud.backends.base import HOSTED, ModelBackend, ModelRejectedImage
+from batchsight_cloud.backends.hosting_record import HostingRecord
 
 _models: dict[tuple[str, float], Any] = {}
 _models_lock = threading.Lock()
@@ -38,10 +37,7 @@ class LocalBackend(ModelBackend):
                  start_timeout_seconds: float) -> None:
         super().__init__(start_timeout_seconds=start_timeout_seconds)
         self.model_path = model_path
-        self.state_dir = state_dir
-        self.startup_seconds = startup_seconds
-        self._hosting = state_dir / "hosting.json"
-        self._ledger = state_dir / "ledger.jsonl"
+        self.hosting = HostingRecord(state_dir, startup_seconds)
 
     @classmethod
     def from_env(cls, *, start_timeout_seconds: float) -> "LocalBackend":
@@ -58,48 +54,22 @@ class LocalBackend(ModelBackend):
         if not self.model_path.is_file():
             raise FileNotFoundError(f"local model {self.model_path} does not exist; "
                                     "fit one with `batchsight fit`")
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        if not self._hosting.exists():
-            record = {"run_token": run_token, "started": time.time()}
-            tmp = self._hosting.with_suffix(".tmp")
-            tmp.write_text(json.dumps(record))
-            os.replace(tmp, self._hosting)
-        return self._describe()[0]
+        return self.hosting.start(run_token)
 
     def _describe(self) -> tuple[str, str]:
-        record = self._record()
-        if record is None:
-            return STOPPED, "not hosted"
-        ready = time.time() - record["started"] >= self.startup_seconds
-        return (HOSTED, "") if ready else (STARTING, "")
+        return self.hosting.status()
 
     def _stop(self) -> None:
-        record = self._record()
-        if record is None:
-            return
-        interval = {"run_token": record["run_token"], "started": record["started"],
-                    "stopped": time.time()}
-        with self._ledger.open("a") as ledger:
-            ledger.write(json.dumps(interval) + "\n")
-        self._hosting.unlink(missing_ok=True)
+        self.hosting.stop()
 
     def detect(self, image: bytes, *, content_type: str) -> dict[str, Any]:
-        if self._describe()[0] != HOSTED:
+        if self.hosting.status()[0] != HOSTED:
             raise RuntimeError("local model is not hosted; start it first")
         try:
             return _load_model(self.model_path).detect(image)
         except ValueError as exc:
             raise ModelRejectedImage(str(exc)) from exc
 
-    def _record(self) -> dict[str, Any] | None:
-        try:
-            return json.loads(self._hosting.read_text())
-        except FileNotFoundError:
-            return None
-
     def hosted_seconds(self) -> float:
         """Total hosted time in the ledger (closed intervals only)."""
-        if not self._ledger.exists():
-            return 0.0
-        lines = self._ledger.read_text().splitlines()
-        return sum(json.loads(x)["stopped"] - json.loads(x)["started"] for x in lines if x)
+        return self.hosting.hosted_seconds()
