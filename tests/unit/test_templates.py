@@ -120,3 +120,16 @@ def test_template_is_clean_under_sam_validate_lint() -> None:
                                  "SAM_CLI_TELEMETRY": "0"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_edge_device_policy_allows_only_its_calls_on_our_resources() -> None:
+    from batchsight_cloud.local.template import load_template
+
+    template = load_template()
+    statements = template["Resources"]["EdgeDevicePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert actions == {"s3:PutObject", "s3:GetObject", "s3:ListBucket", "sqs:SendMessage", "sqs:GetQueueAttributes",
+                       "states:StartExecution", "states:DescribeStateMachine"}
+    for statement in statements:
+        assert statement["Effect"] == "Allow" and statement["Resource"] != "*"
+    assert "EdgeDevicePolicyArn" in template["Outputs"]

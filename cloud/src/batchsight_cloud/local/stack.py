@@ -142,6 +142,8 @@ class _StackBuilder:
             self._function(name, props, role)
         for name, props in self._resources("AWS::Serverless::StateMachine"):
             self._state_machine(name, props, role)
+        for name, props in self._resources("AWS::IAM::ManagedPolicy"):
+            self._managed_policy(name, props)
         outputs = {name: str(resolve(spec["Value"], self.lookup))
                    for name, spec in self.template["Outputs"].items()}
         return StackOutputs(
@@ -195,6 +197,12 @@ class _StackBuilder:
                       if "KmsMasterKeyId" in props else {})
         arn = self._client("sns").create_topic(Name=name, Attributes=attributes)["TopicArn"]
         self.physical[logical] = {None: arn, "TopicName": name}
+
+    def _managed_policy(self, logical: str, props: dict[str, Any]) -> None:
+        document = resolve(props["PolicyDocument"], self.lookup)
+        arn = self._client("iam").create_policy(PolicyName=f"{STACK}-{logical}",
+                                                PolicyDocument=json.dumps(document))["Policy"]["Arn"]
+        self.physical[logical] = {None: arn}
 
     def _role(self) -> str:
         trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
