@@ -44,6 +44,7 @@ def local_cloud_session(tmp_path_factory: pytest.TempPathFactory, fitted_model: 
 def local_cloud(local_cloud_session: CloudFixture) -> Iterator[CloudFixture]:
     local_cloud_session.reset()
     yield local_cloud_session
+    local_cloud_session.wait_for_executions()  # results reach MQTT before the last stop runs
     assert local_cloud_session.hosting_state() == "STOPPED", "a test left the model hosted"
 
 

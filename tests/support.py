@@ -70,6 +70,18 @@ class CloudFixture:
                       timeout: float = 90.0) -> dict[str, Any]:
         return self.wait_execution(self.start_execution(name, payload), timeout)
 
+    def wait_for_executions(self, timeout: float = 60.0) -> None:
+        """Until no execution of the state machine is RUNNING (bounded)."""
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = sfn.list_executions(stateMachineArn=self.outputs.state_machine_arn,
+                                          statusFilter="RUNNING")["executions"]
+            if not running:
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"executions still running after {timeout} s: {[e['name'] for e in running]}")
+
     def wait_execution(self, arn: str, timeout: float = 90.0) -> dict[str, Any]:
         sfn = self.client("stepfunctions")
         deadline = time.monotonic() + timeout
