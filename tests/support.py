@@ -164,3 +164,19 @@ class TcpGate:
     def close(self) -> None:
         self.cut()
         self._listener.close()
+
+
+def report_reliability(scenario: str, *, dropped: int, accounted: int, duplicates: int,
+                       recover_s: float | None) -> str:
+    """Print one machine-readable line of a reliability scenario's figures (read with ``pytest -s``).
+
+    ``dropped``: images the camera dropped; ``accounted``: of those, how many ended with exactly
+    one result (or in quarantine with a reason); ``duplicates``: extra result documents or MQTT
+    messages; ``recover_s``: from the fault's end to the last image's result (None: no fault).
+    The README's "Reliability figures" table is filled from these lines.
+    """
+    recover = "n/a" if recover_s is None else f"{recover_s:.1f}"
+    line = (f"RELIABILITY scenario={scenario} dropped={dropped} accounted={accounted} "
+            f"duplicates={duplicates} recover_s={recover}")
+    print(f"\n{line}", flush=True)
+    return line

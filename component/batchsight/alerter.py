@@ -10,9 +10,12 @@ never drops or reorders them.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from batchsight import alerts
 from batchsight.config import Config
@@ -44,23 +47,22 @@ class Alerter:
 
     def hand_off(self) -> int:
         """Queue every stored result (and its alert), then the summaries of finished batches."""
-        prepared: list[tuple[ImageRecord, list[tuple[str, bytes]], bool]] = []
+        prepared: list[tuple[ImageRecord, list[tuple[str, bytes]], bool, bool | None]] = []
         for image in self.journal.in_state(ImageState.RESULT_STORED):
-            payload = alerts.result_payload(self.config, image)
-            alert = alerts.is_alert(self.config, image)
-            kinds = ("result", "alert") if alert else ("result",)
+            corrected = self._overrules(image)
+            alert = alerts.is_alert(self.config, image) and corrected is not False
             try:
-                messages = [(self.config.topic(kind), encode(self.config.topic(kind), payload)) for kind in kinds]
+                messages = self._messages(image, corrected, alert)
             except PublishError as exc:  # cannot happen with our payloads; never block the others
                 log.error("result message refused; image left unpublished",
                           extra={"image_id": image.image_id, "error": str(exc)})
                 continue
-            prepared.append((image, messages, alert))
+            prepared.append((image, messages, alert, corrected))
         claimed: list[tuple[ImageRecord, bool]] = []
         if prepared:
             with self.outbox.handoff() as tx:
-                for image, messages, alert in prepared:
-                    if not tx.claim_image(image.image_id):
+                for image, messages, alert, corrected in prepared:
+                    if not tx.claim_image(image.image_id, corrected=corrected):
                         continue  # handed off already
                     for topic, body in messages:
                         tx.put(topic, body)
@@ -78,6 +80,50 @@ class Alerter:
                 if tx.claim_batch(batch_id):
                     tx.put(topic, body)
         return len(claimed)
+
+    @staticmethod
+    def _overrules(image: ImageRecord) -> bool | None:
+        """For an image the edge judged first: does the cloud's verdict differ? None otherwise."""
+        if not image.local_json:
+            return None
+        local = json.loads(image.local_json)["result"]
+        return bool(local["IsAnomalous"]) != bool(image.is_anomalous)
+
+    def _messages(self, image: ImageRecord, corrected: bool | None, alert: bool) -> list[tuple[str, bytes]]:
+        """What to send for a stored result.
+
+        Normally its result (and alert). For an image whose local verdict went out already:
+        nothing when the cloud agrees; a correction (and the alert, when the cloud found the
+        defect the edge missed) when it does not.
+        """
+        if corrected is None:
+            kinds = [("result", alerts.result_payload(self.config, image))]
+        elif corrected:
+            kinds = [("correction", alerts.correction_payload(self.config, image))]
+        else:
+            return []
+        if alert:
+            kinds.append(("alert", alerts.result_payload(self.config, image)))
+        return [(self.config.topic(kind), encode(self.config.topic(kind), payload)) for kind, payload in kinds]
+
+    def publish_provisional(self, image: ImageRecord, document: dict[str, Any]) -> bool:
+        """Queue the local verdict of an image the cloud will also judge (edge-first mode).
+
+        The route, the local verdict and its messages commit in one transaction, like every
+        hand-off here, so the provisional alert goes out exactly once.
+        """
+        result = document["result"]
+        local = dataclasses.replace(image, is_anomalous=bool(result["IsAnomalous"]),
+                                    confidence=float(result["Confidence"]), result_json=json.dumps(document))
+        payload = alerts.result_payload(self.config, local)
+        kinds = ("result", "alert") if alerts.is_alert(self.config, local) else ("result",)
+        messages = [(self.config.topic(kind), encode(self.config.topic(kind), payload)) for kind in kinds]
+        with self.outbox.handoff() as tx:
+            if not tx.claim_audit(image.image_id, local.result_json or ""):
+                return False
+            for topic, body in messages:
+                tx.put(topic, body)
+        return True
 
     def _retire_leftovers(self) -> None:
         """Files of images handed off just before a crash, not yet retired: retire them now."""

@@ -1,6 +1,6 @@
 """The MQTT payloads PLCs and HMIs read: flat, small, versioned (schemas/ holds their JSON Schemas).
 
-Topics: {prefix}/{site}/{line}/{device}/inspection/{alert|result|batch|status}.
+Topics: {prefix}/{site}/{line}/{device}/inspection/{alert|result|correction|batch|status}.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from batchsight.config import Config
-from batchsight.journal import ImageRecord
+from batchsight.journal import ImageRecord, Route
 from batchsight.results import result_key
 
 PAYLOAD_VERSION = 1
@@ -36,8 +36,19 @@ def result_payload(config: Config, image: ImageRecord) -> dict[str, Any]:
         "captured_at": image.captured_at,
         "detected_at": document.get("processed_at", ""),
         "model": document.get("model", {}).get("name", ""),
-        "result_key": result_key(config, image),
+        "judged_by": document.get("judged_by", "cloud"),
+        "result_key": "" if image.route == Route.EDGE.value else result_key(config, image),
     }
+
+
+def correction_payload(config: Config, image: ImageRecord) -> dict[str, Any]:
+    """The cloud overruled the edge's published verdict (edge-first mode): the new verdict wins."""
+    local = json.loads(image.local_json or "{}")
+    return {**result_payload(config, image),
+            "previous_is_anomalous": bool(local.get("result", {}).get("IsAnomalous")),
+            "previous_confidence": round(float(local.get("result", {}).get("Confidence", 0.0)), 4),
+            "previous_model": local.get("model", {}).get("name", ""),
+            "corrected_at": utc_now()}
 
 
 def is_alert(config: Config, image: ImageRecord) -> bool:
@@ -63,10 +74,14 @@ def batch_payload(config: Config, batch_id: str, images: list[ImageRecord]) -> d
 
 
 def status_payload(config: Config, *, state: str, counts: dict[str, int], cloud: str,
-                   alarms: list[str] | None = None) -> dict[str, Any]:
+                   alarms: list[str] | None = None, judging: str = "cloud",
+                   detector_problem: str = "") -> dict[str, Any]:
     return {"v": PAYLOAD_VERSION, "site": config.site, "line": config.line, "device": config.device,
             "state": state, "cloud": cloud, "alarms": alarms or [],
+            "inference": config.inference.mode, "judging": judging,
+            "detector_problem": detector_problem[:500],
             "waiting": counts.get("validated", 0),
             "in_cloud": sum(counts.get(s, 0) for s in ("uploaded", "enqueued", "submitted")),
             "alerted": counts.get("alerted", 0), "quarantined": counts.get("quarantined", 0),
+            **{k: counts.get(k, 0) for k in ("judged_at_edge", "audited", "corrected")},
             "updated_at": utc_now()}

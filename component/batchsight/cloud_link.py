@@ -7,6 +7,7 @@ image id, and the execution is named by the batch id.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +64,9 @@ class CloudLink:
 
     def _put(self, image: ImageRecord) -> ImageRecord:
         body = Path(image.path).read_bytes()
+        if hashlib.sha256(body).hexdigest() != image.image_id:
+            # S3 would refuse it (BadDigest), emulators may not: never store other bytes under the key
+            raise RuntimeError(f"spool file {image.path} no longer holds image {image.image_id}; not uploaded")
         self.s3.put_object(
             Bucket=self.config.aws.source_bucket, Key=self.source_key(image), Body=body,
             ContentType="image/jpeg" if image.ext == "jpg" else "image/png",

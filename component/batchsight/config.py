@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit
 
 import yaml
 from croniter import croniter
@@ -104,6 +105,23 @@ class DiskSettings:
     min_free_bytes: int = 256 * 1024 ** 2
 
 
+INFERENCE_MODES = ("cloud", "edge", "edge-first")
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """Where images are judged (see edge_judge.py): the cloud batch, the local detector, or both."""
+
+    mode: str = "cloud"            # cloud | edge | edge-first
+    endpoint: str = "http://127.0.0.1:8080"  # the local detector (`batchsight serve`): /ping, /invocations
+    model: str = ""                # a model file (or s3://bucket/key): the component serves it itself
+    uncertain_low: float = 0.3     # edge-first: local anomaly probability in [low, high] also goes to the cloud
+    uncertain_high: float = 0.7
+    audit_fraction: float = 0.0    # edge-first: this share of the other images also goes to the cloud
+    timeout_seconds: float = 5.0   # one local detection; slower counts as a detector failure
+    retry_seconds: float = 30.0    # how often an unhealthy detector is checked again
+
+
 @dataclass(frozen=True)
 class Config:
     site: str = "plant1"
@@ -119,6 +137,7 @@ class Config:
     alerts: AlertSettings = field(default_factory=AlertSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     disk: DiskSettings = field(default_factory=DiskSettings)
+    inference: InferenceSettings = field(default_factory=InferenceSettings)
     log_level: str = "INFO"
 
     @property
@@ -128,6 +147,10 @@ class Config:
     @property
     def quarantine_folder(self) -> Path:
         return self.work_folder / "quarantine"
+
+    @property
+    def models_folder(self) -> Path:
+        return self.work_folder / "models"
 
     @property
     def archive_folder(self) -> Path:
@@ -233,6 +256,35 @@ def _check_anomaly_rules(text: str) -> None:
                               "with an area from 0 to 100, e.g. 'crack:0,scratch:0.5'")
 
 
+def _check_inference(inference: InferenceSettings) -> None:
+    if inference.mode not in INFERENCE_MODES:
+        raise ConfigError(f"setting inference.mode: must be one of {', '.join(INFERENCE_MODES)}, "
+                          f"got {inference.mode!r}")
+    url = urlsplit(inference.endpoint)
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+        url = url._replace(scheme="")  # an unparseable port: refused just below
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ConfigError(f"setting inference.endpoint: expected a URL like http://127.0.0.1:8080, "
+                          f"got {inference.endpoint!r}")
+    if inference.model and not inference.model.startswith("s3://") and not Path(inference.model).is_absolute():
+        raise ConfigError(f"setting inference.model: expected an absolute file path or s3://bucket/key, "
+                          f"got {inference.model!r}")
+    if inference.model and (url.hostname not in ("127.0.0.1", "localhost") or not port):
+        raise ConfigError("setting inference.endpoint: with inference.model set, the component serves the "
+                          "model itself, so the endpoint must be http://127.0.0.1:PORT")
+    if not 0.0 <= inference.uncertain_low <= inference.uncertain_high <= 1.0:
+        raise ConfigError("setting inference.uncertain_low: need 0 <= uncertain_low <= uncertain_high <= 1, "
+                          f"got {inference.uncertain_low} and {inference.uncertain_high}")
+    if not 0.0 <= inference.audit_fraction <= 1.0:
+        raise ConfigError("setting inference.audit_fraction: must be between 0 and 1")
+    for name in ("timeout_seconds", "retry_seconds"):
+        if getattr(inference, name) <= 0:
+            raise ConfigError(f"setting inference.{name}: must be greater than 0")
+
+
 def _check(config: Config) -> None:
     for name, value in _float_settings(config):
         if not math.isfinite(value):  # NaN slips past every comparison below
@@ -271,6 +323,7 @@ def _check(config: Config) -> None:
     if config.ingest.max_side < config.ingest.min_side:
         raise ConfigError("setting ingest.max_side: must be at least ingest.min_side")
     _check_anomaly_rules(config.alerts.anomaly_rules)
+    _check_inference(config.inference)
     if not 0.0 <= config.alerts.min_confidence <= 1.0:
         raise ConfigError("setting alerts.min_confidence: must be between 0 and 1")
     if config.retention.after_result not in ("delete", "archive"):

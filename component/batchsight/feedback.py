@@ -126,6 +126,10 @@ class FeedbackStore:
         if image is None or not image.result_json:
             return  # pruned since: nothing left to label
         document = json.loads(image.result_json)
+        if "image" not in document:  # judged at the edge: the image never went to the cloud
+            log.info("feedback kept on the gateway: the image was judged at the edge and is not in S3",
+                     extra={"image_id": image_id, "verdict": verdict})
+            return
         model_said = bool(document["result"]["IsAnomalous"])
         anomalous = model_said if verdict == "confirmed" else not model_said
         line = manifest_line(bucket=self.config.aws.final_bucket, image_key=document["image"]["key"],

@@ -5,8 +5,10 @@ sees why the component is holding back instead of finding out from a full disk.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
+import sqlite3
 
 from batchsight.config import Config
 from batchsight.journal import Journal
@@ -15,28 +17,66 @@ log = logging.getLogger(__name__)
 DAY = 86_400.0
 
 
+def disk_full(exc: BaseException) -> bool:
+    """True for "no space left": ENOSPC or EDQUOT from the OS, SQLITE_FULL from the journal."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.OperationalError):
+        return (getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+                or "database or disk is full" in str(exc))
+    return False
+
+
 class DiskGuard:
-    """Refuse new images (they wait in the drop folder) rather than delete unsent ones."""
+    """Refuse new images (they wait in the drop folder) rather than delete unsent ones.
+
+    The thresholds keep the file system from filling up; when it fills up anyway (another
+    program, thresholds set to 0), ``full`` is told by the main loop and holds ingestion the
+    same way until there is room for at least one more image of the largest allowed size.
+    """
 
     def __init__(self, config: Config, journal: Journal) -> None:
         self.config = config
         self.journal = journal
         self.alarm: str | None = None
+        self.state: str | None = None  # None, "full", "quota" or "low": what holds ingestion back
+        self._full_error: str | None = None  # set while the file system reported itself full
+
+    def full(self, exc: BaseException) -> bool:
+        """The file system ran out of space under us; returns True when this is news."""
+        self._full_error = str(exc)
+        return self._set("full", self._full_alarm())
+
+    def _full_alarm(self) -> str:
+        return (f"disk full in {self.config.work_folder} ({self._full_error}); new images wait in the "
+                "drop folder and nothing is lost; free space to resume")[:500]  # the status schema's limit
 
     def check(self) -> str | None:
         held = self.journal.pending_bytes()
         free = shutil.disk_usage(self.config.work_folder).free
-        alarm = None
-        if held >= self.config.disk.quota_bytes:
-            alarm = (f"disk quota reached: {held} bytes of images held (quota {self.config.disk.quota_bytes});"
-                     " new images wait in the drop folder until results free space")
+        if self._full_error is not None and free >= max(self.config.disk.min_free_bytes,
+                                                        self.config.ingest.max_bytes):
+            self._full_error = None  # room for the largest image again: try
+        if self._full_error is not None:
+            self._set("full", self._full_alarm())
+        elif held >= self.config.disk.quota_bytes:
+            self._set("quota", f"disk quota reached: {held} bytes of images held (quota "
+                      f"{self.config.disk.quota_bytes}); new images wait in the drop folder until results free space")
         elif free < self.config.disk.min_free_bytes:
-            alarm = (f"low disk: {free} bytes free in {self.config.work_folder} "
-                     f"(minimum {self.config.disk.min_free_bytes}); new images wait in the drop folder")
-        if alarm != self.alarm:
+            self._set("low", f"low disk: {free} bytes free in {self.config.work_folder} "
+                      f"(minimum {self.config.disk.min_free_bytes}); new images wait in the drop folder")
+        else:
+            self._set(None, None)
+        return self.alarm
+
+    def _set(self, state: str | None, alarm: str | None) -> bool:
+        """Keep the alarm text current; log only when the state changes (the byte counts in the
+        text change all the time on a busy disk, and a log line per tick would fill it further)."""
+        changed = state != self.state
+        if changed:
             (log.error if alarm else log.info)(alarm or "disk space available again; ingesting")
-        self.alarm = alarm
-        return alarm
+        self.state, self.alarm = state, alarm
+        return changed
 
 
 class Housekeeper:

@@ -57,6 +57,8 @@ class Ingestor:
         except FileNotFoundError:
             return IngestOutcome(path, None, None)  # taken away before we got to it: not ours
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # the work folder is full: the file stays in the drop folder, the runtime retries it
             return _skipped(path, path, exc)
         return self._ingest_staged(staged, path)
 
@@ -87,7 +89,8 @@ class Ingestor:
             "image_id": checked.image_id, "file_name": name, "path": str(spooled),
             "ext": checked.ext, "size": checked.size, "width": checked.width,
             "height": checked.height,
-            "captured_at": captured.isoformat(timespec="milliseconds").replace("+00:00", "Z")})
+            "captured_at": captured.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "route": "cloud" if self.config.inference.mode == "cloud" else None})
         if not is_new and not self._interrupted_move(checked.image_id, spooled):
             reason = f"duplicate of image {checked.image_id} already journaled"
             return self._quarantine(staged, name, reason, origin)
@@ -102,7 +105,9 @@ class Ingestor:
             info = os.fstat(source.fileno())
             check_size(info.st_size, self.config.ingest)
             # bounded even if a writer still appends: one byte over the limit is enough to refuse
-            return source.read(self.config.ingest.max_bytes + 1), info.st_mtime
+            data = source.read(self.config.ingest.max_bytes + 1)
+            os.fsync(source.fileno())  # the camera's bytes are on disk before the journal names them
+            return data, info.st_mtime
 
     def _interrupted_move(self, image_id: str, spooled: Path) -> bool:
         """True when an earlier run journaled this very file but died before moving it."""
@@ -149,18 +154,40 @@ def _claim(folder: Path, name: str) -> Path:
 
 def _move(source: Path, target: Path) -> None:
     """Rename when possible; across file systems copy under a partial name, fsync, rename,
-    and only then remove the source, so the target is whole or absent."""
+    and only then remove the source, so the target is whole or absent. Both folders are
+    fsynced before returning: a power cut after a move never undoes it, and never leaves the
+    file in neither folder."""
     try:
         os.replace(source, target)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
         partial = target.with_name(_PARTIAL + target.name)
-        with open(source, "rb") as src, open(partial, "wb") as out:
-            shutil.copyfileobj(src, out)  # streamed: size limits apply only after staging
-            out.flush()
-            info = os.fstat(src.fileno())
-            os.utime(out.fileno(), ns=(info.st_atime_ns, info.st_mtime_ns))  # captured_at
-            os.fsync(out.fileno())
-        os.replace(partial, target)
+        try:
+            with open(source, "rb") as src, open(partial, "wb") as out:
+                shutil.copyfileobj(src, out)  # streamed: size limits apply only after staging
+                out.flush()
+                info = os.fstat(src.fileno())
+                os.utime(out.fileno(), ns=(info.st_atime_ns, info.st_mtime_ns))  # captured_at
+                os.fsync(out.fileno())
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)  # a full disk must not keep half a copy (the source stays)
+            raise
+        _fsync_dir(target.parent)  # the copy is durable before the source goes
         source.unlink()
+    _fsync_dir(target.parent)
+    if source.parent != target.parent:
+        _fsync_dir(source.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames and unlinks in ``folder`` durable (a no-op where folders cannot be synced)."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)

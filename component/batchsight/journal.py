@@ -27,6 +27,16 @@ class ImageState(str, Enum):
 # Rejected files never become images: they are listed in the quarantine table instead.
 
 
+class Route(str, Enum):
+    """Who judges an image (edge_judge.py). An image without a route waits for the local detector."""
+
+    CLOUD = "cloud"   # the batch pipeline only
+    EDGE = "edge"     # the local detector only: VALIDATED -> RESULT_STORED, never uploaded
+    AUDIT = "audit"   # the local verdict is published at once, and the cloud checks it
+
+_BATCHED_ROUTES = (Route.CLOUD.value, Route.AUDIT.value)
+
+
 _ORDER = list(ImageState)
 
 SCHEMA = """
@@ -45,9 +55,13 @@ CREATE TABLE IF NOT EXISTS images (
     is_anomalous  INTEGER,
     confidence    REAL,
     result_json   TEXT,
-    updated_at    REAL NOT NULL
+    updated_at    REAL NOT NULL,
+    route         TEXT,
+    local_json    TEXT,
+    corrected     INTEGER
 );
 CREATE INDEX IF NOT EXISTS images_state ON images(state, seen_at);
+CREATE INDEX IF NOT EXISTS images_route ON images(route, state);
 CREATE INDEX IF NOT EXISTS images_batch ON images(batch_id);
 CREATE TABLE IF NOT EXISTS batches (
     batch_id      TEXT PRIMARY KEY,
@@ -97,14 +111,18 @@ class ImageRecord:
     is_anomalous: bool | None
     confidence: float | None
     result_json: str | None
+    route: str | None = Route.CLOUD.value
+    local_json: str | None = None   # audit images: the local verdict published before the cloud's
+    corrected: bool | None = None   # audit images: the cloud's verdict differed from the local one
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "ImageRecord":
         values = dict(row)
         values.pop("updated_at")
         values["state"] = ImageState(values["state"])
-        if values["is_anomalous"] is not None:
-            values["is_anomalous"] = bool(values["is_anomalous"])
+        for flag in ("is_anomalous", "corrected"):
+            if values[flag] is not None:
+                values[flag] = bool(values[flag])
         return cls(**values)
 
 
@@ -118,7 +136,16 @@ class Journal:
         self._lock = threading.RLock()
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
+        self._add_missing_columns()
         self._conn.executescript(SCHEMA)
+
+    def _add_missing_columns(self) -> None:
+        """Journals written before the edge modes lack the route columns: add them (all cloud)."""
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(images)")}
+        if columns and "route" not in columns:
+            self._conn.execute(f"ALTER TABLE images ADD COLUMN route TEXT DEFAULT '{Route.CLOUD.value}'")
+            self._conn.execute("ALTER TABLE images ADD COLUMN local_json TEXT")
+            self._conn.execute("ALTER TABLE images ADD COLUMN corrected INTEGER")
 
     def close(self) -> None:
         with self._lock:
@@ -130,20 +157,28 @@ class Journal:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # SQLite rolls back by itself after SQLITE_FULL or an I/O error (a second ROLLBACK
+                # would raise and hide the cause); a transaction left open would refuse every
+                # later BEGIN, so roll back whatever is still open, a failed COMMIT included.
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     def add(self, record: dict[str, Any]) -> bool:
-        """Journal a validated image; False if the same bytes are already known."""
+        """Journal a validated image; False if the same bytes are already known.
+
+        ``record["route"]`` None leaves it to the local detector; missing means the cloud.
+        """
         now = time.time()
         with self._tx() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO images (image_id, file_name, path, ext, size, width, height,"
-                " captured_at, seen_at, state, updated_at) VALUES (:image_id, :file_name, :path,"
-                " :ext, :size, :width, :height, :captured_at, :seen_at, :state, :updated_at)",
-                {**record, "seen_at": now, "state": ImageState.VALIDATED.value, "updated_at": now})
+                " captured_at, seen_at, state, updated_at, route) VALUES (:image_id, :file_name, :path,"
+                " :ext, :size, :width, :height, :captured_at, :seen_at, :state, :updated_at, :route)",
+                {"route": Route.CLOUD.value, **record, "seen_at": now,
+                 "state": ImageState.VALIDATED.value, "updated_at": now})
             return cursor.rowcount == 1
 
     def get(self, image_id: str) -> ImageRecord | None:
@@ -164,19 +199,36 @@ class Journal:
         return [ImageRecord.from_row(r) for r in rows]
 
     def waiting(self) -> tuple[int, float | None]:
-        """Images validated but not in any batch yet, and when the oldest was seen."""
+        """Images for the cloud not in any batch yet, and when the oldest was seen."""
         with self._lock:
             row = self._conn.execute("SELECT COUNT(*), MIN(seen_at) FROM images"
-                                     " WHERE state=? AND batch_id IS NULL",
-                                     (ImageState.VALIDATED.value,)).fetchone()
+                                     " WHERE state=? AND batch_id IS NULL AND route IN (?, ?)",
+                                     (ImageState.VALIDATED.value, *_BATCHED_ROUTES)).fetchone()
         return int(row[0]), row[1]
+
+    def unrouted(self, *, limit: int) -> list[ImageRecord]:
+        """Images waiting for the local detector, oldest first."""
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM images WHERE state=? AND route IS NULL"
+                                      " ORDER BY seen_at LIMIT ?",
+                                      (ImageState.VALIDATED.value, limit)).fetchall()
+        return [ImageRecord.from_row(r) for r in rows]
+
+    def route_to_cloud(self, image_ids: list[str] | None = None) -> int:
+        """Send images still waiting for the local detector (all, or these) to the cloud."""
+        with self._tx() as db:
+            if image_ids is None:
+                return int(db.execute("UPDATE images SET route=? WHERE route IS NULL AND state=?",
+                                      (Route.CLOUD.value, ImageState.VALIDATED.value)).rowcount)
+            return sum(db.execute("UPDATE images SET route=? WHERE image_id=? AND route IS NULL",
+                                  (Route.CLOUD.value, i)).rowcount for i in image_ids)
 
     def cut_batch(self, batch_id: str, *, max_images: int) -> int:
         """Assign the oldest waiting images to a new batch, atomically."""
         with self._tx() as db:
             ids = [r[0] for r in db.execute(
-                "SELECT image_id FROM images WHERE state=? AND batch_id IS NULL ORDER BY seen_at LIMIT ?",
-                (ImageState.VALIDATED.value, max_images))]
+                "SELECT image_id FROM images WHERE state=? AND batch_id IS NULL AND route IN (?, ?)"
+                " ORDER BY seen_at LIMIT ?", (ImageState.VALIDATED.value, *_BATCHED_ROUTES, max_images))]
             if not ids:
                 return 0
             db.executemany("UPDATE images SET batch_id=? WHERE image_id=?", [(batch_id, i) for i in ids])
@@ -276,3 +328,11 @@ class Journal:
         counts.update({r[0]: int(r[1]) for r in rows})
         counts["quarantined"] = int(quarantined)
         return counts
+
+    def judgements(self) -> dict[str, int]:
+        """Images judged at the edge only, judged there and audited by the cloud, and overruled."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COALESCE(SUM(route=?), 0), COALESCE(SUM(route=?), 0), COALESCE(SUM(corrected=1), 0)"
+                " FROM images", (Route.EDGE.value, Route.AUDIT.value)).fetchone()
+        return {"judged_at_edge": int(row[0]), "audited": int(row[1]), "corrected": int(row[2])}

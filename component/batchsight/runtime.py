@@ -13,6 +13,7 @@ import random
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -23,10 +24,13 @@ from batchsight.alerter import Alerter
 from batchsight.batcher import BatchPolicy, new_batch_id
 from batchsight.cloud_link import CloudLink
 from batchsight.config import Config
+from batchsight.detector_server import DetectorServer
+from batchsight.edge_judge import EdgeJudge
 from batchsight.feedback import FeedbackStore
-from batchsight.housekeeping import DiskGuard, Housekeeper
+from batchsight.housekeeping import DiskGuard, Housekeeper, disk_full
 from batchsight.ingest import Ingestor
 from batchsight.journal import Journal
+from batchsight.local_detector import LocalDetector
 from batchsight.publishers import Publisher, PublishError
 from batchsight.publishers.mqtt import MqttPublisher
 from batchsight.results import ResultPuller
@@ -98,6 +102,10 @@ class Component:
                               sfn=clients["stepfunctions"])
         self.puller = ResultPuller(config, self.journal, s3=clients["s3"])
         self.alerter = Alerter(config, self.journal, self.publisher)
+        self.detector_server = DetectorServer(config, s3=clients["s3"])
+        self.judge = EdgeJudge(config, self.journal, self.alerter, server=self.detector_server,
+                               detector=LocalDetector(config.inference.endpoint,
+                                                      timeout=config.inference.timeout_seconds))
         self.feedback = FeedbackStore(config, self.journal, s3=clients["s3"])
         self._answers: queue.Queue[bytes] = queue.Queue(maxsize=FEEDBACK_BACKLOG)
         self.publisher.subscribe(config.topic("feedback"), self._feedback_arrived)
@@ -106,6 +114,7 @@ class Component:
         self.stop_event = threading.Event()
         self._cloud_backoff = Backoff()
         self._cloud_state = "ok"
+        self._restage = False  # a full disk left files in staging: ingest them once space returns
         self._next_poll = 0.0
         self._next_status = 0.0
         self._next_housekeeping = 0.0
@@ -114,11 +123,12 @@ class Component:
         """Apply a configuration change without a restart where that is safe.
 
         Batching, alert thresholds, result polling, retention and disk limits take effect at
-        once. Identity, folders, AWS resources and the broker are fixed for the life of the
+        once. Identity, folders, AWS resources, the broker and the inference mode (with its
+        detector process) are fixed for the life of the
         process: Greengrass restarts the component when those change (the Run script embeds
         them), so here they are only reported.
         """
-        fixed = ("site", "line", "device", "drop_folder", "work_folder", "aws", "mqtt")
+        fixed = ("site", "line", "device", "drop_folder", "work_folder", "aws", "mqtt", "inference")
         ignored = [name for name in fixed if getattr(new, name) != getattr(self.config, name)]
         if ignored:
             log.warning("settings that need a restart were not applied", extra={"settings": ignored})
@@ -157,15 +167,24 @@ class Component:
                                               "drop_folder": str(self.config.drop_folder)})
         try:
             while not self.stop_event.is_set():
-                self.tick(time.time())
+                try:
+                    self.tick(time.time())
+                except Exception as exc:
+                    if not disk_full(exc):
+                        raise
+                    self._disk_full(exc)
                 self.stop_event.wait(TICK_SECONDS)
         finally:
             self._shutdown()
 
     def tick(self, now: float) -> None:
+        disk_state = self.disk.state
         if self.disk.check() is None:  # when full, complete files stay tracked in the drop folder
-            for path in self.watcher.complete_files():
-                self.ingestor.ingest(path)
+            self._ingest(self.watcher.complete_files())
+        if self.disk.state != disk_state:
+            self._next_status = 0.0  # say at once that ingestion stopped or resumed
+        if self.judge.step(now):
+            self._next_status = 0.0  # say at once where images are judged now
         waiting, oldest = self.journal.waiting()
         trigger = self.policy.due(waiting=waiting, oldest_seen=oldest, now=now)
         if trigger:
@@ -185,6 +204,39 @@ class Component:
             self._publish_status("running")
             self._next_status = now + STATUS_EVERY_SECONDS
 
+    def _ingest(self, paths: list[Path]) -> None:
+        """Ingest complete files; first, after a full disk, what the failure left in staging.
+
+        A file not taken because the disk filled up goes back to the watcher, so it is tried
+        again once there is space instead of waiting in the drop folder for a restart.
+        """
+        taken = 0
+        try:
+            if self._restage:
+                self.ingestor.recover_staging()
+                self._restage = False
+            for path in paths:
+                self.ingestor.ingest(path)
+                taken += 1
+        except BaseException:
+            for path in paths[taken:]:
+                self.watcher.tracker.touch(path)
+            raise
+
+    def _disk_full(self, exc: BaseException) -> None:
+        """The work folder's file system is full, whatever the guard's thresholds said.
+
+        The step that hit it changed nothing (SQLite rolled its transaction back; a file that
+        could not be moved stayed where it was), and every step is retried: hold new images in
+        the drop folder, say so on the status topic, and pick everything up once space returns.
+        """
+        news = self.disk.full(exc)
+        self._restage = True
+        now = time.time()
+        if news or now >= self._next_status:  # the failed tick did not reach its status
+            self._publish_status("running")
+            self._next_status = now + STATUS_EVERY_SECONDS
+
     def _cloud_step(self, now: float) -> None:
         try:
             for batch_id in self.journal.open_batches():
@@ -196,19 +248,28 @@ class Component:
                 self._next_poll = now + self.config.results.poll_seconds
         except Exception as exc:  # noqa: BLE001 - any cloud failure: keep spooling, retry later
             self._cloud_backoff.failed(now)
+            if disk_full(exc):
+                raise  # the journal could not record a step: not the cloud's fault (see run)
+            if self._cloud_state == "ok":
+                self._next_status = 0.0  # say at once that the cloud is unreachable
             self._cloud_state = "unreachable"
             log.warning("cloud step failed; images keep spooling", extra={
                 "error": str(exc), "retry_in_s": round(self._cloud_backoff.next_try - now, 1)})
             return
         if self._cloud_state != "ok":
             log.info("cloud reachable again")
+            self._next_status = 0.0
         self._cloud_state = "ok"
         self._cloud_backoff.succeeded()
 
     def _publish_status(self, state: str) -> None:
         alarms = [a for a in (self.disk.alarm, self.housekeeper.alarm) if a]
-        payload = alerts.status_payload(self.config, state=state, counts=self.journal.counts(),
-                                        cloud=self._cloud_state, alarms=alarms)
+        judging, problem = self.judge.status()
+        if judging == "cloud" and problem:
+            alarms.append(f"local detector unavailable, images go to the cloud: {problem}")
+        payload = alerts.status_payload(self.config, state=state, counts={**self.journal.counts(), **self.journal.judgements()},
+                                        cloud=self._cloud_state, alarms=alarms,
+                                        judging=judging, detector_problem=problem)
         try:
             self.publisher.publish(self.config.topic("status"), payload, retain=True)
         except PublishError:
@@ -216,6 +277,7 @@ class Component:
 
     def _shutdown(self) -> None:
         self.watcher.stop()
+        self.detector_server.stop()
         self._publish_status("stopped")
         self.publisher.close()
         self.feedback.close()

@@ -67,9 +67,11 @@ RECIPE_VARIABLE = re.compile(r"\{([.\w]+):([^:}]+)}")
 CROSS_COMPONENT_VARIABLE = re.compile(r"\{([.\w]+):([.\w]+):([^:}]+)}")
 SYSTEM_VARIABLES = {"artifacts": {"path", "decompressedPath"}, "work": {"path"},
                     "kernel": {"rootPath"}, "iot": {"thingName"}}
-PUBLISHED_KINDS = ("alert", "result", "batch", "status", "feedback/response")
+PUBLISHED_KINDS = ("alert", "result", "correction", "batch", "status", "feedback/response")
 FORBIDDEN_IN_ARTIFACT = re.compile(
-    r"(^|/)(tests|cloud|bench|\.git|\.venv|venv|__pycache__|\.pytest_cache)(/|$)")
+    r"(^|/)(tests|bench|\.git|\.venv|venv|__pycache__|\.pytest_cache)(/|$)")
+# From cloud/ the artifact carries only the detector, which `batchsight serve` runs in the edge modes.
+DETECTOR_IN_ARTIFACT = "cloud/src/batchsight_cloud/detector/"
 
 
 # ---------------------------------------------------------------- helpers
@@ -208,6 +210,7 @@ def make_fixture_project(base: Path) -> Path:
         "component/batchsight/schemas/result.json": "{}\n",
         "README.md": "# batchsight\n",
         "LICENSE": "MIT-0\n",
+        "cloud/src/batchsight_cloud/detector/serve.py": "x",  # the edge modes' detector
         # everything below must stay out of the artifact
         "component/batchsight/__pycache__/config.cpython-311.pyc": "x",
         "component/batchsight/stale.pyc": "x",
@@ -215,6 +218,12 @@ def make_fixture_project(base: Path) -> Path:
         "component/batchsight.egg-info/PKG-INFO": "x",
         "tests/unit/test_x.py": "x",
         "cloud/src/handler.py": "x",
+        "cloud/src/requirements.txt": "x",
+        "cloud/template.yaml": "x",
+        "cloud/statemachine/pipeline.asl.json": "x",
+        "cloud/src/batchsight_cloud/__init__.py": "x",
+        "cloud/src/batchsight_cloud/handlers/drain.py": "x",
+        "cloud/src/batchsight_cloud/local/stack.py": "x",
         "bench/bench.py": "x",
         ".git/HEAD": "x",
         ".gitignore": "x",
@@ -241,6 +250,8 @@ FIXTURE_ARTIFACT = {
     "LICENSE", "README.md", "component/", "component/requirements.txt", "component/batchsight/",
     "component/batchsight/__init__.py", "component/batchsight/__main__.py",
     "component/batchsight/schemas/", "component/batchsight/schemas/result.json",
+    "cloud/", "cloud/src/", "cloud/src/batchsight_cloud/", "cloud/src/batchsight_cloud/detector/",
+    "cloud/src/batchsight_cloud/detector/serve.py",
 }
 
 
@@ -283,7 +294,8 @@ def test_gdk_config_settings(gdk_config, recipe):
 def test_gdk_excludes_are_explicit(gdk_config):
     """An options block switches gdk's default excludes off: every unwanted path is listed."""
     excludes = set(gdk_config["component"][COMPONENT]["build"]["options"]["excludes"])
-    required = {"tests", "cloud", "bench", ".git", ".venv", "venv", ".pytest_cache", ".ci", ".demo",
+    required = {"tests", "cloud/*.yaml", "cloud/statemachine", "cloud/src/batchsight_cloud/*.py",
+                "cloud/src/batchsight_cloud/handlers", "cloud/src/batchsight_cloud/local", "bench", ".git", ".venv", "venv", ".pytest_cache", ".ci", ".demo",
                 "greengrass-build", "zip-build", "component/build_artifact.py",
                 "**/__pycache__", "**/*.pyc", "**/.*"}
     assert required <= excludes, sorted(required - excludes)
@@ -342,11 +354,15 @@ def test_install_step(recipe):
     script = install["Script"]
     assert "-m venv" in script and "{work:path}/venv" in script
     assert f"-r \"{{artifacts:decompressedPath}}/{COMPONENT}/component/requirements.txt\"" in script
+    # the detector's numpy/onnxruntime only when an edge mode will run it
+    assert 'if [ "{configuration:/inference/mode}" != cloud ]' in script
+    assert "component/requirements-detector.txt" in script
 
 
 def test_run_step_starts_program_from_venv(recipe):
     run = linux_manifest(recipe)["Lifecycle"]["Run"]
-    assert run["Setenv"]["PYTHONPATH"] == f"{{artifacts:decompressedPath}}/{COMPONENT}/component"
+    root = f"{{artifacts:decompressedPath}}/{COMPONENT}"
+    assert run["Setenv"]["PYTHONPATH"] == f"{root}/component:{root}/cloud/src"  # cloud/src: the detector only
     last_line = run["Script"].strip().splitlines()[-1]
     assert last_line == 'exec "{work:path}/venv/bin/python" -m batchsight run --greengrass'
 
@@ -473,7 +489,8 @@ def test_run_script_writes_configuration_and_starts_program(recipe, tmp_path):
     args = (work / "venv/bin/python.args").read_text().split()
     assert args == ["-m", "batchsight", "run", "--greengrass"]
     pythonpath, config_file = (work / "venv/bin/python.env").read_text().splitlines()
-    assert pythonpath == f"{tmp_path}/unarchived/{COMPONENT}/component"
+    root = f"{tmp_path}/unarchived/{COMPONENT}"
+    assert pythonpath == f"{root}/component:{root}/cloud/src"
     assert config_file == f"{work}/greengrass-config.yaml"
     assert yaml.safe_load(Path(config_file).read_text()) == program_configuration(recipe)
 
@@ -595,7 +612,8 @@ def test_build_real_repository(tmp_path):
     assert "component/requirements.txt" in names
     for name in names:
         top = name.split("/", 1)[0]
-        assert top == "component" or re.fullmatch(r"(README|LICENSE|NOTICE)[^/]*", top), name
+        assert (top == "component" or name.startswith(DETECTOR_IN_ARTIFACT) or DETECTOR_IN_ARTIFACT.startswith(name)
+                or re.fullmatch(r"(README|LICENSE|NOTICE)[^/]*", top)), name
         assert not FORBIDDEN_IN_ARTIFACT.search(name), name
         assert not name.endswith((".pyc", "build_artifact.py")) and "egg-info" not in name, name
     # every source file of the program is shipped
@@ -611,3 +629,39 @@ def test_build_real_repository(tmp_path):
     assert built["ComponentVersion"] == "0.1.0"
     assert schema_errors(schema("gdk-cli_recipe_schema.json"), lower_keys(built)) == []
     assert (out / "recipes" / "recipe.yaml").stat().st_size < 16000
+
+
+def test_artifact_serves_the_detector_for_the_edge_modes(tmp_path, fitted_model):
+    """Unpacked as Greengrass unpacks it, with the Run step's PYTHONPATH, `serve` answers /ping."""
+    import socket
+    import time
+    import urllib.request
+
+    out = tmp_path / "greengrass-build"
+    assert run_build(BUILD_SCRIPT, "--version", "0.1.0", "--out", str(out)).returncode == 0
+    unpacked = tmp_path / "unpacked"
+    zipfile.ZipFile(out / "artifacts" / COMPONENT / "0.1.0" / ZIP_FILE).extractall(unpacked)
+    assert (unpacked / "component/requirements-detector.txt").is_file()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": f"{unpacked / 'component'}:{unpacked / 'cloud' / 'src'}"}
+    where = subprocess.run([sys.executable, "-c", "import batchsight_cloud.detector.serve as s; print(s.__file__)"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(unpacked)), f"serve must come from the artifact, came from {where}"
+    server = subprocess.Popen([sys.executable, "-m", "batchsight_cloud.detector.serve", "--model", str(fitted_model),
+                               "--port", str(port)], env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
+                    assert json.loads(response.read())["status"] == "healthy"
+                    break
+            except OSError:
+                assert server.poll() is None, "serve exited"
+                assert time.monotonic() < deadline, "serve did not answer /ping"
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(10)

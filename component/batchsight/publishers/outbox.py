@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from batchsight.journal import ImageState, Journal
+from batchsight.journal import ImageState, Journal, Route
 from batchsight.publishers.base import Delivery, Publisher, PublishError
 
 log = logging.getLogger(__name__)
@@ -65,11 +65,23 @@ class Handoff:
                                   (topic, body, int(retain), time.time()))
         return int(cursor.lastrowid or 0)
 
-    def claim_image(self, image_id: str) -> bool:
-        """result_stored -> alerted; False when the image is not (or no longer) result_stored."""
-        cursor = self._db.execute("UPDATE images SET state=?, updated_at=? WHERE image_id=? AND state=?",
-                                  (ImageState.ALERTED.value, time.time(), image_id,
-                                   ImageState.RESULT_STORED.value))
+    def claim_image(self, image_id: str, *, corrected: bool | None = None) -> bool:
+        """result_stored -> alerted; False when the image is not (or no longer) result_stored.
+
+        ``corrected`` records, for an audited image, whether the cloud overruled the edge.
+        """
+        cursor = self._db.execute("UPDATE images SET state=?, updated_at=?, corrected=? WHERE image_id=?"
+                                  " AND state=?", (ImageState.ALERTED.value, time.time(),
+                                                   None if corrected is None else int(corrected),
+                                                   image_id, ImageState.RESULT_STORED.value))
+        return cursor.rowcount == 1
+
+    def claim_audit(self, image_id: str, local_json: str) -> bool:
+        """Record the local verdict of an image the cloud will check; False when already routed."""
+        cursor = self._db.execute("UPDATE images SET route=?, local_json=?, updated_at=? WHERE image_id=?"
+                                  " AND route IS NULL AND state=?",
+                                  (Route.AUDIT.value, local_json, time.time(), image_id,
+                                   ImageState.VALIDATED.value))
         return cursor.rowcount == 1
 
     def claim_batch(self, batch_id: str) -> bool:

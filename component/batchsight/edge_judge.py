@@ -1,0 +1,152 @@
+"""Edge inference modes: who judges each image, the local detector or the cloud batch.
+
+``inference.mode``:
+- ``cloud``: every image goes to the batch pipeline (ingest routes it there at once);
+- ``edge``: the local detector judges, the alert goes out at once, and the image never
+  leaves the gateway; the cloud judges only while the detector is missing or unhealthy;
+- ``edge-first``: as ``edge``, but images whose anomaly probability lies in the uncertain
+  band, plus an audit sample, also go to the cloud; when the cloud disagrees the alerter
+  publishes a correction (alerter.py).
+
+Falling back is automatic and said out loud: when the detector cannot be reached, errors or
+has no usable model, every waiting image goes to the cloud, the status topic reports
+``judging: cloud`` with the reason (and an alarm), and the detector is tried again every
+``inference.retry_seconds``. An image the detector refuses (a 4xx) goes to the cloud alone.
+
+The route is a journal column set once per image, so a crash repeats at most one local
+detection and never sends an image both ways by accident.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from batchsight.alerter import Alerter
+from batchsight.alerts import utc_now
+from batchsight.config import Config
+from batchsight.detector_server import DetectorServer
+from batchsight.journal import ImageRecord, ImageState, Journal, Route
+from batchsight.local_detector import DetectorUnavailable, ImageRefused, LocalDetector
+
+log = logging.getLogger(__name__)
+BUDGET_SECONDS = 0.5          # per tick, so ingestion and alerts keep flowing under a backlog
+BATCH_LIMIT = 50
+
+
+def anomaly_probability(result: dict[str, Any]) -> float:
+    """Confidence is in the verdict; the band is on "anomalous", so fold the two together."""
+    confidence = float(result["Confidence"])
+    return confidence if result["IsAnomalous"] else 1.0 - confidence
+
+
+def audited(image_id: str, fraction: float) -> bool:
+    """A deterministic sample by image id (a SHA-256): the same image is always in or out."""
+    return int(image_id[:8], 16) < fraction * 16 ** 8
+
+
+class EdgeJudge:
+    def __init__(self, config: Config, journal: Journal, alerter: Alerter, *,
+                 detector: LocalDetector, server: DetectorServer) -> None:
+        self.config = config
+        self.journal = journal
+        self.alerter = alerter
+        self.detector = detector
+        self.server = server
+        self.problem = "not checked yet"
+        self._next_check = 0.0
+
+    @property
+    def judging(self) -> str:
+        """Where newly arriving images go now: "edge", "cloud", or "starting" (they wait)."""
+        if self.config.inference.mode == "cloud":
+            return "cloud"
+        if not self.problem:
+            return "edge"
+        return "starting" if self._next_check == 0.0 or self.server.starting() else "cloud"
+
+    def status(self) -> tuple[str, str]:
+        """(judging, the detector's problem when it matters, else "") for the status topic."""
+        judging = self.judging
+        return judging, self.problem if judging != "edge" and self.config.inference.mode != "cloud" else ""
+
+    def step(self, now: float) -> bool:
+        """Judge or route what waits; True when ``judging`` changed (the status should say so)."""
+        before = self.judging
+        if self.config.inference.mode == "cloud":
+            self.journal.route_to_cloud()  # images left waiting by an earlier edge mode
+        elif self.problem and not self._recovered(now):
+            if not self.server.starting():
+                self.journal.route_to_cloud()
+        else:
+            self._judge_waiting()
+        return before != self.judging
+
+    def _recovered(self, now: float) -> bool:
+        """Check the detector when due; True when it is healthy now."""
+        if now < self._next_check:
+            return False
+        problem = self.server.ensure_running() or self.detector.problem()
+        if problem and self.server.starting():
+            self._next_check = now + 0.5  # still loading its model: images wait, look again soon
+            return False
+        self._next_check = now + self.config.inference.retry_seconds
+        if problem:
+            self._unhealthy(problem)
+            return False
+        if self.problem:
+            log.info("local detector healthy: judging images at the edge",
+                     extra={"endpoint": self.detector.endpoint, "before": self.problem})
+        self.problem = ""
+        return True
+
+    def _unhealthy(self, problem: str) -> None:
+        if problem != self.problem:
+            log.error("local detector unavailable: images go to the cloud until it recovers",
+                      extra={"problem": problem, "retry_in_s": self.config.inference.retry_seconds})
+        self.problem = problem
+
+    def _judge_waiting(self) -> None:
+        deadline = time.monotonic() + BUDGET_SECONDS
+        for image in self.journal.unrouted(limit=BATCH_LIMIT):
+            if time.monotonic() > deadline:
+                return
+            try:
+                answer = self.detector.detect(Path(image.path).read_bytes(), image.ext)
+            except ImageRefused as exc:
+                log.warning("local detector refused an image; the cloud will judge it",
+                            extra={"image_id": image.image_id, "error": str(exc)})
+                self.journal.route_to_cloud([image.image_id])
+                continue
+            except OSError as exc:
+                log.error("image file unreadable for the local detector; the cloud will try it",
+                          extra={"image_id": image.image_id, "error": str(exc)})
+                self.journal.route_to_cloud([image.image_id])
+                continue
+            except DetectorUnavailable as exc:
+                self._unhealthy(str(exc))
+                self._next_check = time.time() + self.config.inference.retry_seconds
+                self.journal.route_to_cloud()
+                return
+            self._record(image, answer)
+
+    def _record(self, image: ImageRecord, answer: dict[str, Any]) -> None:
+        result = {k: answer[k] for k in ("IsAnomalous", "Confidence") if k in answer}
+        if "Anomalies" in answer:
+            result["Anomalies"] = answer["Anomalies"]
+        document = {"v": 1, "image_id": image.image_id, "judged_by": "edge", "processed_at": utc_now(),
+                    "model": {"name": str(answer.get("Model", {}).get("Name", "local"))}, "result": result}
+        settings = self.config.inference
+        probability = anomaly_probability(result)
+        uncertain = settings.uncertain_low <= probability <= settings.uncertain_high
+        if settings.mode == "edge-first" and (uncertain or audited(image.image_id, settings.audit_fraction)):
+            self.alerter.publish_provisional(image, document)
+            log.info("local verdict published; the cloud checks it",
+                     extra={"image_id": image.image_id, "anomaly_probability": round(probability, 4),
+                            "why": "uncertain" if uncertain else "audit sample"})
+            return
+        self.journal.advance([image.image_id], ImageState.RESULT_STORED, route=Route.EDGE.value,
+                             is_anomalous=int(result["IsAnomalous"]), confidence=float(result["Confidence"]),
+                             result_json=json.dumps(document))
