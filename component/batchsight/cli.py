@@ -1,6 +1,6 @@
 """``batchsight``: run the component, show its status, or run the whole product locally.
 
-``demo``, ``report``, ``plan``, ``fit`` and ``evaluate`` live with the cloud package
+``demo``, ``report``, ``plan``, ``fit``, ``evaluate`` and ``serve`` live with the cloud package
 (batchsight_cloud) and run in their own process, so the edge program never imports cloud code.
 """
 from __future__ import annotations
@@ -94,6 +94,7 @@ CLOUD_TOOLS = {
     "plan": ("batchsight_cloud.plan", "batch settings for a latency budget and their expected cost"),
     "fit": ("batchsight_cloud.detector.cli", "fit the local detector on normal images"),
     "evaluate": ("batchsight_cloud.detector.cli", "AUROC, precision/recall and latency of a fitted model"),
+    "serve": ("batchsight_cloud.detector.serve", "serve a fitted model over HTTP (/ping, /invocations) for the edge modes"),
 }
 
 

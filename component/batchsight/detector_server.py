@@ -46,9 +46,10 @@ class DetectorServer:
         """Start (or restart) the server when needed; empty, or why it cannot run."""
         if not self.wanted or (self.process is not None and self.process.poll() is None):
             return ""
-        if self.process is not None:
-            log.error("local detector exited; restarting it", extra={"exit_code": self.process.returncode})
-            self.process = None
+        if self.process is not None:  # it died: say so now, start it again at the next check
+            code, self.process = self.process.returncode, None
+            return (f"the local detector process exited with code {code}; "
+                    f"see {self.config.work_folder / 'detector.log'}")
         if importlib.util.find_spec(SERVER_MODULE.rsplit(".", 1)[0]) is None:
             return ("the local detector is not installed on this gateway (batchsight_cloud.detector); "
                     "install component/requirements-detector.txt")

@@ -29,7 +29,7 @@ from batchsight.alerts import utc_now
 from batchsight.config import Config
 from batchsight.detector_server import DetectorServer
 from batchsight.journal import ImageRecord, ImageState, Journal, Route
-from batchsight.local_detector import DetectorUnavailable, ImageRefused, LocalDetector
+from batchsight.local_detector import DetectorNotListening, DetectorUnavailable, ImageRefused, LocalDetector
 
 log = logging.getLogger(__name__)
 BUDGET_SECONDS = 0.5          # per tick, so ingestion and alerts keep flowing under a backlog
@@ -57,6 +57,7 @@ class EdgeJudge:
         self.server = server
         self.problem = "not checked yet"
         self._next_check = 0.0
+        self._loading = False
 
     @property
     def judging(self) -> str:
@@ -65,7 +66,7 @@ class EdgeJudge:
             return "cloud"
         if not self.problem:
             return "edge"
-        return "starting" if self._next_check == 0.0 or self.server.starting() else "cloud"
+        return "starting" if self._next_check == 0.0 or self._loading else "cloud"
 
     def status(self) -> tuple[str, str]:
         """(judging, the detector's problem when it matters, else "") for the status topic."""
@@ -78,7 +79,7 @@ class EdgeJudge:
         if self.config.inference.mode == "cloud":
             self.journal.route_to_cloud()  # images left waiting by an earlier edge mode
         elif self.problem and not self._recovered(now):
-            if not self.server.starting():
+            if not self._loading:
                 self.journal.route_to_cloud()
         else:
             self._judge_waiting()
@@ -88,25 +89,35 @@ class EdgeJudge:
         """Check the detector when due; True when it is healthy now."""
         if now < self._next_check:
             return False
-        problem = self.server.ensure_running() or self.detector.problem()
-        if problem and self.server.starting():
-            self._next_check = now + 0.5  # still loading its model: images wait, look again soon
-            return False
+        self._loading = False
+        try:
+            problem = self.server.ensure_running()
+            if problem:
+                raise DetectorUnavailable(problem)
+            self.detector.check()
+        except DetectorNotListening as exc:
+            if self.server.starting():
+                self._loading = True  # still importing and loading: images wait, look again soon
+                self._next_check = now + 0.5
+                return False
+            return self._unhealthy(str(exc), now)
+        except DetectorUnavailable as exc:
+            return self._unhealthy(str(exc), now)
         self._next_check = now + self.config.inference.retry_seconds
-        if problem:
-            self._unhealthy(problem)
-            return False
         if self.problem:
             log.info("local detector healthy: judging images at the edge",
                      extra={"endpoint": self.detector.endpoint, "before": self.problem})
         self.problem = ""
         return True
 
-    def _unhealthy(self, problem: str) -> None:
+    def _unhealthy(self, problem: str, now: float) -> bool:
+        """Record the problem (logged once per new problem); False, for ``_recovered``."""
         if problem != self.problem:
             log.error("local detector unavailable: images go to the cloud until it recovers",
                       extra={"problem": problem, "retry_in_s": self.config.inference.retry_seconds})
         self.problem = problem
+        self._next_check = now + self.config.inference.retry_seconds
+        return False
 
     def _judge_waiting(self) -> None:
         deadline = time.monotonic() + BUDGET_SECONDS
@@ -126,8 +137,7 @@ class EdgeJudge:
                 self.journal.route_to_cloud([image.image_id])
                 continue
             except DetectorUnavailable as exc:
-                self._unhealthy(str(exc))
-                self._next_check = time.time() + self.config.inference.retry_seconds
+                self._unhealthy(str(exc), time.time())
                 self.journal.route_to_cloud()
                 return
             self._record(image, answer)

@@ -25,6 +25,10 @@ class DetectorUnavailable(RuntimeError):
     """The detector cannot judge anything right now; the message says why."""
 
 
+class DetectorNotListening(DetectorUnavailable):
+    """Nothing listens at the endpoint (yet: a server just started is still importing)."""
+
+
 class ImageRefused(ValueError):
     """The detector answered, but refuses this one image; the message says why."""
 
@@ -34,13 +38,12 @@ class LocalDetector:
         self.endpoint = endpoint.rstrip("/")
         self.timeout = timeout
 
-    def problem(self) -> str:
-        """Empty when ``/ping`` says healthy, else why not."""
+    def check(self) -> None:
+        """Return when ``/ping`` says healthy; else raise DetectorUnavailable saying why."""
         try:
             self._call(urllib.request.Request(f"{self.endpoint}/ping"))
-        except (DetectorUnavailable, ImageRefused) as exc:
-            return str(exc)
-        return ""
+        except ImageRefused as exc:  # a 4xx on /ping: not our server, or a wrong endpoint path
+            raise DetectorUnavailable(f"detector at {self.endpoint} does not answer /ping: {exc}") from exc
 
     def detect(self, image: bytes, ext: str) -> dict[str, Any]:
         """The detector's verdict on one image (IsAnomalous, Confidence, Model)."""
@@ -63,7 +66,8 @@ class LocalDetector:
             raise DetectorUnavailable(f"detector at {self.endpoint} answered {exc.code}: {reason}") from exc
         except (urllib.error.URLError, socket.timeout, ConnectionError) as exc:
             cause = getattr(exc, "reason", exc)
-            raise DetectorUnavailable(f"detector at {self.endpoint} not reachable: {cause}") from exc
+            unavailable = DetectorNotListening if isinstance(cause, ConnectionRefusedError) else DetectorUnavailable
+            raise unavailable(f"detector at {self.endpoint} not reachable: {cause}") from exc
 
 
 def _json(raw: bytes) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -65,7 +66,7 @@ def _frames(args: argparse.Namespace, work: Path) -> tuple[list[Frame], Path]:
     return frames, model_path
 
 
-def _edge_config(work: Path, outputs: StackOutputs, broker_port: int) -> Path:
+def _edge_config(work: Path, outputs: StackOutputs, broker_port: int, inference: str, model: Path) -> Path:
     from batchsight_cloud.local.broker import protocol_for_port
 
     config = {
@@ -81,9 +82,18 @@ def _edge_config(work: Path, outputs: StackOutputs, broker_port: int) -> Path:
         "mqtt": {"host": "127.0.0.1", "port": broker_port, "protocol": protocol_for_port(broker_port)},
         "log_level": "INFO",
     }
+    if inference != "cloud":  # the component serves the same model file itself (batchsight serve)
+        config["inference"] = {"mode": inference, "model": str(model),
+                               "endpoint": f"http://127.0.0.1:{_free_port()}", "audit_fraction": 0.2}
     path = work / "edge.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _start_edge(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
@@ -110,12 +120,15 @@ def _wait(subscriber: Subscriber, frames: list[Frame], camera: threading.Thread,
             return False
         dropped = sum(1 for f in frames if f.dropped_at)
         line = (f"  progress: dropped {dropped}/{len(frames)}, results {len(subscriber.results)}, "
-                f"alerts {len(subscriber.alerts)}, batches done {len(subscriber.batches)}")
+                f"alerts {len(subscriber.alerts)}, corrections {len(subscriber.corrections)}, "
+                f"batches done {len(subscriber.batches)}")
         if line != last:
             print(line, flush=True)
             last = line
-        if not camera.is_alive() and len(subscriber.results) >= len(frames):
-            return True
+        audited = sum(1 for _, m in subscriber.results.values() if m["judged_by"] == "edge" and m["result_key"])
+        if not camera.is_alive() and len(subscriber.results) >= len(frames) and \
+                sum(b["images"] for b in subscriber.batches) >= audited:
+            return True  # every result out, and the cloud's checks of edge verdicts finished
         time.sleep(1.0)
     return False
 
@@ -143,12 +156,17 @@ def _summary(frames: list[Frame], subscriber: Subscriber, documents: dict[str, d
         correct += int(message["is_anomalous"] == (frame.label == "anomaly"))
         latencies.append(arrived - frame.dropped_at)
     anomalous_results = sum(1 for _, m in subscriber.results.values() if m["is_anomalous"])
+    anomalous_results += sum(1 for _, m in subscriber.corrections.values() if m["is_anomalous"])
+    at_edge = sum(1 for _, m in subscriber.results.values() if m["judged_by"] == "edge")
+    to_cloud = sum(1 for _, m in subscriber.results.values() if m["result_key"])  # judged or checked there
     single = all(d.get("_copies") == 1 for d in documents.values())
     latencies.sort()
     rows = [
         ("images dropped", f"{len(frames)}"),
-        ("result documents in the final bucket", f"{len(documents)} (one per image: {'yes' if single else 'NO'})"),
-        ("results on MQTT", f"{len(subscriber.results)}"),
+        ("result documents in the final bucket", f"{len(documents)} (one per image sent to the cloud: "
+                                                 f"{'yes' if single and len(documents) == to_cloud else 'NO'})"),
+        ("results on MQTT", f"{len(subscriber.results)} ({at_edge} judged at the edge)"),
+        ("corrections (cloud overruled the edge)", f"{len(subscriber.corrections)}"),
         ("anomalies found (alerts)", f"{len(subscriber.alerts)} of {sum(f.label == 'anomaly' for f in frames)} defective parts"),
         ("detector accuracy on the labels", f"{correct / max(1, len(subscriber.results)):.1%}"),
         ("batches", f"{len(subscriber.batches)}"),
@@ -163,7 +181,7 @@ def _summary(frames: list[Frame], subscriber: Subscriber, documents: dict[str, d
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
     print("  " + "-" * (width + 40))
-    return (len(documents) == len(frames) == len(subscriber.results) and single
+    return (len(documents) == to_cloud and len(frames) == len(subscriber.results) and single
             and len(subscriber.alerts) == anomalous_results and subscriber.duplicates == 0)
 
 
@@ -194,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  MQTT broker ({broker.kind}) on 127.0.0.1:{broker.port}", flush=True)
     subscriber = Subscriber(broker.port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#")
     subscriber.start()
-    edge = _start_edge(_edge_config(work, outputs, broker.port), work / "edge.log")
+    edge = _start_edge(_edge_config(work, outputs, broker.port, args.inference, model_path), work / "edge.log")
     print(f"  edge program running (pid {edge.pid}); camera dropping images...", flush=True)
     camera = threading.Thread(target=_play_camera, args=(frames, work / "drop", args.gap), daemon=True)
     camera.start()
@@ -232,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("local", "sagemaker"), default="local",
                         help="model backend the pipeline drives (sagemaker: moto's control plane "
                              "plus a local InvokeEndpoint server)")
+    parser.add_argument("--inference", choices=("cloud", "edge", "edge-first"), default="cloud",
+                        help="where images are judged: the cloud batch (default), the gateway's local "
+                             "detector, or the gateway first with a 20%% audit sample and the uncertain "
+                             "band checked by the cloud")
     parser.add_argument("--images", help="use real images: a folder with train/normal and test/{normal,anomaly}")
     parser.add_argument("--workdir", help="keep everything in this folder (default: a new temp folder)")
     parser.add_argument("--timeout", type=float, default=150.0)

@@ -23,6 +23,7 @@ class Subscriber:
     echo: bool = True
     results: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     alerts: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    corrections: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     duplicates: int = 0
     batches: list[dict[str, Any]] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
@@ -42,22 +43,21 @@ class Subscriber:
 
     def _on_message(self, topic: str, payload: bytes, **_: Any) -> None:
         kind = topic.rsplit("/", 1)[-1]
-        if kind not in ("result", "alert", "batch", "status"):
+        if kind not in ("result", "alert", "correction", "batch", "status"):
             return  # operator feedback and its replies are not the HMI's to read
         message = json.loads(payload)
         with self._lock:
             if kind in ("batch", "status"):
                 (self.batches if kind == "batch" else self.statuses).append(message)
                 return
-            target = {"result": self.results, "alert": self.alerts}.get(kind)
-            if target is None:
-                return
+            target = {"result": self.results, "alert": self.alerts, "correction": self.corrections}[kind]
             if message["image_id"] in target:
                 self.duplicates += 1
             target[message["image_id"]] = (time.time(), message)
-        if kind == "alert" and self.echo:
-            print(f"  ALERT  {message['file_name']:<18} confidence {message['confidence']:.2f}"
-                  f"  batch {message['batch_id']}", flush=True)
+        if kind in ("alert", "correction") and self.echo:
+            print(f"  {kind.upper():<10} {message['file_name']:<18} confidence {message['confidence']:.2f}"
+                  f"  {'at the edge' if message['judged_by'] == 'edge' else 'batch ' + message['batch_id']}",
+                  flush=True)
 
     def stop(self) -> None:
         self._connection.disconnect().result(5)

@@ -1,0 +1,152 @@
+"""Edge inference modes end to end: the component process runs `batchsight serve` itself,
+moto serves the cloud, mosquitto carries what a PLC would read.
+
+Cloud mode is tests/integration/test_end_to_end.py; here: edge, edge-first with
+corrections, and the fallback to the cloud when the local model is missing.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from batchsight_cloud.detector import DetectorModel
+from batchsight_cloud.local.hmi import Subscriber
+from batchsight_cloud.synth import generate
+from tests.integration.test_end_to_end import Edge, _config, _result_keys, _wait_for, hmi  # noqa: F401 - hmi is a fixture
+from tests.support import CloudFixture, load_schema
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _edge_config(tmp: Path, cloud: CloudFixture, broker_port: int, **inference: Any) -> Path:
+    path = _config(tmp, cloud, broker_port)
+    data = yaml.safe_load(path.read_text())
+    data["inference"] = {"endpoint": f"http://127.0.0.1:{_free_port()}", "retry_seconds": 1.0, **inference}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _drop(tmp: Path, frames: list[Any]) -> None:
+    drop = tmp / "drop"
+    drop.mkdir(exist_ok=True)
+    for frame in frames:
+        (drop / frame.path.name).write_bytes(frame.path.read_bytes())
+
+
+def _executions(cloud: CloudFixture) -> list[dict[str, Any]]:
+    return cloud.client("stepfunctions").list_executions(
+        stateMachineArn=cloud.outputs.state_machine_arn)["executions"]
+
+
+def _validate(hmi: Subscriber) -> None:
+    for _, message in [*hmi.results.values(), *hmi.alerts.values()]:
+        jsonschema.validate(message, load_schema("mqtt_result"))
+    for _, message in hmi.corrections.values():
+        jsonschema.validate(message, load_schema("mqtt_correction"))
+    for message in hmi.statuses:
+        jsonschema.validate(message, load_schema("mqtt_status"))
+
+
+def test_edge_mode_alerts_at_once_without_the_cloud(local_cloud: CloudFixture, mqtt_broker: Any, hmi: Subscriber,
+                                                    tmp_path: Path, fitted_model: Path) -> None:
+    frames = generate(tmp_path / "camera", count=10, size=128, seed=61, anomaly_rate=0.4)
+    edge = Edge(_edge_config(tmp_path, local_cloud, mqtt_broker.port, mode="edge", model=str(fitted_model)),
+                tmp_path / "edge.log")
+    try:
+        _drop(tmp_path, frames)
+        _wait_for(lambda: len(hmi.results) >= len(frames), 60, "every image judged at the edge")
+        _wait_for(lambda: any(s.get("judged_at_edge") == len(frames) for s in hmi.statuses), 30,
+                  "the status to count them")
+    finally:
+        assert edge.stop() == 0
+    assert {m["judged_by"] for _, m in hmi.results.values()} == {"edge"}
+    assert set(hmi.alerts) == {i for i, (_, m) in hmi.results.items() if m["is_anomalous"]}
+    labels = {f.path.name: f.label for f in frames}
+    correct = sum(m["is_anomalous"] == (labels[m["file_name"]] == "anomaly") for _, m in hmi.results.values())
+    assert correct >= len(frames) - 1, f"local detector accuracy {correct}/{len(frames)}"
+    assert _result_keys(local_cloud) == [] and _executions(local_cloud) == [], "the cloud was not used"
+    assert any(s["judging"] == "edge" and s["inference"] == "edge" for s in hmi.statuses)
+    assert hmi.duplicates == 0 and list((tmp_path / "work" / "spool").iterdir()) == []
+    _validate(hmi)
+
+
+def test_edge_first_publishes_at_once_and_the_cloud_corrects(local_cloud: CloudFixture, mqtt_broker: Any,
+                                                             hmi: Subscriber, tmp_path: Path,
+                                                             fitted_model: Path) -> None:
+    """A jumpy local model (threshold far too low: everything anomalous) audited by the cloud."""
+    jumpy = DetectorModel.load(fitted_model)
+    jumpy.threshold = -1.0
+    jumpy.save(tmp_path / "jumpy.npz")
+    frames = generate(tmp_path / "camera", count=8, size=128, seed=62, anomaly_rate=0.5)
+    edge = Edge(_edge_config(tmp_path, local_cloud, mqtt_broker.port, mode="edge-first",
+                             model=str(tmp_path / "jumpy.npz"), audit_fraction=1.0), tmp_path / "edge.log")
+    try:
+        _drop(tmp_path, frames)
+        _wait_for(lambda: len(hmi.alerts) >= len(frames), 60, "every local verdict (all alerts) at once")
+        _wait_for(lambda: len(_result_keys(local_cloud)) >= len(frames), 90, "the cloud's verdicts")
+        _wait_for(lambda: any(s.get("audited") == len(frames) and s.get("alerted") == len(frames)
+                              for s in hmi.statuses), 60, "every audited image handed off")
+    finally:
+        assert edge.stop() == 0
+    cloud_normal = {i for i in hmi.results if not _cloud_verdict(local_cloud, i)}
+    assert cloud_normal, "the generated set has normal parts for the cloud to clear"
+    assert set(hmi.corrections) == cloud_normal, "a correction exactly where the cloud disagreed"
+    for _, message in hmi.corrections.values():
+        assert message["previous_is_anomalous"] is True and message["is_anomalous"] is False
+        assert message["judged_by"] == "cloud" and message["batch_id"]
+    assert {m["judged_by"] for _, m in hmi.results.values()} == {"edge"}, "one result message each, the edge's"
+    assert hmi.statuses[-1]["corrected"] == len(cloud_normal) or any(
+        s.get("corrected") == len(cloud_normal) for s in hmi.statuses)
+    assert hmi.duplicates == 0
+    _validate(hmi)
+
+
+def _cloud_verdict(cloud: CloudFixture, image_id: str) -> bool:
+    import json
+
+    key = next(k for k in _result_keys(cloud) if k.endswith(f"{image_id}.json"))
+    body = cloud.client("s3").get_object(Bucket=cloud.outputs.final_bucket, Key=key)["Body"].read()
+    return bool(json.loads(body)["result"]["IsAnomalous"])
+
+
+def test_missing_local_model_falls_back_to_the_cloud_and_recovers(local_cloud: CloudFixture, mqtt_broker: Any,
+                                                                  hmi: Subscriber, tmp_path: Path,
+                                                                  fitted_model: Path) -> None:
+    model = tmp_path / "models" / "detector.npz"  # not deployed yet
+    frames = generate(tmp_path / "camera", count=8, size=128, seed=63, anomaly_rate=0.25)
+    edge = Edge(_edge_config(tmp_path, local_cloud, mqtt_broker.port, mode="edge", model=str(model)),
+                tmp_path / "edge.log")
+    try:
+        _drop(tmp_path, frames[:4])
+        _wait_for(lambda: any(s.get("judging") == "cloud" for s in hmi.statuses), 60,
+                  "the status to say the cloud judges while the model is missing")
+        fallback = next(s for s in hmi.statuses if s.get("judging") == "cloud")
+        assert "cannot be read" in fallback["detector_problem"] and str(model) in fallback["detector_problem"]
+        assert any("local detector unavailable" in alarm for alarm in fallback["alarms"])
+        _wait_for(lambda: len(hmi.results) >= 4, 90, "the first images judged by the cloud")
+        model.parent.mkdir()
+        shutil.copy(fitted_model, model)  # the deployment arrives; serve loads it without a restart
+        _wait_for(lambda: hmi.statuses[-1].get("judging") == "edge", 60, "the status to say the edge judges again")
+        _drop(tmp_path, frames[4:])
+        _wait_for(lambda: len(hmi.results) >= len(frames), 60, "the later images judged at the edge")
+    finally:
+        assert edge.stop() == 0
+    by_name = {m["file_name"]: m["judged_by"] for _, m in hmi.results.values()}
+    assert {by_name[f.path.name] for f in frames[:4]} == {"cloud"}
+    assert {by_name[f.path.name] for f in frames[4:]} == {"edge"}
+    assert len(_result_keys(local_cloud)) == 4 and hmi.duplicates == 0
+    assert not hmi.statuses[-1]["alarms"] or all("local detector" not in a for a in hmi.statuses[-1]["alarms"])
+    _validate(hmi)
