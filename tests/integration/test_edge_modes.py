@@ -7,6 +7,7 @@ corrections, and the fallback to the cloud when the local model is missing.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 import socket
 import time
 from pathlib import Path
@@ -150,3 +151,39 @@ def test_missing_local_model_falls_back_to_the_cloud_and_recovers(local_cloud: C
     assert len(_result_keys(local_cloud)) == 4 and hmi.duplicates == 0
     assert not hmi.statuses[-1]["alarms"] or all("local detector" not in a for a in hmi.statuses[-1]["alarms"])
     _validate(hmi)
+
+
+def test_model_fetched_from_s3_once_and_served(local_cloud: CloudFixture, tmp_path: Path, fitted_model: Path) -> None:
+    from batchsight.config import config_from_dict
+    from batchsight.detector_server import DetectorServer
+    from batchsight.local_detector import DetectorNotListening, LocalDetector
+
+    s3 = local_cloud.client("s3")
+    bucket = local_cloud.outputs.source_bucket
+    s3.upload_file(str(fitted_model), bucket, "models/line-7/detector-v3.npz")
+    port = _free_port()
+    config = config_from_dict({
+        "drop_folder": str(tmp_path / "drop"), "work_folder": str(tmp_path / "work"),
+        "aws": {"source_bucket": bucket, "final_bucket": "f", "queue_url": "q", "state_machine_arn": "a"},
+        "inference": {"mode": "edge", "model": f"s3://{bucket}/models/line-7/detector-v3.npz",
+                      "endpoint": f"http://127.0.0.1:{port}"}})
+    config.work_folder.mkdir(parents=True)
+    server = DetectorServer(config, s3=s3)
+    try:
+        assert server.ensure_running() == ""
+        fetched = config.models_folder / "detector-v3.npz"
+        assert fetched.read_bytes() == fitted_model.read_bytes()
+        detector = LocalDetector(config.inference.endpoint, timeout=5)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                detector.check()
+                break
+            except DetectorNotListening:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert str(fetched) in " ".join(server.process.args)
+    finally:
+        server.stop()
+    elsewhere = replace(config, inference=replace(config.inference, model=f"s3://{bucket}/models/none.npz"))
+    assert "not available" in DetectorServer(elsewhere, s3=s3).ensure_running()
