@@ -7,9 +7,9 @@ corrections, and the fallback to the cloud when the local model is missing.
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
