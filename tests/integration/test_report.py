@@ -1,8 +1,9 @@
 """``batchsight report`` on result documents the real pipeline wrote, checked rendered in Chromium.
 
 The pipeline (real ASL under moto, handlers in-process, local detector) processes one batch on
-line l1 and a second batch on line l2 captured two days later; one anomalous result is then given
-a segmentation mask, as a Lookout for Vision model would store it. The report is written by the
+line l1 and a second batch on line l2 captured two days later; the local detector stores an
+anomaly mask with each anomalous result, and one of them is then replaced by a segmentation
+mask, as a Lookout for Vision model would store it. The report is written by the
 CLI as a subprocess against the moto endpoint, then opened in headless Chromium: the DOM after
 the page's script ran must show the counts and every anomalous thumbnail decoded, and the
 screenshot must not be blank. Without /usr/bin/chromium (``apt-get install -y chromium``) the
@@ -201,7 +202,7 @@ def test_batch_report_renders_counts_and_every_anomalous_image(batches: Batches,
     assert len(thumbs) == len(dom.images) == len(anomalous), "one thumbnail per anomalous image, nothing else"
     assert all(img.get("data-loaded") == "true" for img in thumbs), [i.get("data-loaded") for i in thumbs]
     assert all(0 < int(img["data-natural-width"]) <= 320 for img in thumbs)
-    assert sum(img.get("data-mask") == "true" for img in thumbs) == 1
+    assert all(img.get("data-mask") == "true" for img in thumbs), "the local detector stores a mask per defect"
     for document in anomalous:  # every confidence is shown, as a percentage
         assert f"{100 * document['result']['Confidence']:.1f} %" in dom.text
     assert "scratch" in dom.text  # the masked result's anomaly class

@@ -13,6 +13,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 STARTING, HOSTED, FAILED, TIMED_OUT, STOPPED = "STARTING", "HOSTED", "FAILED", "TIMED_OUT", "STOPPED"
+# A detect result may carry its anomaly mask as PNG bytes under this private key; the drain
+# pops it and stores it as an object of its own next to the result (never inline in the JSON).
+MASK_KEY = "_mask_png"
 
 
 class ModelRejectedImage(ValueError):

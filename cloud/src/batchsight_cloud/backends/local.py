@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from batchsight_cloud.backends.base import HOSTED, ModelBackend, ModelRejectedImage
+from batchsight_cloud.backends.base import HOSTED, MASK_KEY, ModelBackend, ModelRejectedImage
 from batchsight_cloud.backends.hosting_record import HostingRecord
 
 _models: dict[tuple[str, float], Any] = {}
@@ -65,10 +65,14 @@ class LocalBackend(ModelBackend):
     def detect(self, image: bytes, *, content_type: str) -> dict[str, Any]:
         if self.hosting.status()[0] != HOSTED:
             raise RuntimeError("local model is not hosted; start it first")
+        model = _load_model(self.model_path)
         try:
-            return _load_model(self.model_path).detect(image)
+            result = model.detect(image)
+            if result["IsAnomalous"]:  # where the defect is, for the report (a second pass, defects only)
+                result[MASK_KEY] = model.anomaly_mask_png(image)
         except ValueError as exc:
             raise ModelRejectedImage(str(exc)) from exc
+        return result
 
     def hosted_seconds(self) -> float:
         """Total hosted time in the ledger (closed intervals only)."""

@@ -33,6 +33,7 @@ from botocore.exceptions import ClientError
 from batchsight_cloud.backends.base import (
     FAILED,
     HOSTED,
+    MASK_KEY,
     STARTING,
     STOPPED,
     ModelBackend,
@@ -44,7 +45,6 @@ from batchsight_cloud.settings import SettingsError, _number, _require
 
 SERVICE = "lookoutvision"
 API_VERSION = "2020-11-20"
-MASK_KEY = "_mask_png"
 CONTENT_TYPES = ("image/jpeg", "image/png")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # ClientToken shape in the service model: 1..64 characters of [a-zA-Z0-9-].

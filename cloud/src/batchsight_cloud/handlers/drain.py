@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from batchsight_cloud.aws import client
 from batchsight_cloud.backends import ModelBackend, ModelRejectedImage, backend_from_settings
+from batchsight_cloud.backends.base import MASK_KEY
 from batchsight_cloud.contracts import ImageMessage, PoisonMessage, parse_message, result_document
 from batchsight_cloud.metrics import LineTally, metrics, record_drain
 from batchsight_cloud.ratelimit import RateLimiter
@@ -92,7 +93,7 @@ class Drainer:
         with self.detect_slots:  # the model never sees more than DetectConcurrency calls at once
             self.limiter.acquire()
             result = self.backend.detect(body, content_type=CONTENT_TYPES[image.extension])
-        mask = result.pop("_mask_png", None)
+        mask = result.pop(MASK_KEY, None)
         model = {"backend": self.backend.name, "name": self.backend.model_id}
         document = result_document(image, result=result, model=model, execution=self.execution)
         if mask is not None:  # segmentation masks are objects of their own, never inline bytes
