@@ -68,7 +68,7 @@ def _status(args: argparse.Namespace) -> int:
     journal = Journal(config.journal_path)
     waiting, oldest = journal.waiting()
     usage = shutil.disk_usage(config.work_folder)
-    print(json.dumps({"counts": journal.counts(), "waiting_for_batch": waiting,
+    print(json.dumps({"counts": journal.counts(), "judgements": journal.judgements(), "waiting_for_batch": waiting,
                       "oldest_waiting_age_seconds": round(time.time() - oldest, 1) if oldest else None,
                       "last_batch": journal.last_batch(),
                       "held_bytes": journal.pending_bytes(), "quota_bytes": config.disk.quota_bytes,

@@ -61,3 +61,4 @@ def test_status_reports_the_backlog(tmp_path: Path, local_cloud: CloudFixture) -
     status = json.loads(result.stdout)
     assert status["counts"]["validated"] == 1 and status["waiting_for_batch"] == 1
     assert status["held_bytes"] == 10
+    assert status["judgements"] == {"judged_at_edge": 0, "audited": 0, "corrected": 0}
