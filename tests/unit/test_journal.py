@@ -387,3 +387,24 @@ def test_four_threads_adding_200_images_lose_nothing(journal: Journal, tmp_path:
         in_batches = db.execute("SELECT COALESCE(SUM(image_count), 0) FROM batches").fetchone()[0]
     assert batched == in_batches  # every cut recorded exactly the images it took
     assert batched + waiting == 200
+
+
+def test_a_journal_from_before_the_edge_modes_opens_with_every_image_bound_for_the_cloud(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE images (image_id TEXT PRIMARY KEY, file_name TEXT NOT NULL, path TEXT NOT NULL,
+            ext TEXT NOT NULL, size INTEGER NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+            captured_at TEXT NOT NULL, seen_at REAL NOT NULL, state TEXT NOT NULL, batch_id TEXT,
+            is_anomalous INTEGER, confidence REAL, result_json TEXT, updated_at REAL NOT NULL);
+        INSERT INTO images VALUES ('""" + iid(1) + """', 'a.jpg', '/a', 'jpg', 1, 64, 64,
+            '2026-11-23T10:00:00.000Z', 1.0, 'validated', NULL, NULL, NULL, NULL, 1.0);
+    """)
+    old.close()
+    journal = Journal(path)
+    try:
+        assert journal.get(iid(1)).route == "cloud"
+        assert journal.waiting()[0] == 1 and journal.unrouted(limit=10) == []
+        assert journal.judgements() == {"judged_at_edge": 0, "audited": 0, "corrected": 0}
+    finally:
+        journal.close()
