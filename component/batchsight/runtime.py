@@ -64,7 +64,10 @@ class Backoff:
 
 def aws_clients(config: Config) -> dict[str, Any]:
     session = boto3.session.Session(region_name=config.aws.region)
-    options: dict[str, Any] = {"config": BotoConfig(retries={"mode": "standard", "max_attempts": 4},
+    # One retry inside botocore, no more: its backoff sleeps in the main loop (up to 15 s per
+    # throttled call with 4 retries, stalling ingestion and MQTT); longer stretches are the
+    # component's own non-blocking Backoff's (see _cloud_step).
+    options: dict[str, Any] = {"config": BotoConfig(retries={"mode": "standard", "total_max_attempts": 2},
                                                     connect_timeout=5, read_timeout=30)}
     if config.aws.endpoint_url:
         options["endpoint_url"] = config.aws.endpoint_url

@@ -22,7 +22,7 @@ import yaml
 from batchsight_cloud.local.hmi import Subscriber
 from batchsight_cloud.local.stack import CREDENTIALS
 from batchsight_cloud.synth import generate
-from tests.support import CloudFixture, load_schema
+from tests.support import CloudFixture, load_schema, report_reliability
 
 pytestmark = pytest.mark.integration
 SITE, LINE, DEVICE = "test-site", "line-7", "gw-e2e"
@@ -100,7 +100,9 @@ def test_camera_drop_to_mqtt_alert(local_cloud: CloudFixture, mqtt_broker: Any, 
         for frame in frames[10:]:
             (drop / frame.path.name).write_bytes(frame.path.read_bytes())
         edge = Edge(_config(tmp_path, local_cloud, mqtt_broker.port), tmp_path / "edge.log")
+        restarted = time.monotonic()
         _wait_for(lambda: len(hmi.results) >= len(frames), 90, "all results on MQTT")
+        recover_s = time.monotonic() - restarted
         time.sleep(1.0)  # anything extra (a duplicate) would arrive now
     finally:
         assert edge.stop() == 0
@@ -127,6 +129,8 @@ def test_camera_drop_to_mqtt_alert(local_cloud: CloudFixture, mqtt_broker: Any, 
     labels = {f.path.name: f.label for f in frames}
     correct = sum(m["is_anomalous"] == (labels[m["file_name"]] == "anomaly") for _, m in hmi.results.values())
     assert correct / len(frames) >= 0.8, f"detector accuracy {correct}/{len(frames)}"
+    report_reliability("sigterm-restart", dropped=len(frames) + 1, accounted=len(keys) + len(reasons),
+                       duplicates=hmi.duplicates, recover_s=recover_s)
 
 
 def test_component_refuses_to_start_on_bad_config(tmp_path: Path) -> None:
@@ -158,13 +162,17 @@ def test_images_keep_spooling_while_the_cloud_is_unreachable(local_cloud: CloudF
                   "the status topic to say the cloud is unreachable")
         assert len(list((tmp_path / "work" / "spool").iterdir())) == len(frames), "all spooled, none lost"
         gate.restore()
+        restored = time.monotonic()
         _wait_for(lambda: len(hmi.results) >= len(frames), 120, "the backlog to drain after reconnecting")
+        recover_s = time.monotonic() - restored
         _wait_for(lambda: hmi.statuses[-1].get("cloud") == "ok", 30, "the status to say the cloud is back")
     finally:
         assert edge.stop() == 0
         gate.close()
     assert len(_result_keys(local_cloud)) == len(frames)
     assert hmi.duplicates == 0
+    report_reliability("cloud-unreachable", dropped=len(frames), accounted=len(_result_keys(local_cloud)),
+                       duplicates=hmi.duplicates, recover_s=recover_s)
 
 
 def test_operator_feedback_over_mqtt_becomes_a_label(local_cloud: CloudFixture, mqtt_broker: Any,

@@ -27,6 +27,7 @@ from batchsight.journal import Journal
 from batchsight.publishers.mqtt import MqttPublisher, TlsFiles, tls_context
 from batchsight.runtime import build_publisher
 from batchsight_cloud.local.broker import BrokerTls, MqttBroker, _mosquitto
+from tests.support import report_reliability
 from tests.unit.test_outbox import AWS, batch, stored_image
 
 pytestmark = pytest.mark.integration
@@ -129,16 +130,20 @@ def test_alerts_made_while_the_broker_is_down_arrive_once_each_in_order(tmp_path
         assert alerter.outbox.pending() == 23 and not list((config.work_folder / "spool").iterdir())
 
         broker.start()  # same port; a fresh process (no persistence): only the outbox remembers
+        restarted = time.monotonic()
         listener = Listener(broker.port)  # the HMI comes back with the broker
         wait_for(lambda: alerter.outbox.pending() == 0, 20, "the outbox to drain after the reconnection",
                  tick=alerter.publish_pending)
         wait_for(lambda: len(listener.received()) >= 23, 10, "every message at the HMI")
+        recover_s = time.monotonic() - restarted
         time.sleep(0.5)  # a duplicate would arrive now
         received = listener.received()
         assert received == expected, "each message once, in the order it was produced"
         ids = [json.loads(body).get("image_id") for topic, body in received if not topic.endswith("/batch")]
         assert first not in ids
         assert [t.rsplit("/", 1)[-1] for t, _ in received].count("alert") == 2
+        report_reliability(f"broker-down-mqtt{protocol}", dropped=20, accounted=len(set(ids)),
+                           duplicates=len(received) - len(set(received)), recover_s=recover_s)
         if broker.kind == "mosquitto":
             assert f"as {config.mqtt_client_id} ({LOG_PROTOCOL[protocol]}," in broker.log_text(), \
                 f"the broker saw MQTT {protocol}"

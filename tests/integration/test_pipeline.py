@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from batchsight_cloud.synth import generate
-from tests.support import CloudFixture, load_schema
+from tests.support import CloudFixture, load_schema, report_reliability
 
 pytestmark = pytest.mark.integration
 
@@ -98,6 +98,8 @@ def test_poison_messages_reach_the_dlq_with_a_reason_and_the_rest_succeed(local_
     assert len(reasons) == 3
     assert any("does not exist" in r for r in reasons)
     assert any("not JSON" in r for r in reasons)
+    report_reliability("cloud-poison-messages", dropped=6, accounted=len(_results(local_cloud)) + len(reasons),
+                       duplicates=0, recover_s=None)
 
 
 def test_redelivered_message_overwrites_its_result(local_cloud: CloudFixture, tmp_path) -> None:
@@ -109,6 +111,7 @@ def test_redelivered_message_overwrites_its_result(local_cloud: CloudFixture, tm
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     assert [r["image_id"] for r in _results(local_cloud)] == [message["image_id"]]
     assert _dead_letters(local_cloud) == []
+    report_reliability("cloud-redelivery", dropped=1, accounted=1, duplicates=0, recover_s=None)
 
 
 def test_concurrent_executions_host_the_model_once(local_cloud: CloudFixture, tmp_path) -> None:
@@ -120,6 +123,8 @@ def test_concurrent_executions_host_the_model_once(local_cloud: CloudFixture, tm
     assert len(local_cloud.hosted_intervals()) == 1, "the model must start once for overlapping triggers"
     assert sorted(r["image_id"] for r in _results(local_cloud)) == sorted(m["image_id"] for m in messages)
     assert local_cloud.lock_owner() is None, "the lock is released at the end"
+    report_reliability("cloud-concurrent-executions", dropped=len(frames), accounted=len(_results(local_cloud)),
+                       duplicates=len(local_cloud.hosted_intervals()) - 1, recover_s=None)
 
 
 def test_failed_hosting_stops_the_model_and_releases_the_lock(local_cloud: CloudFixture, tmp_path) -> None:
@@ -137,6 +142,8 @@ def test_failed_hosting_stops_the_model_and_releases_the_lock(local_cloud: Cloud
     assert local_cloud.lock_owner() is None
     assert local_cloud.hosting_state() == "STOPPED"
     _drain_queue_for_next_test(local_cloud)
+    report_reliability("cloud-hosting-fails", dropped=1, accounted=len(_results(local_cloud)), duplicates=0,
+                       recover_s=None)
 
 
 def _drain_queue_for_next_test(cloud: CloudFixture) -> None:
@@ -167,6 +174,7 @@ def test_reaper_stops_a_model_whose_execution_was_stopped_by_hand(local_cloud: C
     assert local_cloud.lock_owner() is None
     assert local_cloud.run_execution("after-reap")["status"] == "SUCCEEDED"  # the image is still processed
     assert len(_results(local_cloud)) == 1
+    report_reliability("cloud-execution-stopped-reaper", dropped=1, accounted=1, duplicates=0, recover_s=None)
 
 
 def test_failing_message_is_retried_a_bounded_number_of_times_then_dead_lettered_with_its_reason(
@@ -183,3 +191,4 @@ def test_failing_message_is_retried_a_bounded_number_of_times_then_dead_lettered
     (dead,) = _dead_letters(local_cloud)
     reason = dead["MessageAttributes"]["reason"]["StringValue"]
     assert reason.startswith("failed 3 time(s)") and "NoSuchBucket" in reason
+    report_reliability("cloud-error-never-clears", dropped=2, accounted=2, duplicates=0, recover_s=None)

@@ -20,6 +20,7 @@ from batchsight.config import config_from_dict
 from batchsight.ingest import Ingestor
 from batchsight.journal import Journal
 from batchsight.watcher import DropFolderWatcher
+from tests.support import report_reliability
 
 ACCEPT, QUARANTINE, IGNORE = "accepted", "quarantined", "ignored"
 
@@ -130,3 +131,6 @@ def test_every_drop_has_its_expected_outcome(ingest_loop) -> None:
     assert {"..weird..name...jpg", "passwd.jpg", "pipe.jpg", "folder.jpg", "upload.jpg.part"} == left
     assert Path("/etc/passwd").read_text(), "the link's target is untouched"
     assert journal.counts()["quarantined"] == len(reasons) == 7
+    dropped = len(CORPUS) + 1  # "same bytes, second name" drops two files
+    report_reliability("bad-inputs", dropped=dropped, accounted=len(journaled) + len(reasons) + len(left),
+                       duplicates=0, recover_s=None)

@@ -20,7 +20,7 @@ import pytest
 from batchsight_cloud.local.hmi import Subscriber
 from batchsight_cloud.synth import generate
 from tests.integration.test_end_to_end import DEVICE, LINE, SITE, Edge, _config, _result_keys, _wait_for
-from tests.support import CloudFixture
+from tests.support import CloudFixture, report_reliability
 
 pytestmark = pytest.mark.integration
 IMAGES, KILLS = 120, 8
@@ -50,8 +50,10 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(local_cloud: CloudFi
             edge.process.send_signal(signal.SIGKILL)
             edge.process.wait(timeout=10)
             edge = Edge(config, tmp_path / "edge.log")
+        restarted = time.monotonic()
         dropping.join()
         _wait_for(lambda: len(hmi.results) >= IMAGES, 240, "every image's result after the kills")
+        recover_s = time.monotonic() - restarted
         time.sleep(1.0)
     finally:
         assert edge.stop() == 0
@@ -63,5 +65,6 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(local_cloud: CloudFi
     doubled = hmi.duplicates
     print(f"\nkill -9 run: {IMAGES} images, {KILLS} kills, {len(keys)} result documents, "
           f"{len(hmi.results)} images published, {doubled} duplicate result/alert messages")
+    report_reliability("kill9-random", dropped=IMAGES, accounted=len(keys), duplicates=doubled, recover_s=recover_s)
     assert doubled <= KILLS, "a duplicate needs a kill in the PUBACK window"
     assert list((tmp_path / "work" / "quarantine").glob("*")) == [], "no good image was quarantined"

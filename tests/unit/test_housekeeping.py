@@ -90,3 +90,36 @@ def test_resubmit_touches_only_submitted_images(tmp_path: Path, state: ImageStat
     journal.advance([image_id], state)
     journal.resubmit([image_id])
     assert journal.get(image_id).state is state
+
+
+def test_disk_full_recognises_the_os_and_sqlite_saying_no_space(tmp_path: Path) -> None:
+    import errno
+    import sqlite3
+
+    from batchsight.housekeeping import disk_full
+
+    assert disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    assert disk_full(sqlite3.OperationalError("database or disk is full"))
+    assert not disk_full(OSError(errno.EACCES, "Permission denied"))
+    assert not disk_full(sqlite3.OperationalError("database is locked"))
+    assert not disk_full(RuntimeError("No space left on device"))
+
+
+def test_a_full_disk_is_one_alarm_and_one_log_line_until_it_clears(tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """The alarm text follows the latest error; the log says it once (a line per tick would fill the disk)."""
+    import errno
+    import logging
+
+    config = _config(tmp_path, disk={"min_free_bytes": 0}, ingest={"max_bytes": 1 << 60})  # never room enough
+    guard = DiskGuard(config, Journal(config.journal_path))
+    with caplog.at_level(logging.INFO, logger="batchsight.housekeeping"):
+        assert guard.full(OSError(errno.ENOSPC, "No space left on device")) is True
+        for _ in range(5):
+            assert guard.check() and guard.state == "full"
+        assert guard.full(OSError(errno.ENOSPC, "No space left on device")) is False
+    assert "disk full" in guard.alarm and "nothing is lost" in guard.alarm and len(guard.alarm) <= 500
+    assert [r.levelname for r in caplog.records] == ["ERROR"]
+    guard.config = _config(tmp_path, disk={"min_free_bytes": 0})  # room for the largest image again
+    assert guard.check() is None and guard.state is None
