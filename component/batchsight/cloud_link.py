@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from batchsight.journal import ImageRecord, ImageState, Journal
 log = logging.getLogger(__name__)
 CONTRACT_VERSION = 1
 SEND_BATCH = 10  # SQS SendMessageBatch limit
+RECORD_UPLOADS = 10  # finished uploads per journal transaction
 
 
 class CloudLink:
@@ -56,11 +57,37 @@ class CloudLink:
                                                "execution": arn})
 
     def _upload(self, images: list[ImageRecord]) -> None:
+        """Upload in parallel and record finished uploads RECORD_UPLOADS at a time.
+
+        One journal transaction (one fsync) per group, not per image: on a gateway's flash an
+        fsync per image, made by this one thread, can take longer than the upload it records.
+        A crash forgets at most one group's records, and those uploads are simply repeated
+        (same key, same bytes). On the first failure the uploads not yet started are
+        cancelled, so an outage holds the main loop for the uploads in flight, not for the
+        whole batch; every upload that did finish is recorded before the error goes up.
+        """
         if not images:
             return
+        finished: list[str] = []
+        recorded = 0
         with ThreadPoolExecutor(max_workers=self.upload_concurrency) as pool:
-            for image in pool.map(self._put, images):
-                self.journal.advance([image.image_id], ImageState.UPLOADED)
+            futures = [pool.submit(self._put, image) for image in images]
+            try:
+                for future in as_completed(futures):
+                    finished.append(future.result().image_id)
+                    if len(finished) - recorded >= RECORD_UPLOADS:
+                        self.journal.advance(finished[recorded:], ImageState.UPLOADED)
+                        recorded = len(finished)
+            except Exception:
+                for future in futures:
+                    future.cancel()
+                wait(futures)
+                self.journal.advance([f.result().image_id for f in futures
+                                      if not f.cancelled() and f.exception() is None],
+                                     ImageState.UPLOADED)  # repeating a recorded step is a no-op
+                raise
+        if len(finished) > recorded:
+            self.journal.advance(finished[recorded:], ImageState.UPLOADED)
 
     def _put(self, image: ImageRecord) -> ImageRecord:
         body = Path(image.path).read_bytes()
