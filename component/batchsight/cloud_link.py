@@ -19,12 +19,21 @@ from urllib.parse import quote
 from botocore.exceptions import ClientError
 
 from batchsight.config import Config
+from batchsight.ingest import quarantine
 from batchsight.journal import ImageRecord, ImageState, Journal
 
 log = logging.getLogger(__name__)
 CONTRACT_VERSION = 1
 SEND_BATCH = 10  # SQS SendMessageBatch limit
 RECORD_UPLOADS = 10  # finished uploads per journal transaction
+
+
+class DamagedSpoolFile(RuntimeError):
+    """An image's spool file is gone or holds other bytes: it can never be uploaded as journaled."""
+
+    def __init__(self, image: ImageRecord, message: str) -> None:
+        super().__init__(message)
+        self.image = image
 
 
 class CloudLink:
@@ -47,8 +56,8 @@ class CloudLink:
         self._upload([i for i in images if i.state is ImageState.VALIDATED])
         self._enqueue(batch_id, [i for i in self.journal.batch_images(batch_id)
                                  if i.state is ImageState.UPLOADED])
-        pending = [i.image_id for i in self.journal.batch_images(batch_id)
-                   if i.state is ImageState.ENQUEUED]
+        images = self.journal.batch_images(batch_id)  # less any image set aside while uploading
+        pending = [i.image_id for i in images if i.state is ImageState.ENQUEUED]
         if pending:
             arn = self._start(batch_id, len(images))
             self.journal.set_execution(batch_id, arn)
@@ -74,7 +83,11 @@ class CloudLink:
             futures = [pool.submit(self._put, image) for image in images]
             try:
                 for future in as_completed(futures):
-                    finished.append(future.result().image_id)
+                    try:
+                        finished.append(future.result().image_id)
+                    except DamagedSpoolFile as exc:
+                        self._set_aside(exc.image, str(exc))
+                        continue
                     if len(finished) - recorded >= RECORD_UPLOADS:
                         self.journal.advance(finished[recorded:], ImageState.UPLOADED)
                         recorded = len(finished)
@@ -89,11 +102,24 @@ class CloudLink:
         if len(finished) > recorded:
             self.journal.advance(finished[recorded:], ImageState.UPLOADED)
 
+    def _set_aside(self, image: ImageRecord, reason: str) -> None:
+        """Quarantine what is left of a damaged spool file, so its batch can go on without it."""
+        path = Path(image.path)
+        if path.exists():
+            path = quarantine(self.config, path, image.file_name, reason)
+        self.journal.set_aside(image.image_id, str(path), reason)
+        log.error("image set aside: its spool file is damaged", extra={"image_id": image.image_id,
+                                                                      "reason": reason})
+
     def _put(self, image: ImageRecord) -> ImageRecord:
-        body = Path(image.path).read_bytes()
+        try:
+            body = Path(image.path).read_bytes()
+        except FileNotFoundError as exc:
+            raise DamagedSpoolFile(image, f"spool file {image.path} of image {image.image_id} is gone") from exc
         if hashlib.sha256(body).hexdigest() != image.image_id:
             # S3 would refuse it (BadDigest), emulators may not: never store other bytes under the key
-            raise RuntimeError(f"spool file {image.path} no longer holds image {image.image_id}; not uploaded")
+            raise DamagedSpoolFile(image, f"spool file {image.path} no longer holds image {image.image_id} "
+                                          "(its bytes changed on disk); not uploaded")
         self.s3.put_object(
             Bucket=self.config.aws.source_bucket, Key=self.source_key(image), Body=body,
             ContentType="image/jpeg" if image.ext == "jpg" else "image/png",

@@ -115,14 +115,19 @@ class Ingestor:
         return record is not None and record.state is ImageState.VALIDATED and not spooled.exists()
 
     def _quarantine(self, staged: Path, name: str, reason: str, origin: Path) -> IngestOutcome:
-        """Move the file aside under a name of its own, with a reason file; never delete it."""
-        target = _claim(self.config.quarantine_folder, name)
-        _move(staged, target)
-        target.with_name(target.name + _REASON).write_text(reason + "\n")
+        target = quarantine(self.config, staged, name, reason)
         self.journal.quarantined(str(target), reason)
-        log.warning("file quarantined", extra={"file_name": name, "reason": reason,
-                                               "quarantine_path": str(target)})
         return IngestOutcome(origin, None, reason)
+
+
+def quarantine(config: Config, path: Path, name: str, reason: str) -> Path:
+    """Move a file aside under a name of its own, with a reason file; never delete it."""
+    config.quarantine_folder.mkdir(parents=True, exist_ok=True)
+    target = _claim(config.quarantine_folder, name)
+    _move(path, target)
+    target.with_name(target.name + _REASON).write_text(reason + "\n")
+    log.warning("file quarantined", extra={"file_name": name, "reason": reason, "quarantine_path": str(target)})
+    return target
 
 
 def _skipped(origin: Path, where: Path, exc: OSError) -> IngestOutcome:

@@ -280,6 +280,14 @@ class Journal:
             db.execute("INSERT OR REPLACE INTO quarantine (path, reason, at) VALUES (?, ?, ?)",
                        (path, reason, time.time()))
 
+    def set_aside(self, image_id: str, path: str, reason: str) -> None:
+        """An image whose spool file is gone or damaged (the disk's doing, never ours): it leaves
+        the images and its batch and is listed in quarantine with the reason, in one step."""
+        with self._tx() as db:
+            db.execute("DELETE FROM images WHERE image_id=? AND state=?", (image_id, ImageState.VALIDATED.value))
+            db.execute("INSERT OR REPLACE INTO quarantine (path, reason, at) VALUES (?, ?, ?)",
+                       (path, reason, time.time()))
+
     def overdue(self, *, older_than: float) -> list[str]:
         """Images submitted before ``older_than`` whose result never came."""
         with self._lock:
