@@ -8,11 +8,13 @@ the threshold), scores <data>/<set>/test/{normal,anomaly}, and prints in one run
     in size: circuitboard 2000x1334, casting 512x512);
   - baselines: mean absolute difference from the mean training image per pixel (no
     alignment or normalisation), PCA reconstruction error, and for --method patchcore the
-    default aligned method too; and the AUROC ratio to the per-pixel baseline.
+    aligned method too; and the AUROC ratio to the per-pixel baseline;
+  - a summary table (markdown) of all sets at the end.
 
-    python bench/detector_eval.py                              # aligned method, both sets
-    python bench/detector_eval.py --method patchcore           # the ONNX-feature method
-    python bench/detector_eval.py --set casting --extra-normal 'stream/images/cast_ok_*' --bank 128
+    python bench/detector_eval.py                              # patchcore (default), both sets
+    python bench/detector_eval.py --method aligned             # the numpy-only method
+    python bench/detector_eval.py --augment none               # patchcore without flips/rotations
+    python bench/detector_eval.py --set casting --extra-normal 'stream/images/cast_ok_*'
     python bench/detector_eval.py --data /path/to/data --supervised --working-size 192
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,7 +44,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--set", default="circuitboard,casting",
                         help="comma-separated folders under --data (circuitboard, casting)")
-    parser.add_argument("--method", choices=["aligned", "patchcore"], default="aligned")
+    parser.add_argument("--method", choices=["aligned", "patchcore"], default="patchcore")
     parser.add_argument("--working-size", type=int, default=None,
                         help="aligned: side (default 128); patchcore: network input's long "
                              "side (default from the image size)")
@@ -52,12 +55,20 @@ def main() -> None:
                              "e.g. 'stream/images/cast_ok_*'")
     parser.add_argument("--supervised", action="store_true",
                         help="also pass train/anomaly to fit() so it sets an F1-optimal threshold")
+    parser.add_argument("--augment", default="auto",
+                        help="patchcore: auto, none, or transform names (flip_h,flip_v,rot180,...)")
     args = parser.parse_args()
-    for name in args.set.split(","):
-        evaluate(args, name.strip())
+    rows = [evaluate(args, name.strip()) for name in args.set.split(",")]
+    print(f"\n== summary, method {args.method}"
+          f"{', threshold from train/anomaly' if args.supervised else ''} ==")
+    print("| set | image | AUROC | P / R / F1 | latency p50 / p95 | per-pixel | PCA"
+          + (" | aligned |" if args.method != "aligned" else " |"))
+    print("|---|---|---|---|---|---|---" + ("|---|" if args.method != "aligned" else "|"))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
 
 
-def evaluate(args: argparse.Namespace, name: str) -> None:
+def evaluate(args: argparse.Namespace, name: str) -> list[str]:
     root = args.data / name
     train_normal = read_images(root / "train" / "normal")
     if args.extra_normal:
@@ -67,19 +78,29 @@ def evaluate(args: argparse.Namespace, name: str) -> None:
     test_anomaly = read_images(root / "test" / "anomaly")
     labels = np.array([0] * len(test_normal) + [1] * len(test_anomaly))
     test = test_normal + test_anomaly
+    size = image_size(test[0])
     print(f"\n== set {name}, method {args.method} ==")
     print(f"set {name}: train {len(train_normal)} normal"
           f"{f' + {len(train_anomaly)} anomalous' if train_anomaly else ''}, "
-          f"test {len(test_normal)} normal + {len(test_anomaly)} anomalous, "
-          f"{image_size(test[0])}")
+          f"test {len(test_normal)} normal + {len(test_anomaly)} anomalous, {size}")
 
+    augment = args.augment if args.augment in ("auto", "none") else args.augment.split(",")
     started = time.perf_counter()
     model = fit(train_normal, anomalous_images=train_anomaly or None, method=args.method,
-                working_size=args.working_size, color=args.color, max_bank_images=args.bank)
-    kept = (f"{len(model.bank.patches)} patches kept, input {model.bank.size[0]}x"
-            f"{model.bank.size[1]}" if args.method == "patchcore"
-            else f"{len(model.bank.images)} images kept")
-    print(f"fit {time.perf_counter() - started:.2f} s, {kept}, threshold {model.threshold:.3f}")
+                working_size=args.working_size, color=args.color, max_bank_images=args.bank,
+                augment=augment)
+    if args.method == "patchcore":
+        kept = (f"{len(model.bank.patches)} patches kept, input {model.bank.size[0]}x"
+                f"{model.bank.size[1]}, augmentation {','.join(model.augmentation) or 'none'} "
+                f"(check: {model.augmentation_check or 'skipped'})")
+    else:
+        kept = f"{len(model.bank.images)} images kept"
+    print(f"fit {time.perf_counter() - started:.2f} s, {kept}")
+    held = model.held_out_scores
+    rule = "max F1 vs train/anomaly" if train_anomaly else "unsupervised"
+    print(f"threshold {model.threshold:.3f} ({rule}); "
+          f"held-out normal scores median {np.median(held):.2f}, max {held.max():.2f}; "
+          f"score spread {model.score_spread:.3f}")
 
     model.detect(test[0])                      # warm-up: session start, first allocations
     verdicts, scores, latencies = [], [], []
@@ -90,24 +111,29 @@ def evaluate(args: argparse.Namespace, name: str) -> None:
         scores.append(model.score(data))
     detector_auroc = auroc(np.array(scores), labels)
     print(f"AUROC {detector_auroc:.3f}")
-    report_threshold(np.array(verdicts), labels)
+    precision, recall, f1 = report_threshold(np.array(verdicts), labels)
     ms = np.array(latencies) * 1000
-    print(f"latency per image (decode + detect, {image_size(test[0])}): median "
-          f"{np.median(ms):.1f} ms, p95 {np.percentile(ms, 95):.1f} ms, max {ms.max():.1f} ms")
+    print(f"latency per image (decode + detect, {size}): median "
+          f"{np.median(ms):.1f} ms, p95 {np.percentile(ms, 95):.1f} ms, max {ms.max():.1f} ms "
+          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
     prep = Preprocessing(128 if args.method == "patchcore" else args.working_size or 128,
                          args.color)
-    baseline = baseline_scores(train_normal, test, prep)
-    baseline_auroc = auroc(baseline, labels)
+    baseline_auroc = auroc(baseline_scores(train_normal, test, prep), labels)
     print(f"baseline (per-pixel mean abs diff) AUROC {baseline_auroc:.3f}")
-    print(f"baseline (PCA reconstruction error) AUROC "
-          f"{auroc(pca_scores(train_normal, test, Preprocessing(64, 'gray')), labels):.3f}")
+    pca_auroc = auroc(pca_scores(train_normal, test, Preprocessing(64, "gray")), labels)
+    print(f"baseline (PCA reconstruction error) AUROC {pca_auroc:.3f}")
+    row = [name, size, f"{detector_auroc:.3f}", f"{precision:.2f} / {recall:.2f} / {f1:.2f}",
+           f"{np.median(ms):.0f} / {np.percentile(ms, 95):.0f} ms", f"{baseline_auroc:.3f}",
+           f"{pca_auroc:.3f}"]
     if args.method != "aligned":
         aligned = fit(train_normal, anomalous_images=train_anomaly or None,
                       max_bank_images=args.bank)
-        print(f"baseline (aligned method, default) AUROC "
-              f"{auroc(np.array([aligned.score(d) for d in test]), labels):.3f}")
+        aligned_auroc = auroc(np.array([aligned.score(d) for d in test]), labels)
+        print(f"baseline (aligned method, default) AUROC {aligned_auroc:.3f}")
+        row.append(f"{aligned_auroc:.3f}")
     print(f"AUROC ratio detector/baseline {detector_auroc / baseline_auroc:.2f}")
+    return row
 
 
 def image_size(data: bytes) -> str:
@@ -134,7 +160,7 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(u / (positives * negatives))
 
 
-def report_threshold(predicted: np.ndarray, labels: np.ndarray) -> None:
+def report_threshold(predicted: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
     tp = int(np.sum(predicted & (labels == 1)))
     fp = int(np.sum(predicted & (labels == 0)))
     fn = int(np.sum(~predicted & (labels == 1)))
@@ -146,6 +172,7 @@ def report_threshold(predicted: np.ndarray, labels: np.ndarray) -> None:
     print("confusion matrix      predicted normal  predicted anomaly")
     print(f"  actual normal       {tn:16d}  {fp:17d}")
     print(f"  actual anomaly      {fn:16d}  {tp:17d}")
+    return precision, recall, f1
 
 
 def pca_scores(train: list[bytes], test: list[bytes], prep: Preprocessing) -> np.ndarray:

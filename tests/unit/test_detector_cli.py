@@ -27,13 +27,19 @@ def test_fit_then_evaluate_prints_auroc_and_confusion(tmp_path: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         frame.path.rename(target)
     model = tmp_path / "m.npz"
-    fitted = _run("fit", "--normal", str(train), "--output", str(model), "--working-size", "64")
+    fitted = _run("fit", "--normal", str(train), "--output", str(model))
     assert fitted.returncode == 0, fitted.stderr
+    assert fitted.stdout.startswith("fitted patchcore on 24 normal images")   # the default method
     result = _run("evaluate", "--model", str(model), "--test", str(tmp_path / "test"))
     assert result.returncode == 0, result.stderr
     value = float(re.search(r"^AUROC (\d\.\d{3})$", result.stdout, re.M).group(1))
     assert value >= 0.9
     assert "confusion matrix" in result.stdout and "latency per image" in result.stdout
+    assert re.search(r"^precision \d\.\d{3}  recall \d\.\d{3}  F1 \d\.\d{3}", result.stdout, re.M)
+
+    aligned = _run("fit", "--normal", str(train), "--output", str(tmp_path / "a.npz"),
+                   "--method", "aligned", "--working-size", "64")
+    assert aligned.returncode == 0 and aligned.stdout.startswith("fitted aligned"), aligned.stderr
 
 
 def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
