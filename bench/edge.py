@@ -62,6 +62,7 @@ sys.path.insert(1, str(REPO / "cloud" / "src"))
 
 from batchsight.cloud_link import CloudLink  # noqa: E402
 from batchsight.config import Config, config_from_dict  # noqa: E402
+import batchsight.ingest as ingest_module  # noqa: E402
 from batchsight.ingest import Ingestor  # noqa: E402
 from batchsight.journal import ImageState, Journal  # noqa: E402
 from batchsight.runtime import aws_clients  # noqa: E402
@@ -276,7 +277,8 @@ def ingest_one_set(kind: str, sources: list[Path], count: int, work: Path,
     baseline = count / timed(lambda: [hashlib.sha256(p.read_bytes()).digest() for p in paths])
     config = config_from_dict(edge_settings(work, endpoint_url="http://127.0.0.1:9"))
     journal = Journal(config.journal_path)
-    with component_logging(work / "edge.log"), fsync_clock() as fsyncs, check_clock() as checks:
+    with component_logging(work / "edge.log"), clock(os, "fsync") as fsyncs, \
+            clock(ingest_module, "check_image") as checks:
         rate = count / ingest_all(config, journal, paths)
     journal.close()
     per_image, checking, syncing = 1000 / rate, sum(checks) * 1000 / count, sum(fsyncs) * 1000 / count
@@ -291,46 +293,27 @@ def ingest_one_set(kind: str, sources: list[Path], count: int, work: Path,
 
 
 @contextlib.contextmanager
-def fsync_clock() -> Iterator[list[float]]:
-    """Times every os.fsync the component makes meanwhile (SQLite's own are not seen):
-    ingest's durability is made of these, and their cost depends on the disk, not on us."""
-    costs: list[float] = []
-    real = os.fsync
+def clock(owner: Any, name: str) -> Iterator[list[float]]:
+    """Times every call of ``owner.name`` made meanwhile, inside the timed run itself.
 
-    def fsync(fd: Any) -> None:
+    Used on ``os.fsync`` (ingest's durability: its cost depends on the disk, not on us; SQLite's
+    own fsyncs are not seen) and on ingest's ``check_image`` (decode + SHA-256).
+    """
+    costs: list[float] = []
+    real = getattr(owner, name)
+
+    def clocked(*args: Any) -> Any:
         started = time.perf_counter()
         try:
-            real(fd)
+            return real(*args)
         finally:
             costs.append(time.perf_counter() - started)
 
-    os.fsync = fsync
+    setattr(owner, name, clocked)
     try:
         yield costs
     finally:
-        os.fsync = real
-
-
-@contextlib.contextmanager
-def check_clock() -> Iterator[list[float]]:
-    """Times ingest's content validation (decode + SHA-256) inside the timed run itself."""
-    import batchsight.ingest as ingest_module
-
-    costs: list[float] = []
-    real = ingest_module.check_image
-
-    def check_image(data: bytes, limits: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return real(data, limits)
-        finally:
-            costs.append(time.perf_counter() - started)
-
-    ingest_module.check_image = check_image
-    try:
-        yield costs
-    finally:
-        ingest_module.check_image = real
+        setattr(owner, name, real)
 
 
 def timed(work: Callable[[], object]) -> float:

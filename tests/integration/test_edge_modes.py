@@ -7,7 +7,6 @@ corrections, and the fallback to the cloud when the local model is missing.
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +18,7 @@ import yaml
 
 from batchsight_cloud.detector import DetectorModel
 from batchsight_cloud.local.hmi import Subscriber
+from batchsight_cloud.local.stack import free_port
 from batchsight_cloud.synth import generate
 from tests.integration.test_end_to_end import Edge, _config, _result_keys, _wait_for, hmi  # noqa: F401 - hmi is a fixture
 from tests.support import CloudFixture, load_schema
@@ -26,16 +26,10 @@ from tests.support import CloudFixture, load_schema
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _edge_config(tmp: Path, cloud: CloudFixture, broker_port: int, **inference: Any) -> Path:
     path = _config(tmp, cloud, broker_port)
     data = yaml.safe_load(path.read_text())
-    data["inference"] = {"endpoint": f"http://127.0.0.1:{_free_port()}", "retry_seconds": 1.0, **inference}
+    data["inference"] = {"endpoint": f"http://127.0.0.1:{free_port()}", "retry_seconds": 1.0, **inference}
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -161,7 +155,7 @@ def test_model_fetched_from_s3_once_and_served(local_cloud: CloudFixture, tmp_pa
     s3 = local_cloud.client("s3")
     bucket = local_cloud.outputs.source_bucket
     s3.upload_file(str(fitted_model), bucket, "models/line-7/detector-v3.npz")
-    port = _free_port()
+    port = free_port()
     config = config_from_dict({
         "drop_folder": str(tmp_path / "drop"), "work_folder": str(tmp_path / "work"),
         "aws": {"source_bucket": bucket, "final_bucket": "f", "queue_url": "q", "state_machine_arn": "a"},

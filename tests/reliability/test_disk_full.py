@@ -26,7 +26,7 @@ import yaml
 
 from batchsight_cloud.local.hmi import Subscriber
 from batchsight_cloud.synth import generate
-from tests.integration.test_end_to_end import DEVICE, LINE, SITE, Edge, _config, _result_keys
+from tests.integration.test_end_to_end import Edge, _config, _result_keys, hmi  # noqa: F401 - hmi is a fixture
 from tests.reliability.faults import DiskFiller, integrity, journal_states, mount_tmpfs, unmount, wait_for
 from tests.support import CloudFixture, report_reliability
 
@@ -44,14 +44,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield folder
     finally:
         unmount(folder)
-
-
-@pytest.fixture
-def hmi(mqtt_broker: Any) -> Iterator[Subscriber]:
-    subscriber = Subscriber(mqtt_broker.port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#", echo=False)
-    subscriber.start()
-    yield subscriber
-    subscriber.stop()
 
 
 def _edge_config(tmp_path: Path, cloud: CloudFixture, port: int, *, drop: Path, work: Path,

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -28,16 +27,11 @@ from batchsight.journal import ImageState, Journal, Route
 from batchsight.local_detector import LocalDetector
 from batchsight.publishers.outbox import Outbox
 from batchsight_cloud.detector.serve import ModelSlot, make_server
+from batchsight_cloud.local.stack import free_port
 from batchsight_cloud.synth import generate
 from tests.unit.test_outbox import FakeBroker
 
 AWS = {"source_bucket": "src", "final_bucket": "final", "queue_url": "https://q", "state_machine_arn": "arn:sm"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Serve:

@@ -633,18 +633,17 @@ def test_build_real_repository(tmp_path):
 
 def test_artifact_serves_the_detector_for_the_edge_modes(tmp_path, fitted_model):
     """Unpacked as Greengrass unpacks it, with the Run step's PYTHONPATH, `serve` answers /ping."""
-    import socket
     import time
     import urllib.request
+
+    from batchsight_cloud.local.stack import free_port
 
     out = tmp_path / "greengrass-build"
     assert run_build(BUILD_SCRIPT, "--version", "0.1.0", "--out", str(out)).returncode == 0
     unpacked = tmp_path / "unpacked"
     zipfile.ZipFile(out / "artifacts" / COMPONENT / "0.1.0" / ZIP_FILE).extractall(unpacked)
     assert (unpacked / "component/requirements-detector.txt").is_file()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": f"{unpacked / 'component'}:{unpacked / 'cloud' / 'src'}"}
     where = subprocess.run([sys.executable, "-c", "import batchsight_cloud.detector.serve as s; print(s.__file__)"],
                            env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout

@@ -100,17 +100,23 @@ def test_python_runs_the_cli_help() -> None:
 SAM_CLI = "aws-sam-cli==1.170.0"
 
 
-def _sam() -> str:
-    """`sam` in a venv of its own: aws-sam-cli pins watchdog 4, which the gateway cannot use."""
-    found = shutil.which("sam")
+def _venv_tool(command: str, requirement: str) -> str:
+    """A CLI on PATH, else installed once into .tools/<command>-venv: a venv of its own because
+    these tools pin libraries the gateway cannot take (see _sam and _checkov)."""
+    found = shutil.which(command)
     if found:
         return found
-    venv = REPO / ".tools" / "sam-venv"
-    sam = venv / "bin" / "sam"
-    if not sam.exists():
+    venv = REPO / ".tools" / f"{command}-venv"
+    executable = venv / "bin" / command
+    if not executable.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", SAM_CLI], check=True, timeout=900)
-    return str(sam)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", requirement], check=True, timeout=900)
+    return str(executable)
+
+
+def _sam() -> str:
+    """aws-sam-cli pins watchdog 4, which the gateway cannot use."""
+    return _venv_tool("sam", SAM_CLI)
 
 
 def test_template_is_clean_under_sam_validate_lint() -> None:
@@ -139,17 +145,9 @@ CHECKOV = "checkov==3.3.30"
 
 
 def _checkov() -> str:
-    """`checkov` in a venv of its own, like `sam`: checkov 3.3.30 pins boto3==1.35.49, packaging<24
-    and networkx<2.7, which would downgrade the boto3/botocore 1.44 the gateway is tested with."""
-    found = shutil.which("checkov")
-    if found:
-        return found
-    venv = REPO / ".tools" / "checkov-venv"
-    checkov = venv / "bin" / "checkov"
-    if not checkov.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", CHECKOV], check=True, timeout=900)
-    return str(checkov)
+    """checkov 3.3.30 pins boto3==1.35.49, packaging<24 and networkx<2.7, which would downgrade
+    the boto3/botocore 1.44 the gateway is tested with."""
+    return _venv_tool("checkov", CHECKOV)
 
 
 def test_template_is_clean_under_checkov() -> None:

@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from batchsight_cloud.local.broker import MqttBroker
 from batchsight_cloud.local.camera import drop, style_for
 from batchsight_cloud.local.hmi import Subscriber
 from batchsight_cloud.local.hosting import hosting_for
-from batchsight_cloud.local.stack import CREDENTIALS, LocalCloud, StackOutputs
+from batchsight_cloud.local.stack import CREDENTIALS, LocalCloud, StackOutputs, free_port
 from batchsight_cloud.synth import generate, generate_training_set
 
 SITE, LINE, DEVICE = "demo-plant", "line-1", "gateway-1"
@@ -84,16 +83,10 @@ def _edge_config(work: Path, outputs: StackOutputs, broker_port: int, inference:
     }
     if inference != "cloud":  # the component serves the same model file itself (batchsight serve)
         config["inference"] = {"mode": inference, "model": str(model),
-                               "endpoint": f"http://127.0.0.1:{_free_port()}", "audit_fraction": 0.2}
+                               "endpoint": f"http://127.0.0.1:{free_port()}", "audit_fraction": 0.2}
     path = work / "edge.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _start_edge(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
