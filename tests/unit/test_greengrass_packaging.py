@@ -664,3 +664,15 @@ def test_artifact_serves_the_detector_for_the_edge_modes(tmp_path, fitted_model)
     finally:
         server.terminate()
         server.wait(10)
+
+
+SECRET_SHAPES = re.compile(r"(AKIA|ASIA)[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|aws_secret_access_key", re.I)
+
+
+def test_no_secrets_in_the_recipe_gdk_config_or_template(recipe):
+    """Credentials come from the Token Exchange Service, broker secrets from a file the plant owns."""
+    config = program_configuration(recipe)
+    assert config["mqtt"]["password"] == "" and config["mqtt"]["password_file"] == ""
+    assert config["mqtt"]["username"] == "" and config["mqtt"]["key_file"] == ""
+    for path in (RECIPE, GDK_CONFIG, ROOT / "cloud" / "template.yaml", ROOT / "component" / "requirements.txt"):
+        assert not SECRET_SHAPES.search(path.read_text(encoding="utf-8")), path

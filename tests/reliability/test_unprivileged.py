@@ -1,0 +1,93 @@
+"""The component runs as an unprivileged user and writes nowhere but its drop and work folders.
+
+Greengrass runs it as the component user (``RequiresPrivilege: false`` in the recipe, e.g.
+ggc_user). Here it runs as ``nobody``, with only the drop and work folders its own, through a
+whole drop-to-alert round trip; then every file on the machine that ``nobody`` created or
+changed since the start must lie inside those two folders.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from batchsight_cloud.local.hmi import Subscriber
+from batchsight_cloud.local.stack import CREDENTIALS
+from batchsight_cloud.synth import generate
+from tests.integration.test_end_to_end import _config, _wait_for, hmi  # noqa: F401 - hmi is a fixture
+from tests.support import CloudFixture
+
+pytestmark = pytest.mark.integration
+USER = "nobody"
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    """Outside pytest's 0700 temporary folders, so that the other user can reach its own."""
+    if os.geteuid() != 0:
+        pytest.skip("starting the component as another user needs root (CI runs as root)")
+    folder = Path(tempfile.mkdtemp(prefix="batchsight-unprivileged-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _files_written_by(uid: int, since: float, roots: list[str]) -> list[str]:
+    """Every path under these roots (each on its own file system) owned by uid and changed since."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since - 1))
+    found = []
+    for root in roots:
+        result = subprocess.run(["find", root, "-xdev", "-user", str(uid), "-newermt", stamp, "-print"],
+                                capture_output=True, text=True, timeout=120)
+        found += result.stdout.split()
+    return sorted(set(found))
+
+
+def test_component_runs_unprivileged_and_writes_only_its_folders(local_cloud: CloudFixture, mqtt_broker: Any,
+                                                                hmi: Subscriber, base: Path) -> None:  # noqa: F811
+    user = pwd.getpwnam(USER)
+    drop, work = base / "drop", base / "work"
+    for folder in (drop, work):
+        folder.mkdir()
+        os.chown(folder, user.pw_uid, user.pw_gid)
+    config = _config(base, local_cloud, mqtt_broker.port)
+    config.chmod(0o644)
+    assert yaml.safe_load(config.read_text())["work_folder"] == str(work)
+    try:
+        subprocess.run([sys.executable, "-c", "import batchsight.runtime"], user=user.pw_uid, group=user.pw_gid,
+                       extra_groups=[], cwd=base, check=True, capture_output=True, timeout=60)
+    except (PermissionError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"{USER} cannot run this Python and the program ({exc}); "
+                    "install them where other users can read them (e.g. not under /root)")
+    started = time.time()
+    env = {**os.environ, **CREDENTIALS, "HOME": str(work)}
+    env.pop("AWS_ENDPOINT_URL", None)
+    edge = subprocess.Popen([sys.executable, "-m", "batchsight", "run", "--config", str(config)],
+                            user=user.pw_uid, group=user.pw_gid, extra_groups=[], cwd=base, env=env,
+                            stdout=(base / "edge.log").open("ab"), stderr=subprocess.STDOUT)
+    try:
+        frames = generate(base / "camera", count=4, size=128, seed=71)
+        for frame in frames:
+            (drop / frame.path.name).write_bytes(frame.path.read_bytes())
+        _wait_for(lambda: len(hmi.results) >= len(frames), 90, "every result, from an unprivileged component")
+        uids = next(line for line in Path(f"/proc/{edge.pid}/status").read_text().splitlines()
+                    if line.startswith("Uid:")).split()[1:]
+        assert set(uids) == {str(user.pw_uid)}, f"real/effective/saved/fs uids {uids}"
+    finally:
+        edge.send_signal(signal.SIGTERM)
+        assert edge.wait(timeout=20) == 0, (base / "edge.log").read_text()[-2000:]
+    roots = sorted({"/", "/tmp", "/dev/shm", "/var/tmp", str(base)})
+    outside = [p for p in _files_written_by(user.pw_uid, started, roots)
+               if not (p == str(drop) or p.startswith(f"{drop}/") or p == str(work) or p.startswith(f"{work}/"))]
+    assert outside == [], f"the component wrote outside its drop and work folders: {outside[:20]}"
