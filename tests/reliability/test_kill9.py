@@ -23,7 +23,7 @@ from tests.integration.test_end_to_end import DEVICE, LINE, SITE, Edge, _config,
 from tests.support import CloudFixture, report_reliability
 
 pytestmark = pytest.mark.integration
-IMAGES, KILLS = 120, 8
+IMAGES, KILLS = 300, 12
 
 
 def test_sigkill_at_random_points_loses_and_doubles_nothing(local_cloud: CloudFixture, mqtt_broker: Any,
@@ -39,14 +39,14 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(local_cloud: CloudFi
     def camera() -> None:
         for frame in frames:
             (drop / frame.path.name).write_bytes(frame.path.read_bytes())
-            time.sleep(rng.uniform(0.02, 0.15))
+            time.sleep(rng.uniform(0.01, 0.1))
 
     dropping = threading.Thread(target=camera)
     dropping.start()
     edge = Edge(config, tmp_path / "edge.log")
     try:
         for _ in range(KILLS):
-            time.sleep(rng.uniform(1.0, 4.0))
+            time.sleep(rng.uniform(0.5, 2.5))  # while the camera still drops
             edge.process.send_signal(signal.SIGKILL)
             edge.process.wait(timeout=10)
             edge = Edge(config, tmp_path / "edge.log")
@@ -62,6 +62,8 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(local_cloud: CloudFi
     keys = _result_keys(local_cloud)
     assert len(keys) == len(set(keys)) == IMAGES, "exactly one result document per image"
     assert set(hmi.results) == {k.rsplit("/", 1)[1][:-5] for k in keys}
+    assert set(hmi.alerts) == {i for i, (_, m) in hmi.results.items() if m["is_anomalous"]}, \
+        "an alert for every anomalous image, none for the others"
     doubled = hmi.duplicates
     print(f"\nkill -9 run: {IMAGES} images, {KILLS} kills, {len(keys)} result documents, "
           f"{len(hmi.results)} images published, {doubled} duplicate result/alert messages")
