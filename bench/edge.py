@@ -487,14 +487,18 @@ def bench_latency(data: Path, sizes: Sizes, work: Path, figures: list[Figure]) -
     frames = sorted((data / "casting" / "stream" / "images").glob("*.jp*g"))[: sizes.latency]
     saved_environment = dict(os.environ)
     cloud, sfn_arn = start_local_cloud(data, work)
+    latencies: dict[str, list[float]] = {}
     try:
-        with MqttBroker() as broker:
-            subscriber = Subscriber(broker.port, "factory/bench/line-1/gw-bench/inspection/#", echo=False)
-            subscriber.start()
-            try:
-                latencies = run_camera(cloud, broker.port, subscriber, frames, sizes.latency_gap, work)
-            finally:
-                subscriber.stop()
+        for mode in ("cloud", "edge"):  # edge: the same model, served on the gateway (batchsight serve)
+            with MqttBroker() as broker:
+                subscriber = Subscriber(broker.port, "factory/bench/line-1/gw-bench/inspection/#", echo=False)
+                subscriber.start()
+                try:
+                    latencies[mode] = run_camera(cloud, broker.port, subscriber, frames, sizes.latency_gap,
+                                                 work / mode, inference=mode,
+                                                 model=work / "model" / "detector.npz")
+                finally:
+                    subscriber.stop()
         wait_for_executions(cloud, sfn_arn)
         executions = count_executions(cloud, sfn_arn)
     finally:
@@ -507,15 +511,22 @@ def bench_latency(data: Path, sizes: Sizes, work: Path, figures: list[Figure]) -
 
     warm = min(STABLE_SECONDS, 1.0) + TICK_SECONDS + RESULT_POLL_SECONDS
     cold = warm + math.ceil(MODEL_START_SECONDS / POLL_SECONDS) * POLL_SECONDS
-    detail = (f"{len(latencies)} of {len(frames)} images, one every {sizes.latency_gap} s, "
+    detail = (f"{len(latencies['cloud'])} of {len(frames)} images, one every {sizes.latency_gap} s, "
               f"batch.max_age_seconds {IMMEDIATE_AGE_SECONDS}; {executions} executions, {starts} model "
               f"starts; floor with the model hosted = settle {min(STABLE_SECONDS, 1.0)} + edge tick "
               f"{TICK_SECONDS} + result poll {RESULT_POLL_SECONDS} s; an image that waits for a start "
               f"also pays {MODEL_START_SECONDS} s on a {POLL_SECONDS} s readiness poll ({cold:.1f} s)")
     for percent in (50, 95):
-        value = percentile(latencies, percent) if latencies else float("nan")
+        value = percentile(latencies["cloud"], percent) if latencies["cloud"] else float("nan")
         report(Figure(f"drop-to-result p{percent}", value, "s", warm, "floor (hosted)", value / warm,
                       detail=detail if percent == 50 else ""), figures)
+    floor = min(STABLE_SECONDS, 1.0) + TICK_SECONDS
+    for percent in (50, 95):
+        value = percentile(latencies["edge"], percent) if latencies["edge"] else float("nan")
+        report(Figure(f"drop-to-result p{percent}, edge mode", value, "s", floor, "floor (settle + tick)",
+                      value / floor, detail=(f"{len(latencies['edge'])} of {len(frames)} images judged by "
+                                             "the gateway's own detector process, no cloud call")
+                      if percent == 50 else ""), figures)
 
 
 def start_local_cloud(data: Path, work: Path) -> tuple[Any, str]:
@@ -539,8 +550,9 @@ def start_local_cloud(data: Path, work: Path) -> tuple[Any, str]:
 
 
 def run_camera(cloud: Any, broker_port: int, subscriber: Any, frames: list[Path], gap: float,
-               work: Path) -> list[float]:
-    """Start the edge, wait until it says it runs, drop the frames, collect the latencies."""
+               work: Path, *, inference: str, model: Path) -> list[float]:
+    """Start the edge, wait until it says it runs (and judges where it should), drop the frames,
+    collect the latencies."""
     from batchsight_cloud.local.broker import protocol_for_port
 
     outputs = cloud.outputs
@@ -551,9 +563,13 @@ def run_camera(cloud: Any, broker_port: int, subscriber: Any, frames: list[Path]
     settings["aws"].update(source_bucket=outputs.source_bucket, final_bucket=outputs.final_bucket,
                            queue_url=outputs.queue_url, state_machine_arn=outputs.state_machine_arn)
     settings["mqtt"]["protocol"] = protocol_for_port(broker_port)
+    if inference != "cloud":
+        settings["inference"] = {"mode": inference, "model": str(model),
+                                 "endpoint": f"http://127.0.0.1:{free_port()}"}
     edge = start_edge(settings, work)
     try:
-        wait_until(lambda: subscriber.statuses, 60.0, "the edge's first status message", edge)
+        wait_until(lambda: any(s.get("judging") == inference for s in subscriber.statuses), 60.0,
+                   f"the edge's status saying it judges in the {inference}", edge)
         dropped = drop_frames(frames, Path(settings["drop_folder"]), gap)
         wait_until(lambda: len(subscriber.results) >= len(frames), 60.0 + len(frames) * 0.5,
                    "every result on MQTT", edge, required=False)
