@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import site
 import signal
 import subprocess
 import sys
@@ -40,7 +41,48 @@ def base() -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="batchsight-unprivileged-"))
     folder.chmod(0o755)
     yield folder
+    mounts = sorted((folder / "mnt").glob("*"))
+    for mount in mounts:
+        subprocess.run(["umount", str(mount)], check=False)
+    if any(os.path.ismount(mount) for mount in mounts):  # never delete through a bind mount
+        raise RuntimeError(f"could not unmount the bind mounts under {folder / 'mnt'}; unmount them by hand")
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Every folder on the way can be traversed by any user (what exec and open need)."""
+    return all(parent.stat().st_mode & 0o001 for parent in [path, *path.parents] if parent.is_dir())
+
+
+def _visible(path: Path, base: Path) -> Path:
+    """``path`` itself when other users can reach it, else a read-only bind mount of it under
+    ``base/mnt`` (an interpreter or a checkout under /root, say), so the test runs anywhere."""
+    if _reachable_by_others(path):
+        return path
+    (base / "mnt").mkdir(exist_ok=True)
+    mount = base / "mnt" / str(len(list((base / "mnt").iterdir())))
+    mount.mkdir()
+    result = subprocess.run(["mount", "--bind", "-o", "ro", str(path), str(mount)], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"{path} is not reachable by other users and cannot be bind-mounted: {result.stderr.strip()}")
+    return mount
+
+
+def _program_for(user: pwd.struct_passwd, base: Path) -> dict[str, str]:
+    """The interpreter and the environment (PYTHONPATH: the program, then the venv's packages;
+    the interpreter's own libpython first) as the other user sees them."""
+    prefix = _visible(Path(sys.base_prefix), base)
+    repo = _visible(Path(__file__).resolve().parents[2], base)
+    packages = _visible(Path(site.getsitepackages()[0]), base)
+    program = {"PYTHON": str(prefix / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"),
+               "PYTHONPATH": f"{repo}/component:{repo}/cloud/src:{packages}",
+               "LD_LIBRARY_PATH": str(prefix / "lib")}
+    probe = subprocess.run([program["PYTHON"], "-c", "import ssl, batchsight.runtime, awscrt, boto3"],
+                           user=user.pw_uid, group=user.pw_gid, extra_groups=[], cwd=base, capture_output=True,
+                           text=True, timeout=60, env={"PATH": os.environ.get("PATH", ""), **program})
+    if probe.returncode != 0:
+        pytest.skip(f"{USER} cannot run the program here: {probe.stderr.strip()[-300:]}")
+    return program
 
 
 def _files_written_by(uid: int, since: float, roots: list[str]) -> list[str]:
@@ -64,16 +106,11 @@ def test_component_runs_unprivileged_and_writes_only_its_folders(local_cloud: Cl
     config = _config(base, local_cloud, mqtt_broker.port)
     config.chmod(0o644)
     assert yaml.safe_load(config.read_text())["work_folder"] == str(work)
-    try:
-        subprocess.run([sys.executable, "-c", "import batchsight.runtime"], user=user.pw_uid, group=user.pw_gid,
-                       extra_groups=[], cwd=base, check=True, capture_output=True, timeout=60)
-    except (PermissionError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"{USER} cannot run this Python and the program ({exc}); "
-                    "install them where other users can read them (e.g. not under /root)")
+    program = _program_for(user, base)
     started = time.time()
-    env = {**os.environ, **CREDENTIALS, "HOME": str(work)}
+    env = {**os.environ, **CREDENTIALS, **program, "HOME": str(work)}
     env.pop("AWS_ENDPOINT_URL", None)
-    edge = subprocess.Popen([sys.executable, "-m", "batchsight", "run", "--config", str(config)],
+    edge = subprocess.Popen([program["PYTHON"], "-m", "batchsight", "run", "--config", str(config)],
                             user=user.pw_uid, group=user.pw_gid, extra_groups=[], cwd=base, env=env,
                             stdout=(base / "edge.log").open("ab"), stderr=subprocess.STDOUT)
     try:
@@ -87,7 +124,7 @@ def test_component_runs_unprivileged_and_writes_only_its_folders(local_cloud: Cl
     finally:
         edge.send_signal(signal.SIGTERM)
         assert edge.wait(timeout=20) == 0, (base / "edge.log").read_text()[-2000:]
-    roots = sorted({"/", "/tmp", "/dev/shm", "/var/tmp", str(base)})
+    roots = sorted({"/", "/tmp", "/dev/shm", "/var/tmp"})
     outside = [p for p in _files_written_by(user.pw_uid, started, roots)
                if not (p == str(drop) or p.startswith(f"{drop}/") or p == str(work) or p.startswith(f"{work}/"))]
     assert outside == [], f"the component wrote outside its drop and work folders: {outside[:20]}"
