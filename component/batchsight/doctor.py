@@ -74,6 +74,40 @@ def _broker(config: Config) -> Check:
     return Check("mqtt broker", True, where)
 
 
+def _local_detector(config: Config, s3: Any) -> Check:
+    """Edge modes: the model the component will serve, or the server it will call, is usable.
+
+    With ``inference.model`` the component starts the server itself, so the check is on what it
+    needs (the detector package, the model file or object); otherwise the endpoint must answer.
+    """
+    import importlib.util
+    from urllib.parse import urlsplit
+
+    from batchsight.detector_server import SERVER_MODULE
+    from batchsight.local_detector import DetectorUnavailable, LocalDetector
+
+    inference = config.inference
+    if inference.model:
+        if importlib.util.find_spec(SERVER_MODULE.rsplit(".", 1)[0]) is None:
+            return Check("local detector", False, "the detector package is not installed: install "
+                                                  "component/requirements-detector.txt (the recipe does in edge modes)")
+        if inference.model.startswith("s3://"):
+            url = urlsplit(inference.model)
+            return _aws("local detector", lambda: s3.head_object(Bucket=url.netloc, Key=url.path.lstrip("/")),
+                        f"check inference.model and that the device may s3:GetObject {inference.model}")
+        if not Path(inference.model).is_file():
+            return Check("local detector", False, f"model file {inference.model} does not exist: deploy it "
+                                                  "(batchsight fit writes one) or fix inference.model")
+        return Check("local detector", True, f"{inference.model}, served at {inference.endpoint} by the component")
+    try:
+        LocalDetector(inference.endpoint, timeout=inference.timeout_seconds).check()
+    except DetectorUnavailable as exc:
+        return Check("local detector", False, f"{exc}; start `batchsight serve --model MODEL` there, or set "
+                                              "inference.model so the component serves it (images go to the "
+                                              "cloud meanwhile)")
+    return Check("local detector", True, f"{inference.endpoint} answers /ping")
+
+
 def run_checks(config: Config, clients: dict[str, Any]) -> list[Check]:
     import boto3
 
@@ -94,6 +128,7 @@ def run_checks(config: Config, clients: dict[str, Any]) -> list[Check]:
         _aws("state machine", lambda: sfn.describe_state_machine(stateMachineArn=config.aws.state_machine_arn),
              "check aws.state_machine_arn against the stack output StateMachineArn"),
         _broker(config),
+        *([_local_detector(config, s3)] if config.inference.mode != "cloud" else []),
     ]
 
 

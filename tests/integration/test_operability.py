@@ -47,6 +47,24 @@ def test_doctor_names_what_to_fix(local_cloud: CloudFixture, tmp_path: Path) -> 
     assert "FinalBucketName" in result.stdout
 
 
+def test_doctor_checks_the_local_detector_in_the_edge_modes(local_cloud: CloudFixture, mqtt_broker: Any,
+                                                            tmp_path: Path, fitted_model: Path) -> None:
+    from batchsight_cloud.local.stack import free_port
+
+    config = _config(tmp_path, local_cloud, mqtt_broker.port)
+    (tmp_path / "drop").mkdir()
+    (tmp_path / "work").mkdir()
+    data = yaml.safe_load(config.read_text())
+    cases = [({"mode": "edge", "model": str(fitted_model)}, "PASS", "served at"),
+             ({"mode": "edge", "model": str(tmp_path / "missing.npz")}, "FAIL", "does not exist"),
+             ({"mode": "edge-first", "endpoint": f"http://127.0.0.1:{free_port()}"}, "FAIL", "batchsight serve")]
+    for inference, verdict, detail in cases:
+        config.write_text(yaml.safe_dump({**data, "inference": inference}))
+        lines = [line for line in _cli("doctor", "--config", str(config)).stdout.splitlines()
+                 if "local detector" in line]
+        assert len(lines) == 1 and lines[0].startswith(verdict) and detail in lines[0], (inference, lines)
+
+
 def test_status_reports_the_backlog(tmp_path: Path, local_cloud: CloudFixture) -> None:
     config = _config(tmp_path, local_cloud, 1883)
     assert _cli("status", "--config", str(config)).returncode == 1  # no journal yet: says so
