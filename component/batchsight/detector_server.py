@@ -60,7 +60,8 @@ class DetectorServer:
         port = urlsplit(self.config.inference.endpoint).port
         log_file = (self.config.work_folder / "detector.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", SERVER_MODULE, "--model", str(model), "--port", str(port)],
+            [sys.executable, "-m", SERVER_MODULE, "--model", str(model), "--port", str(port),
+             "--parent", str(os.getpid())],  # it stops when we are gone, even after a kill -9
             stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         log_file.close()
         self.started_at = time.monotonic()

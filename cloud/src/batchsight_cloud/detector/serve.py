@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -116,12 +117,26 @@ def make_server(slot: ModelSlot, host: str, port: int) -> ThreadingHTTPServer:
     return ThreadingHTTPServer((host, port), Handler)
 
 
+def exit_with_parent(parent: int, server: ThreadingHTTPServer) -> None:
+    """Stop serving once the process that started us is gone (even killed with SIGKILL), so a
+    restarted component never finds the port held by an orphan of its previous life."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        log.info("parent process %d is gone; stopping", parent)
+        server.shutdown()
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="batchsight serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model file from `batchsight fit` (.npz)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback by default)")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--parent", type=int, help="stop when the process with this id is gone "
+                                                   "(the component passes its own)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -132,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    if args.parent:
+        exit_with_parent(args.parent, server)
     log.info("serving %s on http://%s:%d (GET /ping, POST /invocations)", args.model, args.host, args.port)
     try:
         server.serve_forever()

@@ -1,0 +1,103 @@
+"""Kill -9 the component again and again in edge-first mode: its detector child must not outlive
+it, and every image still gets exactly one verdict on MQTT (the edge's, or the cloud's when the
+detector was down), a correction only where the cloud overruled a published one, and exactly
+one result document for each image that went to the cloud.
+"""
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from batchsight_cloud.local.hmi import Subscriber
+from batchsight_cloud.local.stack import free_port
+from batchsight_cloud.synth import generate
+from tests.integration.test_end_to_end import DEVICE, LINE, SITE, Edge, _config, _result_keys, _wait_for
+from tests.support import CloudFixture, report_reliability
+
+pytestmark = pytest.mark.integration
+IMAGES, KILLS = 60, 5
+SERVE = b"batchsight_cloud.detector.serve"
+
+
+def _detector_processes(model: Path) -> list[int]:
+    """Process ids of `batchsight serve` children serving this test's model."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if SERVE in cmdline and str(model).encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_sigkill_in_edge_first_mode_leaves_no_orphan_and_no_double_verdict(
+        local_cloud: CloudFixture, mqtt_broker: Any, tmp_path: Path, fitted_model: Path) -> None:
+    rng = random.Random(9)
+    model = tmp_path / "detector.npz"
+    model.write_bytes(fitted_model.read_bytes())
+    frames = generate(tmp_path / "camera", count=IMAGES, size=96, seed=43, anomaly_rate=0.25)
+    config = _config(tmp_path, local_cloud, mqtt_broker.port)
+    data = yaml.safe_load(config.read_text())
+    data["inference"] = {"mode": "edge-first", "model": str(model), "audit_fraction": 0.3,
+                         "endpoint": f"http://127.0.0.1:{free_port()}", "retry_seconds": 1.0}
+    config.write_text(yaml.safe_dump(data))
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    hmi = Subscriber(mqtt_broker.port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#", echo=False)
+    hmi.start()
+
+    def camera() -> None:
+        for frame in frames:
+            (drop / frame.path.name).write_bytes(frame.path.read_bytes())
+            time.sleep(rng.uniform(0.02, 0.12))
+
+    dropping = threading.Thread(target=camera)
+    dropping.start()
+    edge = Edge(config, tmp_path / "edge.log")
+    orphans_after_kill = []
+    try:
+        for _ in range(KILLS):
+            time.sleep(rng.uniform(0.5, 1.5))
+            edge.process.send_signal(signal.SIGKILL)
+            edge.process.wait(timeout=10)
+            deadline = time.monotonic() + 5
+            while _detector_processes(model) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            orphans_after_kill.append(len(_detector_processes(model)))
+            edge = Edge(config, tmp_path / "edge.log")
+        restarted = time.monotonic()
+        dropping.join()
+        _wait_for(lambda: len(hmi.results) >= IMAGES, 120, "a verdict for every image after the kills")
+        _wait_for(lambda: any(s.get("alerted") == IMAGES for s in hmi.statuses[-3:]), 120,
+                  "every image handed off, the cloud's checks included")
+        recover_s = time.monotonic() - restarted
+        time.sleep(1.0)
+    finally:
+        assert edge.stop() == 0
+        hmi.stop()
+    assert orphans_after_kill == [0] * KILLS, "the detector child stops within seconds of a kill -9"
+    assert _detector_processes(model) == [], "and with a clean stop"
+
+    assert hmi.duplicates <= KILLS, "a duplicate needs a kill in the PUBACK window"
+    sent_to_cloud = {i for i, (_, m) in hmi.results.items() if m["result_key"]}
+    keys = _result_keys(local_cloud)
+    assert len(keys) == len(set(keys)) == len(sent_to_cloud), "one result document per image sent to the cloud"
+    assert {k.rsplit("/", 1)[1][:-5] for k in keys} == sent_to_cloud
+    for image_id, (_, correction) in hmi.corrections.items():
+        cloud = json.loads(local_cloud.client("s3").get_object(
+            Bucket=local_cloud.outputs.final_bucket, Key=correction["result_key"])["Body"].read())
+        assert cloud["result"]["IsAnomalous"] == correction["is_anomalous"] != hmi.results[image_id][1]["is_anomalous"]
+    by = {m["judged_by"] for _, m in hmi.results.values()}
+    assert "edge" in by, "most images are judged at the edge"
+    report_reliability("kill9-edge-first", dropped=IMAGES, accounted=len(hmi.results),
+                       duplicates=hmi.duplicates, recover_s=recover_s)
