@@ -77,7 +77,9 @@ class EdgeJudge:
         """Judge or route what waits; True when ``judging`` changed (the status should say so)."""
         before = self.judging
         if self.config.inference.mode == "cloud":
-            self.journal.route_to_cloud()  # images left waiting by an earlier edge mode
+            if self._next_check == 0.0:  # once: images an earlier run in an edge mode left waiting
+                self.journal.route_to_cloud()
+                self._next_check = now
         elif self.problem and not self._recovered(now):
             if not self._loading:
                 self.journal.route_to_cloud()

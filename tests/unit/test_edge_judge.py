@@ -269,6 +269,20 @@ def test_cloud_mode_routes_everything_to_the_cloud(tmp_path: Path, frames: list[
         rig.close()
 
 
+def test_cloud_mode_sends_images_an_earlier_edge_run_left_waiting(tmp_path: Path, frames: list[Any]) -> None:
+    edge_run = Rig(tmp_path, free_port(), mode="edge")
+    ids = edge_run.drop(frames[:2])  # journaled, then the component stopped before judging them
+    edge_run.close()
+    rig = Rig(tmp_path, free_port(), mode="cloud")
+    try:
+        assert rig.journal.waiting()[0] == 0
+        rig.judge.step(time.time())
+        assert all(rig.journal.get(i).route == Route.CLOUD.value for i in ids)
+        assert rig.journal.waiting()[0] == 2
+    finally:
+        rig.close()
+
+
 @pytest.mark.parametrize("inference, error", [
     ({"mode": "edge-only"}, "inference.mode"),
     ({"endpoint": "127.0.0.1:8080"}, "inference.endpoint"),
