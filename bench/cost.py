@@ -15,8 +15,13 @@ It prints one row per policy (billed model-hours, cost, starts, drop-to-result l
 p50/p95/max), then the two ratios (batchsight to the ideal, the seed to batchsight), and
 writes a plot of the hosted intervals and the latency distributions.
 
-    python bench/cost.py                              # the default day, 60-minute budget
-    python bench/cost.py --trace arrivals.csv --budget-minutes 90 --start-minutes 3 8
+The model's start time and price come from a backend preset (--backend, default sagemaker as in
+cloud/template.yaml); they are published or estimated figures, so pass your own measured
+--start-minutes and --price.
+
+    python bench/cost.py                              # the default day, 60-minute budget, SageMaker
+    python bench/cost.py --backend lookoutvision      # Lookout for Vision's 10-20 min, 4 USD/h
+    python bench/cost.py --trace arrivals.csv --budget-minutes 90 --start-minutes 3 8 --price 0.5
 """
 from __future__ import annotations
 
@@ -36,7 +41,12 @@ from batchsight_cloud.costmodel import (  # noqa: E402
     read_trace,
     table,
 )
-from batchsight_cloud.costmodel.options import add_model_arguments, billing_from, service_from  # noqa: E402
+from batchsight_cloud.costmodel.options import (  # noqa: E402
+    add_model_arguments,
+    backend_summary,
+    billing_from,
+    service_from,
+)
 
 DEFAULT_FIGURE = REPO / "bench" / "figures" / "cost.png"
 COLOURS = {"always-on": "#7f7f7f", "seed-hourly": "#d62728", "batchsight": "#1f77b4", "ideal": "#2ca02c"}
@@ -59,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     source = str(args.trace) if args.trace else f"default day (three shifts, seed {args.seed})"
     batch, cloud = comparison.policy.batching, comparison.policy.cloud
-    print(f"trace: {source}, {len(arrivals)} images; budget {args.budget_minutes:g} min; model start "
-          f"{service.start_minutes[0]:g}-{service.start_minutes[1]:g} min; detect {service.detect_latency_seconds:g} s, "
-          f"cap {service.detect_tps:g}/s; {billing.price_per_unit_hour:g} USD per unit-hour x {billing.units}")
+    print(f"trace: {source}, {len(arrivals)} images; budget {args.budget_minutes:g} min; "
+          f"{backend_summary(args)} x {billing.units}; detect {service.detect_latency_seconds:g} s, "
+          f"cap {service.detect_tps:g}/s")
     print(f"batchsight settings: batch.max_age_seconds={batch.max_age_seconds:.0f} "
           f"batch.interval_seconds={batch.interval_seconds:.0f} batch.max_images={batch.max_images}; "
           f"PollSeconds={cloud.poll_seconds} StartTimeoutSeconds={cloud.start_timeout_seconds} "

@@ -80,7 +80,7 @@ def status_payload(config: Config, *, state: str, counts: dict[str, int], cloud:
             "state": state, "cloud": cloud, "alarms": alarms or [],
             "inference": config.inference.mode, "judging": judging,
             "detector_problem": detector_problem[:500],
-            "waiting": counts.get("validated", 0),
+            "waiting": counts.get("received", 0) + counts.get("validated", 0),
             "in_cloud": sum(counts.get(s, 0) for s in ("uploaded", "enqueued", "submitted")),
             "alerted": counts.get("alerted", 0), "quarantined": counts.get("quarantined", 0),
             **{k: counts.get(k, 0) for k in ("judged_at_edge", "audited", "corrected")},

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from botocore.exceptions import ClientError
 
 from batchsight.config import Config
-from batchsight.ingest import quarantine
+from batchsight.ingest import set_aside
 from batchsight.journal import ImageRecord, ImageState, Journal
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class CloudLink:
                     try:
                         finished.append(future.result().image_id)
                     except DamagedSpoolFile as exc:
-                        self._set_aside(exc.image, str(exc))
+                        set_aside(self.config, self.journal, exc.image, str(exc))
                         continue
                     if len(finished) - recorded >= RECORD_UPLOADS:
                         self.journal.advance(finished[recorded:], ImageState.UPLOADED)
@@ -101,15 +101,6 @@ class CloudLink:
                 raise
         if len(finished) > recorded:
             self.journal.advance(finished[recorded:], ImageState.UPLOADED)
-
-    def _set_aside(self, image: ImageRecord, reason: str) -> None:
-        """Quarantine what is left of a damaged spool file, so its batch can go on without it."""
-        path = Path(image.path)
-        if path.exists():
-            path = quarantine(self.config, path, image.file_name, reason)
-        self.journal.set_aside(image.image_id, str(path), reason)
-        log.error("image set aside: its spool file is damaged", extra={"image_id": image.image_id,
-                                                                      "reason": reason})
 
     def _put(self, image: ImageRecord) -> ImageRecord:
         try:

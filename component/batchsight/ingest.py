@@ -1,30 +1,32 @@
-"""Ingest one complete file: stage it, validate it, spool and journal it; or quarantine it.
+"""Ingest complete files in groups: stage, inspect, make durable, journal, spool; or quarantine.
 
-The file leaves the drop folder in one rename into work_folder/staging and is read only
+Each file leaves the drop folder in one rename into work_folder/staging and is read only
 there, so a camera reusing the name cannot change the bytes between our hash and our move
-into the spool. Nothing is deleted before its result is safe, and no move replaces a file
-we already keep.
+into the spool. The files one tick found complete then share one durability barrier and one
+journal transaction (group commit): what a durable acknowledgment costs is paid per group,
+not per image. Pixels are decoded afterwards, on the verifier's thread (verifier.py).
+Nothing is deleted before its result is safe, and no move replaces a file we already keep.
 """
 from __future__ import annotations
 
 import errno
 import logging
 import os
-import shutil
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from batchsight import durable
 from batchsight.config import Config
-from batchsight.images import InvalidImage, check_image, check_size
-from batchsight.journal import ImageState, Journal
+from batchsight.images import CheckedImage, InvalidImage, check_size, inspect
+from batchsight.journal import ImageRecord, ImageState, Journal
 
 log = logging.getLogger(__name__)
 _STAGED_PREFIX = 33            # a uuid4 in hex and '-' before the drop-folder name
-_PARTIAL = ".partial-"         # a cross-file-system copy still in progress
 _REASON = ".reason.txt"
+GROUP = 256                    # files per barrier and transaction: a backlog is acknowledged in steps
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,17 @@ class IngestOutcome:
         return self.image_id is not None
 
 
+@dataclass(frozen=True)
+class _Inspected:
+    """A staged file that passed inspection, waiting for its group's barrier and commit."""
+
+    staged: Path
+    origin: Path
+    name: str
+    checked: CheckedImage
+    mtime: float
+
+
 class Ingestor:
     def __init__(self, config: Config, journal: Journal) -> None:
         self.config = config
@@ -49,55 +62,106 @@ class Ingestor:
             folder.mkdir(parents=True, exist_ok=True)
 
     def ingest(self, path: Path) -> IngestOutcome:
-        """Take a complete file out of the drop folder into staging, then check it there."""
-        staged = self.staging / f"{uuid.uuid4().hex}-{path.name}"
+        return self.ingest_many([path])[0]
+
+    def ingest_many(self, paths: list[Path]) -> list[IngestOutcome]:
+        """Take complete files out of the drop folder into staging, then check them there, in groups.
+
+        A full work folder raises at the file it hit: the files before it are journaled or in
+        staging (``recover_staging`` takes them), the rest are still in the drop folder.
+        """
+        return [outcome for start in range(0, len(paths), GROUP)
+                for outcome in self._ingest_group(paths[start:start + GROUP])]
+
+    def _ingest_group(self, paths: list[Path]) -> list[IngestOutcome]:
+        outcomes: list[IngestOutcome | None] = []
+        staged: list[tuple[Path, Path]] = []
+        for path in paths:
+            target = self.staging / f"{uuid.uuid4().hex}-{path.name}"
+            outcome = self._stage(path, target)
+            outcomes.append(outcome)
+            if outcome is None:
+                staged.append((target, path))
+        done = iter(self._ingest_staged(staged))
+        return [outcome or next(done) for outcome in outcomes]
+
+    def recover_staging(self) -> list[IngestOutcome]:
+        """Ingest what a crash left in staging; run once at start, before ingesting new files."""
+        left = []
+        for staged in sorted(self.staging.iterdir()):
+            if staged.name.startswith(durable.PARTIAL):
+                staged.unlink()  # an unfinished copy: its source never left the drop folder
+                log.info("unfinished copy removed from staging", extra={"path": str(staged)})
+            else:
+                left.append((staged, staged))
+        return self._ingest_staged(left)
+
+    def _stage(self, path: Path, target: Path) -> IngestOutcome | None:
+        """Move one file into staging; None when it is there, else what became of it."""
         try:
             open(path, "rb").close()  # an unreadable file stays in the drop folder, not in staging
-            _move(path, staged)
+            if not durable.rename(path, target):
+                durable.move(path, target)  # another file system: copied and synced one by one
         except FileNotFoundError:
             return IngestOutcome(path, None, None)  # taken away before we got to it: not ours
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise  # the work folder is full: the file stays in the drop folder, the runtime retries it
             return _skipped(path, path, exc)
-        return self._ingest_staged(staged, path)
+        return None
 
-    def recover_staging(self) -> list[IngestOutcome]:
-        """Ingest what a crash left in staging; run once at start, before ingesting new files."""
-        outcomes = []
-        for staged in sorted(self.staging.iterdir()):
-            if staged.name.startswith(_PARTIAL):
-                staged.unlink()  # an unfinished copy: its source never left the drop folder
-                log.info("unfinished copy removed from staging", extra={"path": str(staged)})
+    def _ingest_staged(self, staged: list[tuple[Path, Path]]) -> list[IngestOutcome]:
+        """Inspect staged files, then journal and spool the good ones under one barrier and one
+        transaction; origin (the second of each pair) is reported back, in order."""
+        outcomes: dict[Path, IngestOutcome] = {}
+        good: list[_Inspected] = []
+        for path, origin in staged:
+            name = path.name[_STAGED_PREFIX:]
+            try:
+                data, mtime = self._read(path)
+                good.append(_Inspected(path, origin, name, inspect(data, self.config.ingest), mtime))
+            except InvalidImage as exc:
+                outcomes[path] = self._quarantine(path, name, str(exc), origin)
+            except OSError as exc:
+                outcomes[path] = _skipped(origin, path, exc)
+        if good:
+            outcomes.update(self._journal(good))
+        return [outcomes[path] for path, _ in staged]
+
+    def _journal(self, group: list[_Inspected]) -> dict[Path, IngestOutcome]:
+        """The camera's bytes and staging's entries are on disk before the journal names them;
+        the spool's entries are synced before ingestion returns."""
+        durable.sync_files([item.staged for item in group],
+                           [self.staging, *{item.origin.parent for item in group}])
+        is_new = self.journal.add_many([self._record(item) for item in group], state=ImageState.RECEIVED)
+        outcomes = {}
+        for item, new in zip(group, is_new):
+            spooled = self._spooled(item.checked)
+            if not new and not self._interrupted_move(item.checked.image_id, spooled):
+                reason = f"duplicate of image {item.checked.image_id} already journaled"
+                outcomes[item.staged] = self._quarantine(item.staged, item.name, reason, item.origin)
                 continue
-            outcomes.append(self._ingest_staged(staged, staged))
+            os.replace(item.staged, spooled)
+            outcomes[item.staged] = IngestOutcome(item.origin, item.checked.image_id, None)
+            log.debug("image journaled", extra={"image_id": item.checked.image_id,
+                                                "file_name": item.name, "bytes": item.checked.size})
+        durable.fsync_dir(self.spool)
+        durable.fsync_dir(self.staging)
+        # one line per group at INFO: a camera at 30 frames a second must not write 30 lines a second
+        accepted = sum(o.accepted for o in outcomes.values())
+        log.info("images journaled", extra={"images": accepted, "duplicates": len(group) - accepted})
         return outcomes
 
-    def _ingest_staged(self, staged: Path, origin: Path) -> IngestOutcome:
-        """Validate a staged file, then spool or quarantine it; origin is reported back."""
-        name = staged.name[_STAGED_PREFIX:]
-        try:
-            data, mtime = self._read(staged)
-            checked = check_image(data, self.config.ingest)
-        except InvalidImage as exc:
-            return self._quarantine(staged, name, str(exc), origin)
-        except OSError as exc:
-            return _skipped(origin, staged, exc)
-        spooled = self.spool / f"{checked.image_id}.{checked.ext}"
-        captured = datetime.fromtimestamp(mtime, timezone.utc)
-        is_new = self.journal.add({
-            "image_id": checked.image_id, "file_name": name, "path": str(spooled),
-            "ext": checked.ext, "size": checked.size, "width": checked.width,
-            "height": checked.height,
-            "captured_at": captured.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "route": "cloud" if self.config.inference.mode == "cloud" else None})
-        if not is_new and not self._interrupted_move(checked.image_id, spooled):
-            reason = f"duplicate of image {checked.image_id} already journaled"
-            return self._quarantine(staged, name, reason, origin)
-        _move(staged, spooled)
-        log.info("image journaled", extra={"image_id": checked.image_id, "file_name": name,
-                                           "bytes": checked.size})
-        return IngestOutcome(origin, checked.image_id, None)
+    def _spooled(self, checked: CheckedImage) -> Path:
+        return self.spool / f"{checked.image_id}.{checked.ext}"
+
+    def _record(self, item: _Inspected) -> dict[str, object]:
+        checked = item.checked
+        captured = datetime.fromtimestamp(item.mtime, timezone.utc)
+        return {"image_id": checked.image_id, "file_name": item.name, "path": str(self._spooled(checked)),
+                "ext": checked.ext, "size": checked.size, "width": checked.width, "height": checked.height,
+                "captured_at": captured.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "route": "cloud" if self.config.inference.mode == "cloud" else None}
 
     def _read(self, staged: Path) -> tuple[bytes, float]:
         """The bytes and mtime; the size is checked on fstat first, so a huge file is never read."""
@@ -105,14 +169,13 @@ class Ingestor:
             info = os.fstat(source.fileno())
             check_size(info.st_size, self.config.ingest)
             # bounded even if a writer still appends: one byte over the limit is enough to refuse
-            data = source.read(self.config.ingest.max_bytes + 1)
-            os.fsync(source.fileno())  # the camera's bytes are on disk before the journal names them
-            return data, info.st_mtime
+            return source.read(self.config.ingest.max_bytes + 1), info.st_mtime
 
     def _interrupted_move(self, image_id: str, spooled: Path) -> bool:
         """True when an earlier run journaled this very file but died before moving it."""
         record = self.journal.get(image_id)
-        return record is not None and record.state is ImageState.VALIDATED and not spooled.exists()
+        return (record is not None and record.state in (ImageState.RECEIVED, ImageState.VALIDATED)
+                and not spooled.exists())
 
     def _quarantine(self, staged: Path, name: str, reason: str, origin: Path) -> IngestOutcome:
         target = quarantine(self.config, staged, name, reason)
@@ -124,10 +187,19 @@ def quarantine(config: Config, path: Path, name: str, reason: str) -> Path:
     """Move a file aside under a name of its own, with a reason file; never delete it."""
     config.quarantine_folder.mkdir(parents=True, exist_ok=True)
     target = _claim(config.quarantine_folder, name)
-    _move(path, target)
+    durable.move(path, target)
     target.with_name(target.name + _REASON).write_text(reason + "\n")
     log.warning("file quarantined", extra={"file_name": name, "reason": reason, "quarantine_path": str(target)})
     return target
+
+
+def set_aside(config: Config, journal: Journal, image: ImageRecord, reason: str) -> None:
+    """Quarantine a journaled image (what is left of its spool file) so nothing waits on it again."""
+    path = Path(image.path)
+    if path.exists():
+        path = quarantine(config, path, image.file_name, reason)
+    journal.set_aside(image.image_id, str(path), reason)
+    log.error("image set aside", extra={"image_id": image.image_id, "reason": reason})
 
 
 def _skipped(origin: Path, where: Path, exc: OSError) -> IngestOutcome:
@@ -155,44 +227,3 @@ def _claim(folder: Path, name: str) -> Path:
             return target
         except FileExistsError:
             continue
-
-
-def _move(source: Path, target: Path) -> None:
-    """Rename when possible; across file systems copy under a partial name, fsync, rename,
-    and only then remove the source, so the target is whole or absent. Both folders are
-    fsynced before returning: a power cut after a move never undoes it, and never leaves the
-    file in neither folder."""
-    try:
-        os.replace(source, target)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        partial = target.with_name(_PARTIAL + target.name)
-        try:
-            with open(source, "rb") as src, open(partial, "wb") as out:
-                shutil.copyfileobj(src, out)  # streamed: size limits apply only after staging
-                out.flush()
-                info = os.fstat(src.fileno())
-                os.utime(out.fileno(), ns=(info.st_atime_ns, info.st_mtime_ns))  # captured_at
-                os.fsync(out.fileno())
-            os.replace(partial, target)
-        except BaseException:
-            partial.unlink(missing_ok=True)  # a full disk must not keep half a copy (the source stays)
-            raise
-        _fsync_dir(target.parent)  # the copy is durable before the source goes
-        source.unlink()
-    _fsync_dir(target.parent)
-    if source.parent != target.parent:
-        _fsync_dir(source.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the renames and unlinks in ``folder`` durable (a no-op where folders cannot be synced)."""
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)

@@ -18,7 +18,8 @@ from typing import Any
 
 
 class ImageState(str, Enum):
-    VALIDATED = "validated"      # seen, checked, hashed; waiting for a batch
+    RECEIVED = "received"        # complete, hashed, durable in the spool; pixels not yet decoded
+    VALIDATED = "validated"      # decoded too (verifier.py); waiting for a batch
     UPLOADED = "uploaded"        # object in the source bucket
     ENQUEUED = "enqueued"        # message in the queue
     SUBMITTED = "submitted"      # execution started for its batch
@@ -166,20 +167,24 @@ class Journal:
                     self._conn.execute("ROLLBACK")
                 raise
 
-    def add(self, record: dict[str, Any]) -> bool:
-        """Journal a validated image; False if the same bytes are already known.
+    def add(self, record: dict[str, Any], *, state: ImageState = ImageState.VALIDATED) -> bool:
+        """Journal one image checked in full; False if the same bytes are already known."""
+        return self.add_many([record], state=state)[0]
+
+    def add_many(self, records: list[dict[str, Any]], *, state: ImageState) -> list[bool]:
+        """Journal images in one transaction (ingest's group commit); for each, False if the
+        same bytes are already known.
 
         ``record["route"]`` None leaves it to the local detector; missing means the cloud.
         """
         now = time.time()
         with self._tx() as db:
-            cursor = db.execute(
+            return [db.execute(
                 "INSERT OR IGNORE INTO images (image_id, file_name, path, ext, size, width, height,"
                 " captured_at, seen_at, state, updated_at, route) VALUES (:image_id, :file_name, :path,"
                 " :ext, :size, :width, :height, :captured_at, :seen_at, :state, :updated_at, :route)",
                 {"route": Route.CLOUD.value, **record, "seen_at": now,
-                 "state": ImageState.VALIDATED.value, "updated_at": now})
-            return cursor.rowcount == 1
+                 "state": state.value, "updated_at": now}).rowcount == 1 for record in records]
 
     def get(self, image_id: str) -> ImageRecord | None:
         with self._lock:
@@ -191,6 +196,25 @@ class Journal:
             rows = self._conn.execute("SELECT * FROM images WHERE state=? ORDER BY seen_at LIMIT ?",
                                       (state.value, limit)).fetchall()
         return [ImageRecord.from_row(r) for r in rows]
+
+    def get_many(self, image_ids: list[str]) -> list[ImageRecord]:
+        with self._lock:
+            rows = self._conn.execute(f"SELECT * FROM images WHERE image_id IN ({', '.join('?' * len(image_ids))})",  # noqa: S608 - placeholders only
+                                      image_ids).fetchall()
+        return [ImageRecord.from_row(r) for r in rows]
+
+    def validated(self, image_ids: list[str]) -> None:
+        """Received images whose pixels decoded may now be judged and batched, in one statement."""
+        with self._tx() as db:
+            db.executemany("UPDATE images SET state=?, updated_at=? WHERE image_id=? AND state=?",
+                           [(ImageState.VALIDATED.value, time.time(), i, ImageState.RECEIVED.value)
+                            for i in image_ids])
+
+    def ids_in_state(self, state: ImageState) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute("SELECT image_id FROM images WHERE state=? ORDER BY seen_at",
+                                      (state.value,)).fetchall()
+        return [r[0] for r in rows]
 
     def batch_images(self, batch_id: str) -> list[ImageRecord]:
         with self._lock:
@@ -281,10 +305,11 @@ class Journal:
                        (path, reason, time.time()))
 
     def set_aside(self, image_id: str, path: str, reason: str) -> None:
-        """An image whose spool file is gone or damaged (the disk's doing, never ours): it leaves
+        """An image whose spool file is gone or damaged, or whose pixels do not decode: it leaves
         the images and its batch and is listed in quarantine with the reason, in one step."""
         with self._tx() as db:
-            db.execute("DELETE FROM images WHERE image_id=? AND state=?", (image_id, ImageState.VALIDATED.value))
+            db.execute("DELETE FROM images WHERE image_id=? AND state IN (?, ?)",
+                       (image_id, ImageState.RECEIVED.value, ImageState.VALIDATED.value))
             db.execute("INSERT OR REPLACE INTO quarantine (path, reason, at) VALUES (?, ?, ?)",
                        (path, reason, time.time()))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import queue
 import random
 import signal
@@ -28,12 +29,13 @@ from batchsight.detector_server import DetectorServer
 from batchsight.edge_judge import EdgeJudge
 from batchsight.feedback import FeedbackStore
 from batchsight.housekeeping import DiskGuard, Housekeeper, disk_full
-from batchsight.ingest import Ingestor
+from batchsight.ingest import IngestOutcome, Ingestor
 from batchsight.journal import Journal
 from batchsight.local_detector import LocalDetector
 from batchsight.publishers import Publisher, PublishError
 from batchsight.publishers.mqtt import MqttPublisher
 from batchsight.results import ResultPuller
+from batchsight.verifier import PixelVerifier
 from batchsight.watcher import DropFolderWatcher
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,7 @@ class Component:
         self.publisher = publisher or build_publisher(config)
         self.watcher = DropFolderWatcher(config.drop_folder, config.ingest.stable_seconds)
         self.ingestor = Ingestor(config, self.journal)
+        self.verifier = PixelVerifier(config, self.journal)
         self.policy = BatchPolicy(config.batch, last_cut=time.time())
         self.link = CloudLink(config, self.journal, s3=clients["s3"], sqs=clients["sqs"],
                               sfn=clients["stepfunctions"])
@@ -136,7 +139,7 @@ class Component:
         if ignored:
             log.warning("settings that need a restart were not applied", extra={"settings": ignored})
         applied = dataclasses.replace(new, **{name: getattr(self.config, name) for name in fixed})
-        for holder in (self, self.ingestor, self.link, self.puller, self.alerter, self.disk, self.housekeeper):
+        for holder in (self, self.ingestor, self.verifier, self.link, self.puller, self.alerter, self.disk, self.housekeeper):
             holder.config = applied
         self.policy.settings = applied.batch
         logging.getLogger().setLevel(applied.log_level.upper())
@@ -165,6 +168,7 @@ class Component:
     def run(self) -> None:
         self.publisher.connect()
         self.ingestor.recover_staging()  # files a crash left half-way, before new ones arrive
+        self.verifier.start()  # then every received image is in the spool
         self.watcher.start()
         log.info("batchsight running", extra={"device": self.config.device,
                                               "drop_folder": str(self.config.drop_folder)})
@@ -208,23 +212,25 @@ class Component:
             self._next_status = now + STATUS_EVERY_SECONDS
 
     def _ingest(self, paths: list[Path]) -> None:
-        """Ingest complete files; first, after a full disk, what the failure left in staging.
+        """Ingest complete files as one group, then hand the journaled ones to the verifier;
+        first, after a full disk, what the failure left in staging.
 
-        A file not taken because the disk filled up goes back to the watcher, so it is tried
+        Files not taken because the disk filled up go back to the watcher, so they are tried
         again once there is space instead of waiting in the drop folder for a restart.
         """
-        taken = 0
         try:
             if self._restage:
-                self.ingestor.recover_staging()
+                self._verify(self.ingestor.recover_staging())
                 self._restage = False
-            for path in paths:
-                self.ingestor.ingest(path)
-                taken += 1
+            self._verify(self.ingestor.ingest_many(paths))
         except BaseException:
-            for path in paths[taken:]:
-                self.watcher.tracker.touch(path)
+            for path in paths:
+                if os.path.lexists(path):
+                    self.watcher.tracker.touch(path)
             raise
+
+    def _verify(self, outcomes: list[IngestOutcome]) -> None:
+        self.verifier.submit([o.image_id for o in outcomes if o.image_id is not None])
 
     def _disk_full(self, exc: BaseException) -> None:
         """The work folder's file system is full, whatever the guard's thresholds said.
@@ -280,6 +286,7 @@ class Component:
 
     def _shutdown(self) -> None:
         self.watcher.stop()
+        self.verifier.stop()
         self.detector_server.stop()
         self._publish_status("stopped")
         self.publisher.close()

@@ -19,6 +19,7 @@ from PIL import Image
 from batchsight.config import config_from_dict
 from batchsight.ingest import Ingestor
 from batchsight.journal import Journal
+from batchsight.verifier import PixelVerifier
 from batchsight.watcher import DropFolderWatcher
 from tests.support import report_reliability
 
@@ -46,6 +47,15 @@ def _bomb() -> bytes:
     return out.getvalue()
 
 
+def _corrupt_scan() -> bytes:
+    """Complete (SOI ... EOI) but its scan names components the frame does not have: only a
+    decoder sees it (libjpeg shrugs off mere garbage in the compressed data)."""
+    data = bytearray(_image(size=(200, 200)))
+    scan = data.index(b"\xff\xda")
+    data[scan + 4:scan + 8] = b"\x09\x09\x09\x09"
+    return bytes(data)
+
+
 def _write(name: str, data: bytes) -> Callable[[Path], None]:
     return lambda folder: (folder / name).write_bytes(data)
 
@@ -65,6 +75,7 @@ CORPUS: list[tuple[str, Callable[[Path], None], str, str]] = [
     ("zero bytes", _write("empty.jpg", b""), QUARANTINE, "empty"),
     ("truncated jpeg", _write("cut.jpg", _image(size=(300, 300))[:900]), QUARANTINE, "decode"),
     ("png named .jpg", _write("liar.jpg", _image(fmt="PNG")), ACCEPT, ""),
+    ("complete jpeg, corrupt pixels", _write("scrambled.jpg", _corrupt_scan()), QUARANTINE, "decode"),
     ("text named .jpg", _write("notes.jpg", b"shift report: all good\n"), QUARANTINE, "not a JPEG or PNG"),
     ("decompression bomb", _write("bomb.png", _bomb()), QUARANTINE, "bomb"),
     ("too small", _write("tiny.png", _image(size=(32, 32), fmt="PNG")), QUARANTINE, "px"),
@@ -96,18 +107,21 @@ def ingest_loop(tmp_path: Path):
     config.drop_folder.mkdir()
     journal = Journal(config.journal_path)
     ingestor = Ingestor(config, journal)
+    verifier = PixelVerifier(config, journal)
+    verifier.start()
     watcher = DropFolderWatcher(config.drop_folder, config.ingest.stable_seconds)
     watcher.start()
 
     def run_until_quiet(seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            for path in watcher.complete_files():
-                ingestor.ingest(path)
+            outcomes = ingestor.ingest_many(watcher.complete_files())
+            verifier.submit([o.image_id for o in outcomes if o.image_id])
             time.sleep(0.1)
 
     yield config, journal, run_until_quiet
     watcher.stop()
+    verifier.stop()
     journal.close()
 
 
@@ -127,10 +141,11 @@ def test_every_drop_has_its_expected_outcome(ingest_loop) -> None:
     for label, _, expected, reason in CORPUS:
         if expected == QUARANTINE or reason == "duplicate":
             assert any(reason in text for text in reasons.values()), f"{label}: no reason mentioning {reason!r}"
-    assert {"empty.jpg", "cut.jpg", "notes.jpg", "bomb.png", "tiny.png", "wide.png"} <= set(reasons)
+    assert {"empty.jpg", "cut.jpg", "scrambled.jpg", "notes.jpg", "bomb.png", "tiny.png", "wide.png"} <= set(reasons)
+    assert journal.counts()["received"] == 0, "every journaled image was decoded"
     assert {"..weird..name...jpg", "passwd.jpg", "pipe.jpg", "folder.jpg", "upload.jpg.part"} == left
     assert Path("/etc/passwd").read_text(), "the link's target is untouched"
-    assert journal.counts()["quarantined"] == len(reasons) == 7
+    assert journal.counts()["quarantined"] == len(reasons) == 8
     dropped = len(CORPUS) + 1  # "same bytes, second name" drops two files
     report_reliability("bad-inputs", dropped=dropped, accounted=len(journaled) + len(reasons) + len(left),
                        duplicates=0, recover_s=None)

@@ -10,9 +10,10 @@ kernel lacks). What is built here instead, closest first:
   sat in the page cache, i.e. the disk as a power cut at that moment would leave it. Mounted
   (ext4 replays its journal), the copy must hold every journaled image's bytes, intact.
   Without the fsyncs in ``ingest`` every journaled image was a 0-byte file in that image.
-- ``test_ingest_fsyncs_…``: the order of the real fsync calls (recorded by a wrapper around
-  ``os.fsync`` that still performs each one): the file and its folder entry are synced
-  before the journal names it, the spool's entry before ingestion returns.
+- ``test_ingest_fsyncs_…``: the order of the real sync calls (recorded by wrappers around
+  ``os.fsync`` and ingest's group barrier ``durable.sync_files`` that still perform each
+  one): the file and its folder entry are synced before the journal names it, the spool's
+  entry before ingestion returns.
 - ``test_upload_is_recorded_…``: ``uploaded`` is journaled only once S3 holds the object.
 - ``test_sigkill_right_after_uploaded_…``: SIGKILL the edge program the moment the journal
   shows ``uploaded`` rows, three times, restart it each time; on a versioned source bucket
@@ -38,10 +39,12 @@ from typing import Any
 import pytest
 import yaml
 
+from batchsight import durable
 from batchsight.cloud_link import CloudLink
 from batchsight.config import config_from_dict
 from batchsight.ingest import Ingestor
 from batchsight.journal import ImageState, Journal
+from batchsight.verifier import PixelVerifier
 from batchsight_cloud.local.hmi import Subscriber
 from batchsight_cloud.synth import generate
 from tests.integration.test_end_to_end import DEVICE, LINE, SITE, Edge, _config, _result_keys
@@ -54,27 +57,35 @@ KILLS, IMAGES = 3, 30
 
 # --- fsync order, recorded while the real calls run --------------------------------------------
 class SyncLog:
-    """Wraps os.fsync, os.unlink and Journal.add: each records an event, then does the real thing."""
+    """Wraps os.fsync, durable.sync_files, os.unlink and Journal.add_many: each records an event
+    per path, then does the real thing."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.events: list[tuple[str, str]] = []
-        real_fsync, real_unlink, real_add = os.fsync, os.unlink, Journal.add
+        real_fsync, real_unlink, real_add = os.fsync, os.unlink, Journal.add_many
+        real_sync = durable.sync_files
 
         def fsync(fd: int) -> None:
             self.events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
             real_fsync(fd)
 
+        def sync_files(files: list[Path], folders: list[Path]) -> None:
+            files, folders = list(files), list(folders)
+            real_sync(files, folders)
+            self.events.extend(("fsync", str(path)) for path in [*files, *folders])
+
         def unlink(path: Any, *args: Any, **kwargs: Any) -> None:
             self.events.append(("unlink", os.fspath(path)))
             real_unlink(path, *args, **kwargs)
 
-        def add(journal: Journal, record: dict[str, Any]) -> bool:
-            self.events.append(("journal", record["path"]))
-            return real_add(journal, record)
+        def add_many(journal: Journal, records: list[dict[str, Any]], **kwargs: Any) -> list[bool]:
+            self.events.extend(("journal", record["path"]) for record in records)
+            return real_add(journal, records, **kwargs)
 
         monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(durable, "sync_files", sync_files)
         monkeypatch.setattr(os, "unlink", unlink)
-        monkeypatch.setattr(Journal, "add", add)
+        monkeypatch.setattr(Journal, "add_many", add_many)
 
     def index(self, kind: str, path: Path | str, *, start: int = 0) -> int:
         for n, event in enumerate(self.events[start:], start):
@@ -319,6 +330,7 @@ def test_upload_is_recorded_only_once_the_object_is_in_s3(local_cloud: CloudFixt
     for frame in generate(tmp_path / "camera", count=5, size=96, seed=9):
         (tmp_path / "drop" / frame.path.name).write_bytes(frame.path.read_bytes())
         assert ingestor.ingest(tmp_path / "drop" / frame.path.name).accepted
+    PixelVerifier(config, journal).verify(journal.ids_in_state(ImageState.RECEIVED))
     journal.cut_batch("gw-e2e-20260101T000000Z-00000000", max_images=10)
     clients = aws_clients(config)
     link = CloudLink(config, journal, s3=clients["s3"], sqs=clients["sqs"], sfn=clients["stepfunctions"])

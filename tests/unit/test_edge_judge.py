@@ -26,6 +26,7 @@ from batchsight.ingest import Ingestor
 from batchsight.journal import ImageState, Journal, Route
 from batchsight.local_detector import LocalDetector
 from batchsight.publishers.outbox import Outbox
+from batchsight.verifier import PixelVerifier
 from batchsight_cloud.detector.serve import ModelSlot, make_server
 from batchsight_cloud.local.stack import free_port
 from batchsight_cloud.synth import generate
@@ -69,6 +70,7 @@ class Rig:
             outcome = self.ingestor.ingest(target)
             assert outcome.image_id, outcome
             ids.append(outcome.image_id)
+        PixelVerifier(self.config, self.journal).verify(ids)
         return ids
 
     def messages(self) -> list[tuple[str, dict[str, Any]]]:

@@ -1,4 +1,4 @@
-"""images.py check_image on real encoded images made with Pillow (and a few crafted byte strings)."""
+"""images.py inspect, check_pixels and check_image on real encoded images made with Pillow (and a few crafted byte strings)."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from batchsight.config import IngestSettings
-from batchsight.images import CheckedImage, InvalidImage, check_image, sniff
+from batchsight.images import CheckedImage, InvalidImage, check_image, check_pixels, inspect, sniff
+from tests.support import SHARED
 
 LIMITS = IngestSettings()
 
@@ -264,3 +265,51 @@ def test_every_reason_is_a_clear_sentence(bomb_png: bytes) -> None:
         assert message[0].isalpha(), message
         assert "b'" not in message and "Traceback" not in message, message
         assert len(message) < 300, message
+
+
+# --- the two steps: inspect (ingest, no pixel decoded) and check_pixels (the verifier) -------------
+
+def _inspect_reason(data: bytes) -> str:
+    with pytest.raises(InvalidImage) as caught:
+        inspect(data, LIMITS)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("cut", [lambda d: d[: len(d) // 2], lambda d: d[:100], lambda d: d[:-2],
+                                 lambda d: b"\xff\xd8\xff\xe0" + b"\x00" * 20])
+def test_inspect_refuses_every_incomplete_jpeg_without_decoding(cut: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Image, "open", None)  # proof that no decoder is involved
+    assert _inspect_reason(cut(jpeg(320, 240))).startswith("image does not decode")
+
+
+def test_inspect_refuses_a_png_with_a_bad_crc_or_cut_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = bytearray(png(200, 200))
+    monkeypatch.setattr(Image, "open", None)
+    assert "IEND" in _inspect_reason(bytes(data[:-12]))
+    data[60] ^= 0xFF  # inside the first IDAT chunk
+    assert "CRC" in _inspect_reason(bytes(data))
+
+
+def test_inspect_reads_the_sizes_pillow_reads_from_real_camera_images() -> None:
+    images = sorted((SHARED / "data").rglob("*.jp*g"))[::25]
+    if not images:
+        pytest.skip("needs the sample images in ../shared/data")
+    for path in images:
+        data = path.read_bytes()
+        checked = inspect(data, LIMITS)
+        with Image.open(path) as image:
+            assert (checked.width, checked.height) == image.size, path
+        assert checked.image_id == hashlib.sha256(data).hexdigest()
+
+
+def test_zero_padding_after_the_end_marker_is_accepted() -> None:
+    assert inspect(jpeg(128, 96) + bytes(300), LIMITS).width == 128
+
+
+def test_corrupt_compressed_data_passes_inspect_and_fails_check_pixels() -> None:
+    data = bytearray(jpeg(200, 150))
+    scan = data.index(b"\xff\xda")
+    data[scan + 4:scan + 8] = b"\x09\x09\x09\x09"  # the scan names components the frame lacks
+    checked = inspect(bytes(data), LIMITS)
+    with pytest.raises(InvalidImage, match="^image does not decode"):
+        check_pixels(bytes(data), checked.ext, LIMITS)

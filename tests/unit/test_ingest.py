@@ -89,7 +89,7 @@ def test_valid_jpeg_is_moved_to_spool_and_journaled(config: Config, journal: Jou
     assert spooled.read_bytes() == data
     record = journal.get(sha)
     assert record is not None
-    assert record.state is ImageState.VALIDATED and record.batch_id is None
+    assert record.state is ImageState.RECEIVED and record.batch_id is None  # decoded later: verifier.py
     assert record.file_name == "cam1_0001.jpg"
     assert record.path == str(spooled)
     assert (record.ext, record.size, record.width, record.height) == ("jpg", len(data), 160, 120)
@@ -161,7 +161,7 @@ def test_duplicate_under_another_name_is_quarantined(config: Config, journal: Jo
     record = journal.get(first.image_id or "")
     assert record is not None and record.file_name == "a.jpg"
     counts = journal.counts()
-    assert counts["validated"] == 1 and counts["quarantined"] == 1
+    assert counts["received"] == 1 and counts["quarantined"] == 1
 
 
 def test_duplicate_of_an_image_further_along_is_quarantined(config: Config, journal: Journal,
@@ -224,7 +224,7 @@ def test_nothing_is_ever_deleted(config: Config, journal: Journal, ingestor: Ing
     assert sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in images) == before
     reasons = [p for p in all_files(config.quarantine_folder) if p.name.endswith(".reason.txt")]
     assert len(reasons) == 5
-    assert journal.counts()["quarantined"] == 5 and journal.counts()["validated"] == 4
+    assert journal.counts()["quarantined"] == 5 and journal.counts()["received"] == 4
 
 
 def test_two_rejects_with_the_same_name_in_one_second_are_both_kept(config: Config, journal: Journal,
@@ -376,3 +376,56 @@ def test_drop_folder_on_another_file_system(tmp_path: Path, journal: Journal) ->
         assert record is not None and record.captured_at == "2024-05-01T10:00:00.500Z"
         assert Path(record.path).read_bytes() == data
         assert list((config.work_folder / "staging").iterdir()) == []
+
+
+# --- a group: one barrier, one transaction ------------------------------------------------------
+
+def test_a_group_shares_one_sync_and_one_transaction(config: Config, journal: Journal, ingestor: Ingestor,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outcomes come back in the order given, whatever each file's fate, duplicates inside the group included."""
+    from batchsight import durable
+
+    good = [make_image("JPEG", seed=n) for n in range(5)]
+    names = ["g0.jpg", "bad.jpg", "g1.jpg", "same-as-g0.jpg", "g2.jpg", "g3.jpg", "g4.jpg"]
+    datas = [good[0], b"no image", good[1], good[0], good[2], good[3], good[4]]
+    paths = [drop(config, name, data) for name, data in zip(names, datas)]
+    syncs: list[int] = []
+    transactions: list[int] = []
+    real_sync, real_add = durable.sync_files, Journal.add_many
+    monkeypatch.setattr(durable, "sync_files", lambda files, folders: (syncs.append(len(list(files))),
+                                                                       real_sync([], folders)))
+    monkeypatch.setattr(Journal, "add_many", lambda self, records, **kw: (transactions.append(len(records)),
+                                                                         real_add(self, records, **kw))[1])
+
+    outcomes = ingestor.ingest_many(paths)
+
+    assert [o.path for o in outcomes] == paths
+    assert [o.accepted for o in outcomes] == [True, False, True, False, True, True, True]
+    assert "not a JPEG or PNG" in (outcomes[1].reason or "")
+    assert "duplicate" in (outcomes[3].reason or "")
+    assert syncs == [6] and transactions == [6], "one barrier and one commit for the group"
+    assert journal.counts()["received"] == 5 and journal.counts()["quarantined"] == 2
+    assert list(config.drop_folder.iterdir()) == [] and list((config.work_folder / "staging").iterdir()) == []
+
+
+def test_a_full_disk_mid_group_leaves_every_file_in_drop_or_staging(config: Config, journal: Journal,
+                                                                    ingestor: Ingestor,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from batchsight import durable
+
+    paths = [drop(config, f"p{n}.jpg", make_image("JPEG", seed=n)) for n in range(4)]
+    real_rename = durable.rename
+
+    def rename(source: Path, target: Path) -> bool:
+        if source.name == "p2.jpg":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_rename(source, target)
+
+    monkeypatch.setattr(durable, "rename", rename)
+    with pytest.raises(OSError):
+        ingestor.ingest_many(paths)
+    assert sorted(p.name for p in config.drop_folder.iterdir()) == ["p2.jpg", "p3.jpg"]
+    assert len(list((config.work_folder / "staging").iterdir())) == 2
+    monkeypatch.setattr(durable, "rename", real_rename)
+    assert all(o.accepted for o in ingestor.recover_staging() + ingestor.ingest_many(paths[2:]))
+    assert journal.counts()["received"] == 4

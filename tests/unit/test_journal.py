@@ -176,7 +176,7 @@ def test_skipping_the_result_raises(journal: Journal) -> None:
 
 @pytest.mark.parametrize("start", [s for s in ImageState if s not in (ImageState.RESULT_STORED, ImageState.ALERTED)])
 def test_alerted_is_reachable_only_from_result_stored(journal: Journal, start: ImageState) -> None:
-    journal.add(record(1))
+    journal.add(record(1), state=ImageState.RECEIVED)
     journal.advance([iid(1)], start)
     with pytest.raises(IllegalTransition, match="result_stored"):
         journal.advance([iid(1)], ImageState.ALERTED)

@@ -10,6 +10,7 @@ always-on model, the AWS sample's hourly policy and the ideal schedule.
 
     batchsight plan --rate 500 --shifts 06:00-14:00,14:00-22:00 --budget-minutes 60
     batchsight plan --trace arrivals.csv --budget-minutes 120 --start-minutes 4 8 --price 1.2
+    batchsight plan --rate 500 --backend lookoutvision
 """
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ import argparse
 import sys
 
 from batchsight_cloud.costmodel import BudgetTooSmall, compare, rate_trace, read_trace, table
-from batchsight_cloud.costmodel.options import add_model_arguments, billing_from, service_from
+from batchsight_cloud.costmodel.options import (
+    add_model_arguments,
+    backend_summary,
+    billing_from,
+    service_from,
+)
 from batchsight_cloud.costmodel.trace import TraceError, horizon, parse_shifts
 
 
@@ -64,9 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     budget = args.budget_minutes * 60.0
     days = horizon(arrivals) / 86_400.0
     print(f"Trace: {source}: {len(arrivals)} images over {days:g} day(s)")
-    print(f"Budget {args.budget_minutes:g} min from drop to result; model start "
-          f"{service.start_minutes[0]:g}-{service.start_minutes[1]:g} min; detect "
-          f"{service.detect_latency_seconds:g} s, up to {service.detect_tps:g}/s")
+    print(f"Budget {args.budget_minutes:g} min from drop to result; {backend_summary(args)} x "
+          f"{billing.units}; detect {service.detect_latency_seconds:g} s, up to {service.detect_tps:g}/s")
     try:
         comparison = compare(arrivals, budget_seconds=budget, service=service, billing=billing)
     except BudgetTooSmall as exc:
