@@ -102,7 +102,8 @@ class Component:
         self.publisher = publisher or build_publisher(config)
         self.watcher = DropFolderWatcher(config.drop_folder, config.ingest.stable_seconds)
         self.ingestor = Ingestor(config, self.journal)
-        self.verifier = PixelVerifier(config, self.journal)
+        self.wake = threading.Event()  # newly validated images: judge or batch them without waiting a tick
+        self.verifier = PixelVerifier(config, self.journal, on_validated=self.wake.set)
         self.policy = BatchPolicy(config.batch, last_cut=time.time())
         self.link = CloudLink(config, self.journal, s3=clients["s3"], sqs=clients["sqs"],
                               sfn=clients["stepfunctions"])
@@ -180,7 +181,8 @@ class Component:
                     if not disk_full(exc):
                         raise
                     self._disk_full(exc)
-                self.stop_event.wait(TICK_SECONDS)
+                self.wake.wait(TICK_SECONDS)
+                self.wake.clear()
         finally:
             self._shutdown()
 
@@ -298,6 +300,7 @@ class Component:
         def stop(signum: int, _frame: object) -> None:
             log.info("stopping on signal", extra={"signal": signal.Signals(signum).name})
             self.stop_event.set()
+            self.wake.set()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)

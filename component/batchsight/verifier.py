@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from batchsight.config import Config
@@ -25,9 +26,11 @@ RETRY_SECONDS = 2.0      # after a failure to record (a full disk): try the same
 
 
 class PixelVerifier:
-    def __init__(self, config: Config, journal: Journal) -> None:
+    def __init__(self, config: Config, journal: Journal, *,
+                 on_validated: Callable[[], None] = lambda: None) -> None:
         self.config = config
         self.journal = journal
+        self._on_validated = on_validated  # called on this thread after each recorded group
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -84,6 +87,7 @@ class PixelVerifier:
         decoded = [image.image_id for image in images if self._decodes(image)]
         if decoded:
             self.journal.validated(decoded)
+            self._on_validated()
 
     def _decodes(self, image: ImageRecord) -> bool:
         try:
