@@ -97,17 +97,22 @@ def rename(source: Path, target: Path) -> bool:
 
 
 def move(source: Path, target: Path) -> None:
-    """Rename when possible; across file systems copy under a partial name, fsync, rename,
-    and only then remove the source, so the target is whole or absent. Both folders are
-    fsynced before returning: a power cut after a move never undoes it, and never leaves the
-    file in neither folder."""
+    """Rename when possible, else ``move_across``. Both folders are fsynced before returning: a
+    power cut after a move never undoes it, and never leaves the file in neither folder."""
     if not rename(source, target):
-        _copy(source, target)
-        fsync_dir(target.parent)  # the copy is durable before the source goes
-        source.unlink()
+        move_across(source, target)
     fsync_dir(target.parent)
     if source.parent != target.parent:
         fsync_dir(source.parent)
+
+
+def move_across(source: Path, target: Path) -> None:
+    """Move to another file system: copy under a partial name, fsync, rename, and only then
+    remove the source, so the target is whole or absent and the copy is durable before the
+    source goes. The source's folder is the caller's to sync."""
+    _copy(source, target)
+    fsync_dir(target.parent)
+    source.unlink()
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -101,7 +101,7 @@ class Ingestor:
         try:
             open(path, "rb").close()  # an unreadable file stays in the drop folder, not in staging
             if not durable.rename(path, target):
-                durable.move(path, target)  # another file system: copied and synced one by one
+                durable.move_across(path, target)  # copied and synced one by one; the group syncs the drop folder
         except FileNotFoundError:
             return IngestOutcome(path, None, None)  # taken away before we got to it: not ours
         except OSError as exc:

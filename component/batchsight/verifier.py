@@ -53,9 +53,6 @@ class PixelVerifier:
         if self._thread is not None:
             self._thread.join()
 
-    def backlog(self) -> int:
-        return self._queue.qsize()
-
     def _run(self) -> None:
         while not self._stopping.is_set():
             group = self._take()

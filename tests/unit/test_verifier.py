@@ -102,7 +102,6 @@ def test_the_thread_takes_what_a_crash_left_and_what_ingest_hands_over(config: C
     finally:
         verifier.stop()
     assert {journal.get(i).state for i in left + new} == {ImageState.VALIDATED}
-    assert verifier.backlog() == 0
 
 
 def test_a_failure_to_record_is_retried_not_lost(config: Config, journal: Journal,
