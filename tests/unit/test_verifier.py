@@ -129,3 +129,12 @@ def test_a_failure_to_record_is_retried_not_lost(config: Config, journal: Journa
     finally:
         verifier.stop()
     assert journal.get(image_id).state is ImageState.VALIDATED and len(calls) == 2
+
+
+def test_nothing_more_is_decoded_once_stopping(config: Config, journal: Journal) -> None:
+    """A group of circuit-board images takes seconds to decode: a stop does not wait for all of it."""
+    ids = receive(config, journal, {f"s{n}.jpg": jpeg(20 + n) for n in range(3)})
+    verifier = PixelVerifier(config, journal)
+    verifier.stop()
+    verifier.verify(ids)
+    assert {journal.get(i).state for i in ids} == {ImageState.RECEIVED}
