@@ -51,7 +51,7 @@ from tests.integration.test_end_to_end import DEVICE, LINE, SITE, Edge, _config,
 from tests.reliability.faults import integrity, journal_states, wait_for
 from tests.support import CloudFixture, report_reliability
 
-RECORDED = {s.value for s in ImageState} - {ImageState.VALIDATED.value}  # upload recorded, or later
+RECORDED = {s.value for s in ImageState} - {ImageState.RECEIVED.value, ImageState.VALIDATED.value}  # uploaded, or later
 KILLS, IMAGES = 3, 30
 
 
@@ -189,18 +189,19 @@ class LoopDisk:
             pytest.skip(f"cannot mount ext4 from a loop device here: {mounted.stderr.strip()}")
         self.mounts.append((mount, device))
 
-    def crash_copy(self, mount: Path) -> Path:
-        """Copy what the block device holds (never the page cache: no sync first) and mount it.
-
-        Mounting replays ext4's journal, as the first boot after a power cut would.
-        """
+    def crash_copy(self) -> Path:
+        """Copy what the block device holds (never the page cache: no sync first), then mount the
+        copy where the disk was, as the first boot after a power cut would (the journal names
+        spool files by their full path). Mounting replays ext4's journal."""
         copy = self.image.with_name("after-power-cut.img")
         shutil.copyfile(self.image, copy)
-        self._attach(copy, mount)
-        return mount
+        self.close()  # the page cache we did not copy is gone with the mount
+        self._attach(copy, self.mount)
+        return self.mount
 
     def close(self) -> None:
-        for mount, device in reversed(self.mounts):
+        while self.mounts:
+            mount, device = self.mounts.pop()
             if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
                 subprocess.run(["umount", "-l", str(mount)], capture_output=True)
             subprocess.run(["losetup", "-d", device], capture_output=True)
@@ -215,9 +216,16 @@ def loop_disk(tmp_path: Path) -> Iterator[LoopDisk]:
         disk.close()
 
 
+CUTS = {  # the moment of the power cut: which journal states must be on record
+    "journaled": {s.value for s in ImageState},  # the first group's commit: files in staging, spool, drop
+    "uploaded": RECORDED,                        # the first upload's record: batches in flight
+}
+
+
 @pytest.mark.integration
+@pytest.mark.parametrize("cut", CUTS)
 def test_power_cut_image_holds_every_journaled_image_intact(local_cloud: CloudFixture, mqtt_broker: Any,
-                                                           loop_disk: LoopDisk, tmp_path: Path) -> None:
+                                                           loop_disk: LoopDisk, tmp_path: Path, cut: str) -> None:
     frames = generate(tmp_path / "camera", count=IMAGES, size=96, seed=81)
     config = _config(tmp_path, local_cloud, mqtt_broker.port)
     data = yaml.safe_load(config.read_text())
@@ -230,13 +238,13 @@ def test_power_cut_image_holds_every_journaled_image_intact(local_cloud: CloudFi
     try:
         for frame in frames:  # a camera that never calls fsync, like most
             (loop_disk.mount / "drop" / frame.path.name).write_bytes(frame.path.read_bytes())
-        wait_for(lambda: journal.exists() and any(s in RECORDED for s in journal_states(journal).values()),
-                 30, "the first upload on record", every=0.005)
+        wait_for(lambda: journal.exists() and any(s in CUTS[cut] for s in journal_states(journal).values()),
+                 30, f"the first image {cut}", every=0.005)
     finally:
         edge.process.send_signal(signal.SIGKILL)
         edge.process.wait(timeout=10)
     at_cut = journal_states(journal)
-    after = loop_disk.crash_copy(tmp_path / "after")
+    after = loop_disk.crash_copy()
     # the edge is dead: no cloud work is left running, but its last execution may still be
     local_cloud.wait_for_executions()
 
@@ -260,8 +268,6 @@ def test_power_cut_image_holds_every_journaled_image_intact(local_cloud: CloudFi
     waiting = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (after / "drop").iterdir()}
     intact = {h for h in waiting.values() if h in {hashlib.sha256(f.path.read_bytes()).hexdigest() for f in frames}}
     expected = set(survived) | intact
-    data.update(drop_folder=str(after / "drop"), work_folder=str(work))
-    config.write_text(yaml.safe_dump(data))
     hmi = Subscriber(mqtt_broker.port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#", echo=False)
     hmi.start()
     edge = Edge(config, tmp_path / "edge.log")
@@ -277,10 +283,10 @@ def test_power_cut_image_holds_every_journaled_image_intact(local_cloud: CloudFi
     damaged = len(waiting) - len(intact)
     assert len(list((work / "quarantine").glob("*.reason.txt"))) == damaged, "the camera's unsynced files"
     assert integrity(work / "journal.sqlite3") == "ok"
-    print(f"\npower cut: {len(survived)} images journaled at the cut (states {dict(Counter(survived.values()))}), "
+    print(f"\npower cut at the first image {cut}: {len(survived)} images journaled at the cut (states {dict(Counter(survived.values()))}), "
           f"all intact after ext4 recovery; {len(waiting)} still in the drop folder ({damaged} never synced "
           f"by the camera); {len(keys)} results after the reboot")
-    report_reliability("power-cut-disk-image", dropped=len(survived) + len(waiting),
+    report_reliability(f"power-cut-at-{cut}", dropped=len(survived) + len(waiting),
                        accounted=len(keys) + damaged, duplicates=hmi.duplicates, recover_s=recover_s)
 
 
