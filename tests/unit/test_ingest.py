@@ -255,6 +255,31 @@ def test_quarantine_never_replaces_a_file_already_there(config: Config, ingestor
     assert moved[0].with_name(moved[0].name + ".reason.txt").read_text().strip() == outcome.reason
 
 
+@pytest.mark.parametrize("over_the_limit", [False, True])
+def test_a_file_that_grew_after_its_size_was_taken_is_read_to_its_end_within_the_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, over_the_limit: bool) -> None:
+    """A writer appending between our fstat and our read: fstat says 1,000 bytes fewer."""
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (128, 128), os.urandom(128 * 128 * 3)).save(buffer, "JPEG")
+    data = buffer.getvalue()
+    limit = len(data) - 500 if over_the_limit else len(data)  # the size fstat saw passes either way
+    config = config_from_dict({"drop_folder": str(tmp_path / "drop"), "work_folder": str(tmp_path / "work"),
+                               "aws": AWS, "ingest": {"max_bytes": limit}})
+    config.drop_folder.mkdir()
+    journal = Journal(config.journal_path)
+    real_fstat = os.fstat
+    monkeypatch.setattr(os, "fstat", lambda fd: os.stat_result(
+        (*real_fstat(fd)[:6], real_fstat(fd).st_size - 1000, *real_fstat(fd)[7:])))
+    try:
+        outcome = Ingestor(config, journal).ingest(drop(config, "growing.jpg", data))
+    finally:
+        journal.close()
+    if over_the_limit:
+        assert outcome.reason == f"file is {limit + 1} bytes, over the {limit}-byte limit"
+    else:
+        assert outcome.image_id == hashlib.sha256(data).hexdigest(), "every byte, not the size fstat saw"
+
+
 def test_oversize_file_is_quarantined_from_its_size_unread(config: Config, journal: Journal,
                                                            ingestor: Ingestor) -> None:
     """A sparse 64 GiB file: reading it would exhaust memory, so the stat must decide."""
