@@ -7,7 +7,8 @@ Figures (one line each, then a summary; exit 0 when every goal is met, else 1):
     and one journal transaction with ``synchronous=FULL`` per group, move into the spool),
     for casting-size (512x512, ~25 KB) and circuit-board-size (2000x1334, ~1.3 MB) JPEGs;
     baseline: plain read + sha256 of the same files. Goal: 0.5 of baseline. Also reported:
-    drop to validated, every pixel decoded by the verifier on its own thread meanwhile.
+    drop to validated, every pixel decoded by the decoder's child process meanwhile, and
+    that process's peak RSS.
     The watcher's completeness wait (``ingest.stable_seconds``) is a configured delay, not
     work, and is left out.
   - upload: ``CloudLink.submit`` of one journaled batch of 500 (uploads to S3 with their
@@ -254,11 +255,11 @@ def journal_quickly(config: Config, images: Iterable[tuple[str, bytes]]) -> floa
     return time.perf_counter() - started
 
 
-def ingest_all(config: Config, journal: Journal, paths: Sequence[Path]) -> tuple[float, float]:
+def ingest_all(config: Config, journal: Journal, paths: Sequence[Path]) -> tuple[float, float, float]:
     """Ingest every path through the real Ingestor, a group at a time as the runtime's ticks
-    hand a backlog over, with the real verifier decoding on its thread meanwhile; seconds until
-    all are journaled (``received``) and until all are decoded (``validated``). Refuses any
-    rejection."""
+    hand a backlog over, with the real verifier and its decoder process working meanwhile;
+    seconds until all are journaled (``received``) and until all are decoded (``validated``),
+    and the decoder process's peak RSS in MB. Refuses any rejection."""
     ingestor = Ingestor(config, journal)
     verifier = PixelVerifier(config, journal)
     verifier.start()
@@ -273,12 +274,14 @@ def ingest_all(config: Config, journal: Journal, paths: Sequence[Path]) -> tuple
         while journal.counts()[ImageState.RECEIVED.value]:
             time.sleep(0.002)
         decoded = time.perf_counter() - started
+        assert verifier.decoder.process is not None
+        decoder_peak = _status_mb(Path(f"/proc/{verifier.decoder.process.pid}/status").read_text(), "VmHWM")
     finally:
         verifier.stop()
     refused = [o for o in outcomes if not o.accepted]
     if refused or journal.counts()[ImageState.VALIDATED.value] != len(paths):
         raise RuntimeError(f"{len(refused)} bench images not journaled, e.g. {refused[:1]}")
-    return journaled, decoded
+    return journaled, decoded, decoder_peak
 
 
 # --- ingest -----------------------------------------------------------------------------------
@@ -298,7 +301,7 @@ def ingest_one_set(kind: str, sources: list[Path], count: int, work: Path,
     journal = Journal(config.journal_path)
     with component_logging(work / "edge.log"), clock(durable, "sync_files") as syncs, \
             clock(ingest_module, "inspect") as checks:
-        journaled, decoded = ingest_all(config, journal, paths)
+        journaled, decoded, decoder_peak = ingest_all(config, journal, paths)
     journal.close()
     rate = count / journaled
     per_image, checking, syncing = 1000 / rate, sum(checks) * 1000 / count, sum(syncs) * 1000 / count
@@ -310,8 +313,12 @@ def ingest_one_set(kind: str, sources: list[Path], count: int, work: Path,
                   f"(renames, reads, journal commit, log line)"), figures)
     report(Figure(f"ingest+decode {kind}", count / decoded, "img/s", baseline, "read+sha256",
                   count / decoded / baseline,
-                  detail=f"drop -> validated: every pixel decoded on the verifier's thread, "
+                  detail=f"drop -> validated: every pixel decoded by the decoder process meanwhile, "
                          f"{decoded:.2f} s for the set against {journaled:.2f} s to journaled"), figures)
+    bare = bare_import_rss("batchsight.decoder")
+    report(Figure(f"decoder RSS peak {kind}", decoder_peak, "MB", bare, "bare import", decoder_peak / bare,
+                  detail="the decoder's child process (VmHWM) while it decoded the set; it ends after "
+                         "a minute without work, and is not part of the edge RSS figures"), figures)
     shutil.rmtree(work)
 
 
@@ -658,9 +665,9 @@ def bench_memory(data: Path, sizes: Sizes, work: Path, figures: list[Figure]) ->
     report(Figure("edge RSS peak", peak, "MB", baseline, "bare import", peak / baseline), figures)
 
 
-def bare_import_rss() -> float:
-    """RSS of a process that only imports the runtime: what the code alone costs."""
-    script = "import batchsight.runtime; print(open('/proc/self/status').read())"
+def bare_import_rss(module: str = "batchsight.runtime") -> float:
+    """RSS of a process that only imports ``module``: what the code alone costs."""
+    script = f"import {module}; print(open('/proc/self/status').read())"
     status = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO / "component")}).stdout
     return _status_mb(status, "VmRSS")

@@ -1,35 +1,38 @@
-"""Decode every received image once, on a thread of its own, before it can join a batch.
+"""Decode every received image once, before it can join a batch.
 
 Ingest acknowledges a file once it is complete, hashed and durable (images.inspect); only a
 decoder finds corrupt compressed data inside a complete file, and decoding costs 15 to 30
-times the hash. Pillow releases the GIL while it decodes, so this thread uses the gateway's
-second core while the main loop keeps ingesting and publishing. An image that does not
-decode goes to quarantine with the decoder's reason, as at ingest; one that does becomes
-``validated``. The queue is memory only: at start every ``received`` image is queued again.
+times the hash. This thread hands each image to the decoder's child process (decoder.py),
+which uses the gateway's second core, while the main loop keeps ingesting and publishing. An
+image that does not decode goes to quarantine with the decoder's reason, as at ingest; one
+that does becomes ``validated``. The queue is memory only: at start every ``received`` image
+is queued again. After IDLE_SECONDS without work the decoder's process is closed.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from batchsight.config import Config
-from batchsight.images import InvalidImage, check_pixels
+from batchsight.decoder import Decoder, Verdict
 from batchsight.ingest import set_aside
 from batchsight.journal import ImageRecord, ImageState, Journal
 
 log = logging.getLogger(__name__)
 GROUP = 256              # images recorded per journal transaction
 RETRY_SECONDS = 2.0      # after a failure to record (a full disk): try the same images again
+IDLE_SECONDS = 60.0      # without work this long, the decoder's process ends (it starts again in 0.2 s)
 
 
 class PixelVerifier:
     def __init__(self, config: Config, journal: Journal, *,
-                 on_validated: Callable[[], None] = lambda: None) -> None:
+                 on_validated: Callable[[], None] = lambda: None, decoder: Decoder | None = None) -> None:
         self.config = config
         self.journal = journal
+        self.decoder = decoder or Decoder()
         self._on_validated = on_validated  # called on this thread after each recorded group
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -52,6 +55,7 @@ class PixelVerifier:
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join()
+        self.decoder.close()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -67,7 +71,11 @@ class PixelVerifier:
     def _take(self) -> list[str]:
         """Block for one image, then take what else is queued, up to a group."""
         group = []
-        item = self._queue.get()
+        try:
+            item = self._queue.get(timeout=IDLE_SECONDS)
+        except queue.Empty:
+            self.decoder.close()  # a quiet line: its memory goes back until the next image
+            item = self._queue.get()
         while item is not None:
             group.append(item)
             if len(group) == GROUP:
@@ -80,23 +88,21 @@ class PixelVerifier:
 
     def verify(self, image_ids: list[str]) -> None:
         """Decode each image still ``received``; record the good ones in one transaction."""
+        images = [image for image in self.journal.get_many(image_ids) if image.state is ImageState.RECEIVED]
         decoded = []
-        for image in self.journal.get_many(image_ids):
-            if self._stopping.is_set():
-                break  # a group of large images takes seconds: stop promptly, the rest stays received
-            if image.state is ImageState.RECEIVED and self._decodes(image):
-                decoded.append(image.image_id)
+        with contextlib.closing(self.decoder.decode_many([(i.path, i.ext) for i in images],
+                                                         self.config.ingest)) as verdicts:
+            for image, verdict in zip(images, verdicts):
+                if self._stopping.is_set():
+                    break  # a group of large images takes seconds: stop promptly, the rest stays received
+                if self._accepted(image, verdict):
+                    decoded.append(image.image_id)
         if decoded:
             self.journal.validated(decoded)
             self._on_validated()
 
-    def _decodes(self, image: ImageRecord) -> bool:
-        try:
-            check_pixels(Path(image.path).read_bytes(), image.ext, self.config.ingest)
-        except FileNotFoundError:
-            set_aside(self.config, self.journal, image, f"spool file {image.path} of image {image.image_id} is gone")
-            return False
-        except InvalidImage as exc:
-            set_aside(self.config, self.journal, image, str(exc))
-            return False
-        return True
+    def _accepted(self, image: ImageRecord, verdict: Verdict) -> bool:
+        reason = f"spool file {image.path} of image {image.image_id} is gone" if verdict.missing else verdict.reason
+        if reason is not None:
+            set_aside(self.config, self.journal, image, reason)
+        return reason is None

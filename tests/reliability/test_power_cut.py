@@ -336,7 +336,9 @@ def test_upload_is_recorded_only_once_the_object_is_in_s3(local_cloud: CloudFixt
     for frame in generate(tmp_path / "camera", count=5, size=96, seed=9):
         (tmp_path / "drop" / frame.path.name).write_bytes(frame.path.read_bytes())
         assert ingestor.ingest(tmp_path / "drop" / frame.path.name).accepted
-    PixelVerifier(config, journal).verify(journal.ids_in_state(ImageState.RECEIVED))
+    verifier = PixelVerifier(config, journal)
+    verifier.verify(journal.ids_in_state(ImageState.RECEIVED))
+    verifier.stop()
     journal.cut_batch("gw-e2e-20260101T000000Z-00000000", max_images=10)
     clients = aws_clients(config)
     link = CloudLink(config, journal, s3=clients["s3"], sqs=clients["sqs"], sfn=clients["stepfunctions"])

@@ -70,7 +70,9 @@ class Rig:
             outcome = self.ingestor.ingest(target)
             assert outcome.image_id, outcome
             ids.append(outcome.image_id)
-        PixelVerifier(self.config, self.journal).verify(ids)
+        verifier = PixelVerifier(self.config, self.journal)
+        verifier.verify(ids)
+        verifier.stop()
         return ids
 
     def messages(self) -> list[tuple[str, dict[str, Any]]]:

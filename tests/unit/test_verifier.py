@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,11 +57,20 @@ def receive(config: Config, journal: Journal, files: dict[str, bytes]) -> list[s
     return [o.image_id for o in outcomes if o.image_id]
 
 
+def verify(config: Config, journal: Journal, image_ids: list[str]) -> None:
+    """One pass, as the thread makes it, then the decoder's process is closed."""
+    verifier = PixelVerifier(config, journal)
+    try:
+        verifier.verify(image_ids)
+    finally:
+        verifier.stop()
+
+
 def test_images_that_decode_become_validated_and_others_go_to_quarantine(config: Config, journal: Journal) -> None:
     good, bad = receive(config, journal, {"good.jpg": jpeg(1), "bad.jpg": scrambled(2)})
     assert journal.get(good).state is ImageState.RECEIVED
 
-    PixelVerifier(config, journal).verify([good, bad])
+    verify(config, journal, [good, bad])
 
     assert journal.get(good).state is ImageState.VALIDATED
     assert journal.get(bad) is None, "it left the images: nothing waits on it"
@@ -75,7 +84,7 @@ def test_images_that_decode_become_validated_and_others_go_to_quarantine(config:
 def test_a_missing_spool_file_is_set_aside_with_its_reason(config: Config, journal: Journal) -> None:
     [image_id] = receive(config, journal, {"gone.jpg": jpeg(3)})
     Path(journal.get(image_id).path).unlink()
-    PixelVerifier(config, journal).verify([image_id])
+    verify(config, journal, [image_id])
     assert journal.get(image_id) is None
     reasons = journal._conn.execute("SELECT reason FROM quarantine").fetchall()
     assert [r[0] for r in reasons] == [f"spool file {config.work_folder / 'spool' / image_id}.jpg of image {image_id} is gone"]
@@ -85,7 +94,7 @@ def test_images_past_received_are_left_alone(config: Config, journal: Journal) -
     [image_id] = receive(config, journal, {"a.jpg": jpeg(4)})
     journal.advance([image_id], ImageState.VALIDATED)
     journal.advance([image_id], ImageState.UPLOADED)
-    PixelVerifier(config, journal).verify([image_id, "f" * 64])
+    verify(config, journal, [image_id, "f" * 64])
     assert journal.get(image_id).state is ImageState.UPLOADED
 
 
@@ -138,3 +147,29 @@ def test_nothing_more_is_decoded_once_stopping(config: Config, journal: Journal)
     verifier.stop()
     verifier.verify(ids)
     assert {journal.get(i).state for i in ids} == {ImageState.RECEIVED}
+
+
+def test_the_decoder_process_ends_when_idle_and_starts_again_for_new_images(
+        config: Config, journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    import batchsight.verifier as verifier_module
+
+    monkeypatch.setattr(verifier_module, "IDLE_SECONDS", 0.2)
+    verifier = PixelVerifier(config, journal)
+    verifier.start()
+    try:
+        first = receive(config, journal, {"first.jpg": jpeg(30)})
+        verifier.submit(first)
+        wait(lambda: journal.get(first[0]).state is ImageState.VALIDATED and verifier.decoder.process is None)
+        second = receive(config, journal, {"second.jpg": jpeg(31)})
+        verifier.submit(second)
+        wait(lambda: journal.get(second[0]).state is ImageState.VALIDATED)
+    finally:
+        verifier.stop()
+    assert verifier.decoder.process is None, "stop ends it too"
+
+
+def wait(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
