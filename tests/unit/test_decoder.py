@@ -6,7 +6,6 @@ with the real ``_answer`` and dies (a real signal) or sleeps on the file named f
 """
 from __future__ import annotations
 
-import io
 import logging
 import os
 import signal
@@ -16,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from batchsight.config import IngestSettings
 from batchsight.decoder import WINDOW, Decoder, Verdict
+from tests.unit.test_verifier import jpeg, scrambled
 
 LIMITS = IngestSettings()
 MISBEHAVING = """
@@ -45,20 +44,6 @@ sys.stdout.write("".join(json.dumps(_answer(request)) + "\\n" for request in req
 sys.stdout.flush()
 sys.stdin.read()
 """
-
-
-def jpeg(seed: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (96, 64), (seed * 40 % 256, 90, 30)).save(buffer, "JPEG")
-    return buffer.getvalue()
-
-
-def scrambled(seed: int) -> bytes:
-    """Complete up to its scan header, whose component ids the frame never declared."""
-    data = bytearray(jpeg(seed))
-    scan = data.index(b"\xff\xda")
-    data[scan + 4:scan + 8] = b"\x09\x09\x09\x09"
-    return bytes(data)
 
 
 def files(folder: Path, contents: dict[str, bytes]) -> list[tuple[str, str]]:
