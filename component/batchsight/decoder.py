@@ -90,19 +90,20 @@ class Decoder:
                         self._send({"path": path, "ext": ext, "limits": request_limits})
                     answer = self._receive()
                 except DecoderFailed as failure:
-                    index, (path, _) = sent[0]
-                    attempts[index] += 1
+                    failed = sent.popleft()
+                    attempts[failed[0]] += 1
                     log.warning("image decoder failed; it starts again for the next try",
-                                extra={"path": path, "failure": str(failure), "attempt": attempts[index]})
-                    if attempts[index] == ATTEMPTS:
-                        sent.popleft()
-                        yield Verdict(reason=f"the image decoder failed on it {ATTEMPTS} times, last: {failure}")
-                    waiting.extendleft(reversed(sent))
+                                extra={"path": failed[1][0], "failure": str(failure), "attempt": attempts[failed[0]]})
+                    waiting.extendleft(reversed(sent))  # to the new child, in order, not counted
                     sent.clear()
+                    if attempts[failed[0]] < ATTEMPTS:
+                        waiting.appendleft(failed)
+                    else:
+                        yield Verdict(reason=f"the image decoder failed on it {ATTEMPTS} times, last: {failure}")
                     continue
                 yield _verdict(answer, sent.popleft()[1][0])
         finally:
-            if sent:  # answers still on their way belong to requests nobody waits for now
+            if sent and self.process is not None:  # answers on their way belong to requests nobody waits for
                 self._end("")
 
     def close(self) -> None:

@@ -120,6 +120,19 @@ def test_an_image_that_kills_the_decoder_twice_is_refused_and_the_others_are_dec
     assert [(Path(r.path).name, r.attempt) for r in failures] == [("crash.jpg", 1), ("crash.jpg", 2)]
 
 
+def test_a_caller_that_stops_after_a_refused_image_leaves_the_decoder_usable(tmp_path: Path) -> None:
+    """As the verifier does when asked to stop: the generator is closed with requests in flight."""
+    paths = files(tmp_path / "images", {"crash.jpg": jpeg(1), "a.jpg": jpeg(2), "b.jpg": scrambled(3)})
+    decoder = misbehaving(tmp_path)
+    try:
+        verdicts = decoder.decode_many(paths, LIMITS)
+        assert next(verdicts).reason == "the image decoder failed on it 2 times, last: killed by SIGSEGV"
+        verdicts.close()
+        assert [v.reason is None for v in decoder.decode_many(paths[1:], LIMITS)] == [True, False]
+    finally:
+        decoder.close()
+
+
 def test_one_crash_is_not_held_against_the_image(tmp_path: Path) -> None:
     """A kill from outside (the OOM killer, an operator) looks the same as a crash once."""
     paths = files(tmp_path / "images", {"crash-once.jpg": jpeg(1), "b.jpg": jpeg(2)})
