@@ -4,8 +4,8 @@
 the header, and a complete stream (a JPEG ends with its end-of-image marker, every PNG chunk
 has a valid CRC and IEND closes it), with the SHA-256. It reads every byte but decodes no
 pixel: a 2000x1334 JPEG decodes in 12 ms and hashes in 0.8 ms, and the camera's file should
-leave the drop folder at disk speed. ``check_pixels`` then decodes the image completely, on
-the verifier's thread (verifier.py), before the image can join a batch.
+leave the drop folder at disk speed. ``check_pixels`` then decodes the image completely,
+in the decoder's child process (verifier.py, decoder.py), before the image can join a batch.
 
 The limits default to what every backend accepts (64 to 4096 px a side, 6 MiB bodies), so
 an image that passes here is never rejected by the model for its shape.

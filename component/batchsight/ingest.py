@@ -4,7 +4,7 @@ Each file leaves the drop folder in one rename into work_folder/staging and is r
 there, so a camera reusing the name cannot change the bytes between our hash and our move
 into the spool. The files one tick found complete then share one durability barrier and one
 journal transaction (group commit): what a durable acknowledgment costs is paid per group,
-not per image. Pixels are decoded afterwards, on the verifier's thread (verifier.py).
+not per image. Pixels are decoded afterwards, in the decoder's child process (verifier.py).
 Nothing is deleted before its result is safe, and no move replaces a file we already keep.
 """
 from __future__ import annotations

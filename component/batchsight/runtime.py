@@ -1,7 +1,8 @@
 """The component's main loop: watch -> ingest -> batch -> submit -> pull results -> alert.
 
-One loop thread does the work in order (watchdog has its own thread), which keeps every
-journal transition simple to reason about. Cloud and broker failures back off and retry;
+One loop thread does the work in order (watchdog has its own thread; the pixel verifier has
+one too, which only moves images from ``received`` to ``validated`` or quarantine), which
+keeps every journal transition simple to reason about. Cloud and broker failures back off and retry;
 they never stop ingestion, so images keep spooling while the line runs.
 """
 from __future__ import annotations
