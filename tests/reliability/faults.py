@@ -181,6 +181,26 @@ def _respond(request: BaseHTTPRequestHandler, status: int, headers: dict[str, st
         request.wfile.write(body)
 
 
+def processes(*markers: bytes, parent: int | None = None) -> list[int]:
+    """Live (not zombie) processes whose command line holds every marker, children of ``parent``
+    when given: how the tests find a component's helper processes, and their orphans."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            status = dict(line.split(":\t", 1) for line in (entry / "status").read_text().splitlines()
+                          if ":\t" in line)
+        except OSError:
+            continue
+        if status.get("State", "Z").startswith("Z") or not all(marker in cmdline for marker in markers):
+            continue
+        if parent is None or int(status["PPid"]) == parent:
+            found.append(int(entry.name))
+    return found
+
+
 def wait_for(predicate: Any, timeout: float, what: str, every: float = 0.2) -> float:
     """Poll until ``predicate()`` is true; returns the seconds it took (fails after ``timeout``)."""
     started = time.monotonic()

@@ -1,5 +1,5 @@
-"""Kill -9 the component again and again in edge-first mode: its detector child must not outlive
-it, and every image still gets exactly one verdict on MQTT (the edge's, or the cloud's when the
+"""Kill -9 the component again and again in edge-first mode: its detector and decoder children
+must not outlive it, and every image still gets exactly one verdict on MQTT (the edge's, or the cloud's when the
 detector was down), a correction only where the cloud overruled a published one, and exactly
 one result document for each image that went to the cloud.
 """
@@ -20,24 +20,13 @@ from batchsight_cloud.local.hmi import Subscriber
 from batchsight_cloud.local.stack import free_port
 from batchsight_cloud.synth import generate
 from tests.integration.test_end_to_end import DEVICE, LINE, SITE, Edge, _config, _result_keys, _wait_for
+from tests.reliability.faults import processes
 from tests.support import CloudFixture, report_reliability
 
 pytestmark = pytest.mark.integration
 IMAGES, KILLS = 60, 5
 SERVE = b"batchsight_cloud.detector.serve"
-
-
-def _detector_processes(model: Path) -> list[int]:
-    """Process ids of `batchsight serve` children serving this test's model."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if SERVE in cmdline and str(model).encode() in cmdline:
-            found.append(int(entry.name))
-    return found
+DECODER = b"batchsight.decoder"
 
 
 def test_sigkill_in_edge_first_mode_leaves_no_orphan_and_no_double_verdict(
@@ -64,16 +53,22 @@ def test_sigkill_in_edge_first_mode_leaves_no_orphan_and_no_double_verdict(
     dropping = threading.Thread(target=camera)
     dropping.start()
     edge = Edge(config, tmp_path / "edge.log")
-    orphans_after_kill = []
+    orphans_after_kill, decoders_at_kill = [], 0
+
+    def orphans(decoders: list[int]) -> list[int]:
+        return processes(SERVE, str(model).encode()) + sorted(set(decoders) & set(processes(DECODER)))
+
     try:
         for _ in range(KILLS):
             time.sleep(rng.uniform(0.5, 1.5))
+            decoders = processes(DECODER, parent=edge.process.pid)
+            decoders_at_kill += len(decoders)
             edge.process.send_signal(signal.SIGKILL)
             edge.process.wait(timeout=10)
             deadline = time.monotonic() + 5
-            while _detector_processes(model) and time.monotonic() < deadline:
+            while orphans(decoders) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            orphans_after_kill.append(len(_detector_processes(model)))
+            orphans_after_kill.append(len(orphans(decoders)))
             edge = Edge(config, tmp_path / "edge.log")
         restarted = time.monotonic()
         dropping.join()
@@ -85,8 +80,9 @@ def test_sigkill_in_edge_first_mode_leaves_no_orphan_and_no_double_verdict(
     finally:
         assert edge.stop() == 0
         hmi.stop()
-    assert orphans_after_kill == [0] * KILLS, "the detector child stops within seconds of a kill -9"
-    assert _detector_processes(model) == [], "and with a clean stop"
+    assert orphans_after_kill == [0] * KILLS, "the detector and decoder children stop within seconds of a kill -9"
+    assert decoders_at_kill > 0, "the kills found a decoder at work"
+    assert processes(SERVE, str(model).encode()) == [], "and with a clean stop"
 
     assert hmi.duplicates <= KILLS, "a duplicate needs a kill in the PUBACK window"
     sent_to_cloud = {i for i, (_, m) in hmi.results.items() if m["result_key"]}
