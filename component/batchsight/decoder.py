@@ -68,6 +68,7 @@ class Decoder:
         self.command = command or [sys.executable, "-m", __name__]
         self.process: subprocess.Popen[bytes] | None = None
         self._answers = b""  # read from the child, not yet taken: a read may bring several answers
+        self._interrupted = False
 
     def decode_many(self, files: Sequence[tuple[str, str]],
                     limits: IngestSettings) -> Generator[Verdict, None, None]:
@@ -90,6 +91,8 @@ class Decoder:
                         self._send({"path": path, "ext": ext, "limits": request_limits})
                     answer = self._receive()
                 except DecoderFailed as failure:
+                    if self._interrupted:
+                        return  # stopping: what is left is decoded at the next start
                     failed = sent.popleft()
                     attempts[failed[0]] += 1
                     log.warning("image decoder failed; it starts again for the next try",
@@ -105,6 +108,14 @@ class Decoder:
         finally:
             if sent and self.process is not None:  # answers on their way belong to requests nobody waits for
                 self._end("")
+
+    def interrupt(self) -> None:
+        """Kill the child now, from another thread: a stop must not wait for a stalled decode.
+        What ``decode_many`` was doing ends without a verdict for the images left."""
+        self._interrupted = True
+        process = self.process
+        if process is not None:
+            process.kill()  # Popen.kill polls first: never a signal to a reused pid
 
     def close(self) -> None:
         """End the child at EOF, as the protocol says; kill it if it does not end in time."""

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 GROUP = 256              # images recorded per journal transaction
 RETRY_SECONDS = 2.0      # after a failure to record (a full disk): try the same images again
 IDLE_SECONDS = 60.0      # without work this long, the decoder's process ends (it starts again in 0.2 s)
+STOP_GRACE_SECONDS = 2.0  # for the image in hand; then the decoder's process is killed
 
 
 class PixelVerifier:
@@ -50,11 +51,15 @@ class PixelVerifier:
             self._queue.put(image_id)
 
     def stop(self) -> None:
-        """Finish the image in hand and stop; the rest stays ``received`` for the next start."""
+        """Stop between images, or at once if a decode stalls; the rest stays ``received`` for
+        the next start."""
         self._stopping.set()
         self._queue.put(None)
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout=STOP_GRACE_SECONDS)
+            if self._thread.is_alive():
+                self.decoder.interrupt()
+                self._thread.join()
         self.decoder.close()
 
     def _run(self) -> None:

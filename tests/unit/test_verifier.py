@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -173,3 +174,20 @@ def wait(condition: Callable[[], bool], timeout: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_a_stop_does_not_wait_for_a_stalled_decode(config: Config, journal: Journal) -> None:
+    """The decoder's child sleeps on the image (a stand-in for a decoder stuck on a hostile file)."""
+    from batchsight.decoder import Decoder
+
+    [image_id] = receive(config, journal, {"stall.jpg": jpeg(32)})
+    stalling = Decoder(command=[sys.executable, "-c", "import sys, time\nfor line in sys.stdin: time.sleep(3600)"])
+    verifier = PixelVerifier(config, journal, decoder=stalling)
+    verifier.start()
+    wait(lambda: stalling.process is not None)
+    time.sleep(0.3)  # the request is in the child's hands
+    started = time.monotonic()
+    verifier.stop()
+    assert time.monotonic() - started < 10, "killed after the grace period, not after the 60 s timeout"
+    assert journal.get(image_id).state is ImageState.RECEIVED, "left for the next start, not quarantined"
+    assert stalling.process is None
