@@ -14,6 +14,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,13 +66,18 @@ class Ingestor:
         return self.ingest_many([path])[0]
 
     def ingest_many(self, paths: list[Path]) -> list[IngestOutcome]:
-        """Take complete files out of the drop folder into staging, then check them there, in groups.
+        return [outcome for group in self.ingest_groups(paths) for outcome in group]
 
-        A full work folder raises at the file it hit: the files before it are journaled or in
-        staging (``recover_staging`` takes them), the rest are still in the drop folder.
+    def ingest_groups(self, paths: list[Path]) -> Iterator[list[IngestOutcome]]:
+        """Take complete files out of the drop folder into staging, check them there, and hand
+        out each group's outcomes as soon as it is journaled.
+
+        A full work folder raises at the file it hit, after the groups before it were handed
+        out: the files before it are journaled or in staging (``recover_staging`` takes them),
+        the rest are still in the drop folder.
         """
-        return [outcome for start in range(0, len(paths), GROUP)
-                for outcome in self._ingest_group(paths[start:start + GROUP])]
+        for start in range(0, len(paths), GROUP):
+            yield self._ingest_group(paths[start:start + GROUP])
 
     def _ingest_group(self, paths: list[Path]) -> list[IngestOutcome]:
         outcomes: list[IngestOutcome | None] = []

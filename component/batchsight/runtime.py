@@ -215,8 +215,9 @@ class Component:
             self._next_status = now + STATUS_EVERY_SECONDS
 
     def _ingest(self, paths: list[Path]) -> None:
-        """Ingest complete files as one group, then hand the journaled ones to the verifier;
-        first, after a full disk, what the failure left in staging.
+        """Ingest complete files in groups, handing each group's journaled images to the verifier
+        as it comes (a later group's failure must not hold them back); first, after a full disk,
+        what the failure left in staging.
 
         Files not taken because the disk filled up go back to the watcher, so they are tried
         again once there is space instead of waiting in the drop folder for a restart.
@@ -225,7 +226,8 @@ class Component:
             if self._restage:
                 self._verify(self.ingestor.recover_staging())
                 self._restage = False
-            self._verify(self.ingestor.ingest_many(paths))
+            for outcomes in self.ingestor.ingest_groups(paths):
+                self._verify(outcomes)
         except BaseException:
             for path in paths:
                 if os.path.lexists(path):

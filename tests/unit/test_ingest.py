@@ -454,3 +454,28 @@ def test_a_full_disk_mid_group_leaves_every_file_in_drop_or_staging(config: Conf
     monkeypatch.setattr(durable, "rename", real_rename)
     assert all(o.accepted for o in ingestor.recover_staging() + ingestor.ingest_many(paths[2:]))
     assert journal.counts()["received"] == 4
+
+
+def test_groups_journaled_before_a_full_disk_are_handed_out_before_it_raises(
+        config: Config, journal: Journal, ingestor: Ingestor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runtime hands each group to the verifier as it comes: a failure in a later group of a
+    backlog must not keep the earlier, journaled images from being decoded until a restart."""
+    from batchsight import durable
+    from batchsight import ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "GROUP", 2)
+    paths = [drop(config, f"g{n}.jpg", make_image("JPEG", seed=40 + n)) for n in range(4)]
+    real_rename = durable.rename
+
+    def rename(source: Path, target: Path) -> bool:
+        if source.name == "g3.jpg":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_rename(source, target)
+
+    monkeypatch.setattr(durable, "rename", rename)
+    handed_out = []
+    with pytest.raises(OSError):
+        for outcomes in ingestor.ingest_groups(paths):
+            handed_out.append(outcomes)
+    assert [[o.path.name for o in group if o.accepted] for group in handed_out] == [["g0.jpg", "g1.jpg"]]
+    assert journal.counts()["received"] == 2
