@@ -145,7 +145,7 @@ def test_one_crash_is_not_held_against_the_image(tmp_path: Path) -> None:
 
 def test_a_stalled_decoder_is_killed_and_the_image_refused_after_two_timeouts(tmp_path: Path) -> None:
     paths = files(tmp_path / "images", {"stall.jpg": jpeg(1), "b.jpg": jpeg(2)})
-    decoder = misbehaving(tmp_path, timeout=0.3)
+    decoder = misbehaving(tmp_path, timeout=2.0)  # room for a fresh child to start on a loaded machine
     started = time.monotonic()
     try:
         stalled = next(decoder.decode_many(paths[:1], LIMITS))
@@ -153,7 +153,7 @@ def test_a_stalled_decoder_is_killed_and_the_image_refused_after_two_timeouts(tm
         rest = list(decoder.decode_many(paths[1:], LIMITS))
     finally:
         decoder.close()
-    assert stalled == Verdict(reason="the image decoder failed on it 2 times, last: no answer within 0.3 s")
+    assert stalled == Verdict(reason="the image decoder failed on it 2 times, last: no answer within 2 s")
     assert rest == [Verdict()] and time.monotonic() - started < 10
     assert left_behind is None, "the stalled child was killed and reaped"
 
