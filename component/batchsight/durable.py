@@ -27,7 +27,7 @@ def _libc_syncfs() -> Callable[[int], int] | None:
 _SYNCFS = _libc_syncfs()
 
 
-def sync_files(files: Iterable[Path], folders: Iterable[Path]) -> None:
+def sync_files(files: Iterable[str | Path], folders: Iterable[str | Path]) -> None:
     """Make the files' bytes and the folders' entries durable, all at once where possible.
 
     The files must live on the first folder's file system. On Linux one syncfs(2) of that file
@@ -54,7 +54,7 @@ def sync_files(files: Iterable[Path], folders: Iterable[Path]) -> None:
             fsync_dir(folder)
 
 
-def _syncfs(folder: Path) -> None:
+def _syncfs(folder: str | Path) -> None:
     fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         if _SYNCFS(fd) != 0:  # type: ignore[misc]
@@ -64,7 +64,7 @@ def _syncfs(folder: Path) -> None:
         os.close(fd)
 
 
-def fsync_path(path: Path) -> None:
+def fsync_path(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -72,7 +72,7 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: str | Path) -> None:
     """Make the renames and unlinks in ``folder`` durable (a no-op where folders cannot be synced)."""
     fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:

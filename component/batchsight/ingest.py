@@ -12,8 +12,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import secrets
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,7 +25,7 @@ from batchsight.images import CheckedImage, InvalidImage, check_size, inspect
 from batchsight.journal import ImageRecord, ImageState, Journal
 
 log = logging.getLogger(__name__)
-_STAGED_PREFIX = 33            # a uuid4 in hex and '-' before the drop-folder name
+_STAGED_PREFIX = 33            # 16 random bytes in hex and '-' before the drop-folder name
 _REASON = ".reason.txt"
 GROUP = 256                    # files per barrier and transaction: a backlog is acknowledged in steps
 
@@ -46,7 +46,7 @@ class IngestOutcome:
 class _Inspected:
     """A staged file that passed inspection, waiting for its group's barrier and commit."""
 
-    staged: Path
+    staged: str
     origin: Path
     name: str
     checked: CheckedImage
@@ -61,6 +61,8 @@ class Ingestor:
         self.staging = config.work_folder / "staging"
         for folder in (self.spool, self.staging, config.quarantine_folder):
             folder.mkdir(parents=True, exist_ok=True)
+        # the per-image path work is done on str: pathlib's parsing cost more than a rename here
+        self._spool, self._staging = str(self.spool), str(self.staging)
 
     def ingest(self, path: Path) -> IngestOutcome:
         return self.ingest_many([path])[0]
@@ -81,9 +83,9 @@ class Ingestor:
 
     def _ingest_group(self, paths: list[Path]) -> list[IngestOutcome]:
         outcomes: list[IngestOutcome | None] = []
-        staged: list[tuple[Path, Path]] = []
+        staged: list[tuple[str, Path]] = []
         for path in paths:
-            target = self.staging / f"{uuid.uuid4().hex}-{path.name}"
+            target = f"{self._staging}/{secrets.token_hex(16)}-{path.name}"
             outcome = self._stage(path, target)
             outcomes.append(outcome)
             if outcome is None:
@@ -99,15 +101,16 @@ class Ingestor:
                 staged.unlink()  # an unfinished copy: its source never left the drop folder
                 log.info("unfinished copy removed from staging", extra={"path": str(staged)})
             else:
-                left.append((staged, staged))
+                left.append((str(staged), staged))
         return self._ingest_staged(left)
 
-    def _stage(self, path: Path, target: Path) -> IngestOutcome | None:
+    def _stage(self, path: Path, target: str) -> IngestOutcome | None:
         """Move one file into staging; None when it is there, else what became of it."""
         try:
-            open(path, "rb").close()  # an unreadable file stays in the drop folder, not in staging
+            if not os.access(path, os.R_OK):  # an unreadable file stays in the drop folder
+                raise PermissionError(errno.EACCES, "no permission to read it", str(path))
             if not durable.rename(path, target):
-                durable.move_across(path, target)  # copied and synced one by one; the group syncs the drop folder
+                durable.move_across(path, Path(target))  # copied and synced one by one; the group syncs the drop folder
         except FileNotFoundError:
             return IngestOutcome(path, None, None)  # taken away before we got to it: not ours
         except OSError as exc:
@@ -116,13 +119,13 @@ class Ingestor:
             return _skipped(path, path, exc)
         return None
 
-    def _ingest_staged(self, staged: list[tuple[Path, Path]]) -> list[IngestOutcome]:
+    def _ingest_staged(self, staged: list[tuple[str, Path]]) -> list[IngestOutcome]:
         """Inspect staged files, then journal and spool the good ones under one barrier and one
         transaction; origin (the second of each pair) is reported back, in order."""
-        outcomes: dict[Path, IngestOutcome] = {}
+        outcomes: dict[str, IngestOutcome] = {}
         good: list[_Inspected] = []
         for path, origin in staged:
-            name = path.name[_STAGED_PREFIX:]
+            name = os.path.basename(path)[_STAGED_PREFIX:]
             try:
                 data, mtime = self._read(path)
                 good.append(_Inspected(path, origin, name, inspect(data, self.config.ingest), mtime))
@@ -134,11 +137,11 @@ class Ingestor:
             outcomes.update(self._journal(good))
         return [outcomes[path] for path, _ in staged]
 
-    def _journal(self, group: list[_Inspected]) -> dict[Path, IngestOutcome]:
+    def _journal(self, group: list[_Inspected]) -> dict[str, IngestOutcome]:
         """The camera's bytes and staging's entries are on disk before the journal names them;
         the spool's entries are synced before ingestion returns."""
         durable.sync_files([item.staged for item in group],
-                           [self.staging, *{item.origin.parent for item in group}])
+                           [self._staging, *{os.path.dirname(item.origin) for item in group}])
         is_new = self.journal.add_many([self._record(item) for item in group], state=ImageState.RECEIVED)
         outcomes = {}
         for item, new in zip(group, is_new):
@@ -158,37 +161,35 @@ class Ingestor:
         log.info("images journaled", extra={"images": accepted, "duplicates": len(group) - accepted})
         return outcomes
 
-    def _spooled(self, checked: CheckedImage) -> Path:
-        return self.spool / f"{checked.image_id}.{checked.ext}"
+    def _spooled(self, checked: CheckedImage) -> str:
+        return f"{self._spool}/{checked.image_id}.{checked.ext}"
 
     def _record(self, item: _Inspected) -> dict[str, object]:
         checked = item.checked
         captured = datetime.fromtimestamp(item.mtime, timezone.utc)
-        return {"image_id": checked.image_id, "file_name": item.name, "path": str(self._spooled(checked)),
+        return {"image_id": checked.image_id, "file_name": item.name, "path": self._spooled(checked),
                 "ext": checked.ext, "size": checked.size, "width": checked.width, "height": checked.height,
                 "captured_at": captured.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 "route": "cloud" if self.config.inference.mode == "cloud" else None}
 
-    def _read(self, staged: Path) -> tuple[bytes, float]:
+    def _read(self, staged: str) -> tuple[bytes, float]:
         """The bytes and mtime; the size is checked on fstat first, so a huge file is never read."""
-        with open(staged, "rb") as source:
-            info = os.fstat(source.fileno())
+        fd = os.open(staged, os.O_RDONLY)
+        try:
+            info = os.fstat(fd)
             check_size(info.st_size, self.config.ingest)
-            # the size fstat saw and one byte more, to tell a file that grew meanwhile (asking for
-            # the limit instead makes Python allocate it: 6 MiB per image, 3 times the read)
-            data = source.read(info.st_size + 1)
-            if len(data) > info.st_size:  # still being written: read on, bounded by the limit
-                data += source.read(self.config.ingest.max_bytes + 1 - len(data))
-            return data, info.st_mtime
+            return _read_to_end(fd, info.st_size, self.config.ingest.max_bytes), info.st_mtime
+        finally:
+            os.close(fd)
 
-    def _interrupted_move(self, image_id: str, spooled: Path) -> bool:
+    def _interrupted_move(self, image_id: str, spooled: str) -> bool:
         """True when an earlier run journaled this very file but died before moving it."""
         record = self.journal.get(image_id)
         return (record is not None and record.state in (ImageState.RECEIVED, ImageState.VALIDATED)
-                and not spooled.exists())
+                and not os.path.exists(spooled))
 
-    def _quarantine(self, staged: Path, name: str, reason: str, origin: Path) -> IngestOutcome:
-        target = quarantine(self.config, staged, name, reason)
+    def _quarantine(self, staged: str, name: str, reason: str, origin: Path) -> IngestOutcome:
+        target = quarantine(self.config, Path(staged), name, reason)
         self.journal.quarantined(str(target), reason)
         return IngestOutcome(origin, None, reason)
 
@@ -212,7 +213,20 @@ def set_aside(config: Config, journal: Journal, image: ImageRecord, reason: str)
     log.error("image set aside", extra={"image_id": image.image_id, "reason": reason})
 
 
-def _skipped(origin: Path, where: Path, exc: OSError) -> IngestOutcome:
+def _read_to_end(fd: int, size: int, limit: int) -> bytes:
+    """The size fstat saw and one byte more, to tell a file that grew meanwhile; then on to its
+    end, never past limit + 1 bytes. (Asking for the limit at once makes Python allocate it:
+    6 MiB per image, 3 times the cost of the read.)"""
+    data = os.read(fd, size + 1)
+    while len(data) != size and len(data) <= limit:  # it grew or shrank since fstat
+        more = os.read(fd, limit + 1 - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _skipped(origin: Path, where: str | Path, exc: OSError) -> IngestOutcome:
     """A file we cannot read can be neither checked nor quarantined: leave it and say so.
 
     In the drop folder its next event retries it; in staging, recover_staging at the next start.

@@ -173,18 +173,28 @@ class Journal:
 
     def add_many(self, records: list[dict[str, Any]], *, state: ImageState) -> list[bool]:
         """Journal images in one transaction (ingest's group commit); for each, False if the
-        same bytes are already known.
+        same bytes are already known (journaled before, or earlier in ``records``).
 
-        ``record["route"]`` None leaves it to the local detector; missing means the cloud.
+        One lookup and one executemany per group: a statement per row cost ingest 11 us an
+        image, as much as its rename. ``record["route"]`` None leaves it to the local detector;
+        missing means the cloud.
         """
         now = time.time()
+        stamps = {"seen_at": now, "state": state.value, "updated_at": now}
         with self._tx() as db:
-            return [db.execute(
+            known = {row[0] for row in db.execute(
+                f"SELECT image_id FROM images WHERE image_id IN ({','.join('?' * len(records))})",
+                [record["image_id"] for record in records])}
+            is_new = []
+            for record in records:
+                is_new.append(record["image_id"] not in known)
+                known.add(record["image_id"])
+            db.executemany(
                 "INSERT OR IGNORE INTO images (image_id, file_name, path, ext, size, width, height,"
                 " captured_at, seen_at, state, updated_at, route) VALUES (:image_id, :file_name, :path,"
                 " :ext, :size, :width, :height, :captured_at, :seen_at, :state, :updated_at, :route)",
-                {"route": Route.CLOUD.value, **record, "seen_at": now,
-                 "state": state.value, "updated_at": now}).rowcount == 1 for record in records]
+                [{"route": Route.CLOUD.value, **record, **stamps} for record in records])
+            return is_new
 
     def get(self, image_id: str) -> ImageRecord | None:
         with self._lock:
