@@ -7,8 +7,9 @@ Figures (one line each, then a summary; exit 0 when every goal is met, else 1):
     and one journal transaction with ``synchronous=FULL`` per group, move into the spool),
     for casting-size (512x512, ~25 KB) and circuit-board-size (2000x1334, ~1.3 MB) JPEGs;
     baseline: plain read + sha256 of the same files. Goal: 0.5 of baseline. Also reported:
-    drop to validated, every pixel decoded by the decoder's child process meanwhile, and
-    that process's peak RSS.
+    the floor (the same renames, read, hash and syncs with nothing around them), drop to
+    validated, every pixel decoded by the decoder's child process meanwhile, and that
+    process's peak RSS. The median of 3 rounds.
     The watcher's completeness wait (``ingest.stable_seconds``) is a configured delay, not
     work, and is left out.
   - upload: ``CloudLink.submit`` of one journaled batch of 500 (uploads to S3 with their
@@ -30,7 +31,7 @@ Figures (one line each, then a summary; exit 0 when every goal is met, else 1):
     images) on casting and circuit-board images, 1 and 2 threads; baseline: Pillow decode
     (open + load) of the same images, same thread counts.
 
-    python bench/edge.py              # full sizes (about 4.5 minutes on 2 cores)
+    python bench/edge.py              # full sizes (about 3 minutes on 2 cores)
     python bench/edge.py --quick      # small counts (the smoke test)
     python bench/edge.py --only ingest,upload --markdown /tmp/figures.md
 """
@@ -93,6 +94,7 @@ class Sizes:
 
     casting: int = 2000
     circuitboard: int = 200
+    ingest_rounds: int = 3
     upload: int = 500
     upload_rounds: int = 4
     latency: int = 100
@@ -107,7 +109,7 @@ class Sizes:
     fit_normals: int = 10
 
 
-QUICK = Sizes(casting=60, circuitboard=6, upload=30, upload_rounds=1, latency=6,
+QUICK = Sizes(casting=60, circuitboard=6, ingest_rounds=1, upload=30, upload_rounds=1, latency=6,
               latency_gap=0.3, memory=300, memory_seconds=4.0, memory_batch=100, detect_casting=10,
               detect_circuitboard=3, patchcore_casting=4, patchcore_circuitboard=2,
               fit_normals=4)
@@ -288,38 +290,97 @@ def ingest_all(config: Config, journal: Journal, paths: Sequence[Path]) -> tuple
 
 def bench_ingest(data: Path, sizes: Sizes, work: Path, figures: list[Figure]) -> None:
     for kind, count in (("casting", sizes.casting), ("circuitboard", sizes.circuitboard)):
-        ingest_one_set(kind, shared_images(data, kind), count, work / f"ingest-{kind}", figures)
+        ingest_one_set(kind, shared_images(data, kind), count, sizes.ingest_rounds, work / f"ingest-{kind}",
+                       figures)
 
 
-def ingest_one_set(kind: str, sources: list[Path], count: int, work: Path,
+@dataclass(frozen=True)
+class IngestRound:
+    """One round of the ingest section, on fresh copies of the set; rates in img/s."""
+
+    baseline: float
+    floor: float
+    rate: float
+    decode_rate: float
+    checking_ms: float
+    syncing_ms: float
+    syncs: int
+    decoder_peak_mb: float
+
+    @property
+    def ratio(self) -> float:
+        return self.rate / self.baseline
+
+
+def ingest_one_set(kind: str, sources: list[Path], count: int, rounds: int, work: Path,
                    figures: list[Figure]) -> None:
-    """Baseline first (files in the page cache, as they are right after a camera wrote them)."""
+    """Report the median of ``rounds`` rounds by ingest's ratio: this disk's rename and sync
+    times wander from one second to the next, and a round is a few tenths of a second."""
+    done = sorted((ingest_round(kind, sources, count, work / f"round-{n}") for n in range(rounds)),
+                  key=lambda r: r.ratio)
+    median = done[len(done) // 2]
+    ratios = ", ".join(f"{r.ratio:.2f}" for r in done)
+    per_image = 1000 / median.rate
+    report(Figure(f"ingest floor {kind}", median.floor, "img/s", median.baseline, "read+sha256",
+                  median.floor / median.baseline,
+                  detail="what any staged, durable ingest pays with no checks and no journal: rename "
+                         "into staging, read, sha256, rename into the spool, one syncfs per "
+                         f"{ingest_module.GROUP} images"), figures)
+    report(Figure(f"ingest {kind}", median.rate, "img/s", median.baseline, "read+sha256", median.ratio,
+                  f">= {INGEST_MIN_RATIO}", median.ratio >= INGEST_MIN_RATIO,
+                  f"{count} images, median of {rounds} rounds (ratios {ratios}), {median.rate / median.floor:.2f} "
+                  f"of the floor; drop -> journaled (durable): {per_image:.3f} ms per image = inspect "
+                  f"{median.checking_ms:.3f} ms (sha256 + structure) + group sync barrier "
+                  f"{median.syncing_ms:.3f} ms ({median.syncs} for {count}) + the rest "
+                  f"{per_image - median.checking_ms - median.syncing_ms:.3f} ms "
+                  f"(renames, reads, journal commit, log line)"), figures)
+    report(Figure(f"ingest+decode {kind}", median.decode_rate, "img/s", median.baseline, "read+sha256",
+                  median.decode_rate / median.baseline,
+                  detail=f"drop -> validated: every pixel decoded by the decoder process meanwhile, "
+                         f"{count / median.decode_rate:.2f} s for the set against "
+                         f"{count / median.rate:.2f} s to journaled"), figures)
+    bare = bare_import_rss("batchsight.decoder")
+    report(Figure(f"decoder RSS peak {kind}", median.decoder_peak_mb, "MB", bare, "bare import",
+                  median.decoder_peak_mb / bare,
+                  detail="the decoder's child process (VmHWM) while it decoded the set; it ends after "
+                         "a minute without work, and is not part of the edge RSS figures"), figures)
+
+
+def ingest_round(kind: str, sources: list[Path], count: int, work: Path) -> IngestRound:
+    """Baseline first (files in the page cache, as they are right after a camera wrote them),
+    then the floor on a second copy of the set, then ingest."""
     paths = replicate(sources, count, work / "drop", kind)
-    megabytes = sum(p.stat().st_size for p in paths) / 1e6
+    floor_paths = replicate(sources, count, work / "floor" / "drop", kind)
     baseline = count / timed(lambda: [hashlib.sha256(p.read_bytes()).digest() for p in paths])
+    floor = count / timed(lambda: durable_floor(floor_paths, work / "floor"))
     config = config_from_dict(edge_settings(work, endpoint_url="http://127.0.0.1:9"))
     journal = Journal(config.journal_path)
     with component_logging(work / "edge.log"), clock(durable, "sync_files") as syncs, \
             clock(ingest_module, "inspect") as checks:
         journaled, decoded, decoder_peak = ingest_all(config, journal, paths)
     journal.close()
-    rate = count / journaled
-    per_image, checking, syncing = 1000 / rate, sum(checks) * 1000 / count, sum(syncs) * 1000 / count
-    report(Figure(f"ingest {kind}", rate, "img/s", baseline, "read+sha256", rate / baseline,
-                  f">= {INGEST_MIN_RATIO}", rate / baseline >= INGEST_MIN_RATIO,
-                  f"{count} images, {megabytes:.0f} MB, drop -> journaled (durable): {per_image:.3f} ms per "
-                  f"image = inspect {checking:.3f} ms (sha256 + structure) + group sync barrier "
-                  f"{syncing:.3f} ms ({len(syncs)} for {count}) + the rest {per_image - checking - syncing:.3f} ms "
-                  f"(renames, reads, journal commit, log line)"), figures)
-    report(Figure(f"ingest+decode {kind}", count / decoded, "img/s", baseline, "read+sha256",
-                  count / decoded / baseline,
-                  detail=f"drop -> validated: every pixel decoded by the decoder process meanwhile, "
-                         f"{decoded:.2f} s for the set against {journaled:.2f} s to journaled"), figures)
-    bare = bare_import_rss("batchsight.decoder")
-    report(Figure(f"decoder RSS peak {kind}", decoder_peak, "MB", bare, "bare import", decoder_peak / bare,
-                  detail="the decoder's child process (VmHWM) while it decoded the set; it ends after "
-                         "a minute without work, and is not part of the edge RSS figures"), figures)
     shutil.rmtree(work)
+    return IngestRound(baseline, floor, count / journaled, count / decoded, sum(checks) * 1000 / count,
+                       sum(syncs) * 1000 / count, len(syncs), decoder_peak)
+
+
+def durable_floor(paths: Sequence[Path], work: Path) -> None:
+    """The file system work ingest cannot do without, in plain Python on str paths: the
+    floor its ratio to read+sha256 can reach on this disk, whatever the code around it."""
+    staging, spool = work / "staging", work / "spool"
+    staging.mkdir()
+    spool.mkdir()
+    for start in range(0, len(paths), ingest_module.GROUP):
+        staged = []
+        for path in paths[start:start + ingest_module.GROUP]:
+            target = f"{staging}/{path.name}"
+            os.replace(path, target)
+            with open(target, "rb") as file:
+                staged.append((target, hashlib.sha256(file.read()).hexdigest()))
+        durable.sync_files([], [staging])
+        for target, digest in staged:
+            os.replace(target, f"{spool}/{digest}.jpg")
+        durable.fsync_dir(spool)
 
 
 @contextlib.contextmanager

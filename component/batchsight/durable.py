@@ -84,7 +84,7 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
-def rename(source: Path, target: Path) -> bool:
+def rename(source: str | Path, target: str | Path) -> bool:
     """Rename within one file system, unsynced (the caller syncs a group at once); False when
     the two are on different file systems and ``move`` must copy."""
     try:

@@ -107,8 +107,8 @@ class Ingestor:
     def _stage(self, path: Path, target: str) -> IngestOutcome | None:
         """Move one file into staging; None when it is there, else what became of it."""
         try:
-            if not os.access(path, os.R_OK):  # an unreadable file stays in the drop folder
-                raise PermissionError(errno.EACCES, "no permission to read it", str(path))
+            if not os.access(path, os.R_OK):  # an unreadable file stays in the drop folder, ...
+                os.close(os.open(path, os.O_RDONLY))  # ... and opening it raises why (EACCES, ELOOP)
             if not durable.rename(path, target):
                 durable.move_across(path, Path(target))  # copied and synced one by one; the group syncs the drop folder
         except FileNotFoundError:

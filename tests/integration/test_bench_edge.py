@@ -15,7 +15,8 @@ from tests.support import REPO, SHARED
 
 pytestmark = pytest.mark.integration
 
-FIGURES = ("ingest casting", "ingest circuitboard", "ingest+decode casting", "ingest+decode circuitboard",
+FIGURES = ("ingest floor casting", "ingest casting", "ingest floor circuitboard", "ingest circuitboard",
+           "ingest+decode casting", "ingest+decode circuitboard",
            "decoder RSS peak casting", "decoder RSS peak circuitboard", "upload batch (submit)", "upload S3 part",
            "drop-to-result p50", "drop-to-result p95", "edge RSS steady", "edge RSS peak",
            "detect casting aligned 1T", "detect casting aligned 2T", "detect casting patchcore 1T",

@@ -356,6 +356,7 @@ def test_unreadable_file_is_left_in_the_drop_folder(config: Config, journal: Jou
     assert not outcome.accepted and outcome.path == path
     assert path.is_symlink()
     assert [getattr(r, "path", None) for r in caplog.records] == [str(path)]
+    assert "Too many levels of symbolic links" in caplog.records[0].error, "the log says why"
     assert all_files(config.work_folder) == []
     assert journal.counts() == {**{s.value: 0 for s in ImageState}, "quarantined": 0}
 
