@@ -176,9 +176,16 @@ class Decoder:
         for pipe in (process.stdin, process.stdout):
             with contextlib.suppress(BrokenPipeError):
                 pipe.close()  # type: ignore[union-attr]
-        if why:
-            return why
-        return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        return why or _how_it_ended(code)
+
+
+def _how_it_ended(code: int) -> str:
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:  # a real-time signal has no name of its own
+        return f"killed by signal {-code}"
 
 
 def _verdict(answer: dict[str, Any], path: str) -> Verdict:

@@ -33,6 +33,8 @@ for line in sys.stdin:
         os.kill(os.getpid(), signal.SIGSEGV)
     if name.startswith("stall"):
         time.sleep(3600)
+    if name.startswith("realtime"):
+        os.kill(os.getpid(), signal.SIGRTMIN + 3)  # ends the process; no name in signal.Signals
     print(json.dumps(_answer(request)), flush=True)
 """
 
@@ -118,6 +120,17 @@ def test_an_image_that_kills_the_decoder_twice_is_refused_and_the_others_are_dec
                         Verdict()]
     failures = [r for r in caplog.records if r.message.startswith("image decoder failed")]
     assert [(Path(r.path).name, r.attempt) for r in failures] == [("crash.jpg", 1), ("crash.jpg", 2)]
+
+
+def test_a_death_by_a_signal_without_a_name_is_reported_by_its_number(tmp_path: Path) -> None:
+    paths = files(tmp_path / "images", {"realtime.jpg": jpeg(1)})
+    decoder = misbehaving(tmp_path)
+    try:
+        verdicts = list(decoder.decode_many(paths, LIMITS))
+    finally:
+        decoder.close()
+    number = signal.SIGRTMIN + 3
+    assert verdicts == [Verdict(reason=f"the image decoder failed on it 2 times, last: killed by signal {number}")]
 
 
 def test_a_caller_that_stops_after_a_refused_image_leaves_the_decoder_usable(tmp_path: Path) -> None:
