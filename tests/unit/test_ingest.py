@@ -164,6 +164,18 @@ def test_duplicate_under_another_name_is_quarantined(config: Config, journal: Jo
     assert counts["received"] == 1 and counts["quarantined"] == 1
 
 
+def test_the_same_bytes_twice_in_one_group_keep_the_first(config: Config, journal: Journal,
+                                                         ingestor: Ingestor) -> None:
+    data = make_image("JPEG", seed=6)
+    first, second = ingestor.ingest_many([drop(config, "a.jpg", data), drop(config, "b.jpg", data)])
+    assert first.accepted and not second.accepted
+    assert second.reason == f"duplicate of image {first.image_id} already journaled"
+    [moved] = quarantined_files(config)
+    assert moved.name.endswith("-b.jpg") and moved.read_bytes() == data
+    assert (config.work_folder / "spool" / f"{first.image_id}.jpg").read_bytes() == data
+    assert journal.counts()["received"] == 1 and journal.counts()["quarantined"] == 1
+
+
 def test_duplicate_of_an_image_further_along_is_quarantined(config: Config, journal: Journal,
                                                             ingestor: Ingestor) -> None:
     data = make_image("PNG", seed=8)

@@ -102,6 +102,15 @@ def test_same_image_twice_is_deduplicated(journal: Journal) -> None:
     assert journal.counts()["validated"] == 1
 
 
+def test_a_group_tells_each_row_new_or_known_within_the_group_too(journal: Journal) -> None:
+    journal.add(record(1))
+    rows = [record(2), record(1), record(3), record(2, file_name="again.jpg")]
+    assert journal.add_many(rows, state=ImageState.RECEIVED) == [True, False, True, False]
+    got = journal.get(iid(2))
+    assert got is not None and got.file_name == "cam-2.jpg"  # the first sighting wins
+    assert journal.counts()["received"] == 2 and journal.counts()["validated"] == 1
+
+
 def test_duplicate_does_not_reset_state(journal: Journal) -> None:
     journal.add(record(1))
     journal.advance([iid(1)], ImageState.UPLOADED)
