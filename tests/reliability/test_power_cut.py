@@ -377,16 +377,22 @@ def test_sigkill_right_after_uploaded_never_reuploads_or_loses_the_record(
     log = tmp_path / "edge.log"
     edge = Edge(config, log)
     recorded_at_kill: dict[str, int] = {}  # image_id -> PUTs of it when its upload was on record
+    kills = 0
     try:
         for frame in frames:
             (tmp_path / "drop" / frame.path.name).write_bytes(frame.path.read_bytes())
         for _ in range(KILLS):
             before = {i for i, s in journal_states(journal).items() if s in RECORDED} if journal.exists() else set()
+            if len(before) == IMAGES:
+                break  # a kill took two batches' records at once: no upload is left to kill after
+            # on record, not exactly 'uploaded': a poll that a loaded machine holds up must not miss
+            # the tens of ms before the batch is enqueued, and wait for an upload that never comes
             wait_for(lambda: journal.exists() and any(
-                s == ImageState.UPLOADED.value and i not in before for i, s in journal_states(journal).items()),
+                s in RECORDED and i not in before for i, s in journal_states(journal).items()),
                 60, "a newly recorded upload", every=0.002)
             edge.process.send_signal(signal.SIGKILL)
             edge.process.wait(timeout=10)
+            kills += 1
             puts = _versions(cloud, bucket)
             for image_id, state in journal_states(journal).items():
                 if state in RECORDED:
@@ -416,9 +422,9 @@ def test_sigkill_right_after_uploaded_never_reuploads_or_loses_the_record(
     assert again == {}, f"PUT again after the upload was on record: {again}"
     assert recorded_at_kill, "the kills fell after recorded uploads"
     repeated = sum(len(v) - 1 for v in versions.values())
-    print(f"\nkill -9 after 'uploaded': {KILLS} kills, {len(recorded_at_kill)} uploads on record at a kill and "
+    print(f"\nkill -9 after 'uploaded': {kills} kills, {len(recorded_at_kill)} uploads on record at a kill and "
           f"never PUT again; {repeated} PUT(s) repeated with identical bytes (in flight at a kill); "
           f"{hmi.duplicates} duplicate MQTT messages; recovered {recover_s:.1f} s after the last restart")
-    assert hmi.duplicates <= KILLS, "a duplicate message needs a kill in the PUBACK window"
+    assert hmi.duplicates <= kills, "a duplicate message needs a kill in the PUBACK window"
     report_reliability("kill9-after-uploaded", dropped=IMAGES, accounted=len(keys), duplicates=hmi.duplicates,
                        recover_s=recover_s)
