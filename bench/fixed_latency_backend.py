@@ -1,10 +1,10 @@
 """A model backend plug-in with a fixed per-call latency, for the drain benchmark.
 
 Used as ``MODEL_BACKEND=plugin:fixed_latency_backend:FixedLatencyBackend`` (the bench
-directory on ``sys.path``). Hosting is modelled like ``backends/local.py``: start writes a
-hosting record, the model is HOSTED after ``FIXED_LATENCY_START_SECONDS`` (the simulated
-start time), and stop closes the record in ``ledger.jsonl``, so hosted time can be read
-back. ``detect`` sleeps ``FIXED_LATENCY_SECONDS`` and answers a valid DetectAnomalyResult.
+directory on ``sys.path``). Hosting is a ``RecordHostedBackend``, as for the local backend:
+start writes a hosting record, the model is HOSTED after ``FIXED_LATENCY_START_SECONDS``
+(the simulated start time), and stop closes the record in ``ledger.jsonl``, so hosted time
+can be read back. ``detect`` sleeps ``FIXED_LATENCY_SECONDS`` and answers a valid DetectAnomalyResult.
 
 Environment:
     FIXED_LATENCY_STATE_DIR        hosting record and ledger (required)
@@ -23,21 +23,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from batchsight_cloud.backends.base import HOSTED, ModelBackend
-from batchsight_cloud.backends.hosting_record import HostingRecord
+from batchsight_cloud.backends.hosting_record import RecordHostedBackend
 
 CALLS: list[tuple[float, float, int]] = []
 _calls_lock = threading.Lock()
 
 
-class FixedLatencyBackend(ModelBackend):
+class FixedLatencyBackend(RecordHostedBackend):
     name = "fixed-latency"
 
     def __init__(self, *, state_dir: Path, latency_seconds: float, startup_seconds: float,
                  start_timeout_seconds: float) -> None:
-        super().__init__(start_timeout_seconds=start_timeout_seconds)
+        super().__init__(state_dir=state_dir, startup_seconds=startup_seconds,
+                         start_timeout_seconds=start_timeout_seconds)
         self.latency_seconds = latency_seconds
-        self.hosting = HostingRecord(state_dir, startup_seconds)
 
     @classmethod
     def from_env(cls, *, start_timeout_seconds: float) -> "FixedLatencyBackend":
@@ -50,18 +49,8 @@ class FixedLatencyBackend(ModelBackend):
     def model_id(self) -> str:
         return f"fixed-{self.latency_seconds * 1000:.0f}ms"
 
-    def _start(self, run_token: str) -> str:
-        return self.hosting.start(run_token)
-
-    def _describe(self) -> tuple[str, str]:
-        return self.hosting.status()
-
-    def _stop(self) -> None:
-        self.hosting.stop()
-
     def detect(self, image: bytes, *, content_type: str) -> dict[str, Any]:
-        if self.hosting.status()[0] != HOSTED:
-            raise RuntimeError("fixed-latency model is not hosted; start it first")
+        self._require_hosted()
         start = time.time()
         time.sleep(self.latency_seconds)
         end = time.time()

@@ -2,7 +2,8 @@
 
 start writes a record, the model counts as HOSTED after a warm-up, and stop closes the record
 in a ledger. Files, because Lambda invocations share nothing in memory; the ledger is what the
-demo and the benchmarks read hosted time from.
+demo and the benchmarks read hosted time from. ``RecordHostedBackend`` is a backend hosted
+this way: a subclass supplies ``model_id`` and ``detect``.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from batchsight_cloud.backends.base import HOSTED, STARTING, STOPPED
+from batchsight_cloud.backends.base import HOSTED, STARTING, STOPPED, ModelBackend
 
 
 class HostingRecord:
@@ -61,3 +62,27 @@ class HostingRecord:
             return json.loads(self._record_path.read_text())
         except FileNotFoundError:
             return None
+
+
+class RecordHostedBackend(ModelBackend):
+    """A backend whose hosting is a ``HostingRecord`` in ``state_dir``."""
+
+    def __init__(self, *, state_dir: Path, startup_seconds: float,
+                 start_timeout_seconds: float) -> None:
+        super().__init__(start_timeout_seconds=start_timeout_seconds)
+        self.hosting = HostingRecord(state_dir, startup_seconds)
+
+    def _start(self, run_token: str) -> str:
+        return self.hosting.start(run_token)
+
+    def _describe(self) -> tuple[str, str]:
+        return self.hosting.status()
+
+    def _stop(self) -> None:
+        self.hosting.stop()
+
+    def _require_hosted(self) -> None:
+        """What a hosted endpoint does when called while down: refuse, so a pipeline that
+        forgot to start the model fails loudly here too."""
+        if self.hosting.status()[0] != HOSTED:
+            raise RuntimeError(f"{self.name} model is not hosted; start it first")

@@ -12,8 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from batchsight_cloud.backends.base import HOSTED, MASK_KEY, ModelBackend, ModelRejectedImage
-from batchsight_cloud.backends.hosting_record import HostingRecord
+from batchsight_cloud.backends.base import MASK_KEY, ModelRejectedImage
+from batchsight_cloud.backends.hosting_record import RecordHostedBackend
 
 _models: dict[tuple[str, float], Any] = {}
 _models_lock = threading.Lock()
@@ -30,14 +30,14 @@ def _load_model(path: Path) -> Any:
         return _models[key]
 
 
-class LocalBackend(ModelBackend):
+class LocalBackend(RecordHostedBackend):
     name = "local"
 
     def __init__(self, *, model_path: Path, state_dir: Path, startup_seconds: float,
                  start_timeout_seconds: float) -> None:
-        super().__init__(start_timeout_seconds=start_timeout_seconds)
+        super().__init__(state_dir=state_dir, startup_seconds=startup_seconds,
+                         start_timeout_seconds=start_timeout_seconds)
         self.model_path = model_path
-        self.hosting = HostingRecord(state_dir, startup_seconds)
 
     @classmethod
     def from_env(cls, *, start_timeout_seconds: float) -> "LocalBackend":
@@ -54,17 +54,10 @@ class LocalBackend(ModelBackend):
         if not self.model_path.is_file():
             raise FileNotFoundError(f"local model {self.model_path} does not exist; "
                                     "fit one with `batchsight fit`")
-        return self.hosting.start(run_token)
-
-    def _describe(self) -> tuple[str, str]:
-        return self.hosting.status()
-
-    def _stop(self) -> None:
-        self.hosting.stop()
+        return super()._start(run_token)
 
     def detect(self, image: bytes, *, content_type: str) -> dict[str, Any]:
-        if self.hosting.status()[0] != HOSTED:
-            raise RuntimeError("local model is not hosted; start it first")
+        self._require_hosted()
         model = _load_model(self.model_path)
         try:
             result = model.detect(image)
