@@ -40,6 +40,7 @@ import numpy as np
 from . import patchcore
 from .features import ColorMode, Preprocessing, box_filter, decode, estimate_shift, shift, spectrum
 from .patchcore import PatchMemory, mask_png
+from .verdict import verdict
 
 FORMAT = "batchsight-detector"
 FORMAT_VERSION = 1            # written for method "aligned": files older code can still read
@@ -182,23 +183,8 @@ class DetectorModel:
         return patchcore.extractor(self.extractor_path)(rgb), original
 
     def detect(self, image_bytes: bytes) -> dict[str, Any]:
-        """Verdict in the Lookout for Vision DetectAnomalyResult shape.
-
-        Confidence is the confidence in the verdict, not in "anomalous": the distance of
-        the score from the threshold in units of the held-out score spread, through a
-        logistic.  The logistic, not a normal CDF, because scores (maxima over an image)
-        have a Gumbel, i.e. exponential, upper tail: its odds fall by e per spread (the
-        Gumbel scale), as the tail's probability does.  A score on the threshold gives
-        0.5, one spread away 0.73, three 0.95; a median good part under the unsupervised
-        threshold is about 3.5 spreads below it, 0.97.
-        """
-        score = self.score(image_bytes)
-        distance = abs(score - self.threshold) / self.score_spread
-        return {
-            "Source": {"Type": "direct"},
-            "IsAnomalous": bool(score > self.threshold),
-            "Confidence": round(1.0 / (1.0 + math.exp(-distance)), 6),
-        }
+        """Verdict in the Lookout for Vision DetectAnomalyResult shape (see verdict.verdict)."""
+        return verdict(self.score(image_bytes), self.threshold, self.score_spread)
 
     def save(self, path: str | Path) -> None:
         """Write the model as one .npz file (arrays + a JSON metadata string), atomically."""
@@ -445,25 +431,26 @@ def fit(
     normals = np.stack(_decode_all(normal_images, prep, "normal"))
     bank = NormalBank.fit(normals, max_bank_images)
     held_out = _held_out_scores(normals, max_bank_images)
-    center = float(np.median(held_out))
-    spread = gumbel_fit(held_out)[1]
-    anomalous = list(anomalous_images or [])
-    if anomalous:
-        decoded = _decode_all(anomalous, prep, "anomalous")
-        anomaly_scores = np.array([bank.score(img) for img in decoded])
-        threshold = best_f1_threshold(held_out, anomaly_scores)
-    else:
-        threshold = unsupervised_threshold(held_out)
+    anomalous = _decode_all(anomalous_images or [], prep, "anomalous")
+    anomaly_scores = np.array([bank.score(img) for img in anomalous])
+    return _calibrated(held_out, anomaly_scores, normal_images, preprocessing=prep, bank=bank)
+
+
+def _calibrated(held_out: np.ndarray, anomaly_scores: np.ndarray, normal_images: Sequence[bytes],
+                **fields: Any) -> DetectorModel:
+    """What both methods end with: the threshold (best F1 against anomalous examples when there
+    are any, else unsupervised) and the confidence scale, from the held-out normal scores."""
+    threshold = (best_f1_threshold(held_out, anomaly_scores) if len(anomaly_scores)
+                 else unsupervised_threshold(held_out))
     return DetectorModel(
-        preprocessing=prep,
-        bank=bank,
         threshold=float(threshold),
-        score_center=center,
-        score_spread=spread,
+        score_center=float(np.median(held_out)),
+        score_spread=gumbel_fit(held_out)[1],
         held_out_scores=held_out,
         training_fingerprint=fingerprint(normal_images),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        n_anomalous=len(anomalous),
+        n_anomalous=len(anomaly_scores),
+        **fields,
     )
 
 
@@ -536,30 +523,12 @@ def _fit_patchcore(
     del transformed
     if held_out is None:
         held_out = held_out_scores(bank, {"": base})[""]
-    center = float(np.median(held_out))
-    spread = gumbel_fit(held_out)[1]
-    anomalous = list(anomalous_images or [])
-    if anomalous:
-        anomaly_scores = np.array([bank.max_distance(extract(x))
-                                   for x in pixels_of(anomalous, "anomalous")])
-        threshold = best_f1_threshold(held_out, anomaly_scores)
-    else:
-        threshold = unsupervised_threshold(held_out)
+    anomaly_scores = np.array([bank.max_distance(extract(x))
+                               for x in pixels_of(anomalous_images or [], "anomalous")])
     bank.sources = None
-    return DetectorModel(
-        preprocessing=Preprocessing(max(size), "rgb"),
-        bank=bank,
-        threshold=float(threshold),
-        score_center=center,
-        score_spread=spread,
-        held_out_scores=held_out,
-        training_fingerprint=fingerprint(normal_images),
-        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        n_anomalous=len(anomalous),
-        method="patchcore",
-        augmentation=chosen,
-        augmentation_check=check,
-    )
+    return _calibrated(held_out, anomaly_scores, normal_images,
+                       preprocessing=Preprocessing(max(size), "rgb"), bank=bank,
+                       method="patchcore", augmentation=chosen, augmentation_check=check)
 
 
 def _augmentation_candidates(augment: str | Sequence[str], size: tuple[int, int]) -> list[str]:

@@ -14,7 +14,6 @@ output"), so other exporters with the same I/O work too.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .patchcore import mask_png, rgb_pixels, upsample
+from .verdict import verdict
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(3, 1, 1)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(3, 1, 1)
@@ -116,13 +116,7 @@ class OnnxAnomalyModel:
 
     def detect(self, image_bytes: bytes) -> dict[str, Any]:
         """Verdict in the Lookout for Vision DetectAnomalyResult shape, as DetectorModel.detect."""
-        score = self.score(image_bytes)
-        distance = abs(score - self.threshold) / self.score_spread
-        return {
-            "Source": {"Type": "direct"},
-            "IsAnomalous": bool(score > self.threshold),
-            "Confidence": round(1.0 / (1.0 + math.exp(-distance)), 6),
-        }
+        return verdict(self.score(image_bytes), self.threshold, self.score_spread)
 
     def calibrate(self, normal_images: Sequence[bytes]) -> OnnxAnomalyModel:
         """Set `score_spread` from the scores of normal images the model was not trained on."""
