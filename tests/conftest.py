@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support import CloudFixture
+
+if TYPE_CHECKING:
+    from batchsight_cloud.local.hmi import Subscriber
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +57,13 @@ def mqtt_broker() -> Iterator[Any]:
 
     with MqttBroker() as broker:
         yield broker
+
+
+@pytest.fixture
+def hmi(mqtt_broker: Any) -> Iterator[Subscriber]:
+    """An HMI on the broker, listening to what the edge component publishes for inspection."""
+    from tests.edge_process import listen
+
+    subscriber = listen(mqtt_broker.port)
+    yield subscriber
+    subscriber.stop()

@@ -1,9 +1,10 @@
-"""Test helpers shared by the suites: paths, schemas, and the local cloud wrapper."""
+"""Test helpers shared by the suites: paths, schemas, polling, and the local cloud wrapper."""
 from __future__ import annotations
 
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,20 @@ SCHEMAS = REPO / "component" / "batchsight" / "schemas"
 
 def load_schema(name: str) -> dict[str, Any]:
     return json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, *, every: float = 0.1,
+             tick: Callable[[], Any] | None = None) -> float:
+    """Poll until ``predicate()`` is true and return the seconds it took; fail after ``timeout``
+    naming ``what``. ``tick`` runs before each poll (to drive a component under test)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if tick is not None:
+            tick()
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @dataclass

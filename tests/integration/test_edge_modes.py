@@ -20,14 +20,14 @@ from batchsight_cloud.detector import DetectorModel
 from batchsight_cloud.local.hmi import Subscriber
 from batchsight_cloud.local.stack import free_port
 from batchsight_cloud.synth import generate
-from tests.integration.test_end_to_end import Edge, _config, _result_keys, _wait_for, hmi  # noqa: F401 - hmi is a fixture
-from tests.support import CloudFixture, load_schema
+from tests.edge_process import Edge, result_keys, write_config
+from tests.support import CloudFixture, load_schema, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def _edge_config(tmp: Path, cloud: CloudFixture, broker_port: int, **inference: Any) -> Path:
-    path = _config(tmp, cloud, broker_port)
+    path = write_config(tmp, cloud, broker_port)
     data = yaml.safe_load(path.read_text())
     data["inference"] = {"endpoint": f"http://127.0.0.1:{free_port()}", "retry_seconds": 1.0, **inference}
     path.write_text(yaml.safe_dump(data))
@@ -47,7 +47,7 @@ def _executions(cloud: CloudFixture) -> list[dict[str, Any]]:
 
 
 def _cloud_work(cloud: CloudFixture) -> tuple[list[str], list[str]]:
-    return _result_keys(cloud), [e["name"] for e in _executions(cloud)]
+    return result_keys(cloud), [e["name"] for e in _executions(cloud)]
 
 
 def _validate(hmi: Subscriber) -> None:
@@ -67,8 +67,8 @@ def test_edge_mode_alerts_at_once_without_the_cloud(local_cloud: CloudFixture, m
                 tmp_path / "edge.log")
     try:
         _drop(tmp_path, frames)
-        _wait_for(lambda: len(hmi.results) >= len(frames), 60, "every image judged at the edge")
-        _wait_for(lambda: any(s.get("judged_at_edge") == len(frames) for s in hmi.statuses), 30,
+        wait_for(lambda: len(hmi.results) >= len(frames), 60, "every image judged at the edge")
+        wait_for(lambda: any(s.get("judged_at_edge") == len(frames) for s in hmi.statuses), 30,
                   "the status to count them")
     finally:
         assert edge.stop() == 0
@@ -95,9 +95,9 @@ def test_edge_first_publishes_at_once_and_the_cloud_corrects(local_cloud: CloudF
                              model=str(tmp_path / "jumpy.npz"), audit_fraction=1.0), tmp_path / "edge.log")
     try:
         _drop(tmp_path, frames)
-        _wait_for(lambda: len(hmi.alerts) >= len(frames), 60, "every local verdict (all alerts) at once")
-        _wait_for(lambda: len(_result_keys(local_cloud)) >= len(frames), 90, "the cloud's verdicts")
-        _wait_for(lambda: any(s.get("audited") == len(frames) and s.get("alerted") == len(frames)
+        wait_for(lambda: len(hmi.alerts) >= len(frames), 60, "every local verdict (all alerts) at once")
+        wait_for(lambda: len(result_keys(local_cloud)) >= len(frames), 90, "the cloud's verdicts")
+        wait_for(lambda: any(s.get("audited") == len(frames) and s.get("alerted") == len(frames)
                               for s in hmi.statuses), 60, "every audited image handed off")
     finally:
         assert edge.stop() == 0
@@ -117,7 +117,7 @@ def test_edge_first_publishes_at_once_and_the_cloud_corrects(local_cloud: CloudF
 def _cloud_verdict(cloud: CloudFixture, image_id: str) -> bool:
     import json
 
-    key = next(k for k in _result_keys(cloud) if k.endswith(f"{image_id}.json"))
+    key = next(k for k in result_keys(cloud) if k.endswith(f"{image_id}.json"))
     body = cloud.client("s3").get_object(Bucket=cloud.outputs.final_bucket, Key=key)["Body"].read()
     return bool(json.loads(body)["result"]["IsAnomalous"])
 
@@ -131,23 +131,23 @@ def test_missing_local_model_falls_back_to_the_cloud_and_recovers(local_cloud: C
                 tmp_path / "edge.log")
     try:
         _drop(tmp_path, frames[:4])
-        _wait_for(lambda: any(s.get("judging") == "cloud" for s in hmi.statuses), 60,
+        wait_for(lambda: any(s.get("judging") == "cloud" for s in hmi.statuses), 60,
                   "the status to say the cloud judges while the model is missing")
         fallback = next(s for s in hmi.statuses if s.get("judging") == "cloud")
         assert "cannot be read" in fallback["detector_problem"] and str(model) in fallback["detector_problem"]
         assert any("local detector unavailable" in alarm for alarm in fallback["alarms"])
-        _wait_for(lambda: len(hmi.results) >= 4, 90, "the first images judged by the cloud")
+        wait_for(lambda: len(hmi.results) >= 4, 90, "the first images judged by the cloud")
         model.parent.mkdir()
         shutil.copy(fitted_model, model)  # the deployment arrives; serve loads it without a restart
-        _wait_for(lambda: hmi.statuses[-1].get("judging") == "edge", 60, "the status to say the edge judges again")
+        wait_for(lambda: hmi.statuses[-1].get("judging") == "edge", 60, "the status to say the edge judges again")
         _drop(tmp_path, frames[4:])
-        _wait_for(lambda: len(hmi.results) >= len(frames), 60, "the later images judged at the edge")
+        wait_for(lambda: len(hmi.results) >= len(frames), 60, "the later images judged at the edge")
     finally:
         assert edge.stop() == 0
     by_name = {m["file_name"]: m["judged_by"] for _, m in hmi.results.values()}
     assert {by_name[f.path.name] for f in frames[:4]} == {"cloud"}
     assert {by_name[f.path.name] for f in frames[4:]} == {"edge"}
-    assert len(_result_keys(local_cloud)) == 4 and hmi.duplicates == 0
+    assert len(result_keys(local_cloud)) == 4 and hmi.duplicates == 0
     assert not hmi.statuses[-1]["alarms"] or all("local detector" not in a for a in hmi.statuses[-1]["alarms"])
     _validate(hmi)
 

@@ -6,12 +6,9 @@ cleanly, and files dropped while it was down are picked up when it comes back.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,94 +17,35 @@ import pytest
 import yaml
 
 from batchsight_cloud.local.hmi import Subscriber
-from batchsight_cloud.local.stack import CREDENTIALS
 from batchsight_cloud.synth import generate
-from tests.support import CloudFixture, load_schema, report_reliability
+from tests.edge_process import DEVICE, LINE, SITE, Edge, result_keys, write_config
+from tests.support import CloudFixture, load_schema, report_reliability, wait_for
 
 pytestmark = pytest.mark.integration
-SITE, LINE, DEVICE = "test-site", "line-7", "gw-e2e"
-
-
-def _config(tmp: Path, cloud: CloudFixture, port: int) -> Path:
-    from batchsight_cloud.local.broker import protocol_for_port
-
-    outputs = cloud.outputs
-    path = tmp / "edge.yaml"
-    path.write_text(yaml.safe_dump({
-        "site": SITE, "line": LINE, "device": DEVICE,
-        "drop_folder": str(tmp / "drop"), "work_folder": str(tmp / "work"),
-        "aws": {"source_bucket": outputs.source_bucket, "final_bucket": outputs.final_bucket,
-                "queue_url": outputs.queue_url, "state_machine_arn": outputs.state_machine_arn,
-                "endpoint_url": outputs.endpoint_url},
-        "batch": {"interval_seconds": 2.0, "max_images": 10, "max_age_seconds": 3.0},
-        "ingest": {"stable_seconds": 0.5, "min_side": 64},
-        "results": {"poll_seconds": 0.5},
-        "mqtt": {"port": port, "protocol": protocol_for_port(port)},  # amqtt speaks only 3.1.1
-    }))
-    return path
-
-
-class Edge:
-    """The component as Greengrass would run it: its own process, stopped with signals."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        env = {**os.environ, **CREDENTIALS}
-        env.pop("AWS_ENDPOINT_URL", None)
-        self.process = subprocess.Popen([sys.executable, "-m", "batchsight", "run", "--config", str(config)],
-                                        stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
-
-    def stop(self, timeout: float = 20) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout)
-
-
-@pytest.fixture
-def hmi(mqtt_broker: Any) -> Iterator[Subscriber]:
-    subscriber = Subscriber(mqtt_broker.port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#", echo=False)
-    subscriber.start()
-    yield subscriber
-    subscriber.stop()
-
-
-def _wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _result_keys(cloud: CloudFixture) -> list[str]:
-    listed = cloud.client("s3").list_objects_v2(Bucket=cloud.outputs.final_bucket,
-                                                Prefix=f"results/{SITE}/{LINE}/{DEVICE}/")
-    return [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith(".json")]
-
-
 def test_camera_drop_to_mqtt_alert(local_cloud: CloudFixture, mqtt_broker: Any, hmi: Subscriber,
                                    tmp_path: Path) -> None:
     frames = generate(tmp_path / "camera", count=14, size=128, seed=21, anomaly_rate=0.3)
     drop = tmp_path / "drop"
     drop.mkdir()
     (drop / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this JPEG stops here")
-    edge = Edge(_config(tmp_path, local_cloud, mqtt_broker.port), tmp_path / "edge.log")
+    edge = Edge(write_config(tmp_path, local_cloud, mqtt_broker.port), tmp_path / "edge.log")
     try:
         for frame in frames[:10]:
             (drop / frame.path.name).write_bytes(frame.path.read_bytes())
-        _wait_for(lambda: len(hmi.results) >= 10, 90, "the first 10 results on MQTT")
+        wait_for(lambda: len(hmi.results) >= 10, 90, "the first 10 results on MQTT")
         assert edge.stop() == 0, "SIGTERM must stop the component cleanly"
         # dropped while the component is down: picked up at start-up
         for frame in frames[10:]:
             (drop / frame.path.name).write_bytes(frame.path.read_bytes())
-        edge = Edge(_config(tmp_path, local_cloud, mqtt_broker.port), tmp_path / "edge.log")
+        edge = Edge(write_config(tmp_path, local_cloud, mqtt_broker.port), tmp_path / "edge.log")
         restarted = time.monotonic()
-        _wait_for(lambda: len(hmi.results) >= len(frames), 90, "all results on MQTT")
+        wait_for(lambda: len(hmi.results) >= len(frames), 90, "all results on MQTT")
         recover_s = time.monotonic() - restarted
         time.sleep(1.0)  # anything extra (a duplicate) would arrive now
     finally:
         assert edge.stop() == 0
 
-    keys = _result_keys(local_cloud)
+    keys = result_keys(local_cloud)
     assert len(keys) == len(set(keys)) == len(frames), "exactly one result document per image"
     assert hmi.duplicates == 0
     anomalous = {i for i, (_, m) in hmi.results.items() if m["is_anomalous"]}
@@ -147,7 +85,7 @@ def test_images_keep_spooling_while_the_cloud_is_unreachable(local_cloud: CloudF
     from tests.support import TcpGate
 
     gate = TcpGate(int(local_cloud.outputs.endpoint_url.rsplit(":", 1)[1]))
-    config = _config(tmp_path, local_cloud, mqtt_broker.port)
+    config = write_config(tmp_path, local_cloud, mqtt_broker.port)
     data = yaml.safe_load(config.read_text())
     data["aws"]["endpoint_url"] = f"http://127.0.0.1:{gate.port}"
     config.write_text(yaml.safe_dump(data))
@@ -158,20 +96,20 @@ def test_images_keep_spooling_while_the_cloud_is_unreachable(local_cloud: CloudF
         (tmp_path / "drop").mkdir(exist_ok=True)
         for frame in frames:
             (tmp_path / "drop" / frame.path.name).write_bytes(frame.path.read_bytes())
-        _wait_for(lambda: any(s.get("cloud") == "unreachable" for s in hmi.statuses), 60,
+        wait_for(lambda: any(s.get("cloud") == "unreachable" for s in hmi.statuses), 60,
                   "the status topic to say the cloud is unreachable")
         assert len(list((tmp_path / "work" / "spool").iterdir())) == len(frames), "all spooled, none lost"
         gate.restore()
         restored = time.monotonic()
-        _wait_for(lambda: len(hmi.results) >= len(frames), 120, "the backlog to drain after reconnecting")
+        wait_for(lambda: len(hmi.results) >= len(frames), 120, "the backlog to drain after reconnecting")
         recover_s = time.monotonic() - restored
-        _wait_for(lambda: hmi.statuses[-1].get("cloud") == "ok", 30, "the status to say the cloud is back")
+        wait_for(lambda: hmi.statuses[-1].get("cloud") == "ok", 30, "the status to say the cloud is back")
     finally:
         assert edge.stop() == 0
         gate.close()
-    assert len(_result_keys(local_cloud)) == len(frames)
+    assert len(result_keys(local_cloud)) == len(frames)
     assert hmi.duplicates == 0
-    report_reliability("cloud-unreachable", dropped=len(frames), accounted=len(_result_keys(local_cloud)),
+    report_reliability("cloud-unreachable", dropped=len(frames), accounted=len(result_keys(local_cloud)),
                        duplicates=hmi.duplicates, recover_s=recover_s)
 
 
@@ -181,7 +119,7 @@ def test_operator_feedback_over_mqtt_becomes_a_label(local_cloud: CloudFixture, 
 
     frames = generate(tmp_path / "camera", count=3, size=128, seed=51)
     (tmp_path / "drop").mkdir()
-    edge = Edge(_config(tmp_path, local_cloud, mqtt_broker.port), tmp_path / "edge.log")
+    edge = Edge(write_config(tmp_path, local_cloud, mqtt_broker.port), tmp_path / "edge.log")
     replies: list[dict] = []
     loop = crt_io.EventLoopGroup(1)
     operator = crt_mqtt.Connection(client=crt_mqtt.Client(crt_io.ClientBootstrap(loop, crt_io.DefaultHostResolver(loop)), None),
@@ -193,14 +131,14 @@ def test_operator_feedback_over_mqtt_becomes_a_label(local_cloud: CloudFixture, 
     try:
         for frame in frames:
             (tmp_path / "drop" / frame.path.name).write_bytes(frame.path.read_bytes())
-        _wait_for(lambda: len(hmi.results) >= len(frames), 90, "results")
+        wait_for(lambda: len(hmi.results) >= len(frames), 90, "results")
         image_id = next(iter(hmi.results))
         for body in (json.dumps({"v": 1, "image_id": image_id, "verdict": "false_alarm", "operator": "op-1"}),
                      "{not json"):
             operator.publish(f"{base}/feedback", body.encode(), crt_mqtt.QoS.AT_LEAST_ONCE)[0].result(10)
-        _wait_for(lambda: len(replies) >= 2, 30, "two feedback replies")
+        wait_for(lambda: len(replies) >= 2, 30, "two feedback replies")
         key = hmi.results[image_id][1]["result_key"].replace(".json", ".label.manifest")
-        _wait_for(lambda: _exists(local_cloud, key), 30, "the label manifest in the final bucket")
+        wait_for(lambda: _exists(local_cloud, key), 30, "the label manifest in the final bucket")
     finally:
         operator.disconnect().result(10)
         assert edge.stop() == 0

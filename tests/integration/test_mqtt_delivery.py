@@ -14,7 +14,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from batchsight.journal import Journal
 from batchsight.publishers.mqtt import MqttPublisher, TlsFiles, tls_context
 from batchsight.runtime import build_publisher
 from batchsight_cloud.local.broker import BrokerTls, MqttBroker, _mosquitto
-from tests.support import report_reliability
+from tests.support import report_reliability, wait_for
 from tests.unit.test_outbox import AWS, batch, stored_image
 
 pytestmark = pytest.mark.integration
@@ -67,16 +67,6 @@ class Listener:
 
     def close(self) -> None:
         self._connection.disconnect().result(5)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, *, tick: Callable[[], Any] = lambda: None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        tick()
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def edge_config(tmp_path: Path, port: int, **mqtt_settings: Any) -> Config:

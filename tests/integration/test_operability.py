@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from batchsight_cloud.local.stack import CREDENTIALS
-from tests.integration.test_end_to_end import _config
+from tests.edge_process import write_config
 from tests.support import CloudFixture
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_doctor_passes_on_a_good_setup(local_cloud: CloudFixture, mqtt_broker: Any, tmp_path: Path) -> None:
-    config = _config(tmp_path, local_cloud, mqtt_broker.port)
+    config = write_config(tmp_path, local_cloud, mqtt_broker.port)
     (tmp_path / "drop").mkdir()
     (tmp_path / "work").mkdir()
     result = _cli("doctor", "--config", str(config))
@@ -35,7 +35,7 @@ def test_doctor_passes_on_a_good_setup(local_cloud: CloudFixture, mqtt_broker: A
 
 
 def test_doctor_names_what_to_fix(local_cloud: CloudFixture, tmp_path: Path) -> None:
-    config = _config(tmp_path, local_cloud, 1)  # nothing listens on port 1
+    config = write_config(tmp_path, local_cloud, 1)  # nothing listens on port 1
     data = yaml.safe_load(config.read_text())
     data["aws"]["final_bucket"] = "no-such-bucket"
     config.write_text(yaml.safe_dump(data))
@@ -51,7 +51,7 @@ def test_doctor_checks_the_local_detector_in_the_edge_modes(local_cloud: CloudFi
                                                             tmp_path: Path, fitted_model: Path) -> None:
     from batchsight_cloud.local.stack import free_port
 
-    config = _config(tmp_path, local_cloud, mqtt_broker.port)
+    config = write_config(tmp_path, local_cloud, mqtt_broker.port)
     (tmp_path / "drop").mkdir()
     (tmp_path / "work").mkdir()
     data = yaml.safe_load(config.read_text())
@@ -66,7 +66,7 @@ def test_doctor_checks_the_local_detector_in_the_edge_modes(local_cloud: CloudFi
 
 
 def test_status_reports_the_backlog(tmp_path: Path, local_cloud: CloudFixture) -> None:
-    config = _config(tmp_path, local_cloud, 1883)
+    config = write_config(tmp_path, local_cloud, 1883)
     assert _cli("status", "--config", str(config)).returncode == 1  # no journal yet: says so
     from batchsight.config import load_config
     from batchsight.journal import Journal

@@ -29,7 +29,6 @@ import re
 import shutil
 import subprocess
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -199,16 +198,6 @@ def processes(*markers: bytes, parent: int | None = None) -> list[int]:
         if parent is None or int(status["PPid"]) == parent:
             found.append(int(entry.name))
     return found
-
-
-def wait_for(predicate: Any, timeout: float, what: str, every: float = 0.2) -> float:
-    """Poll until ``predicate()`` is true; returns the seconds it took (fails after ``timeout``)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 # --- disks ------------------------------------------------------------------------------------

@@ -26,9 +26,9 @@ import yaml
 
 from batchsight_cloud.local.hmi import Subscriber
 from batchsight_cloud.synth import generate
-from tests.integration.test_end_to_end import Edge, _config, _result_keys, hmi  # noqa: F401 - hmi is a fixture
-from tests.reliability.faults import DiskFiller, integrity, journal_states, mount_tmpfs, unmount, wait_for
-from tests.support import CloudFixture, report_reliability
+from tests.edge_process import Edge, result_keys, write_config
+from tests.reliability.faults import DiskFiller, integrity, journal_states, mount_tmpfs, unmount
+from tests.support import CloudFixture, report_reliability, wait_for
 
 pytestmark = pytest.mark.integration
 MIB = 1 << 20
@@ -48,7 +48,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def _edge_config(tmp_path: Path, cloud: CloudFixture, port: int, *, drop: Path, work: Path,
                  min_free: int) -> Path:
-    config = _config(tmp_path, cloud, port)
+    config = write_config(tmp_path, cloud, port)
     data = yaml.safe_load(config.read_text())
     data.update(drop_folder=str(drop), work_folder=str(work))
     data["disk"] = {"min_free_bytes": min_free, "quota_bytes": 1 << 40}
@@ -96,7 +96,7 @@ def _run_disk_full(tmp_path: Path, cloud: CloudFixture, hmi: Subscriber, broker_
         assert edge.stop() == 0, "SIGTERM still stops the component cleanly"
 
     assert integrity(journal) == "ok", "PRAGMA integrity_check on the journal after the run"
-    keys = _result_keys(cloud)
+    keys = result_keys(cloud)
     assert len(keys) == len(set(keys)) == len(frames), "exactly one result document per image"
     assert {m["file_name"] for _, m in hmi.results.values()} == {f.path.name for f in frames}, \
         "every dropped image, including those held in the drop folder, has its result"

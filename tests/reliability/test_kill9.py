@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import random
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from batchsight_cloud.local.hmi import Subscriber
 from batchsight_cloud.synth import generate
-from tests.integration.test_end_to_end import DEVICE, LINE, SITE, Edge, _config, _result_keys, _wait_for
-from tests.support import CloudFixture, report_reliability
+from tests.edge_process import Edge, listen, result_keys, start_camera, write_config
+from tests.support import CloudFixture, report_reliability, wait_for
 
 pytestmark = pytest.mark.integration
 IMAGES, KILLS = 300, 12
@@ -30,19 +28,11 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(local_cloud: CloudFi
                                                             tmp_path: Path) -> None:
     rng = random.Random(8)
     frames = generate(tmp_path / "camera", count=IMAGES, size=96, seed=41, anomaly_rate=0.2)
-    config = _config(tmp_path, local_cloud, mqtt_broker.port)
+    config = write_config(tmp_path, local_cloud, mqtt_broker.port)
     drop = tmp_path / "drop"
     drop.mkdir()
-    hmi = Subscriber(mqtt_broker.port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#", echo=False)
-    hmi.start()
-
-    def camera() -> None:
-        for frame in frames:
-            (drop / frame.path.name).write_bytes(frame.path.read_bytes())
-            time.sleep(rng.uniform(0.01, 0.1))
-
-    dropping = threading.Thread(target=camera)
-    dropping.start()
+    hmi = listen(mqtt_broker.port)
+    dropping = start_camera(frames, drop, lambda: rng.uniform(0.01, 0.1))
     edge = Edge(config, tmp_path / "edge.log")
     try:
         for _ in range(KILLS):
@@ -52,14 +42,14 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(local_cloud: CloudFi
             edge = Edge(config, tmp_path / "edge.log")
         restarted = time.monotonic()
         dropping.join()
-        _wait_for(lambda: len(hmi.results) >= IMAGES, 240, "every image's result after the kills")
+        wait_for(lambda: len(hmi.results) >= IMAGES, 240, "every image's result after the kills")
         recover_s = time.monotonic() - restarted
         time.sleep(1.0)
     finally:
         assert edge.stop() == 0
         hmi.stop()
 
-    keys = _result_keys(local_cloud)
+    keys = result_keys(local_cloud)
     assert len(keys) == len(set(keys)) == IMAGES, "exactly one result document per image"
     assert set(hmi.results) == {k.rsplit("/", 1)[1][:-5] for k in keys}
     assert set(hmi.alerts) == {i for i, (_, m) in hmi.results.items() if m["is_anomalous"]}, \

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from batchsight_cloud.local.hmi import Subscriber
 from batchsight_cloud.local.stack import free_port
 from batchsight_cloud.synth import generate
-from tests.integration.test_end_to_end import DEVICE, LINE, SITE, Edge, _config, _result_keys, _wait_for
+from tests.edge_process import Edge, listen, result_keys, start_camera, write_config
 from tests.reliability.faults import processes
-from tests.support import CloudFixture, report_reliability
+from tests.support import CloudFixture, report_reliability, wait_for
 
 pytestmark = pytest.mark.integration
 IMAGES, KILLS = 60, 5
@@ -35,23 +33,15 @@ def test_sigkill_in_edge_first_mode_leaves_no_orphan_and_no_double_verdict(
     model = tmp_path / "detector.npz"
     model.write_bytes(fitted_model.read_bytes())
     frames = generate(tmp_path / "camera", count=IMAGES, size=96, seed=43, anomaly_rate=0.25)
-    config = _config(tmp_path, local_cloud, mqtt_broker.port)
+    config = write_config(tmp_path, local_cloud, mqtt_broker.port)
     data = yaml.safe_load(config.read_text())
     data["inference"] = {"mode": "edge-first", "model": str(model), "audit_fraction": 0.3,
                          "endpoint": f"http://127.0.0.1:{free_port()}", "retry_seconds": 1.0}
     config.write_text(yaml.safe_dump(data))
     drop = tmp_path / "drop"
     drop.mkdir()
-    hmi = Subscriber(mqtt_broker.port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#", echo=False)
-    hmi.start()
-
-    def camera() -> None:
-        for frame in frames:
-            (drop / frame.path.name).write_bytes(frame.path.read_bytes())
-            time.sleep(rng.uniform(0.02, 0.12))
-
-    dropping = threading.Thread(target=camera)
-    dropping.start()
+    hmi = listen(mqtt_broker.port)
+    dropping = start_camera(frames, drop, lambda: rng.uniform(0.02, 0.12))
     edge = Edge(config, tmp_path / "edge.log")
     orphans_after_kill, decoders_at_kill = [], 0
 
@@ -72,8 +62,8 @@ def test_sigkill_in_edge_first_mode_leaves_no_orphan_and_no_double_verdict(
             edge = Edge(config, tmp_path / "edge.log")
         restarted = time.monotonic()
         dropping.join()
-        _wait_for(lambda: len(hmi.results) >= IMAGES, 120, "a verdict for every image after the kills")
-        _wait_for(lambda: any(s.get("alerted") == IMAGES for s in hmi.statuses[-3:]), 120,
+        wait_for(lambda: len(hmi.results) >= IMAGES, 120, "a verdict for every image after the kills")
+        wait_for(lambda: any(s.get("alerted") == IMAGES for s in hmi.statuses[-3:]), 120,
                   "every image handed off, the cloud's checks included")
         recover_s = time.monotonic() - restarted
         time.sleep(1.0)
@@ -86,7 +76,7 @@ def test_sigkill_in_edge_first_mode_leaves_no_orphan_and_no_double_verdict(
 
     assert hmi.duplicates <= KILLS, "a duplicate needs a kill in the PUBACK window"
     sent_to_cloud = {i for i, (_, m) in hmi.results.items() if m["result_key"]}
-    keys = _result_keys(local_cloud)
+    keys = result_keys(local_cloud)
     assert len(keys) == len(set(keys)) == len(sent_to_cloud), "one result document per image sent to the cloud"
     assert {k.rsplit("/", 1)[1][:-5] for k in keys} == sent_to_cloud
     for image_id, (_, correction) in hmi.corrections.items():

@@ -45,11 +45,10 @@ from batchsight.config import config_from_dict
 from batchsight.ingest import Ingestor
 from batchsight.journal import ImageState, Journal
 from batchsight.verifier import PixelVerifier
-from batchsight_cloud.local.hmi import Subscriber
 from batchsight_cloud.synth import generate
-from tests.integration.test_end_to_end import DEVICE, LINE, SITE, Edge, _config, _result_keys
-from tests.reliability.faults import integrity, journal_states, wait_for
-from tests.support import CloudFixture, report_reliability
+from tests.edge_process import DEVICE, LINE, SITE, Edge, listen, result_keys, write_config
+from tests.reliability.faults import integrity, journal_states
+from tests.support import CloudFixture, report_reliability, wait_for
 
 RECORDED = {s.value for s in ImageState} - {ImageState.RECEIVED.value, ImageState.VALIDATED.value}  # uploaded, or later
 KILLS, IMAGES = 3, 30
@@ -227,7 +226,7 @@ CUTS = {  # the moment of the power cut: which journal states must be on record
 def test_power_cut_image_holds_every_journaled_image_intact(local_cloud: CloudFixture, mqtt_broker: Any,
                                                            loop_disk: LoopDisk, tmp_path: Path, cut: str) -> None:
     frames = generate(tmp_path / "camera", count=IMAGES, size=96, seed=81)
-    config = _config(tmp_path, local_cloud, mqtt_broker.port)
+    config = write_config(tmp_path, local_cloud, mqtt_broker.port)
     data = yaml.safe_load(config.read_text())
     data.update(drop_folder=str(loop_disk.mount / "drop"), work_folder=str(loop_disk.mount / "work"),
                 disk={"min_free_bytes": 1 << 20})  # a 48 MiB disk
@@ -268,8 +267,7 @@ def test_power_cut_image_holds_every_journaled_image_intact(local_cloud: CloudFi
     waiting = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (after / "drop").iterdir()}
     intact = {h for h in waiting.values() if h in {hashlib.sha256(f.path.read_bytes()).hexdigest() for f in frames}}
     expected = set(survived) | intact
-    hmi = Subscriber(mqtt_broker.port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#", echo=False)
-    hmi.start()
+    hmi = listen(mqtt_broker.port)
     edge = Edge(config, tmp_path / "edge.log")
     try:
         recover_s = wait_for(lambda: len(hmi.results) >= len(expected), 90, "every image's result after the reboot")
@@ -277,7 +275,7 @@ def test_power_cut_image_holds_every_journaled_image_intact(local_cloud: CloudFi
     finally:
         assert edge.stop() == 0
         hmi.stop()
-    keys = _result_keys(local_cloud)
+    keys = result_keys(local_cloud)
     assert len(keys) == len(set(keys)) and {Path(k).stem for k in keys} == expected, "one result per image"
     assert hmi.duplicates == 0
     damaged = len(waiting) - len(intact)
@@ -329,7 +327,7 @@ def test_upload_is_recorded_only_once_the_object_is_in_s3(local_cloud: CloudFixt
     from batchsight.config import load_config
     from batchsight.runtime import aws_clients
 
-    config = load_config(_config(tmp_path, local_cloud, 1883))
+    config = load_config(write_config(tmp_path, local_cloud, 1883))
     (tmp_path / "drop").mkdir()
     journal = Journal(config.journal_path)
     ingestor = Ingestor(config, journal)
@@ -366,14 +364,13 @@ def test_sigkill_right_after_uploaded_never_reuploads_or_loses_the_record(
         local_cloud: CloudFixture, versioned_source: str, mqtt_broker: Any, tmp_path: Path) -> None:
     cloud, bucket = local_cloud, versioned_source
     frames = generate(tmp_path / "camera", count=IMAGES, size=96, seed=91, anomaly_rate=0.2)
-    config = _config(tmp_path, cloud, mqtt_broker.port)
+    config = write_config(tmp_path, cloud, mqtt_broker.port)
     data = yaml.safe_load(config.read_text())
     data["aws"]["source_bucket"] = bucket
     config.write_text(yaml.safe_dump(data))
     journal = tmp_path / "work" / "journal.sqlite3"
     (tmp_path / "drop").mkdir()
-    hmi = Subscriber(mqtt_broker.port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#", echo=False)
-    hmi.start()
+    hmi = listen(mqtt_broker.port)
     log = tmp_path / "edge.log"
     edge = Edge(config, log)
     recorded_at_kill: dict[str, int] = {}  # image_id -> PUTs of it when its upload was on record
@@ -404,7 +401,7 @@ def test_sigkill_right_after_uploaded_never_reuploads_or_loses_the_record(
         assert edge.stop() == 0
         hmi.stop()
 
-    keys = _result_keys(cloud)
+    keys = result_keys(cloud)
     assert len(keys) == len(set(keys)) == IMAGES, "exactly one result document per image"
     assert integrity(journal) == "ok"
     states = journal_states(journal)

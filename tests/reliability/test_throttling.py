@@ -18,7 +18,6 @@ document, one result message and (for defects) one alert per image.
 """
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,12 +29,11 @@ import yaml
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from batchsight_cloud.local.hmi import Subscriber
 from batchsight_cloud.local.stack import CREDENTIALS
 from batchsight_cloud.synth import generate
-from tests.integration.test_end_to_end import DEVICE, LINE, SITE, Edge, _config, _result_keys
-from tests.reliability.faults import FaultProxy, wait_for
-from tests.support import CloudFixture, report_reliability
+from tests.edge_process import Edge, listen, result_keys, start_camera, write_config
+from tests.reliability.faults import FaultProxy
+from tests.support import CloudFixture, report_reliability, wait_for
 
 pytestmark = pytest.mark.integration
 IMAGES = 24
@@ -81,27 +79,20 @@ def test_injected_errors_have_the_aws_shape_that_botocore_retries(local_cloud: C
 def test_throttled_stretch_delays_but_never_loses_or_doubles(local_cloud: CloudFixture, mqtt_broker: Any,
                                                              proxy: FaultProxy, tmp_path: Path) -> None:
     frames = generate(tmp_path / "camera", count=IMAGES, size=96, seed=71, anomaly_rate=0.25)
-    config = _config(tmp_path, local_cloud, mqtt_broker.port)
+    config = write_config(tmp_path, local_cloud, mqtt_broker.port)
     data = yaml.safe_load(config.read_text())
     data["aws"]["endpoint_url"] = proxy.url
     config.write_text(yaml.safe_dump(data))
     drop = tmp_path / "drop"
     drop.mkdir()
-    hmi = Subscriber(mqtt_broker.port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#", echo=False)
-    hmi.start()
+    hmi = listen(mqtt_broker.port)
     status_at: list[tuple[float, str]] = []  # (when, cloud) as the HMI saw them
-
-    def camera() -> None:
-        for frame in frames:
-            (drop / frame.path.name).write_bytes(frame.path.read_bytes())
-            time.sleep(STRETCH / IMAGES)
 
     log = tmp_path / "edge.log"
     edge = Edge(config, log)
     try:
-        dropping = threading.Thread(target=camera)
         started = time.monotonic()
-        dropping.start()
+        dropping = start_camera(frames, drop, lambda: STRETCH / IMAGES)
         for faults, seconds, hit in PHASES:
             proxy.inject(**faults)
             before = proxy.faults.injected[hit] if hit else 0
@@ -126,7 +117,7 @@ def test_throttled_stretch_delays_but_never_loses_or_doubles(local_cloud: CloudF
         assert edge.stop() == 0
         hmi.stop()
 
-    keys = _result_keys(local_cloud)
+    keys = result_keys(local_cloud)
     assert len(keys) == len(set(keys)) == IMAGES, "exactly one result document per image"
     assert {m["file_name"] for _, m in hmi.results.values()} == {f.path.name for f in frames}
     assert hmi.duplicates == 0, "one result message per image"

@@ -26,8 +26,8 @@ import yaml
 from batchsight_cloud.local.hmi import Subscriber
 from batchsight_cloud.local.stack import CREDENTIALS
 from batchsight_cloud.synth import generate
-from tests.integration.test_end_to_end import _config, _wait_for, hmi  # noqa: F401 - hmi is a fixture
-from tests.support import CloudFixture
+from tests.edge_process import write_config
+from tests.support import CloudFixture, wait_for
 
 pytestmark = pytest.mark.integration
 USER = "nobody"
@@ -103,7 +103,7 @@ def test_component_runs_unprivileged_and_writes_only_its_folders(local_cloud: Cl
     for folder in (drop, work):
         folder.mkdir()
         os.chown(folder, user.pw_uid, user.pw_gid)
-    config = _config(base, local_cloud, mqtt_broker.port)
+    config = write_config(base, local_cloud, mqtt_broker.port)
     config.chmod(0o644)
     assert yaml.safe_load(config.read_text())["work_folder"] == str(work)
     program = _program_for(user, base)
@@ -117,7 +117,7 @@ def test_component_runs_unprivileged_and_writes_only_its_folders(local_cloud: Cl
         frames = generate(base / "camera", count=4, size=128, seed=71)
         for frame in frames:
             (drop / frame.path.name).write_bytes(frame.path.read_bytes())
-        _wait_for(lambda: len(hmi.results) >= len(frames), 90, "every result, from an unprivileged component")
+        wait_for(lambda: len(hmi.results) >= len(frames), 90, "every result, from an unprivileged component")
         uids = next(line for line in Path(f"/proc/{edge.pid}/status").read_text().splitlines()
                     if line.startswith("Uid:")).split()[1:]
         assert set(uids) == {str(user.pw_uid)}, f"real/effective/saved/fs uids {uids}"

@@ -4,8 +4,6 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-import pytest
-
 from batchsight.batcher import BatchPolicy, new_batch_id
 from batchsight.config import BatchSettings, config_from_dict
 

@@ -5,7 +5,7 @@ import hashlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,28 +24,6 @@ def record(n: int | str, **overrides: Any) -> dict[str, Any]:
 
 def iid(n: int | str) -> str:
     return record(n)["image_id"]
-
-
-@pytest.fixture
-def open_journal(tmp_path: Path) -> Iterator[Callable[[], Journal]]:
-    opened: list[Journal] = []
-
-    def factory() -> Journal:
-        journal = Journal(tmp_path / "work" / "journal.sqlite3")
-        opened.append(journal)
-        return journal
-
-    yield factory
-    for journal in opened:
-        try:
-            journal.close()
-        except sqlite3.ProgrammingError:
-            pass
-
-
-@pytest.fixture
-def journal(open_journal: Callable[[], Journal]) -> Journal:
-    return open_journal()
 
 
 def add_in_order(journal: Journal, numbers: range | list[int]) -> list[str]:

@@ -7,7 +7,7 @@ import json
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,28 +76,6 @@ class FakeBroker(Publisher):
 
     def bodies(self) -> list[bytes]:
         return [body for _, body, _ in self.sent]
-
-
-@pytest.fixture
-def open_journal(tmp_path: Path) -> Iterator[Callable[[], Journal]]:
-    opened: list[Journal] = []
-
-    def factory() -> Journal:
-        journal = Journal(tmp_path / "work" / "journal.sqlite3")
-        opened.append(journal)
-        return journal
-
-    yield factory
-    for journal in opened:
-        try:
-            journal.close()
-        except Exception:  # noqa: BLE001 - closed by the test already
-            pass
-
-
-@pytest.fixture
-def journal(open_journal: Callable[[], Journal]) -> Journal:
-    return open_journal()
 
 
 def fill(outbox: Outbox, count: int, start: int = 0) -> list[bytes]:
