@@ -46,6 +46,7 @@ class BatchSettings:
 @dataclass(frozen=True)
 class IngestSettings:
     stable_seconds: float = 2.0
+    rescan_seconds: float = 30.0   # also look for files no event announced, this often
     max_bytes: int = 6 * 1024 * 1024
     min_side: int = 64
     max_side: int = 4096
@@ -299,6 +300,7 @@ def _check(config: Config) -> None:
     positive = {"batch.interval_seconds": config.batch.interval_seconds,
                 "batch.max_images": config.batch.max_images,
                 "batch.max_age_seconds": config.batch.max_age_seconds,
+                "ingest.rescan_seconds": config.ingest.rescan_seconds,
                 "ingest.max_bytes": config.ingest.max_bytes,
                 "ingest.min_side": config.ingest.min_side,
                 "results.poll_seconds": config.results.poll_seconds,

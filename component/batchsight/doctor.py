@@ -31,6 +31,47 @@ def _folder(path: Path, what: str) -> Check:
     return Check(what, True, str(path))
 
 
+# File systems whose files other machines write: inotify reports none of those writes.
+NETWORK_FILE_SYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs",
+                                  "fuse.sshfs", "davfs", "afs"})
+NETWORK_RESCAN_SECONDS = 5.0
+
+
+def mount_type(path: Path, mountinfo: str) -> str:
+    """The file system type of the mount holding path, from /proc/self/mountinfo's text: the
+    longest mount point that contains it (fields: id, parent, dev, root, mount point, ...,
+    '-', type, source, options; spaces in mount points are written as \\040)."""
+    best, found = -1, "unknown"
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) < 5 or not right:
+            continue
+        point = Path(fields[4].replace("\\040", " "))
+        if (path == point or point in path.parents) and len(point.parts) > best:
+            best, found = len(point.parts), right.split()[0]
+    return found
+
+
+def _drop_folder_events(config: Config, mountinfo: Path = Path("/proc/self/mountinfo")) -> Check:
+    """A drop folder on a network mount gets no inotify events for what cameras write there:
+    its files are found only by the rescan, which must then be short."""
+    folder = config.drop_folder.resolve()
+    rescan = config.ingest.rescan_seconds
+    try:
+        kind = mount_type(folder, mountinfo.read_text())
+    except OSError:
+        return Check("drop folder events", True, f"file system unknown (no {mountinfo}); a scan every {rescan:g} s")
+    if kind not in NETWORK_FILE_SYSTEMS:
+        return Check("drop folder events", True, f"{kind}: inotify events, and a scan every {rescan:g} s")
+    if rescan > NETWORK_RESCAN_SECONDS:
+        return Check("drop folder events", False,
+                     f"{folder} is on {kind}, a network mount: inotify does not see what other machines "
+                     f"write there, so their files wait up to {rescan:g} s for a scan; set "
+                     f"ingest.rescan_seconds to 1 to {NETWORK_RESCAN_SECONDS:g}")
+    return Check("drop folder events", True, f"{kind}, a network mount: files found by a scan every {rescan:g} s")
+
+
 def _journal(config: Config) -> Check:
     if not config.journal_path.exists():
         return Check("journal", True, f"{config.journal_path} will be created on first run")
@@ -115,6 +156,7 @@ def run_checks(config: Config, clients: dict[str, Any]) -> list[Check]:
     credentials = boto3.session.Session().get_credentials()
     return [
         _folder(config.drop_folder, "drop folder"),
+        _drop_folder_events(config),
         _folder(config.work_folder, "work folder"),
         _journal(config),
         Check("credentials", credentials is not None,

@@ -101,7 +101,8 @@ class Component:
         self.journal = Journal(config.journal_path)
         clients = clients or aws_clients(config)
         self.publisher = publisher or build_publisher(config)
-        self.watcher = DropFolderWatcher(config.drop_folder, config.ingest.stable_seconds)
+        self.watcher = DropFolderWatcher(config.drop_folder, config.ingest.stable_seconds,
+                                         config.ingest.rescan_seconds)
         self.ingestor = Ingestor(config, self.journal)
         self.wake = threading.Event()  # newly validated images: judge or batch them without waiting a tick
         self.verifier = PixelVerifier(config, self.journal, on_validated=self.wake.set)

@@ -4,8 +4,12 @@ A file counts as complete once its size and mtime have not changed for ``stable_
 inotify's "closed after writing" shortens that wait to a settle window but does not end it:
 a camera may write one image in several open/write/close goes, and only a file that stays
 unchanged after its close shows the last go is done. Polling observers report no closes, so
-there the full ``stable_seconds`` applies. Files present at start-up go through the same
-check, so nothing that arrived while the program was down is missed.
+there the full ``stable_seconds`` applies.
+
+Events are not the only way in: the folder is scanned at start-up (files that arrived while
+the program was down) and again every ``rescan_seconds``, for files no event announced. inotify
+drops events when its queue overflows (16,384 by default: a camera PC flushing a backlog can
+do it), and reports nothing for files written by another machine on a network mount.
 """
 from __future__ import annotations
 
@@ -40,6 +44,17 @@ class StabilityTracker:
         self._seen: dict[Path, tuple[int, float, float]] = {}  # path -> (size, mtime, unchanged since)
         self._closed: set[Path] = set()
         self._lock = threading.Lock()
+
+    def notice(self, path: Path) -> bool:
+        """Track a file a scan found; True when no event had announced it. A file already
+        tracked keeps its state (a close it had still shortens its wait)."""
+        if not is_candidate_name(path.name):
+            return False
+        with self._lock:
+            if path in self._seen:
+                return False
+            self._seen[path] = (-1, -1.0, time.monotonic())
+            return True
 
     def touch(self, path: Path, *, closed: bool = False) -> None:
         """Note an event; a close counts only while it is the file's latest event, since any
@@ -100,25 +115,62 @@ class _Handler(FileSystemEventHandler):
 
 
 class DropFolderWatcher:
-    """watchdog observer plus the start-up scan, feeding one StabilityTracker."""
+    """watchdog observer plus scans of the folder (at start, then every rescan_seconds),
+    feeding one StabilityTracker."""
 
-    def __init__(self, folder: Path, stable_seconds: float) -> None:
+    def __init__(self, folder: Path, stable_seconds: float, rescan_seconds: float) -> None:
         self.folder = folder
+        self.rescan_seconds = rescan_seconds
         self.tracker = StabilityTracker(stable_seconds)
         self._observer = Observer()
+        self._next_scan = 0.0
+        self._handed: set[Path] = set()  # reported complete and still in the folder at the last scan
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._observer.schedule(_Handler(self.tracker), str(self.folder), recursive=False)
         self._observer.start()
-        for entry in os.scandir(self.folder):
-            self.tracker.touch(Path(entry.path))
+        self._scan()
         log.info("watching drop folder", extra={"folder": str(self.folder),
-                                                "backlog_at_start": self.tracker.pending()})
+                                                "backlog_at_start": self.tracker.pending(),
+                                                "rescan_seconds": self.rescan_seconds})
 
     def stop(self) -> None:
         self._observer.stop()
         self._observer.join(timeout=5)
 
     def complete_files(self) -> list[Path]:
-        return self.tracker.complete()
+        if time.monotonic() >= self._next_scan:
+            missed = self._scan()
+            if missed:
+                log.warning("a scan found files no event announced; they are taken now. If this "
+                            "repeats, the drop folder is a network mount (set ingest.rescan_seconds "
+                            "to a few seconds) or bursts overflow inotify's queue (raise the sysctl "
+                            "fs.inotify.max_queued_events)",
+                            extra={"files": missed, "folder": str(self.folder)})
+        ready = self.tracker.complete()
+        self._handed.update(ready)
+        return ready
+
+    def _scan(self) -> int:
+        """Track every regular file in the folder, and say how many no event had announced.
+
+        A file handed over before and still here is one ingest left in place (unreadable): it is
+        tried again, and is not counted. Nor is one changed within the last second, whose event
+        may still be on its way.
+        """
+        missed, present = 0, set()
+        recent = time.time() - CLOSED_SETTLE_SECONDS
+        for entry in os.scandir(self.folder):
+            try:
+                if not entry.is_file(follow_symlinks=False):
+                    continue  # folders, symlinks, FIFOs: never ours
+                path = Path(entry.path)
+                present.add(path)
+                if self.tracker.notice(path) and path not in self._handed:
+                    missed += entry.stat(follow_symlinks=False).st_mtime < recent
+            except FileNotFoundError:
+                continue  # taken away meanwhile (by the camera)
+        self._handed &= present
+        self._next_scan = time.monotonic() + self.rescan_seconds
+        return missed

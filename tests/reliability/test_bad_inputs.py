@@ -109,7 +109,8 @@ def ingest_loop(tmp_path: Path):
     ingestor = Ingestor(config, journal)
     verifier = PixelVerifier(config, journal)
     verifier.start()
-    watcher = DropFolderWatcher(config.drop_folder, config.ingest.stable_seconds)
+    watcher = DropFolderWatcher(config.drop_folder, config.ingest.stable_seconds,
+                                config.ingest.rescan_seconds)
     watcher.start()
 
     def run_until_quiet(seconds: float) -> None:

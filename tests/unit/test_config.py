@@ -48,8 +48,8 @@ def error_for(data: Any) -> str:
 
 def test_defaults_of_every_group() -> None:
     assert BatchSettings() == BatchSettings(interval_seconds=3600.0, max_images=500, max_age_seconds=900.0)
-    assert IngestSettings() == IngestSettings(stable_seconds=2.0, max_bytes=6 * 1024 * 1024,
-                                              min_side=64, max_side=4096)
+    assert IngestSettings() == IngestSettings(stable_seconds=2.0, rescan_seconds=30.0,
+                                              max_bytes=6 * 1024 * 1024, min_side=64, max_side=4096)
     assert ResultSettings() == ResultSettings(poll_seconds=10.0, timeout_seconds=7200.0)
     assert MqttSettings() == MqttSettings(host="127.0.0.1", port=1883, client_id="", topic_prefix="factory")
     assert AlertSettings().min_confidence == 0.0
@@ -260,6 +260,7 @@ NOT_POSITIVE = [
     ("batch.max_age_seconds", {"batch": {"max_age_seconds": 0.0}}),
     ("ingest.max_bytes", {"ingest": {"max_bytes": 0}}),
     ("ingest.max_bytes", {"ingest": {"max_bytes": -1}}),
+    ("ingest.rescan_seconds", {"ingest": {"rescan_seconds": 0}}),
     ("ingest.min_side", {"ingest": {"min_side": 0}}),
     ("results.poll_seconds", {"results": {"poll_seconds": 0}}),
     ("results.timeout_seconds", {"results": {"timeout_seconds": -7200}}),
@@ -359,7 +360,7 @@ def test_nan_is_refused(data: dict[str, Any]) -> None:
 
 
 FLOAT_SETTINGS = [("batch", "interval_seconds"), ("batch", "max_age_seconds"), ("ingest", "stable_seconds"),
-                  ("results", "poll_seconds"), ("results", "timeout_seconds"), ("alerts", "min_confidence"),
+                  ("ingest", "rescan_seconds"), ("results", "poll_seconds"), ("results", "timeout_seconds"), ("alerts", "min_confidence"),
                   ("retention", "journal_days")]
 
 

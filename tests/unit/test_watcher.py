@@ -5,7 +5,9 @@ before stable_seconds) or generous deadlines; polling loops stop at the first su
 """
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -242,11 +244,11 @@ def test_file_that_vanishes_or_turns_into_a_symlink_after_first_look_is_dropped(
 # --- DropFolderWatcher with a real observer ------------------------------------------------------------
 
 @pytest.fixture
-def make_watcher(request: pytest.FixtureRequest) -> Iterator[Callable[[Path, float], DropFolderWatcher]]:
+def make_watcher(request: pytest.FixtureRequest) -> Iterator[Callable[..., DropFolderWatcher]]:
     started: list[DropFolderWatcher] = []
 
-    def factory(folder: Path, stable_seconds: float) -> DropFolderWatcher:
-        watcher = DropFolderWatcher(folder, stable_seconds)
+    def factory(folder: Path, stable_seconds: float, rescan_seconds: float = 60.0) -> DropFolderWatcher:
+        watcher = DropFolderWatcher(folder, stable_seconds, rescan_seconds)
         watcher.start()
         started.append(watcher)
         return watcher
@@ -256,14 +258,14 @@ def make_watcher(request: pytest.FixtureRequest) -> Iterator[Callable[[Path, flo
         watcher.stop()
 
 
-def test_start_creates_the_folder(tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+def test_start_creates_the_folder(tmp_path: Path, make_watcher: Callable[..., DropFolderWatcher]) -> None:
     folder = tmp_path / "new" / "drop"
     make_watcher(folder, 0.1)
     assert folder.is_dir()
 
 
 def test_files_present_before_start_are_picked_up(
-        tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+        tmp_path: Path, make_watcher: Callable[..., DropFolderWatcher]) -> None:
     folder = tmp_path / "drop"
     folder.mkdir()
     backlog = {folder / f"old-{n}.jpg" for n in range(5)}
@@ -273,14 +275,14 @@ def test_files_present_before_start_are_picked_up(
     (folder / "half.jpg.part").write_bytes(b"p")
     (folder / "subdir").mkdir()
     watcher = make_watcher(folder, 0.2)
-    assert watcher.tracker.pending() == 6  # five images and the folder; hidden/temp names never enter
+    assert watcher.tracker.pending() == 5  # hidden and temporary names and the folder never enter
     seen, _ = poll(watcher.complete_files, backlog)
     seen |= drain(watcher.complete_files, 0.3)
     assert seen == backlog
 
 
 def test_file_written_after_start_is_reported(
-        tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+        tmp_path: Path, make_watcher: Callable[..., DropFolderWatcher]) -> None:
     folder = tmp_path / "drop"
     watcher = make_watcher(folder, 0.2)
     assert watcher.complete_files() == []
@@ -293,7 +295,7 @@ def test_file_written_after_start_is_reported(
 
 
 def test_many_files_written_after_start_are_each_reported_once(
-        tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+        tmp_path: Path, make_watcher: Callable[..., DropFolderWatcher]) -> None:
     folder = tmp_path / "drop"
     watcher = make_watcher(folder, 0.2)
     paths = {folder / f"img-{n:03d}.png" for n in range(20)}
@@ -309,7 +311,7 @@ def test_many_files_written_after_start_are_each_reported_once(
 
 
 def test_temp_file_renamed_into_place_is_reported_under_its_final_name(
-        tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+        tmp_path: Path, make_watcher: Callable[..., DropFolderWatcher]) -> None:
     folder = tmp_path / "drop"
     watcher = make_watcher(folder, 0.2)
     temp = folder / "frame-0001.jpg.part"
@@ -323,7 +325,7 @@ def test_temp_file_renamed_into_place_is_reported_under_its_final_name(
 
 
 def test_file_moved_in_from_another_folder_is_reported(
-        tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+        tmp_path: Path, make_watcher: Callable[..., DropFolderWatcher]) -> None:
     folder = tmp_path / "drop"
     outside = tmp_path / "staging"
     outside.mkdir()
@@ -336,7 +338,7 @@ def test_file_moved_in_from_another_folder_is_reported(
 
 
 def test_file_moved_out_is_not_reported_under_its_new_path(
-        tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+        tmp_path: Path, make_watcher: Callable[..., DropFolderWatcher]) -> None:
     """Ingest renames files out of the drop folder: the spool must never be handed back."""
     folder = tmp_path / "drop"
     elsewhere = tmp_path / "spool"
@@ -351,7 +353,7 @@ def test_file_moved_out_is_not_reported_under_its_new_path(
 
 
 def test_fifo_and_symlink_in_the_drop_folder_are_never_reported(
-        tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+        tmp_path: Path, make_watcher: Callable[..., DropFolderWatcher]) -> None:
     folder = tmp_path / "drop"
     folder.mkdir()
     os.mkfifo(folder / "before.jpg")
@@ -368,7 +370,7 @@ def test_fifo_and_symlink_in_the_drop_folder_are_never_reported(
 
 
 def test_file_written_in_two_goes_is_not_reported_after_the_first(
-        tmp_path: Path, make_watcher: Callable[[Path, float], DropFolderWatcher]) -> None:
+        tmp_path: Path, make_watcher: Callable[..., DropFolderWatcher]) -> None:
     folder = tmp_path / "drop"
     watcher = make_watcher(folder, 1.5)
     path = folder / "two-goes.jpg"
@@ -381,3 +383,81 @@ def test_file_written_in_two_goes_is_not_reported_after_the_first(
     seen, _ = poll(watcher.complete_files, {path})
     assert seen == {path}
     assert path.read_bytes() == b"first half second half"
+
+
+# --- scans: files no event announced ---------------------------------------------------------------
+
+def test_a_scan_takes_files_no_event_announced_and_says_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The observer is never started here, so only the scans can find the files."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    watcher = DropFolderWatcher(folder, 0.1, rescan_seconds=0.2)
+    old, fresh, archive = folder / "old.jpg", folder / "fresh.jpg", folder / "archive"
+    old.write_bytes(b"o")
+    archive.mkdir()  # a folder is never an image, nor a missed one
+    for path in (old, archive):
+        os.utime(path, (time.time() - 60, time.time() - 60))
+    caplog.set_level(logging.WARNING, logger="batchsight.watcher")
+    assert watcher.complete_files() == []  # the first call scans: both tracked, neither settled yet
+    fresh.write_bytes(b"f")
+    seen, _ = poll(watcher.complete_files, {old, fresh})
+    assert seen == {old, fresh}
+    warnings = [r for r in caplog.records if "no event announced" in r.getMessage()]
+    assert [r.files for r in warnings] == [1]  # old; not fresh, whose event could still be on its way
+
+
+def test_a_file_handed_over_and_left_in_place_is_tried_again_without_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Ingest leaves an unreadable file where it was: each scan offers it again."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    stuck = folder / "stuck.jpg"
+    stuck.write_bytes(b"s")
+    os.utime(stuck, (time.time() - 60, time.time() - 60))
+    watcher = DropFolderWatcher(folder, 0.05, rescan_seconds=0.1)
+    caplog.set_level(logging.WARNING, logger="batchsight.watcher")
+    first, _ = poll(watcher.complete_files, {stuck})
+    caplog.clear()
+    again, _ = poll(watcher.complete_files, {stuck})
+    assert first == again == {stuck}
+    assert not [r for r in caplog.records if "no event announced" in r.getMessage()]
+
+
+def test_a_rescan_does_not_undo_a_close_event(tmp_path: Path) -> None:
+    """A scan finding a tracked file must not make it wait stable_seconds instead of the
+    settle window its close earned."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    watcher = DropFolderWatcher(folder, 30.0, rescan_seconds=0.05)
+    path = folder / "closed.jpg"
+    path.write_bytes(b"c")
+    watcher.tracker.touch(path, closed=True)
+    seen, elapsed = poll(watcher.complete_files, {path}, deadline=CLOSED_SETTLE_SECONDS * 6)
+    assert seen == {path} and elapsed < 30.0
+
+
+MAX_QUEUED = Path("/proc/sys/fs/inotify/max_queued_events")
+
+
+@pytest.mark.skipif(not os.access(MAX_QUEUED, os.W_OK), reason="needs root to shrink the inotify queue")
+def test_files_whose_events_an_inotify_overflow_dropped_are_taken_by_the_rescan(
+        tmp_path: Path, make_watcher: Callable[..., DropFolderWatcher],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A real overflow: the watcher's inotify instance gets a queue of 4 events (the limit is read
+    when an instance is made, and restored at once), and another process writes 300 files."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    caplog.set_level(logging.WARNING)
+    limit = MAX_QUEUED.read_text()
+    MAX_QUEUED.write_text("4")
+    try:
+        watcher = make_watcher(folder, 0.2, rescan_seconds=1.0)
+    finally:
+        MAX_QUEUED.write_text(limit)
+    subprocess.run(["sh", "-c", f'for n in $(seq 1 300); do echo "$n" > "{folder}/f$n.jpg"; done'],
+                   check=True)
+    wanted = {folder / f"f{n}.jpg" for n in range(1, 301)}
+    seen, _ = poll(watcher.complete_files, wanted, deadline=DEADLINE + 5)
+    assert any("overflow" in r.getMessage() for r in caplog.records), "the queue never overflowed"
+    assert seen == wanted
