@@ -49,8 +49,8 @@ def write_config(tmp: Path, cloud: CloudFixture, port: int) -> Path:
 class Edge:
     """The component as Greengrass would run it: its own process, stopped with signals."""
 
-    def __init__(self, config: Path, log: Path) -> None:
-        env = {**os.environ, **CREDENTIALS}
+    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, **CREDENTIALS, **(env or {})}
         env.pop("AWS_ENDPOINT_URL", None)
         self.process = subprocess.Popen([sys.executable, "-m", "batchsight", "run", "--config", str(config)],
                                         stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)

@@ -20,6 +20,9 @@ _NOT_IN_EXECUTION_NAME = re.compile(r"[^A-Za-z0-9_-]")  # config allows '.', exe
 
 
 _REMEMBERED_BATCHES = 1024
+# A waiting image seen more than this in the future: the clock was set back since (NTP after a
+# boot without a real-time clock, or by hand). Smaller steps only shift the age trigger a little.
+CLOCK_STEP_SECONDS = 60.0
 
 
 @dataclass
@@ -30,10 +33,15 @@ class BatchPolicy:
     _seen_hosting: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     def due(self, *, waiting: int, oldest_seen: float | None, now: float) -> str | None:
-        """The trigger that fires now ("size", "follow", "age", "schedule", "interval"), or None.
+        """The trigger that fires now ("size", "follow", "age", "clock", "schedule", "interval"),
+        or None.
 
-        A cron ``schedule``, when set, takes the place of the fixed interval.
+        A cron ``schedule``, when set, takes the place of the fixed interval. When the clock is
+        set back, the interval counts from now (not from a last cut in the future), and images
+        seen "in the future" go at once ("clock"): their age is unknown, and waiting for the
+        clock to catch up would hold them for as long as it was set back.
         """
+        self.last_cut = min(self.last_cut, now)
         if waiting == 0 or oldest_seen is None:
             self.follow_pending = False
             return None
@@ -44,6 +52,8 @@ class BatchPolicy:
             return "follow"
         if now - oldest_seen >= self.settings.max_age_seconds:
             return "age"
+        if oldest_seen - now > CLOCK_STEP_SECONDS:
+            return "clock"
         if self.settings.schedule:
             return "schedule" if now >= next_tick(self.settings.schedule, self.last_cut) else None
         if now - self.last_cut >= self.settings.interval_seconds:

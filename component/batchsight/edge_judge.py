@@ -74,7 +74,8 @@ class EdgeJudge:
         return judging, self.problem if judging != "edge" and self.config.inference.mode != "cloud" else ""
 
     def step(self, now: float) -> bool:
-        """Judge or route what waits; True when ``judging`` changed (the status should say so)."""
+        """Judge or route what waits; True when ``judging`` changed (the status should say so).
+        ``now`` is the monotonic clock: it times the detector's checks."""
         before = self.judging
         if self.config.inference.mode == "cloud":
             if self._next_check == 0.0:  # once: images an earlier run in an edge mode left waiting
@@ -139,7 +140,7 @@ class EdgeJudge:
                 self.journal.route_to_cloud([image.image_id])
                 continue
             except DetectorUnavailable as exc:
-                self._unhealthy(str(exc), time.time())
+                self._unhealthy(str(exc), time.monotonic())
                 self.journal.route_to_cloud()
                 return
             self._record(image, answer)

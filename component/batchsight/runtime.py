@@ -4,6 +4,11 @@ One loop thread does the work in order (watchdog has its own thread; the pixel v
 one too, which only moves images from ``received`` to ``validated`` or quarantine), which
 keeps every journal transition simple to reason about. Cloud and broker failures back off and retry;
 they never stop ingestion, so images keep spooling while the line runs.
+
+Two clocks: the wall clock for what is compared with times the journal keeps (batch ages,
+result timeouts, retention), the monotonic clock for the loop's own timers (result polls, the
+status heartbeat, backoffs, housekeeping). A gateway's clock is set back by NTP after a boot
+without a real-time clock, or by hand; a wall-clock timer would then stall for as long.
 """
 from __future__ import annotations
 
@@ -178,7 +183,7 @@ class Component:
         try:
             while not self.stop_event.is_set():
                 try:
-                    self.tick(time.time())
+                    self.tick(time.time(), time.monotonic())
                 except Exception as exc:
                     if not disk_full(exc):
                         raise
@@ -188,13 +193,14 @@ class Component:
         finally:
             self._shutdown()
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float, mono: float) -> None:
+        """One pass of the loop at wall time ``now`` and monotonic time ``mono``."""
         disk_state = self.disk.state
         if self.disk.check() is None:  # when full, complete files stay tracked in the drop folder
             self._ingest(self.watcher.complete_files())
         if self.disk.state != disk_state:
             self._next_status = 0.0  # say at once that ingestion stopped or resumed
-        if self.judge.step(now):
+        if self.judge.step(mono):
             self._next_status = 0.0  # say at once where images are judged now
         waiting, oldest = self.journal.waiting()
         trigger = self.policy.due(waiting=waiting, oldest_seen=oldest, now=now)
@@ -203,17 +209,17 @@ class Component:
             count = self.journal.cut_batch(batch_id, max_images=self.config.batch.max_images)
             self.policy.cut(batch_id, trigger, now)
             log.info("batch cut", extra={"batch_id": batch_id, "images": count, "trigger": trigger})
-        if self._cloud_backoff.ready(now):
-            self._cloud_step(now)
+        if self._cloud_backoff.ready(mono):
+            self._cloud_step(mono)
         self.alerter.publish_pending()
         self._answer_feedback()
-        if now >= self._next_housekeeping:
+        if mono >= self._next_housekeeping:
             self.housekeeper.resubmit_overdue(now)
             self.housekeeper.prune(now)
-            self._next_housekeeping = now + HOUSEKEEPING_EVERY_SECONDS
-        if now >= self._next_status:
+            self._next_housekeeping = mono + HOUSEKEEPING_EVERY_SECONDS
+        if mono >= self._next_status:
             self._publish_status("running")
-            self._next_status = now + STATUS_EVERY_SECONDS
+            self._next_status = mono + STATUS_EVERY_SECONDS
 
     def _ingest(self, paths: list[Path]) -> None:
         """Ingest complete files in groups, handing each group's journaled images to the verifier
@@ -247,29 +253,29 @@ class Component:
         """
         news = self.disk.full(exc)
         self._restage = True
-        now = time.time()
-        if news or now >= self._next_status:  # the failed tick did not reach its status
+        mono = time.monotonic()
+        if news or mono >= self._next_status:  # the failed tick did not reach its status
             self._publish_status("running")
-            self._next_status = now + STATUS_EVERY_SECONDS
+            self._next_status = mono + STATUS_EVERY_SECONDS
 
-    def _cloud_step(self, now: float) -> None:
+    def _cloud_step(self, mono: float) -> None:
         try:
             for batch_id in self.journal.open_batches():
                 self.link.submit(batch_id)
             self.feedback.upload_pending()
-            if now >= self._next_poll:
+            if mono >= self._next_poll:
                 for batch_id in set(self.puller.poll()):
                     self.policy.model_hosted(batch_id)
-                self._next_poll = now + self.config.results.poll_seconds
+                self._next_poll = mono + self.config.results.poll_seconds
         except Exception as exc:  # noqa: BLE001 - any cloud failure: keep spooling, retry later
-            self._cloud_backoff.failed(now)
+            self._cloud_backoff.failed(mono)
             if disk_full(exc):
                 raise  # the journal could not record a step: not the cloud's fault (see run)
             if self._cloud_state == "ok":
                 self._next_status = 0.0  # say at once that the cloud is unreachable
             self._cloud_state = "unreachable"
             log.warning("cloud step failed; images keep spooling", extra={
-                "error": str(exc), "retry_in_s": round(self._cloud_backoff.next_try - now, 1)})
+                "error": str(exc), "retry_in_s": round(self._cloud_backoff.next_try - mono, 1)})
             return
         if self._cloud_state != "ok":
             log.info("cloud reachable again")

@@ -63,6 +63,27 @@ def test_precedence_size_then_age_then_interval() -> None:
     assert p.due(waiting=1, oldest_seen=now - 1, now=now) == "interval"
 
 
+def test_a_clock_set_back_times_the_interval_from_now_not_from_the_future() -> None:
+    p = policy()  # last cut at T0; then the clock is set back two hours
+    back = T0 - 7200
+    assert p.due(waiting=1, oldest_seen=back + 1, now=back + 2) is None
+    assert p.last_cut == back + 2
+    assert p.due(waiting=1, oldest_seen=back + 3000, now=back + 3602) == "interval"  # not at T0 + 3600
+
+
+def test_images_seen_in_the_future_go_at_once_when_the_clock_was_set_back() -> None:
+    p = policy()
+    seen = T0 + 100  # journaled before the clock was set back two hours
+    assert p.due(waiting=1, oldest_seen=seen, now=seen - 7200) == "clock"
+
+
+def test_a_small_clock_step_only_delays_the_age_trigger() -> None:
+    p = policy()
+    seen = T0 + 100
+    assert p.due(waiting=1, oldest_seen=seen, now=seen - 30) is None  # within CLOCK_STEP_SECONDS
+    assert p.due(waiting=1, oldest_seen=seen, now=seen + 900) == "age"
+
+
 def test_last_cut_moves_the_schedule() -> None:
     p = policy()
     now = T0 + 3600
