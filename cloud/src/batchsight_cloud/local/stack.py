@@ -14,7 +14,6 @@ import os
 import socket
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
