@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 SET_BACK_SECONDS = 2 * 3600
 CLOCK = '''\
 import os
+import time
 
 _PATH = os.environ["BATCHSIGHT_TEST_CLOCK_OFFSET"]
 _time, _time_ns = time.time, time.time_ns
