@@ -47,6 +47,7 @@ class BatchSettings:
 class IngestSettings:
     stable_seconds: float = 2.0
     rescan_seconds: float = 30.0   # also look for files no event announced, this often
+    subfolders: bool = True        # also take files in subfolders (per camera, per day) of the drop folder
     max_bytes: int = 6 * 1024 * 1024
     min_side: int = 64
     max_side: int = 4096
@@ -332,8 +333,13 @@ def _check(config: Config) -> None:
         raise ConfigError("setting retention.after_result: must be 'delete' or 'archive'")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("setting log_level: must be DEBUG, INFO, WARNING or ERROR")
-    if config.drop_folder.resolve() == config.work_folder.resolve():
+    drop, work = config.drop_folder.resolve(), config.work_folder.resolve()
+    if drop == work:
         raise ConfigError("setting work_folder: must differ from drop_folder")
+    if config.ingest.subfolders and drop in work.parents:
+        raise ConfigError("setting work_folder: must not be inside drop_folder while ingest.subfolders "
+                          "is on (its spool would be taken as camera files); move it, or set "
+                          "ingest.subfolders: false")
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:

@@ -2,7 +2,8 @@
 
 Each file leaves the drop folder in one rename into work_folder/staging and is read only
 there, so a camera reusing the name cannot change the bytes between our hash and our move
-into the spool. The files one tick found complete then share one durability barrier and one
+into the spool. A file's name is its path below the drop folder ("cam2/0001.jpg" from a
+subfolder), written flat in staging and quarantine ("cam2%2F0001.jpg"). The files one tick found complete then share one durability barrier and one
 journal transaction (group commit): what a durable acknowledgment costs is paid per group,
 not per image. Pixels are decoded afterwards, in the decoder's child process (verifier.py).
 Nothing is deleted before its result is safe, and no move replaces a file we already keep.
@@ -63,6 +64,7 @@ class Ingestor:
             folder.mkdir(parents=True, exist_ok=True)
         # the per-image path work is done on str: pathlib's parsing cost more than a rename here
         self._spool, self._staging = str(self.spool), str(self.staging)
+        self._drop = f"{config.drop_folder}/"
 
     def ingest(self, path: Path) -> IngestOutcome:
         return self.ingest_many([path])[0]
@@ -85,7 +87,7 @@ class Ingestor:
         outcomes: list[IngestOutcome | None] = []
         staged: list[tuple[str, Path]] = []
         for path in paths:
-            target = f"{self._staging}/{secrets.token_hex(16)}-{path.name}"
+            target = f"{self._staging}/{secrets.token_hex(16)}-{flat(self._name(path))}"
             outcome = self._stage(path, target)
             outcomes.append(outcome)
             if outcome is None:
@@ -125,7 +127,7 @@ class Ingestor:
         outcomes: dict[str, IngestOutcome] = {}
         good: list[_Inspected] = []
         for path, origin in staged:
-            name = os.path.basename(path)[_STAGED_PREFIX:]
+            name = unflat(os.path.basename(path)[_STAGED_PREFIX:])
             try:
                 good.append(_Inspected(path, origin, name, *self._inspect(path)))
             except InvalidImage as exc:
@@ -159,6 +161,11 @@ class Ingestor:
         accepted = sum(o.accepted for o in outcomes.values())
         log.info("images journaled", extra={"images": accepted, "duplicates": len(group) - accepted})
         return outcomes
+
+    def _name(self, path: Path) -> str:
+        """The file's path below the drop folder ("cam2/0001.jpg"); its name if it is elsewhere."""
+        where = os.fspath(path)
+        return where[len(self._drop):] if where.startswith(self._drop) else path.name
 
     def _spooled(self, checked: CheckedImage) -> str:
         return f"{self._spool}/{checked.image_id}.{checked.ext}"
@@ -232,6 +239,16 @@ def _read_to_end(fd: int, size: int, limit: int) -> bytes:
     return data
 
 
+def flat(name: str) -> str:
+    """A name from a subfolder as one file name: '/' written as %2F (and '%' as %25, so
+    ``unflat`` gives back exactly the name)."""
+    return name.replace("%", "%25").replace("/", "%2F")
+
+
+def unflat(flat_name: str) -> str:
+    return flat_name.replace("%2F", "/").replace("%25", "%")
+
+
 def _skipped(origin: Path, where: str | Path, exc: OSError) -> IngestOutcome:
     """A file we cannot read can be neither checked nor quarantined: leave it and say so.
 
@@ -248,7 +265,7 @@ def _claim(folder: Path, name: str) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%S")
     count = 0
     while True:
-        target = folder / (f"{stamp}-{count}-{name}" if count else f"{stamp}-{name}")
+        target = folder / (f"{stamp}-{count}-{flat(name)}" if count else f"{stamp}-{flat(name)}")
         count += 1
         if target.with_name(target.name + _REASON).exists():
             continue  # its reason file would overwrite a kept file of that name

@@ -107,7 +107,7 @@ class Component:
         clients = clients or aws_clients(config)
         self.publisher = publisher or build_publisher(config)
         self.watcher = DropFolderWatcher(config.drop_folder, config.ingest.stable_seconds,
-                                         config.ingest.rescan_seconds)
+                                         config.ingest.rescan_seconds, config.ingest.subfolders)
         self.ingestor = Ingestor(config, self.journal)
         self.wake = threading.Event()  # newly validated images: judge or batch them without waiting a tick
         self.verifier = PixelVerifier(config, self.journal, on_validated=self.wake.set)

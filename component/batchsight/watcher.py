@@ -6,6 +6,9 @@ a camera may write one image in several open/write/close goes, and only a file t
 unchanged after its close shows the last go is done. Polling observers report no closes, so
 there the full ``stable_seconds`` applies.
 
+With ``subfolders`` on, files in subfolders count too (cameras that write a folder per camera
+or per day); hidden folders are skipped, as hidden files are, and links are never followed.
+
 Events are not the only way in: the folder is scanned at start-up (files that arrived while
 the program was down) and again every ``rescan_seconds``, for files no event announced. inotify
 drops events when its queue overflows (16,384 by default: a camera PC flushing a backlog can
@@ -18,6 +21,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from watchdog.events import FileClosedEvent, FileSystemEvent, FileSystemEventHandler
@@ -103,24 +107,54 @@ class StabilityTracker:
         self._closed.discard(path)
 
 
+def _in_hidden_folder(folder: Path, path: Path) -> bool:
+    """True for a file below a hidden subfolder of folder (a camera's or a sync tool's work)."""
+    return any(part.startswith(".") for part in path.relative_to(folder).parts[:-1])
+
+
+def _regular_files(folder: str, subfolders: bool, *, top: bool = True) -> Iterator[os.DirEntry[str]]:
+    """The regular files in folder and, with subfolders, in its visible subfolders (links are
+    not followed). A subfolder removed meanwhile is skipped; the drop folder itself must exist."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        if top:
+            raise
+        return
+    for entry in entries:
+        try:
+            if entry.is_file(follow_symlinks=False):
+                yield entry
+            elif subfolders and not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+                yield from _regular_files(entry.path, subfolders, top=False)
+        except FileNotFoundError:
+            continue  # taken away meanwhile
+
+
 class _Handler(FileSystemEventHandler):
-    def __init__(self, tracker: StabilityTracker) -> None:
+    def __init__(self, tracker: StabilityTracker, folder: Path) -> None:
         self.tracker = tracker
+        self.folder = folder
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory:
             return
-        target = getattr(event, "dest_path", "") or event.src_path
-        self.tracker.touch(Path(os.fsdecode(target)), closed=isinstance(event, FileClosedEvent))
+        target = Path(os.fsdecode(getattr(event, "dest_path", "") or event.src_path))
+        if target.parent != self.folder and (self.folder not in target.parents
+                                             or _in_hidden_folder(self.folder, target)):
+            return  # moved out of the drop folder, or into a hidden folder of it
+        self.tracker.touch(target, closed=isinstance(event, FileClosedEvent))
 
 
 class DropFolderWatcher:
     """watchdog observer plus scans of the folder (at start, then every rescan_seconds),
     feeding one StabilityTracker."""
 
-    def __init__(self, folder: Path, stable_seconds: float, rescan_seconds: float) -> None:
+    def __init__(self, folder: Path, stable_seconds: float, rescan_seconds: float,
+                 subfolders: bool) -> None:
         self.folder = folder
         self.rescan_seconds = rescan_seconds
+        self.subfolders = subfolders
         self.tracker = StabilityTracker(stable_seconds)
         self._observer = Observer()
         self._next_scan = 0.0
@@ -128,12 +162,14 @@ class DropFolderWatcher:
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._observer.schedule(_Handler(self.tracker), str(self.folder), recursive=False)
+        self._observer.schedule(_Handler(self.tracker, self.folder), str(self.folder),
+                                recursive=self.subfolders)
         self._observer.start()
         self._scan()
         log.info("watching drop folder", extra={"folder": str(self.folder),
                                                 "backlog_at_start": self.tracker.pending(),
-                                                "rescan_seconds": self.rescan_seconds})
+                                                "rescan_seconds": self.rescan_seconds,
+                                                "subfolders": self.subfolders})
 
     def stop(self) -> None:
         self._observer.stop()
@@ -161,16 +197,14 @@ class DropFolderWatcher:
         """
         missed, present = 0, set()
         recent = time.time() - CLOSED_SETTLE_SECONDS
-        for entry in os.scandir(self.folder):
-            try:
-                if not entry.is_file(follow_symlinks=False):
-                    continue  # folders, symlinks, FIFOs: never ours
-                path = Path(entry.path)
-                present.add(path)
-                if self.tracker.notice(path) and path not in self._handed:
+        for entry in _regular_files(str(self.folder), self.subfolders):
+            path = Path(entry.path)
+            present.add(path)
+            if self.tracker.notice(path) and path not in self._handed:
+                try:
                     missed += entry.stat(follow_symlinks=False).st_mtime < recent
-            except FileNotFoundError:
-                continue  # taken away meanwhile (by the camera)
+                except FileNotFoundError:
+                    continue  # taken away meanwhile (by the camera)
         self._handed &= present
         self._next_scan = time.monotonic() + self.rescan_seconds
         return missed

@@ -34,9 +34,10 @@ def test_camera_drop_to_mqtt_alert(local_cloud: CloudFixture, mqtt_broker: Any, 
             (drop / frame.path.name).write_bytes(frame.path.read_bytes())
         wait_for(lambda: len(hmi.results) >= 10, 90, "the first 10 results on MQTT")
         assert edge.stop() == 0, "SIGTERM must stop the component cleanly"
-        # dropped while the component is down: picked up at start-up
+        # dropped while the component is down, into a camera's subfolder: picked up at start-up
+        (drop / "cam2").mkdir()
         for frame in frames[10:]:
-            (drop / frame.path.name).write_bytes(frame.path.read_bytes())
+            (drop / "cam2" / frame.path.name).write_bytes(frame.path.read_bytes())
         edge = Edge(write_config(tmp_path, local_cloud, mqtt_broker.port), tmp_path / "edge.log")
         restarted = time.monotonic()
         wait_for(lambda: len(hmi.results) >= len(frames), 90, "all results on MQTT")
@@ -63,9 +64,12 @@ def test_camera_drop_to_mqtt_alert(local_cloud: CloudFixture, mqtt_broker: Any, 
     assert len(reasons) == 1 and "does not decode" in reasons[0]
     # retention: local copies are gone once their result is safe
     assert list((tmp_path / "work" / "spool").iterdir()) == []
-    assert list(drop.iterdir()) == []
+    assert [p.name for p in drop.rglob("*")] == ["cam2"], "every file taken, the camera's folder left"
+    names = {m["file_name"] for _, m in hmi.results.values()}
+    assert names == {f.path.name for f in frames[:10]} | {f"cam2/{f.path.name}" for f in frames[10:]}
     labels = {f.path.name: f.label for f in frames}
-    correct = sum(m["is_anomalous"] == (labels[m["file_name"]] == "anomaly") for _, m in hmi.results.values())
+    correct = sum(m["is_anomalous"] == (labels[Path(m["file_name"]).name] == "anomaly")
+                  for _, m in hmi.results.values())
     assert correct / len(frames) >= 0.8, f"detector accuracy {correct}/{len(frames)}"
     report_reliability("sigterm-restart", dropped=len(frames) + 1, accounted=len(keys) + len(reasons),
                        duplicates=hmi.duplicates, recover_s=recover_s)

@@ -110,7 +110,7 @@ def ingest_loop(tmp_path: Path):
     verifier = PixelVerifier(config, journal)
     verifier.start()
     watcher = DropFolderWatcher(config.drop_folder, config.ingest.stable_seconds,
-                                config.ingest.rescan_seconds)
+                                config.ingest.rescan_seconds, config.ingest.subfolders)
     watcher.start()
 
     def run_until_quiet(seconds: float) -> None:

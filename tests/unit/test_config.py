@@ -48,7 +48,7 @@ def error_for(data: Any) -> str:
 
 def test_defaults_of_every_group() -> None:
     assert BatchSettings() == BatchSettings(interval_seconds=3600.0, max_images=500, max_age_seconds=900.0)
-    assert IngestSettings() == IngestSettings(stable_seconds=2.0, rescan_seconds=30.0,
+    assert IngestSettings() == IngestSettings(stable_seconds=2.0, rescan_seconds=30.0, subfolders=True,
                                               max_bytes=6 * 1024 * 1024, min_side=64, max_side=4096)
     assert ResultSettings() == ResultSettings(poll_seconds=10.0, timeout_seconds=7200.0)
     assert MqttSettings() == MqttSettings(host="127.0.0.1", port=1883, client_id="", topic_prefix="factory")
@@ -343,6 +343,13 @@ def test_drop_folder_equal_to_work_folder(tmp_path: Path) -> None:
     # the same folder spelled differently is still the same folder
     spelled = str(tmp_path / "other" / ".." / "spool") + "/"
     assert "work_folder" in error_for(minimal(drop_folder=same, work_folder=spelled))
+
+
+def test_the_work_folder_may_be_inside_the_drop_folder_only_with_subfolders_off(tmp_path: Path) -> None:
+    inside = {"drop_folder": str(tmp_path / "drop"), "work_folder": str(tmp_path / "drop" / "work")}
+    message = error_for(minimal(**inside))
+    assert "inside drop_folder" in message and "ingest.subfolders: false" in message
+    assert config_from_dict(minimal(**inside, ingest={"subfolders": False})).ingest.subfolders is False
 
 
 def test_error_is_a_value_error_with_one_line() -> None:

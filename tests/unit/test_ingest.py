@@ -492,3 +492,28 @@ def test_groups_journaled_before_a_full_disk_are_handed_out_before_it_raises(
             handed_out.append(outcomes)
     assert [[o.path.name for o in group if o.accepted] for group in handed_out] == [["g0.jpg", "g1.jpg"]]
     assert journal.counts()["received"] == 2
+
+
+# --- files from subfolders of the drop folder ---------------------------------------------------------
+
+def test_a_file_from_a_subfolder_keeps_its_path_below_the_drop_folder_as_its_name(
+        config: Config, journal: Journal, ingestor: Ingestor) -> None:
+    (config.drop_folder / "cam2" / "2026-11-24").mkdir(parents=True)
+    good = drop(config, "cam2/2026-11-24/0001.jpg", make_image("JPEG", seed=71))
+    odd = drop(config, "cam2/100%.jpg", make_image("JPEG", seed=72))  # '%' must survive the flat form
+    bad = drop(config, "cam2/2026-11-24/0002.jpg", b"not an image")
+    outcomes = {o.path: o for o in ingestor.ingest_many([good, odd, bad])}
+    assert journal.get(outcomes[good].image_id).file_name == "cam2/2026-11-24/0001.jpg"
+    assert journal.get(outcomes[odd].image_id).file_name == "cam2/100%.jpg"
+    [moved] = quarantined_files(config)
+    assert moved.parent == config.quarantine_folder and moved.name.endswith("-cam2%2F2026-11-24%2F0002.jpg")
+    assert list((config.work_folder / "staging").iterdir()) == []
+    assert sorted(p.name for p in (config.drop_folder / "cam2").rglob("*")) == ["2026-11-24"]  # folders stay
+
+
+def test_a_crash_in_staging_gives_back_the_subfolder_name(config: Config, journal: Journal,
+                                                         ingestor: Ingestor) -> None:
+    data = make_image("PNG", seed=73)
+    staged(config, "cam3%2F0007.png", data)  # as _ingest_group writes it, before a crash
+    [outcome] = ingestor.recover_staging()
+    assert journal.get(outcome.image_id).file_name == "cam3/0007.png"

@@ -247,8 +247,9 @@ def test_file_that_vanishes_or_turns_into_a_symlink_after_first_look_is_dropped(
 def make_watcher(request: pytest.FixtureRequest) -> Iterator[Callable[..., DropFolderWatcher]]:
     started: list[DropFolderWatcher] = []
 
-    def factory(folder: Path, stable_seconds: float, rescan_seconds: float = 60.0) -> DropFolderWatcher:
-        watcher = DropFolderWatcher(folder, stable_seconds, rescan_seconds)
+    def factory(folder: Path, stable_seconds: float, rescan_seconds: float = 60.0,
+                subfolders: bool = True) -> DropFolderWatcher:
+        watcher = DropFolderWatcher(folder, stable_seconds, rescan_seconds, subfolders)
         watcher.start()
         started.append(watcher)
         return watcher
@@ -392,7 +393,7 @@ def test_a_scan_takes_files_no_event_announced_and_says_so(
     """The observer is never started here, so only the scans can find the files."""
     folder = tmp_path / "drop"
     folder.mkdir()
-    watcher = DropFolderWatcher(folder, 0.1, rescan_seconds=0.2)
+    watcher = DropFolderWatcher(folder, 0.1, rescan_seconds=0.2, subfolders=True)
     old, fresh, archive = folder / "old.jpg", folder / "fresh.jpg", folder / "archive"
     old.write_bytes(b"o")
     archive.mkdir()  # a folder is never an image, nor a missed one
@@ -415,7 +416,7 @@ def test_a_file_handed_over_and_left_in_place_is_tried_again_without_a_warning(
     stuck = folder / "stuck.jpg"
     stuck.write_bytes(b"s")
     os.utime(stuck, (time.time() - 60, time.time() - 60))
-    watcher = DropFolderWatcher(folder, 0.05, rescan_seconds=0.1)
+    watcher = DropFolderWatcher(folder, 0.05, rescan_seconds=0.1, subfolders=True)
     caplog.set_level(logging.WARNING, logger="batchsight.watcher")
     first, _ = poll(watcher.complete_files, {stuck})
     caplog.clear()
@@ -429,7 +430,7 @@ def test_a_rescan_does_not_undo_a_close_event(tmp_path: Path) -> None:
     settle window its close earned."""
     folder = tmp_path / "drop"
     folder.mkdir()
-    watcher = DropFolderWatcher(folder, 30.0, rescan_seconds=0.05)
+    watcher = DropFolderWatcher(folder, 30.0, rescan_seconds=0.05, subfolders=True)
     path = folder / "closed.jpg"
     path.write_bytes(b"c")
     watcher.tracker.touch(path, closed=True)
@@ -461,3 +462,38 @@ def test_files_whose_events_an_inotify_overflow_dropped_are_taken_by_the_rescan(
     seen, _ = poll(watcher.complete_files, wanted, deadline=DEADLINE + 5)
     assert any("overflow" in r.getMessage() for r in caplog.records), "the queue never overflowed"
     assert seen == wanted
+
+
+# --- subfolders -------------------------------------------------------------------------------------
+
+def test_files_in_subfolders_old_and_new_are_reported_but_not_in_hidden_ones(
+        tmp_path: Path, make_watcher: Callable[..., DropFolderWatcher]) -> None:
+    folder = tmp_path / "drop"
+    (folder / "cam1").mkdir(parents=True)
+    before = folder / "cam1" / "before.jpg"
+    before.write_bytes(b"b")
+    (folder / ".sync").mkdir()
+    (folder / ".sync" / "partial.jpg").write_bytes(b"p")
+    watcher = make_watcher(folder, 0.2)
+    day = folder / "cam2" / "2026-11-24"
+    day.mkdir(parents=True)  # a camera's new folder for the day, after the start
+    after = day / "after.jpg"
+    after.write_bytes(b"a")
+    (folder / "cam1" / ".hidden.jpg").write_bytes(b"h")
+    seen, _ = poll(watcher.complete_files, {before, after})
+    seen |= drain(watcher.complete_files, 0.4)
+    assert seen == {before, after}
+
+
+def test_with_subfolders_off_only_the_drop_folder_itself_counts(
+        tmp_path: Path, make_watcher: Callable[..., DropFolderWatcher]) -> None:
+    folder = tmp_path / "drop"
+    (folder / "cam1").mkdir(parents=True)
+    (folder / "cam1" / "old.jpg").write_bytes(b"o")
+    watcher = make_watcher(folder, 0.2, rescan_seconds=0.1, subfolders=False)
+    (folder / "cam1" / "new.jpg").write_bytes(b"n")
+    top = folder / "top.jpg"
+    top.write_bytes(b"t")
+    seen, _ = poll(watcher.complete_files, {top})
+    seen |= drain(watcher.complete_files, 0.5)
+    assert seen == {top}
