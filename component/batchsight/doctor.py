@@ -5,6 +5,7 @@ and read down the list; the first FAIL says what to change.
 """
 from __future__ import annotations
 
+import email.utils
 import os
 import sqlite3
 import time
@@ -94,6 +95,40 @@ def _aws(name: str, call: Callable[[], Any], fix: str) -> Check:
     return Check(name, True, "reachable")
 
 
+# AWS refuses a request signed more than 5 minutes off its own clock (RequestTimeTooSkewed):
+# to the component that looks like an unreachable cloud.
+SIGNATURE_SKEW_SECONDS = 300.0
+
+
+def clock_offset(date_header: str, local: float) -> float:
+    """AWS's clock minus ours in seconds, from an HTTP Date header (whole seconds)."""
+    return email.utils.parsedate_to_datetime(date_header).timestamp() - local
+
+
+def _clock(s3: Any, bucket: str) -> Check:
+    """The gateway's clock against AWS's, from the Date header of a call (an error answer has
+    one too, so a wrong bucket name does not hide a wrong clock)."""
+    from botocore.exceptions import ClientError
+
+    sent = time.time()
+    try:
+        metadata = s3.head_bucket(Bucket=bucket)["ResponseMetadata"]
+    except ClientError as exc:
+        metadata = exc.response.get("ResponseMetadata", {})
+    except Exception as exc:  # noqa: BLE001 - the bucket checks say what is wrong with the link
+        return Check("clock", False, f"could not ask AWS for its time ({type(exc).__name__})")
+    date = metadata.get("HTTPHeaders", {}).get("date")
+    if not date:
+        return Check("clock", False, "AWS's answer carried no Date header to compare with")
+    offset = clock_offset(date, (sent + time.time()) / 2)
+    detail = f"{abs(offset):.0f} s {'behind' if offset > 0 else 'ahead of'} AWS"
+    if abs(offset) > SIGNATURE_SKEW_SECONDS:
+        return Check("clock", False, f"{detail}: AWS refuses requests signed over "
+                                     f"{SIGNATURE_SKEW_SECONDS / 60:.0f} min off; set the time and keep "
+                                     "it with NTP (chrony, systemd-timesyncd)")
+    return Check("clock", True, detail)
+
+
 def _broker(config: Config) -> Check:
     """Connect the way the component does (protocol, TLS, credentials), under another client id."""
     from batchsight.runtime import build_publisher
@@ -165,6 +200,7 @@ def run_checks(config: Config, clients: dict[str, Any]) -> list[Check]:
              "check aws.source_bucket against the stack output SourceBucketName and the device policy"),
         _aws("final bucket", lambda: s3.head_bucket(Bucket=config.aws.final_bucket),
              "check aws.final_bucket against the stack output FinalBucketName"),
+        _clock(s3, config.aws.source_bucket),
         _aws("queue", lambda: sqs.get_queue_attributes(QueueUrl=config.aws.queue_url, AttributeNames=["QueueArn"]),
              "check aws.queue_url against the stack output ImageQueueUrl"),
         _aws("state machine", lambda: sfn.describe_state_machine(stateMachineArn=config.aws.state_machine_arn),

@@ -31,7 +31,9 @@ def test_doctor_passes_on_a_good_setup(local_cloud: CloudFixture, mqtt_broker: A
     (tmp_path / "work").mkdir()
     result = _cli("doctor", "--config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("PASS") == 10
+    assert result.stdout.count("PASS") == 11
+    [clock] = [line for line in result.stdout.splitlines() if " clock " in line]
+    assert " s behind AWS" in clock or " s ahead of AWS" in clock
 
 
 def test_doctor_names_what_to_fix(local_cloud: CloudFixture, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from batchsight.config import config_from_dict
-from batchsight.doctor import _drop_folder_events, mount_type
+from batchsight.doctor import _drop_folder_events, clock_offset, mount_type
 
 # /proc/self/mountinfo lines as Linux writes them (a camera PC's share mounted over CIFS, a
 # mount point with a space in it, optional fields before the '-').
@@ -52,3 +52,11 @@ def test_the_real_drop_folder_is_on_a_local_file_system_here(tmp_path: Path) -> 
     assert check.ok
     assert check.detail.split(":")[0] not in ("unknown", "cifs", "nfs", "nfs4")
     assert "a scan every 30 s" in check.detail
+
+
+def test_the_clock_offset_is_aws_time_minus_ours() -> None:
+    date = "Tue, 24 Nov 2026 06:30:00 GMT"  # an HTTP Date header, as AWS sends it
+    aws = 1795501800.0
+    assert clock_offset(date, aws) == 0
+    assert clock_offset(date, aws - 7200) == 7200  # the gateway two hours behind
+    assert clock_offset(date, aws + 0.4) == pytest.approx(-0.4)
