@@ -3,10 +3,11 @@
 Each file leaves the drop folder in one rename into work_folder/staging and is read only
 there, so a camera reusing the name cannot change the bytes between our hash and our move
 into the spool. A file's name is its path below the drop folder ("cam2/0001.jpg" from a
-subfolder), written flat in staging and quarantine ("cam2%2F0001.jpg"). The files one tick found complete then share one durability barrier and one
-journal transaction (group commit): what a durable acknowledgment costs is paid per group,
-not per image. Pixels are decoded afterwards, in the decoder's child process (verifier.py).
-Nothing is deleted before its result is safe, and no move replaces a file we already keep.
+subfolder), written flat in staging and quarantine ("cam2%2F0001.jpg"). The files one tick
+found complete then share one durability barrier and one journal transaction (group commit):
+what a durable acknowledgment costs is paid per group, not per image. Pixels are decoded
+afterwards, in the decoder's child process (verifier.py). Nothing is deleted before its result
+is safe, and no move replaces a file we already keep.
 """
 from __future__ import annotations
 

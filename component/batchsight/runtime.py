@@ -231,18 +231,20 @@ class Component:
         """
         try:
             if self._restage:
-                self._verify(self.ingestor.recover_staging())
+                self._hand_on(self.ingestor.recover_staging())
                 self._restage = False
             for outcomes in self.ingestor.ingest_groups(paths):
-                self._verify(outcomes)
+                self._hand_on(outcomes)
         except BaseException:
             for path in paths:
                 if os.path.lexists(path):
                     self.watcher.tracker.touch(path)
             raise
 
-    def _verify(self, outcomes: list[IngestOutcome]) -> None:
+    def _hand_on(self, outcomes: list[IngestOutcome]) -> None:
+        """Journaled images to the verifier; files ingest could not read back to the watcher."""
         self.verifier.submit([o.image_id for o in outcomes if o.image_id is not None])
+        self.watcher.left_in_place([o.path for o in outcomes if o.skipped])
 
     def _disk_full(self, exc: BaseException) -> None:
         """The work folder's file system is full, whatever the guard's thresholds said.

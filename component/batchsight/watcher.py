@@ -158,7 +158,7 @@ class DropFolderWatcher:
         self.tracker = StabilityTracker(stable_seconds)
         self._observer = Observer()
         self._next_scan = 0.0
-        self._handed: set[Path] = set()  # reported complete and still in the folder at the last scan
+        self._left: set[Path] = set()  # files ingest could not read and left where they were
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -184,27 +184,29 @@ class DropFolderWatcher:
                             "to a few seconds) or bursts overflow inotify's queue (raise the sysctl "
                             "fs.inotify.max_queued_events)",
                             extra={"files": missed, "folder": str(self.folder)})
-        ready = self.tracker.complete()
-        self._handed.update(ready)
-        return ready
+        return self.tracker.complete()
+
+    def left_in_place(self, paths: list[Path]) -> None:
+        """Ingest could not read these and left them: scans offer them again, as retries, not
+        as files no event announced."""
+        self._left.update(paths)
 
     def _scan(self) -> int:
         """Track every regular file in the folder, and say how many no event had announced.
 
-        A file handed over before and still here is one ingest left in place (unreadable): it is
-        tried again, and is not counted. Nor is one changed within the last second, whose event
-        may still be on its way.
+        A file ingest left in place (unreadable) is tried again, and is not counted. Nor is one
+        changed within the last second, whose event may still be on its way.
         """
         missed, present = 0, set()
         recent = time.time() - CLOSED_SETTLE_SECONDS
         for entry in _regular_files(str(self.folder), self.subfolders):
             path = Path(entry.path)
             present.add(path)
-            if self.tracker.notice(path) and path not in self._handed:
+            if self.tracker.notice(path) and path not in self._left:
                 try:
                     missed += entry.stat(follow_symlinks=False).st_mtime < recent
                 except FileNotFoundError:
                     continue  # taken away meanwhile (by the camera)
-        self._handed &= present
+        self._left &= present
         self._next_scan = time.monotonic() + self.rescan_seconds
         return missed
