@@ -29,6 +29,7 @@ from botocore.config import Config as BotoConfig
 from batchsight import alerts
 from batchsight.alerter import Alerter
 from batchsight.batcher import BatchPolicy, new_batch_id
+from batchsight.cloud_errors import refusal
 from batchsight.cloud_link import CloudLink
 from batchsight.config import Config
 from batchsight.detector_server import DetectorServer
@@ -128,6 +129,7 @@ class Component:
         self.stop_event = threading.Event()
         self._cloud_backoff = Backoff()
         self._cloud_state = "ok"
+        self._cloud_alarm: str | None = None  # an AWS refusal only a person can fix
         self._restage = False  # a full disk left files in staging: ingest them once space returns
         self._next_poll = 0.0
         self._next_status = 0.0
@@ -273,20 +275,21 @@ class Component:
             self._cloud_backoff.failed(mono)
             if disk_full(exc):
                 raise  # the journal could not record a step: not the cloud's fault (see run)
-            if self._cloud_state == "ok":
-                self._next_status = 0.0  # say at once that the cloud is unreachable
-            self._cloud_state = "unreachable"
+            alarm = refusal(exc)
+            if self._cloud_state == "ok" or alarm != self._cloud_alarm:
+                self._next_status = 0.0  # say at once that the cloud is unreachable, and why
+            self._cloud_state, self._cloud_alarm = "unreachable", alarm
             log.warning("cloud step failed; images keep spooling", extra={
                 "error": str(exc), "retry_in_s": round(self._cloud_backoff.next_try - mono, 1)})
             return
         if self._cloud_state != "ok":
             log.info("cloud reachable again")
             self._next_status = 0.0
-        self._cloud_state = "ok"
+        self._cloud_state, self._cloud_alarm = "ok", None
         self._cloud_backoff.succeeded()
 
     def _publish_status(self, state: str) -> None:
-        alarms = [a for a in (self.disk.alarm, self.housekeeper.alarm) if a]
+        alarms = [a for a in (self.disk.alarm, self.housekeeper.alarm, self._cloud_alarm) if a]
         judging, problem = self.judge.status()
         if judging == "cloud" and problem:
             alarms.append(f"local detector unavailable, images go to the cloud: {problem}")

@@ -117,6 +117,38 @@ def test_images_keep_spooling_while_the_cloud_is_unreachable(local_cloud: CloudF
                        duplicates=hmi.duplicates, recover_s=recover_s)
 
 
+def test_a_wrong_bucket_name_raises_an_alarm_that_says_what_to_fix(local_cloud: CloudFixture, mqtt_broker: Any,
+                                                                  hmi: Subscriber, tmp_path: Path) -> None:
+    """Retrying never cures a refusal: the status names it and the fix, the images wait, and the
+    restart Greengrass makes with the corrected configuration sends them."""
+    frames = generate(tmp_path / "camera", count=3, size=96, seed=57)
+    config = write_config(tmp_path, local_cloud, mqtt_broker.port)
+    right = config.read_text()
+    data = yaml.safe_load(right)
+    data["aws"]["source_bucket"] = "no-such-source-bucket"
+    config.write_text(yaml.safe_dump(data))
+    (tmp_path / "drop").mkdir()
+    edge = Edge(config, tmp_path / "edge.log")
+    try:
+        for frame in frames:
+            (tmp_path / "drop" / frame.path.name).write_bytes(frame.path.read_bytes())
+
+        def alarm() -> str | None:
+            return next((a for s in hmi.statuses for a in s.get("alarms", []) if "NoSuchBucket" in a), None)
+
+        wait_for(alarm, 60, "an alarm naming the refusal")
+        assert "AWS refuses PutObject (NoSuchBucket)" in alarm() and "compare aws.*" in alarm()
+        assert hmi.statuses[-1]["cloud"] == "unreachable" and hmi.statuses[-1]["waiting"] == len(frames)
+        assert edge.stop() == 0
+        config.write_text(right)
+        edge = Edge(config, tmp_path / "edge.log")
+        wait_for(lambda: len(hmi.results) >= len(frames), 90, "the images sent after the fix")
+        wait_for(lambda: not hmi.statuses[-1].get("alarms"), 30, "the alarm to clear")
+    finally:
+        assert edge.stop() == 0
+    assert len(result_keys(local_cloud)) == len(frames)
+
+
 def test_operator_feedback_over_mqtt_becomes_a_label(local_cloud: CloudFixture, mqtt_broker: Any,
                                                      hmi: Subscriber, tmp_path: Path) -> None:
     from awscrt import io as crt_io, mqtt as crt_mqtt
