@@ -194,8 +194,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     values = {}
     for name, value in data.items():
         kind = hints[name]
-        values[name] = (_build(kind, value, f"{prefix}{name}.") if is_dataclass(kind)
-                        else _convert(prefix + name, kind, value))
+        nested = isinstance(kind, type) and is_dataclass(kind)
+        values[name] = _build(kind, value, f"{prefix}{name}.") if nested else _convert(prefix + name, kind, value)
     return cls(**values)
 
 

@@ -146,9 +146,8 @@ class EdgeJudge:
             self._record(image, answer)
 
     def _record(self, image: ImageRecord, answer: dict[str, Any]) -> None:
-        result = {k: answer[k] for k in ("IsAnomalous", "Confidence") if k in answer}
-        if "Anomalies" in answer:
-            result["Anomalies"] = answer["Anomalies"]
+        result: dict[str, Any] = {k: answer[k] for k in ("IsAnomalous", "Confidence", "Anomalies")
+                                  if k in answer}
         document = {"v": 1, "image_id": image.image_id, "judged_by": "edge", "processed_at": utc_now(),
                     "model": {"name": str(answer.get("Model", {}).get("Name", "local"))}, "result": result}
         settings = self.config.inference
