@@ -12,7 +12,10 @@ or per day); hidden folders are skipped, as hidden files are, and links are neve
 Events are not the only way in: the folder is scanned at start-up (files that arrived while
 the program was down) and again every ``rescan_seconds``, for files no event announced. inotify
 drops events when its queue overflows (16,384 by default: a camera PC flushing a backlog can
-do it), and reports nothing for files written by another machine on a network mount.
+do it), and reports nothing for files written by another machine on a network mount. When
+inotify cannot be had at all (the user's instance or watch limit reached: a folder per hour
+kept for a year is 8,760 watches), the folder is scanned every few seconds instead, and
+``alarm`` says so: a gateway that cannot watch must still inspect.
 """
 from __future__ import annotations
 
@@ -26,12 +29,14 @@ from pathlib import Path
 
 from watchdog.events import FileClosedEvent, FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 log = logging.getLogger(__name__)
 _TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp", "~")
 # How long a closed file must stay unchanged: longer than a camera's pause between the goes of
 # one image, far shorter than stable_seconds needs to be without close events.
 CLOSED_SETTLE_SECONDS = 1.0
+NO_EVENTS_SCAN_SECONDS = 2.0  # how often the folder is scanned when inotify cannot be had
 
 
 def is_candidate_name(name: str) -> bool:
@@ -156,15 +161,22 @@ class DropFolderWatcher:
         self.rescan_seconds = rescan_seconds
         self.subfolders = subfolders
         self.tracker = StabilityTracker(stable_seconds)
-        self._observer = Observer()
+        self.alarm: str | None = None  # set when the folder is scanned instead of watched
+        self._observer: BaseObserver | None = None
         self._next_scan = 0.0
         self._left: set[Path] = set()  # files ingest could not read and left where they were
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._observer.schedule(_Handler(self.tracker, self.folder), str(self.folder),
-                                recursive=self.subfolders)
-        self._observer.start()
+        try:
+            observer = Observer()
+            observer.schedule(_Handler(self.tracker, self.folder), str(self.folder),
+                              recursive=self.subfolders)
+            observer.start()
+        except OSError as exc:
+            self._scan_only(exc)
+        else:
+            self._observer = observer
         self._scan()
         log.info("watching drop folder", extra={"folder": str(self.folder),
                                                 "backlog_at_start": self.tracker.pending(),
@@ -172,17 +184,26 @@ class DropFolderWatcher:
                                                 "subfolders": self.subfolders})
 
     def stop(self) -> None:
-        self._observer.stop()
-        self._observer.join(timeout=5)
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+
+    def _scan_only(self, exc: OSError) -> None:
+        self.rescan_seconds = min(self.rescan_seconds, NO_EVENTS_SCAN_SECONDS)
+        self.alarm = (f"no file events for the drop folder ({exc.strerror or exc}): it is scanned every "
+                      f"{self.rescan_seconds:g} s instead; raise the sysctls fs.inotify.max_user_instances "
+                      "and fs.inotify.max_user_watches, or remove old empty subfolders")
+        log.error(self.alarm, extra={"folder": str(self.folder)})
 
     def complete_files(self) -> list[Path]:
         if time.monotonic() >= self._next_scan:
             missed = self._scan()
-            if missed:
+            if missed and self.alarm is None:  # scanning only: every file is found this way
                 log.warning("a scan found files no event announced; they are taken now. If this "
                             "repeats, the drop folder is a network mount (set ingest.rescan_seconds "
-                            "to a few seconds) or bursts overflow inotify's queue (raise the sysctl "
-                            "fs.inotify.max_queued_events)",
+                            "to a few seconds), bursts overflow inotify's queue (raise the sysctl "
+                            "fs.inotify.max_queued_events), or subfolders go unwatched at the watch "
+                            "limit (raise fs.inotify.max_user_watches)",
                             extra={"files": missed, "folder": str(self.folder)})
         return self.tracker.complete()
 

@@ -506,3 +506,27 @@ def test_with_subfolders_off_only_the_drop_folder_itself_counts(
     seen, _ = poll(watcher.complete_files, {top})
     seen |= drain(watcher.complete_files, 0.5)
     assert seen == {top}
+
+
+MAX_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+@pytest.mark.skipif(not os.access(MAX_INSTANCES, os.W_OK), reason="needs root to lower the inotify instance limit")
+def test_without_inotify_the_folder_is_scanned_every_few_seconds_and_an_alarm_says_why(
+        tmp_path: Path, make_watcher: Callable[..., DropFolderWatcher]) -> None:
+    """The user's inotify instances used up (limit 0 while the watcher starts, restored at once):
+    the component must still take files, and say why it is slower."""
+    folder = tmp_path / "drop"
+    limit = MAX_INSTANCES.read_text()
+    MAX_INSTANCES.write_text("0")
+    try:
+        watcher = make_watcher(folder, 0.2, rescan_seconds=30.0)
+    finally:
+        MAX_INSTANCES.write_text(limit)
+    assert watcher.alarm is not None and "no file events" in watcher.alarm
+    assert "max_user_instances" in watcher.alarm and "scanned every 2 s" in watcher.alarm
+    path = folder / "cam1" / "a.jpg"
+    path.parent.mkdir()
+    path.write_bytes(b"a")
+    seen, elapsed = poll(watcher.complete_files, {path})
+    assert seen == {path} and elapsed < DEADLINE
