@@ -289,7 +289,8 @@ class Component:
         self._cloud_backoff.succeeded()
 
     def _publish_status(self, state: str) -> None:
-        alarms = [a for a in (self.disk.alarm, self.housekeeper.alarm, self.watcher.alarm, self._cloud_alarm) if a]
+        alarms = [a for a in (self.disk.alarm, self.housekeeper.alarm, self.watcher.alarm,
+                              self._cloud_alarm) if a]
         judging, problem = self.judge.status()
         if judging == "cloud" and problem:
             alarms.append(f"local detector unavailable, images go to the cloud: {problem}")
