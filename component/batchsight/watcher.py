@@ -190,9 +190,10 @@ class DropFolderWatcher:
 
     def _scan_only(self, exc: OSError) -> None:
         self.rescan_seconds = min(self.rescan_seconds, NO_EVENTS_SCAN_SECONDS)
-        self.alarm = (f"no file events for the drop folder ({exc.strerror or exc}): it is scanned every "
-                      f"{self.rescan_seconds:g} s instead; raise the sysctls fs.inotify.max_user_instances "
-                      "and fs.inotify.max_user_watches, or remove old empty subfolders")
+        self.alarm = (f"no file events for the drop folder ({exc.strerror or exc}): it is scanned "
+                      f"every {self.rescan_seconds:g} s instead; raise the sysctls "
+                      "fs.inotify.max_user_instances and fs.inotify.max_user_watches, or remove old "
+                      "empty subfolders")
         log.error(self.alarm, extra={"folder": str(self.folder)})
 
     def complete_files(self) -> list[Path]:
