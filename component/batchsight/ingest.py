@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 _STAGED_PREFIX = 33            # 16 random bytes in hex and '-' before the drop-folder name
 _REASON = ".reason.txt"
 GROUP = 256                    # files per barrier and transaction: a backlog is acknowledged in steps
+# A file name is at most 255 bytes; staging adds 33 before it and quarantine a 20-byte stamp.
+_MAX_FLAT_BYTES = 200
+_CUT = "…"
 
 
 @dataclass(frozen=True)
@@ -242,7 +245,19 @@ def _read_to_end(fd: int, size: int, limit: int) -> bytes:
 
 def flat(name: str) -> str:
     """A name from a subfolder as one file name: '/' written as %2F (and '%' as %25, so
-    ``unflat`` gives back exactly the name)."""
+    ``unflat`` gives back exactly the name). A name too long for one file name loses its
+    start, marked by '…', and keeps its end, which names the file."""
+    escaped = _escape(name)
+    if len(escaped.encode()) <= _MAX_FLAT_BYTES:
+        return escaped
+    budget, start, size = _MAX_FLAT_BYTES - len(_CUT.encode()), len(name), 0
+    while start > 0 and size + len(_escape(name[start - 1]).encode()) <= budget:
+        start -= 1
+        size += len(_escape(name[start]).encode())
+    return _CUT + _escape(name[start:])
+
+
+def _escape(name: str) -> str:
     return name.replace("%", "%25").replace("/", "%2F")
 
 

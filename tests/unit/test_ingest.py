@@ -517,3 +517,21 @@ def test_a_crash_in_staging_gives_back_the_subfolder_name(config: Config, journa
     staged(config, "cam3%2F0007.png", data)  # as _ingest_group writes it, before a crash
     [outcome] = ingestor.recover_staging()
     assert journal.get(outcome.image_id).file_name == "cam3/0007.png"
+
+
+def test_a_path_too_long_for_one_file_name_keeps_its_end(config: Config, journal: Journal,
+                                                         ingestor: Ingestor) -> None:
+    """Deep subfolders and long camera names: the staged and quarantined names must fit in
+    255 bytes, so the start of the path goes, and the file's own name stays."""
+    deep = config.drop_folder.joinpath(*[f"station-{n:02d}-camera-ä-{n:02d}" for n in range(10)])
+    deep.mkdir(parents=True)
+    good = deep / ("image-" + "x" * 40 + ".jpg")
+    good.write_bytes(make_image("JPEG", seed=74))
+    bad = deep / "broken-image.jpg"
+    bad.write_bytes(b"not an image")
+    outcomes = {o.path: o for o in ingestor.ingest_many([good, bad])}
+    name = journal.get(outcomes[good].image_id).file_name
+    assert name.startswith("…") and name.endswith(f"/{good.name}") and len(name.encode()) <= 200
+    [moved] = quarantined_files(config)
+    assert moved.name.endswith("%2Fbroken-image.jpg") and "…" in moved.name
+    assert outcomes[bad].reason is not None and "not a JPEG or PNG" in outcomes[bad].reason
