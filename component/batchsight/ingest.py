@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 _STAGED_PREFIX = 33            # 16 random bytes in hex and '-' before the drop-folder name
 _REASON = ".reason.txt"
 GROUP = 256                    # files per barrier and transaction: a backlog is acknowledged in steps
-# A file name is at most 255 bytes; staging adds 33 before it and quarantine a 20-byte stamp.
-_MAX_FLAT_BYTES = 200
+# A file name is at most 255 bytes: staging puts 33 before a flat name (and a copy from another
+# file system 9 more, durable.PARTIAL), quarantine up to 20 before it and 11 (".reason.txt") after.
+_MAX_FLAT_BYTES = 213
 _CUT = "…"
 
 
