@@ -5,6 +5,7 @@ before stable_seconds) or generous deadlines; polling loops stop at the first su
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -448,6 +449,19 @@ def test_a_rescan_does_not_undo_a_close_event(tmp_path: Path) -> None:
 
 
 MAX_QUEUED = Path("/proc/sys/fs/inotify/max_queued_events")
+MAX_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+@contextlib.contextmanager
+def inotify_limit(setting: Path, value: str) -> Iterator[None]:
+    """An inotify sysctl set to value while the block makes its watcher (an instance reads its
+    limits when it is made), restored at once: the machine's other programs keep theirs."""
+    before = setting.read_text()
+    setting.write_text(value)
+    try:
+        yield
+    finally:
+        setting.write_text(before)
 
 
 @pytest.mark.skipif(not os.access(MAX_QUEUED, os.W_OK), reason="needs root to shrink the inotify queue")
@@ -459,12 +473,8 @@ def test_files_whose_events_an_inotify_overflow_dropped_are_taken_by_the_rescan(
     folder = tmp_path / "drop"
     folder.mkdir()
     caplog.set_level(logging.WARNING)
-    limit = MAX_QUEUED.read_text()
-    MAX_QUEUED.write_text("4")
-    try:
+    with inotify_limit(MAX_QUEUED, "4"):
         watcher = make_watcher(folder, 0.2, rescan_seconds=1.0)
-    finally:
-        MAX_QUEUED.write_text(limit)
     subprocess.run(["sh", "-c", f'for n in $(seq 1 300); do echo "$n" > "{folder}/f$n.jpg"; done'],
                    check=True)
     wanted = {folder / f"f{n}.jpg" for n in range(1, 301)}
@@ -508,8 +518,6 @@ def test_with_subfolders_off_only_the_drop_folder_itself_counts(
     assert seen == {top}
 
 
-MAX_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
-
 
 @pytest.mark.skipif(not os.access(MAX_INSTANCES, os.W_OK), reason="needs root to lower the inotify instance limit")
 def test_without_inotify_the_folder_is_scanned_every_few_seconds_and_an_alarm_says_why(
@@ -517,12 +525,8 @@ def test_without_inotify_the_folder_is_scanned_every_few_seconds_and_an_alarm_sa
     """The user's inotify instances used up (limit 0 while the watcher starts, restored at once):
     the component must still take files, and say why it is slower."""
     folder = tmp_path / "drop"
-    limit = MAX_INSTANCES.read_text()
-    MAX_INSTANCES.write_text("0")
-    try:
+    with inotify_limit(MAX_INSTANCES, "0"):
         watcher = make_watcher(folder, 0.2, rescan_seconds=30.0)
-    finally:
-        MAX_INSTANCES.write_text(limit)
     assert watcher.alarm is not None and "no file events" in watcher.alarm
     assert "max_user_instances" in watcher.alarm and "scanned every 2 s" in watcher.alarm
     path = folder / "cam1" / "a.jpg"
