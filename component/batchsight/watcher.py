@@ -221,14 +221,20 @@ class DropFolderWatcher:
         """
         missed, present = 0, set()
         recent = time.time() - CLOSED_SETTLE_SECONDS
-        for entry in _regular_files(str(self.folder), self.subfolders):
-            path = Path(entry.path)
-            present.add(path)
-            if self.tracker.notice(path) and path not in self._left:
-                try:
-                    missed += entry.stat(follow_symlinks=False).st_mtime < recent
-                except FileNotFoundError:
-                    continue  # taken away meanwhile (by the camera)
-        self._left &= present
         self._next_scan = time.monotonic() + self.rescan_seconds
+        try:
+            for entry in _regular_files(str(self.folder), self.subfolders):
+                path = Path(entry.path)
+                present.add(path)
+                if self.tracker.notice(path) and path not in self._left:
+                    try:
+                        missed += entry.stat(follow_symlinks=False).st_mtime < recent
+                    except FileNotFoundError:
+                        continue  # taken away meanwhile (by the camera)
+        except FileNotFoundError:
+            log.error("the drop folder is gone: cameras have nowhere to write; recreate or remount "
+                      "it (once it is back, the scans take its files, and a restart of the component "
+                      "its events too)",
+                      extra={"folder": str(self.folder)})
+        self._left &= present
         return missed

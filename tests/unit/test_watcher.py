@@ -534,3 +534,19 @@ def test_without_inotify_the_folder_is_scanned_every_few_seconds_and_an_alarm_sa
     path.write_bytes(b"a")
     seen, elapsed = poll(watcher.complete_files, {path})
     assert seen == {path} and elapsed < DEADLINE
+
+
+def test_a_drop_folder_that_vanishes_is_reported_not_fatal_and_used_again_once_back(
+        tmp_path: Path, make_watcher: Callable[..., DropFolderWatcher],
+        caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "drop"
+    watcher = make_watcher(folder, 0.1, rescan_seconds=0.1)
+    caplog.set_level(logging.ERROR, logger="batchsight.watcher")
+    folder.rmdir()  # unmounted, or removed by hand
+    assert drain(watcher.complete_files, 0.3) == set()
+    assert any("drop folder is gone" in r.getMessage() for r in caplog.records)
+    folder.mkdir()
+    path = folder / "back.jpg"
+    path.write_bytes(b"b")
+    seen, _ = poll(watcher.complete_files, {path})
+    assert seen == {path}
