@@ -37,6 +37,9 @@ _TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp", "~")
 # one image, far shorter than stable_seconds needs to be without close events.
 CLOSED_SETTLE_SECONDS = 1.0
 NO_EVENTS_SCAN_SECONDS = 2.0  # how often the folder is scanned when inotify cannot be had
+# A file still changing this long after it appeared: a camera rewriting one name ("last image"
+# mode) never lets it settle, and nothing would ever say so.
+RESTLESS_SECONDS = 60.0
 
 
 def is_candidate_name(name: str) -> bool:
@@ -44,14 +47,22 @@ def is_candidate_name(name: str) -> bool:
     return not name.startswith(".") and not name.lower().endswith(_TEMP_SUFFIXES)
 
 
+def _new_entry() -> tuple[int, float, float, float]:
+    now = time.monotonic()
+    return -1, -1.0, now, now
+
+
 class StabilityTracker:
     """Remembers candidate files and reports those whose size and mtime have settled."""
 
-    def __init__(self, stable_seconds: float) -> None:
+    def __init__(self, stable_seconds: float, restless_seconds: float = RESTLESS_SECONDS) -> None:
         self.stable_seconds = stable_seconds
+        self.restless_seconds = restless_seconds
         self.settle_seconds = min(stable_seconds, CLOSED_SETTLE_SECONDS)
-        self._seen: dict[Path, tuple[int, float, float]] = {}  # path -> (size, mtime, unchanged since)
+        # path -> (size, mtime, unchanged since, first seen)
+        self._seen: dict[Path, tuple[int, float, float, float]] = {}
         self._closed: set[Path] = set()
+        self._restless: set[Path] = set()  # said once: still changing after restless_seconds
         self._lock = threading.Lock()
 
     def notice(self, path: Path) -> bool:
@@ -62,7 +73,7 @@ class StabilityTracker:
         with self._lock:
             if path in self._seen:
                 return False
-            self._seen[path] = (-1, -1.0, time.monotonic())
+            self._seen[path] = _new_entry()
             return True
 
     def touch(self, path: Path, *, closed: bool = False) -> None:
@@ -71,7 +82,7 @@ class StabilityTracker:
         if not is_candidate_name(path.name):
             return
         with self._lock:
-            self._seen.setdefault(path, (-1, -1.0, time.monotonic()))
+            self._seen.setdefault(path, _new_entry())
             if closed:
                 self._closed.add(path)
             else:
@@ -89,7 +100,7 @@ class StabilityTracker:
         ready: list[Path] = []
         now = time.monotonic()
         with self._lock:
-            for path, (size, mtime, since) in list(self._seen.items()):
+            for path, (size, mtime, since, first) in list(self._seen.items()):
                 try:
                     info = os.lstat(path)
                 except FileNotFoundError:
@@ -99,7 +110,8 @@ class StabilityTracker:
                     self._forget(path)  # symlinks, FIFOs, folders: never ours
                     continue
                 if (info.st_size, info.st_mtime) != (size, mtime):
-                    self._seen[path] = (info.st_size, info.st_mtime, now)
+                    self._seen[path] = (info.st_size, info.st_mtime, now, first)
+                    self._check_restless(path, now - first)
                     continue
                 wait = self.settle_seconds if path in self._closed else self.stable_seconds
                 if now - since >= wait:
@@ -107,9 +119,18 @@ class StabilityTracker:
                     self._forget(path)
         return ready
 
+    def _check_restless(self, path: Path, changing: float) -> None:
+        if changing >= self.restless_seconds and path not in self._restless:
+            self._restless.add(path)
+            log.warning("a file in the drop folder has not stopped changing; it is taken once it "
+                        "does. A camera that rewrites one file name is never read: give each "
+                        "image a name of its own (a counter or a time stamp)",
+                        extra={"path": str(path), "changing_for_s": round(changing)})
+
     def _forget(self, path: Path) -> None:
         del self._seen[path]
         self._closed.discard(path)
+        self._restless.discard(path)
 
 
 def _in_hidden_folder(folder: Path, path: Path) -> bool:

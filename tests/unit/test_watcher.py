@@ -550,3 +550,25 @@ def test_a_drop_folder_that_vanishes_is_reported_not_fatal_and_used_again_once_b
     path.write_bytes(b"b")
     seen, _ = poll(watcher.complete_files, {path})
     assert seen == {path}
+
+
+def test_a_file_a_camera_keeps_rewriting_is_named_once_in_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """'Last image' mode: one name rewritten faster than it can settle is never read, and
+    without this warning nothing would say why the line sees no results."""
+    path = tmp_path / "last.jpg"
+    tracker = StabilityTracker(stable_seconds=0.3, restless_seconds=0.4)
+    caplog.set_level(logging.WARNING, logger="batchsight.watcher")
+    tracker.touch(path)
+    end = time.monotonic() + 1.2
+    count = 0
+    while time.monotonic() < end:
+        count += 1
+        path.write_bytes(b"frame %d" % count)
+        assert tracker.complete() == []
+        time.sleep(0.05)
+    warnings = [r for r in caplog.records if "has not stopped changing" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].path == str(path)
+    assert "a name of its own" in warnings[0].getMessage()
+    seen, _ = poll(tracker.complete, {path})  # once the camera stops, it is taken after all
+    assert seen == {path}
