@@ -1,6 +1,6 @@
 """Hosting cost and image latency of four policies on one arrival trace (issue 7, the cost model).
 
-A discrete-event simulation on a virtual clock (batchsight_cloud.costmodel) runs, on the
+A discrete-event simulation on a virtual clock (batchsight_tools.costmodel) runs, on the
 same trace and the same seeded model start times:
 
   always-on     the model hosted all day, images analysed as they arrive;
@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "cloud" / "src"))
 
-from batchsight_cloud.costmodel import (  # noqa: E402
+from batchsight_tools.costmodel import (  # noqa: E402
     BudgetTooSmall,
     Comparison,
     compare,
@@ -41,7 +41,7 @@ from batchsight_cloud.costmodel import (  # noqa: E402
     read_trace,
     table,
 )
-from batchsight_cloud.costmodel.options import (  # noqa: E402
+from batchsight_tools.costmodel.options import (  # noqa: E402
     add_model_arguments,
     backend_summary,
     billing_from,

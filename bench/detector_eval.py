@@ -33,8 +33,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "cloud" / "src"))
 
-from batchsight_cloud.detector import fit
-from batchsight_cloud.detector.features import Preprocessing, pixels
+from batchsight_detector import fit
+from batchsight_detector.features import Preprocessing, pixels
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 

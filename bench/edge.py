@@ -72,7 +72,7 @@ from batchsight.ingest import Ingestor  # noqa: E402
 from batchsight.journal import ImageState, Journal  # noqa: E402
 from batchsight.runtime import aws_clients  # noqa: E402
 from batchsight.verifier import PixelVerifier  # noqa: E402
-from batchsight_cloud.local.stack import CREDENTIALS, free_port  # noqa: E402
+from batchsight_tools.localcloud.stack import CREDENTIALS, free_port  # noqa: E402
 
 SECTIONS = ("ingest", "upload", "latency", "memory", "detection")
 INGEST_MIN_RATIO = 0.5
@@ -572,8 +572,8 @@ def transfer_files(s3: Any, config: Config, files: list[tuple[Path, str]], *, pr
 
 def bench_latency(data: Path, sizes: Sizes, work: Path, figures: list[Figure]) -> None:
     """The product end to end; the cloud runs in this process, as in the demo and the tests."""
-    from batchsight_cloud.local.broker import MqttBroker
-    from batchsight_cloud.local.hmi import Subscriber
+    from batchsight_tools.localcloud.broker import MqttBroker
+    from batchsight_tools.localcloud.hmi import Subscriber
 
     frames = sorted((data / "casting" / "stream" / "images").glob("*.jp*g"))[: sizes.latency]
     saved_environment = dict(os.environ)
@@ -622,8 +622,8 @@ def bench_latency(data: Path, sizes: Sizes, work: Path, figures: list[Figure]) -
 
 def start_local_cloud(data: Path, work: Path) -> tuple[Any, str]:
     """LocalCloud with the local backend, fitted on casting normals (the camera's product)."""
-    from batchsight_cloud.detector import fit
-    from batchsight_cloud.local.stack import LocalCloud
+    from batchsight_detector import fit
+    from batchsight_tools.localcloud.stack import LocalCloud
 
     normals = [p.read_bytes() for p in sorted((data / "casting" / "train" / "normal").glob("*.jp*g"))]
     model_path = work / "model" / "detector.npz"
@@ -644,7 +644,7 @@ def run_camera(cloud: Any, broker_port: int, subscriber: Any, frames: list[Path]
                work: Path, *, inference: str, model: Path) -> list[float]:
     """Start the edge, wait until it says it runs (and judges where it should), drop the frames,
     collect the latencies."""
-    from batchsight_cloud.local.broker import protocol_for_port
+    from batchsight_tools.localcloud.broker import protocol_for_port
 
     outputs = cloud.outputs
     settings = edge_settings(
@@ -703,7 +703,7 @@ def percentile(values: Sequence[float], percent: int) -> float:
 # --- memory -----------------------------------------------------------------------------------
 
 def bench_memory(data: Path, sizes: Sizes, work: Path, figures: list[Figure]) -> None:
-    from batchsight_cloud.local.broker import MqttBroker, protocol_for_port
+    from batchsight_tools.localcloud.broker import MqttBroker, protocol_for_port
 
     baseline = bare_import_rss()
     unreachable = f"http://127.0.0.1:{free_port()}"  # nothing listens: connection refused
@@ -832,7 +832,7 @@ def detection_figures(kind: str, method: str, normals: list[bytes], scored: list
                       figures: list[Figure]) -> None:
     """Detect and decode-only on the same images, 1 and 2 threads, each the best of RUNS runs
     taken in turn (other work on a shared 2-core machine steals whole seconds from one run)."""
-    from batchsight_cloud.detector import fit
+    from batchsight_detector import fit
 
     started = time.perf_counter()
     model = fit(normals, method=method)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from batchsight_cloud.backends.hosting_record import RecordHostedBackend
+from batchsight_tools.localcloud.hosting_record import RecordHostedBackend
 
 CALLS: list[tuple[float, float, int]] = []
 _calls_lock = threading.Lock()
@@ -39,7 +39,7 @@ class FixedLatencyBackend(RecordHostedBackend):
         self.latency_seconds = latency_seconds
 
     @classmethod
-    def from_env(cls, *, start_timeout_seconds: float) -> "FixedLatencyBackend":
+    def from_env(cls, *, start_timeout_seconds: float) -> FixedLatencyBackend:
         return cls(state_dir=Path(os.environ["FIXED_LATENCY_STATE_DIR"]),
                    latency_seconds=float(os.environ.get("FIXED_LATENCY_SECONDS", "0.05")),
                    startup_seconds=float(os.environ.get("FIXED_LATENCY_START_SECONDS", "5")),

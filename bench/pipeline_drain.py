@@ -50,7 +50,7 @@ sys.path.insert(1, str(REPO / "cloud" / "src"))
 import fixed_latency_backend  # noqa: E402
 from fixed_latency_backend import FixedLatencyBackend  # noqa: E402
 
-from batchsight_cloud.ratelimit import RateLimiter  # noqa: E402
+from batchsight_pipeline.ratelimit import RateLimiter  # noqa: E402
 
 PLUGIN = "plugin:fixed_latency_backend:FixedLatencyBackend"
 RECEIVE_BATCH = 10  # the drain's MaxNumberOfMessages
@@ -367,7 +367,7 @@ def main() -> int:
                  workers=args.workers, cap=args.cap, start_seconds=args.start_seconds,
                  probe=min(args.probe, args.images))
 
-    from batchsight_cloud.local.stack import LocalCloud
+    from batchsight_tools.localcloud.stack import LocalCloud
 
     if not args.stock_moto:
         speed_up_moto()

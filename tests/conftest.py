@@ -14,13 +14,13 @@ import pytest
 from tests.support import CloudFixture
 
 if TYPE_CHECKING:
-    from batchsight_cloud.local.hmi import Subscriber
+    from batchsight_tools.localcloud.hmi import Subscriber
 
 
 @pytest.fixture(scope="session")
 def fitted_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from batchsight_cloud.detector import fit
-    from batchsight_cloud.synth import generate_training_set
+    from batchsight_detector import fit
+    from batchsight_tools.synth import generate_training_set
 
     path = tmp_path_factory.mktemp("model") / "detector.npz"
     fit(generate_training_set(30, size=128, seed=3), working_size=64).save(path)
@@ -29,7 +29,7 @@ def fitted_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def local_cloud_session(tmp_path_factory: pytest.TempPathFactory, fitted_model: Path) -> Iterator[CloudFixture]:
-    from batchsight_cloud.local.stack import LocalCloud
+    from batchsight_tools.localcloud.stack import LocalCloud
 
     state_dir = tmp_path_factory.mktemp("hosting")
     cloud = LocalCloud(parameters={"PollSeconds": "1", "DrainWorkers": "2", "DetectTps": "50",
@@ -53,7 +53,7 @@ def local_cloud(local_cloud_session: CloudFixture) -> Iterator[CloudFixture]:
 
 @pytest.fixture
 def mqtt_broker() -> Iterator[Any]:
-    from batchsight_cloud.local.broker import MqttBroker
+    from batchsight_tools.localcloud.broker import MqttBroker
 
     with MqttBroker() as broker:
         yield broker

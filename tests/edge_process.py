@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from batchsight_cloud.local.hmi import Subscriber
-from batchsight_cloud.local.stack import CREDENTIALS
+from batchsight_tools.localcloud.hmi import Subscriber
+from batchsight_tools.localcloud.stack import CREDENTIALS
 from tests.support import CloudFixture
 
 if TYPE_CHECKING:
-    from batchsight_cloud.synth import SynthImage
+    from batchsight_tools.synth import SynthImage
 
 SITE, LINE, DEVICE = "test-site", "line-7", "gw-e2e"
 
@@ -28,7 +28,7 @@ SITE, LINE, DEVICE = "test-site", "line-7", "gw-e2e"
 def write_config(tmp: Path, cloud: CloudFixture, port: int) -> Path:
     """tmp/edge.yaml: drop and work folders under tmp, the local cloud's stack, the broker on
     port, and short batch and poll intervals so a test takes seconds."""
-    from batchsight_cloud.local.broker import protocol_for_port
+    from batchsight_tools.localcloud.broker import protocol_for_port
 
     outputs = cloud.outputs
     path = tmp / "edge.yaml"

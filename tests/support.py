@@ -11,7 +11,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-SCHEMAS = REPO / "component" / "batchsight" / "schemas"
+SCHEMAS = REPO / "contracts" / "schemas"
 
 
 def load_schema(name: str) -> dict[str, Any]:
@@ -66,7 +66,7 @@ class CloudFixture:
         return item["owner"]["S"] if item else None
 
     def hosting_state(self) -> str:
-        from batchsight_cloud.backends.local import LocalBackend
+        from batchsight_tools.localcloud.local_backend import LocalBackend
 
         backend = LocalBackend(model_path=self.model_path, state_dir=self.state_dir,
                                startup_seconds=0, start_timeout_seconds=1)

@@ -5,7 +5,7 @@ Topics: {prefix}/{site}/{line}/{device}/inspection/{alert|result|correction|batc
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from batchsight.config import Config
@@ -16,7 +16,7 @@ PAYLOAD_VERSION = 1
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _anomaly_names(result: dict[str, Any]) -> list[str]:

@@ -10,7 +10,7 @@ import re
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from croniter import croniter
 
@@ -87,11 +87,11 @@ class BatchPolicy:
 
 def next_tick(schedule: str, after: float) -> float:
     """The first time the cron expression (UTC) fires after ``after``."""
-    return float(croniter(schedule, datetime.fromtimestamp(after, timezone.utc)).get_next(float))
+    return float(croniter(schedule, datetime.fromtimestamp(after, UTC)).get_next(float))
 
 
 def new_batch_id(device: str, now: float) -> str:
     """Unique, sortable, and a valid Step Functions execution name (it becomes one)."""
-    stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
     safe_device = _NOT_IN_EXECUTION_NAME.sub("_", device[:40])
     return f"{safe_device}-{stamp}-{uuid.uuid4().hex[:8]}"

@@ -1,15 +1,13 @@
-"""``batchsight``: run the component, show its status, or run the whole product locally.
+"""``python -m batchsight``: run the component, show its status, check the installation.
 
-``demo``, ``report``, ``plan``, ``fit``, ``evaluate`` and ``serve`` live with the cloud package
-(batchsight_cloud) and run in their own process, so the edge program never imports cloud code.
+These are the gateway program's own commands. On a development machine the ``batchsight``
+command (batchsight_tools.cli) offers them next to the tools (demo, report, plan, fit, ...).
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -87,26 +85,6 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
-# Tools that live with the cloud package; each runs in its own process (python -m module).
-CLOUD_TOOLS = {
-    "demo": ("batchsight_cloud.demo", "run the whole flow on this machine (no AWS account)"),
-    "report": ("batchsight_cloud.report", "HTML report of a batch or a time range from the final bucket"),
-    "plan": ("batchsight_cloud.plan", "batch settings for a latency budget and their expected cost"),
-    "fit": ("batchsight_cloud.detector.cli", "fit the local detector on normal images"),
-    "evaluate": ("batchsight_cloud.detector.cli", "AUROC, precision/recall and latency of a fitted model"),
-    "serve": ("batchsight_cloud.detector.serve", "serve a fitted model over HTTP (/ping, /invocations) for the edge modes"),
-}
-
-
-def _cloud_tool(command: str, rest: list[str]) -> int:
-    module = CLOUD_TOOLS[command][0]
-    if importlib.util.find_spec(module) is None:
-        print(f"`batchsight {command}` needs the development install: pip install -e '.[demo]'", file=sys.stderr)
-        return 2
-    prefix = [command] if module.endswith(".cli") else []
-    return subprocess.call([sys.executable, "-m", module, *prefix, *rest])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="batchsight", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -117,14 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--config", help="YAML configuration file")
         command.add_argument("--greengrass", action="store_true",
                              help="take the configuration from Greengrass (on a device)")
-    for name, (_, description) in CLOUD_TOOLS.items():
-        commands.add_parser(name, help=f"{description} (batchsight {name} --help)", add_help=False)
-    args, rest = parser.parse_known_args(argv)
+    args = parser.parse_args(argv)
     try:
-        if args.command in CLOUD_TOOLS:
-            return _cloud_tool(args.command, rest)
-        if rest:
-            parser.error(f"unrecognized arguments: {' '.join(rest)}")
         return {"run": _run, "status": _status, "doctor": _doctor}[args.command](args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from batchsight.config import Config
 
 log = logging.getLogger(__name__)
-SERVER_MODULE = "batchsight_cloud.detector.serve"
+SERVER_MODULE = "batchsight_detector.serve"
 STARTUP_GRACE_SECONDS = 30.0  # a server just started may take this long to load its model
 
 
@@ -51,8 +51,8 @@ class DetectorServer:
             return (f"the local detector process exited with code {code}; "
                     f"see {self.config.work_folder / 'detector.log'}")
         if importlib.util.find_spec(SERVER_MODULE.rsplit(".", 1)[0]) is None:
-            return ("the local detector is not installed on this gateway (batchsight_cloud.detector); "
-                    "install component/requirements-detector.txt")
+            return ("the local detector is not installed on this gateway (batchsight_detector); "
+                    "install detector/requirements.txt")
         try:
             model = self._model_file()
         except Exception as exc:  # noqa: BLE001 - S3 or disk: reported, retried later

@@ -166,7 +166,7 @@ def _local_detector(config: Config, s3: Any) -> Check:
     if inference.model:
         if importlib.util.find_spec(SERVER_MODULE.rsplit(".", 1)[0]) is None:
             return Check("local detector", False, "the detector package is not installed: install "
-                                                  "component/requirements-detector.txt (the recipe does in edge modes)")
+                                                  "detector/requirements.txt (the recipe does in edge modes)")
         if inference.model.startswith("s3://"):
             url = urlsplit(inference.model)
             return _aws("local detector", lambda: s3.head_object(Bucket=url.netloc, Key=url.path.lstrip("/")),

@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from batchsight.config import Config
@@ -71,7 +71,7 @@ def manifest_line(*, bucket: str, image_key: str, anomalous: bool, operator: str
             "job-name": "labeling-job/batchsight-operator-feedback",
             "class-name": "anomaly" if anomalous else "normal",
             "human-annotated": "yes",
-            "creation-date": datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f"),
+            "creation-date": datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f"),
             "type": "groundtruth/image-classification",
             "operator": operator,
         },

@@ -18,7 +18,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from batchsight import durable
@@ -177,7 +177,7 @@ class Ingestor:
 
     def _record(self, item: _Inspected) -> dict[str, object]:
         checked = item.checked
-        captured = datetime.fromtimestamp(item.mtime, timezone.utc)
+        captured = datetime.fromtimestamp(item.mtime, UTC)
         return {"image_id": checked.image_id, "file_name": item.name, "path": self._spooled(checked),
                 "ext": checked.ext, "size": checked.size, "width": checked.width, "height": checked.height,
                 "captured_at": captured.isoformat(timespec="milliseconds").replace("+00:00", "Z"),

@@ -117,7 +117,7 @@ class ImageRecord:
     corrected: bool | None = None   # audit images: the cloud's verdict differed from the local one
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "ImageRecord":
+    def from_row(cls, row: sqlite3.Row) -> ImageRecord:
         values = dict(row)
         values.pop("updated_at")
         values["state"] = ImageState(values["state"])

@@ -13,7 +13,6 @@ goes to the cloud until it recovers; ``ImageRefused`` (a 4xx): only this image g
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
 from typing import Any
@@ -64,7 +63,7 @@ class LocalDetector:
             if 400 <= exc.code < 500:
                 raise ImageRefused(f"detector refused the image ({exc.code}): {reason}") from exc
             raise DetectorUnavailable(f"detector at {self.endpoint} answered {exc.code}: {reason}") from exc
-        except (urllib.error.URLError, socket.timeout, ConnectionError) as exc:
+        except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
             cause = getattr(exc, "reason", exc)
             unavailable = DetectorNotListening if isinstance(cause, ConnectionRefusedError) else DetectorUnavailable
             raise unavailable(f"detector at {self.endpoint} not reachable: {cause}") from exc

@@ -15,7 +15,7 @@ from batchsight import alerts, results
 from batchsight.cloud_link import CloudLink
 from batchsight.config import config_from_dict
 from batchsight.journal import ImageRecord, ImageState
-from batchsight_cloud.contracts import parse_message, result_document
+from batchsight_pipeline.contracts import parse_message, result_document
 from tests.support import load_schema
 
 CONFIG = config_from_dict({
@@ -110,7 +110,7 @@ def test_execution_input_and_batch_and_status_payloads_match_schemas() -> None:
 
 
 def test_schedule_input_in_template_matches_schema() -> None:
-    from batchsight_cloud.local.template import load_template
+    from batchsight_tools.localcloud.template import load_template
 
     schedule = load_template()["Resources"]["BatchStateMachine"]["Properties"]["Events"]["SafetyNet"]
     jsonschema.validate(json.loads(schedule["Properties"]["Input"]), load_schema("execution_input"))

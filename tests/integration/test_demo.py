@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 def _demo(tmp_path, *options: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "batchsight", "demo", "--count", "16", "--train", "24", "--size", "128",
+        [sys.executable, "-m", "batchsight_tools.cli", "demo", "--count", "16", "--train", "24", "--size", "128",
          "--model-startup", "1", "--workdir", str(tmp_path / "demo"), *options],
         capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -16,10 +16,10 @@ import jsonschema
 import pytest
 import yaml
 
-from batchsight_cloud.detector import DetectorModel
-from batchsight_cloud.local.hmi import Subscriber
-from batchsight_cloud.local.stack import free_port
-from batchsight_cloud.synth import generate
+from batchsight_detector import DetectorModel
+from batchsight_tools.localcloud.hmi import Subscriber
+from batchsight_tools.localcloud.stack import free_port
+from batchsight_tools.synth import generate
 from tests.edge_process import Edge, result_keys, write_config
 from tests.support import CloudFixture, load_schema, wait_for
 

@@ -16,8 +16,8 @@ import jsonschema
 import pytest
 import yaml
 
-from batchsight_cloud.local.hmi import Subscriber
-from batchsight_cloud.synth import generate
+from batchsight_tools.localcloud.hmi import Subscriber
+from batchsight_tools.synth import generate
 from tests.edge_process import DEVICE, LINE, SITE, Edge, result_keys, write_config
 from tests.support import CloudFixture, load_schema, report_reliability, wait_for
 

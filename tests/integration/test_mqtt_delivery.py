@@ -26,9 +26,9 @@ from batchsight.config import Config, ConfigError, config_from_dict
 from batchsight.journal import Journal
 from batchsight.publishers.mqtt import MqttPublisher, TlsFiles, tls_context
 from batchsight.runtime import build_publisher
-from batchsight_cloud.local.broker import BrokerTls, MqttBroker, _mosquitto
+from batchsight_tools.localcloud.broker import BrokerTls, MqttBroker, _mosquitto
 from tests.support import report_reliability, wait_for
-from tests.unit.test_outbox import AWS, batch, stored_image
+from tests.gateway.test_outbox import AWS, batch, stored_image
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from batchsight_cloud.local.stack import CREDENTIALS
+from batchsight_tools.localcloud.stack import CREDENTIALS
 from tests.edge_process import write_config
 from tests.support import CloudFixture
 
@@ -51,7 +51,7 @@ def test_doctor_names_what_to_fix(local_cloud: CloudFixture, tmp_path: Path) -> 
 
 def test_doctor_checks_the_local_detector_in_the_edge_modes(local_cloud: CloudFixture, mqtt_broker: Any,
                                                             tmp_path: Path, fitted_model: Path) -> None:
-    from batchsight_cloud.local.stack import free_port
+    from batchsight_tools.localcloud.stack import free_port
 
     config = write_config(tmp_path, local_cloud, mqtt_broker.port)
     (tmp_path / "drop").mkdir()

@@ -4,12 +4,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import jsonschema
 import pytest
 
-from batchsight_cloud.synth import generate
+from batchsight_tools.synth import generate
 from tests.support import CloudFixture, load_schema, report_reliability
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ def _queue_image(cloud: CloudFixture, data: bytes, *, ext: str = "jpg", name: st
         cloud.client("s3").put_object(Bucket=cloud.outputs.source_bucket, Key=key, Body=data)
     message = {"v": 1, "bucket": cloud.outputs.source_bucket, "key": key, "image_id": image_id,
                "site": "s1", "line": "l1", "device": "d1",
-               "captured_at": datetime(2026, 11, 23, 10, tzinfo=timezone.utc).isoformat().replace("+00:00", "Z"),
+               "captured_at": datetime(2026, 11, 23, 10, tzinfo=UTC).isoformat().replace("+00:00", "Z"),
                "batch_id": "b-1", "file_name": name}
     jsonschema.validate(message, load_schema("image_message"))
     cloud.client("sqs").send_message(QueueUrl=cloud.outputs.queue_url, MessageBody=json.dumps(message))

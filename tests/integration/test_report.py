@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from batchsight_cloud.local.stack import CREDENTIALS
-from batchsight_cloud.synth import generate
+from batchsight_tools.localcloud.stack import CREDENTIALS
+from batchsight_tools.synth import generate
 from tests.integration.test_pipeline import _queue_image
 from tests.support import CloudFixture
 
@@ -115,7 +115,7 @@ def report(cloud: CloudFixture, output: Path, *args: str) -> subprocess.Complete
     env = {**os.environ, **CREDENTIALS}
     env.pop("AWS_ENDPOINT_URL", None)  # the report is pointed at moto by --endpoint-url alone
     return subprocess.run(
-        [sys.executable, "-m", "batchsight", "report", "--bucket", cloud.outputs.final_bucket,
+        [sys.executable, "-m", "batchsight_tools.cli", "report", "--bucket", cloud.outputs.final_bucket,
          "--output", str(output), "--endpoint-url", cloud.outputs.endpoint_url, "--region", "us-east-1", *args],
         capture_output=True, text=True, timeout=120, env=env)
 
@@ -258,7 +258,7 @@ def test_wrong_arguments_and_a_missing_bucket_fail_with_a_message(batches: Batch
     assert neither.returncode == 2 and "--batch" in neither.stderr
     env = {**os.environ, **CREDENTIALS}
     missing = subprocess.run(
-        [sys.executable, "-m", "batchsight_cloud.report", "--bucket", "no-such-bucket", "--batch", "b-1",
+        [sys.executable, "-m", "batchsight_tools.report", "--bucket", "no-such-bucket", "--batch", "b-1",
          "--output", str(tmp_path / "x.html"), "--endpoint-url", batches.cloud.outputs.endpoint_url],
         capture_output=True, text=True, timeout=60, env=env)
     assert missing.returncode == 1 and "NoSuchBucket" in missing.stderr
@@ -266,7 +266,7 @@ def test_wrong_arguments_and_a_missing_bucket_fail_with_a_message(batches: Batch
 
 
 def test_mask_overlay_colours_only_the_anomalous_pixels() -> None:
-    from batchsight_cloud.report import overlay_mask, thumbnail
+    from batchsight_tools.report import overlay_mask, thumbnail
 
     grey = Image.new("RGB", (200, 100), (128, 128, 128))
     coloured = overlay_mask(grey, _mask_png((400, 200)), (400, 200))  # mask at full size, picture smaller

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from batchsight_cloud.local.hmi import Subscriber
-from batchsight_cloud.synth import generate
+from batchsight_tools.localcloud.hmi import Subscriber
+from batchsight_tools.synth import generate
 from tests.edge_process import Edge, result_keys, write_config
 from tests.reliability.faults import journal_states
 from tests.support import CloudFixture, report_reliability, wait_for

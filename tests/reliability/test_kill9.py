@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from batchsight_cloud.synth import generate
+from batchsight_tools.synth import generate
 from tests.edge_process import Edge, listen, result_keys, start_camera, write_config
 from tests.support import CloudFixture, report_reliability, wait_for
 

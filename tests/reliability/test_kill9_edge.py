@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 import yaml
 
-from batchsight_cloud.local.stack import free_port
-from batchsight_cloud.synth import generate
+from batchsight_tools.localcloud.stack import free_port
+from batchsight_tools.synth import generate
 from tests.edge_process import Edge, listen, result_keys, start_camera, write_config
 from tests.reliability.faults import processes
 from tests.support import CloudFixture, report_reliability, wait_for
 
 pytestmark = pytest.mark.integration
 IMAGES, KILLS = 60, 5
-SERVE = b"batchsight_cloud.detector.serve"
+SERVE = b"batchsight_detector.serve"
 DECODER = b"batchsight.decoder"
 
 

@@ -45,7 +45,7 @@ from batchsight.config import config_from_dict
 from batchsight.ingest import Ingestor
 from batchsight.journal import ImageState, Journal
 from batchsight.verifier import PixelVerifier
-from batchsight_cloud.synth import generate
+from batchsight_tools.synth import generate
 from tests.edge_process import DEVICE, LINE, SITE, Edge, listen, result_keys, write_config
 from tests.reliability.faults import integrity, journal_states
 from tests.support import CloudFixture, report_reliability, wait_for

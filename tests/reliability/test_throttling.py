@@ -29,8 +29,8 @@ import yaml
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from batchsight_cloud.local.stack import CREDENTIALS
-from batchsight_cloud.synth import generate
+from batchsight_tools.localcloud.stack import CREDENTIALS
+from batchsight_tools.synth import generate
 from tests.edge_process import Edge, listen, result_keys, start_camera, write_config
 from tests.reliability.faults import FaultProxy
 from tests.support import CloudFixture, report_reliability, wait_for

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 import yaml
 
-from batchsight_cloud.local.hmi import Subscriber
-from batchsight_cloud.local.stack import CREDENTIALS
-from batchsight_cloud.synth import generate
+from batchsight_tools.localcloud.hmi import Subscriber
+from batchsight_tools.localcloud.stack import CREDENTIALS
+from batchsight_tools.synth import generate
 from tests.edge_process import write_config
 from tests.support import CloudFixture, wait_for
 

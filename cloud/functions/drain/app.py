@@ -1,0 +1,198 @@
+"""Drain: receive images from the queue, run them through the hosted model, store results.
+
+Order matters for exactly-one-result: the result document is written first, then the image
+is moved, and only then is the message deleted. A crash anywhere leaves the message to be
+redelivered, and the deterministic result key turns the redelivery into an overwrite.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from batchsight_pipeline.aws import client
+from batchsight_pipeline.backends import ModelBackend, ModelRejectedImage, backend_from_settings
+from batchsight_pipeline.backends.base import MASK_KEY
+from batchsight_pipeline.contracts import ImageMessage, PoisonMessage, parse_message, result_document
+from batchsight_pipeline.metrics import LineTally, metrics, record_drain
+from batchsight_pipeline.ratelimit import RateLimiter
+from batchsight_pipeline.settings import Settings
+
+logger = Logger(service="batchsight-drain")
+# Leave this much of the Lambda's time for the last receive batch to finish.
+SAFETY_MARGIN_MS = 20_000
+VISIBILITY_SECONDS_PER_BATCH = 60
+RETRY_BACKOFF_SECONDS = 2
+MESSAGES_PER_RECEIVE = 10
+IO_THREADS_PER_DETECT_SLOT = 3
+CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
+
+
+@dataclass
+class Outcome:
+    processed: int = 0
+    anomalous: int = 0
+    poisoned: int = 0
+    retried: int = 0
+
+    def add(self, other: Outcome) -> None:
+        self.processed += other.processed
+        self.anomalous += other.anomalous
+        self.poisoned += other.poisoned
+        self.retried += other.retried
+
+
+class Drainer:
+    """Processes received messages; one instance per invocation."""
+
+    def __init__(self, settings: Settings, backend: ModelBackend, execution: str) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.execution = execution
+        self.limiter = RateLimiter(settings.worker_tps, burst=settings.detect_concurrency)
+        self.detect_slots = threading.Semaphore(settings.detect_concurrency)
+        self.s3 = client("s3")
+        self.sqs = client("sqs")
+        self.lines = LineTally()  # per site/line counts for the metrics
+
+    def receive(self, remaining_ms: int) -> list[dict[str, Any]]:
+        """Take only as many messages as the rate allows before the Lambda's time runs out."""
+        affordable = int((remaining_ms - SAFETY_MARGIN_MS) / 1000 * self.settings.worker_tps)
+        count = max(0, min(10, affordable))
+        if count == 0:
+            return []
+        response = self.sqs.receive_message(
+            QueueUrl=self.settings.queue_url, MaxNumberOfMessages=count, WaitTimeSeconds=1,
+            VisibilityTimeout=VISIBILITY_SECONDS_PER_BATCH, AttributeNames=["ApproximateReceiveCount"])
+        return list(response.get("Messages", []))
+
+    def process(self, message: dict[str, Any]) -> Outcome:
+        """Handle one message; transient failures leave it in the queue for redelivery."""
+        try:
+            image = parse_message(message["Body"])
+            anomalous = self._detect_and_store(image)
+        except (PoisonMessage, ModelRejectedImage) as exc:
+            self._dead_letter(message, reason=str(exc))
+            return Outcome(poisoned=1)
+        except Exception as exc:  # noqa: BLE001 - any other failure is retried, a bounded number of times
+            return self._retry_later(message, exc)
+        self.sqs.delete_message(QueueUrl=self.settings.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        self.lines.record(image.site, image.line, anomalous)
+        return Outcome(processed=1, anomalous=int(anomalous))
+
+    def _detect_and_store(self, image: ImageMessage) -> bool:
+        body = self._fetch(image)
+        if body is None:
+            return False  # already processed by an earlier delivery: nothing to redo
+        with self.detect_slots:  # the model never sees more than DetectConcurrency calls at once
+            self.limiter.acquire()
+            result = self.backend.detect(body, content_type=CONTENT_TYPES[image.extension])
+        mask = result.pop(MASK_KEY, None)
+        model = {"backend": self.backend.name, "name": self.backend.model_id}
+        document = result_document(image, result=result, model=model, execution=self.execution)
+        if mask is not None:  # segmentation masks are objects of their own, never inline bytes
+            self.s3.put_object(Bucket=self.settings.final_bucket, Key=image.mask_key(), Body=mask,
+                               ContentType="image/png")
+            document["mask"] = {"key": image.mask_key()}
+        self.s3.put_object(Bucket=self.settings.final_bucket, Key=image.result_key(),
+                           Body=json.dumps(document).encode(), ContentType="application/json")
+        self._move_image(image)
+        return bool(result.get("IsAnomalous"))
+
+    def _move_image(self, image: ImageMessage) -> None:
+        """Copy then delete; a concurrent duplicate delivery may have moved it already."""
+        try:
+            self.s3.copy_object(Bucket=self.settings.final_bucket, Key=image.image_key(),
+                                CopySource={"Bucket": image.bucket, "Key": image.key})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("NoSuchKey", "404") or not self._exists(image.image_key()):
+                raise
+        self.s3.delete_object(Bucket=image.bucket, Key=image.key)
+
+    def _fetch(self, image: ImageMessage) -> bytes | None:
+        """The image bytes, or None when a previous delivery already moved it and stored a result."""
+        try:
+            return self.s3.get_object(Bucket=image.bucket, Key=image.key)["Body"].read()
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("NoSuchKey", "404"):
+                raise
+        if self._exists(image.result_key()):
+            return None
+        raise PoisonMessage(f"s3://{image.bucket}/{image.key} does not exist and has no result")
+
+    def _exists(self, final_key: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=self.settings.final_bucket, Key=final_key)
+        except ClientError:
+            return False
+        return True
+
+    def _retry_later(self, message: dict[str, Any], error: Exception) -> Outcome:
+        """Back off and let SQS redeliver; the last allowed delivery dead-letters with the reason.
+
+        SQS' own redrive would move the message too, but without saying why.
+        """
+        deliveries = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        reason = f"failed {deliveries} time(s), last error {type(error).__name__}: {error}"
+        if deliveries >= self.settings.max_receive_count:
+            self._dead_letter(message, reason=reason)
+            return Outcome(poisoned=1)
+        logger.warning("image failed, retried later", extra={"message_id": message["MessageId"], "reason": reason})
+        self.sqs.change_message_visibility(QueueUrl=self.settings.queue_url, ReceiptHandle=message["ReceiptHandle"],
+                                           VisibilityTimeout=min(300, RETRY_BACKOFF_SECONDS * 2 ** (deliveries - 1)))
+        return Outcome(retried=1)
+
+    def _dead_letter(self, message: dict[str, Any], *, reason: str) -> None:
+        """Poison goes to the DLQ at once, with its reason, instead of keeping the model up."""
+        logger.warning("poison message dead-lettered", extra={"message_id": message["MessageId"], "reason": reason})
+        self.sqs.send_message(
+            QueueUrl=self.settings.dead_letter_queue_url, MessageBody=message["Body"],
+            MessageAttributes={
+                "reason": {"DataType": "String", "StringValue": reason[:1000]},
+                "execution": {"DataType": "String", "StringValue": self.execution or "-"},
+            })
+        self.sqs.delete_message(QueueUrl=self.settings.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def drain(drainer: Drainer, concurrency: int, remaining_ms: Callable[[], int], *, tps: float) -> Outcome:
+    """Keep every detect slot busy until the queue is empty or time runs out.
+
+    Each image also needs S3 and SQS calls around its detect, so those run on more threads
+    than detect may use (the semaphore in Drainer bounds the model), and the next messages
+    are received while earlier ones are still in flight rather than after a whole batch.
+    """
+    total = Outcome()
+    # no more held than the rate lets us finish well inside their visibility timeout
+    in_flight_limit = max(1, min(2 * concurrency + MESSAGES_PER_RECEIVE,
+                                 int(tps * VISIBILITY_SECONDS_PER_BATCH / 2)))
+    with ThreadPoolExecutor(max_workers=IO_THREADS_PER_DETECT_SLOT * concurrency) as pool:
+        pending: set[Future[Outcome]] = set()
+        while True:
+            if len(pending) < in_flight_limit:
+                messages = drainer.receive(remaining_ms())
+                pending |= {pool.submit(drainer.process, message) for message in messages}
+                if not pending:
+                    return total
+                if messages and len(pending) < in_flight_limit:
+                    continue
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                total.add(future.result())
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    settings = Settings.from_env()
+    drainer = Drainer(settings, backend_from_settings(settings), str(event.get("execution", "")))
+    total = drain(drainer, settings.detect_concurrency, context.get_remaining_time_in_millis,
+                  tps=settings.worker_tps)
+    logger.info("drain finished", extra={"worker": event.get("worker"), **total.__dict__})
+    record_drain(drainer.lines, poisoned=total.poisoned, retried=total.retried, model=event.get("model"))
+    return dict(total.__dict__)

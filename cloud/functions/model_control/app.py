@@ -1,0 +1,35 @@
+"""ModelControl: start, poll and stop the configured model backend.
+
+One function for the three actions keeps every backend call behind one role and one
+code path; the state machine passes the last ``ModelState`` back in on each poll.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from batchsight_pipeline.backends import ModelState, backend_from_settings
+from batchsight_pipeline.metrics import metrics, record_model
+from batchsight_pipeline.settings import Settings
+
+logger = Logger(service="batchsight-model-control")
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    action = event.get("action")
+    backend = backend_from_settings(Settings.from_env())
+    if action == "start":
+        state = backend.start(run_token=str(event["execution"]))
+    elif action == "status":
+        state = backend.status(ModelState(**event["model"]))
+    elif action == "stop":
+        state = backend.stop()
+    else:
+        raise ValueError(f"unknown action {action!r}; expected start, status or stop")
+    logger.info("model " + str(action), extra={"execution": event.get("execution"), **state.to_dict()})
+    # on a stop, the state passed in (StopModel: the hosted one; StopModelAfterFailure: none) dates the start
+    record_model(action, state.status, previous=event.get("model"))
+    return state.to_dict()

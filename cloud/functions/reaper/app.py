@@ -1,0 +1,57 @@
+"""Reaper: stop a model that no running execution owns (scheduled).
+
+Every path out of the state machine stops the model, but an execution stopped by hand, or
+one whose final stop exhausted its retries, ends without that. The reaper closes the gap:
+if the model is up and the lock's owner is not a RUNNING execution (or there is no lock),
+it stops the model and clears the stale lock.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from batchsight_pipeline.aws import client
+from batchsight_pipeline.backends import backend_from_settings
+from batchsight_pipeline.backends.base import STOPPED
+from batchsight_pipeline.lock import LOCK_ID, release
+from batchsight_pipeline.settings import Settings
+
+logger = Logger(service="batchsight-reaper")
+
+
+def lock_owner(table: str) -> str | None:
+    item = client("dynamodb").get_item(TableName=table, Key={"lock_id": {"S": LOCK_ID}},
+                                       ConsistentRead=True).get("Item")
+    return item["owner"]["S"] if item else None
+
+
+def execution_running(execution_arn: str) -> bool:
+    try:
+        status = client("stepfunctions").describe_execution(executionArn=execution_arn)["status"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":
+            return False
+        raise
+    return status == "RUNNING"
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings = Settings.from_env()
+    backend = backend_from_settings(settings)
+    status = backend.hosting_status()
+    owner = lock_owner(settings.lock_table)
+    if owner and execution_running(owner):
+        return {"action": "none", "model": status, "owner": owner}
+    if status == STOPPED:
+        if owner:
+            release(owner)  # a dead owner's lock, with nothing hosted: just clear it
+        return {"action": "none" if not owner else "cleared-lock", "model": status, "owner": owner}
+    backend.stop()
+    if owner:
+        release(owner)
+    logger.warning("reaped a model no running execution owned",
+                   extra={"model": backend.model_id, "status": status, "owner": owner})
+    return {"action": "stopped", "model": status, "owner": owner}

@@ -1,1 +1,0 @@
-"""Lambda entry points, one module per function in cloud/template.yaml."""

@@ -1,0 +1,438 @@
+"""One contract every model backend passes: local, sagemaker and lookoutvision.
+
+The state machine relies on these behaviours and nothing else: start answers STARTING or
+HOSTED, polling reaches HOSTED, stop is idempotent and leaves STOPPED, detect answers a
+JSON-safe DetectAnomalyResult, and a start that stays STARTING too long becomes TIMED_OUT.
+
+The remote services are stood in for by stateful fakes on real botocore clients: moto for
+the SageMaker control plane, and for Lookout for Vision and sagemaker-runtime a
+``ShapeCheckedFake`` that answers from Python like botocore's Stubber does (the client
+validates every request against the real API shape, and the fake validates every answer
+against the output shape), but keeps state, so the suite tests behaviour, not call order.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, UTC
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ParamValidationError
+from botocore.validate import ParamValidator
+
+from batchsight_pipeline.backends import backend_from_settings
+from batchsight_pipeline.backends.base import HOSTED, STARTING, STOPPED, TIMED_OUT, ModelBackend, ModelState
+from batchsight_pipeline.settings import Settings, SettingsError
+
+MODELS = Path(__file__).resolve().parents[2].parent / "shared" / "aws-models"
+HAS_LOOKOUT_MODEL = (MODELS / "lookoutvision" / "2020-11-20").is_dir()
+ACCOUNT, REGION = "123456789012", "us-east-1"
+TIMEOUT = 60
+MASK_KEY = "_mask_png"
+
+
+# --- a stateful, shape-checked fake for botocore clients --------------------------------------
+
+class FakeError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+class ShapeCheckedFake:
+    """Answers a real client's calls with Python handlers, validated like Stubber's answers."""
+
+    def __init__(self, client: Any, handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]]) -> None:
+        self.handlers = handlers
+        self.calls: list[str] = []
+        service = client.meta.service_model.service_id.hyphenize()
+        client.meta.events.register_first(f"before-parameter-build.{service}", self._remember)
+        client.meta.events.register(f"before-call.{service}", self._answer)
+
+    @staticmethod
+    def _remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["fake_params"] = dict(params)
+
+    def _answer(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        self.calls.append(model.name)
+        try:
+            parsed, status = self.handlers[model.name](context["fake_params"]), 200
+        except FakeError as error:
+            parsed, status = {"Error": {"Code": error.code, "Message": error.message}}, error.status
+        else:
+            report = ParamValidator().validate(parsed, model.output_shape)
+            if report.has_errors():
+                raise ParamValidationError(report=report.generate_report())
+        parsed["ResponseMetadata"] = {"HTTPStatusCode": status}
+        return AWSResponse(None, status, {}, None), parsed
+
+
+_SESSION: list[boto3.session.Session] = []
+
+
+def aws_client(service: str) -> Any:
+    """Clients from one session: it caches the loaded API models, so each client is cheap."""
+    if not _SESSION:
+        _SESSION.append(boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                              region_name=REGION))
+    return _SESSION[0].client(service)
+
+
+def png(size: int = 8) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (size, size), 255).save(out, format="PNG")
+    return out.getvalue()
+
+
+# --- one harness per backend -------------------------------------------------------------------
+
+class Harness:
+    """Builds backends whose hosting either completes or stays STARTING, and a sample image."""
+
+    name = ""
+
+    def backend(self) -> ModelBackend:
+        raise NotImplementedError
+
+    def stalled_backend(self) -> ModelBackend:
+        raise NotImplementedError
+
+
+class LocalHarness(Harness):
+    name = "local"
+
+    def __init__(self, model_path: Path, tmp: Path) -> None:
+        self.model_path, self.tmp = model_path, tmp
+
+    def backend(self) -> ModelBackend:
+        from batchsight_tools.localcloud.local_backend import LocalBackend
+
+        return LocalBackend(model_path=self.model_path, state_dir=self.tmp / "hosting", startup_seconds=0.05,
+                            start_timeout_seconds=TIMEOUT)
+
+    def stalled_backend(self) -> ModelBackend:
+        from batchsight_tools.localcloud.local_backend import LocalBackend
+
+        return LocalBackend(model_path=self.model_path, state_dir=self.tmp / "stalled", startup_seconds=3600,
+                            start_timeout_seconds=TIMEOUT)
+
+
+class SageMakerHarness(Harness):
+    """moto runs the endpoint lifecycle; InvokeEndpoint is a fake that needs a live endpoint."""
+
+    name = "sagemaker"
+    endpoint, config = "batchsight-model", "batchsight-model-config"
+
+    def __init__(self) -> None:
+        self.control = aws_client("sagemaker")
+        self.control.create_model(ModelName="m", ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/sm",
+                                  PrimaryContainer={"Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/m:1"})
+        self.control.create_endpoint_config(EndpointConfigName=self.config, ProductionVariants=[{
+            "VariantName": "AllTraffic", "ModelName": "m", "InitialInstanceCount": 1,
+            "InstanceType": "ml.m5.large"}])
+
+    def _invoke(self, params: dict[str, Any]) -> dict[str, Any]:
+        endpoints = self.control.list_endpoints(StatusEquals="InService")["Endpoints"]
+        if params["EndpointName"] not in [e["EndpointName"] for e in endpoints]:
+            raise FakeError("ValidationError", f"Endpoint {params['EndpointName']} of account {ACCOUNT} not found.")
+        body = params["Body"]
+        anomalous = len(body) % 2 == 1  # any deterministic verdict will do
+        return {"Body": json.dumps({"pred_label": int(anomalous), "pred_score": 0.8 if anomalous else 0.1}).encode(),
+                "ContentType": "application/json"}
+
+    def _make(self, *, stalled: bool) -> ModelBackend:
+        from batchsight_pipeline.backends.sagemaker import SageMakerBackend
+
+        control = aws_client("sagemaker")
+        if stalled:  # moto makes endpoints InService at once; real ones spend minutes Creating
+            def creating(parsed: dict[str, Any], **_: Any) -> None:
+                if "EndpointStatus" in parsed:
+                    parsed["EndpointStatus"] = "Creating"
+            control.meta.events.register("after-call.sagemaker.DescribeEndpoint", creating)
+        runtime = aws_client("sagemaker-runtime")
+        ShapeCheckedFake(runtime, {"InvokeEndpoint": self._invoke})
+        return SageMakerBackend(endpoint_name=self.endpoint, endpoint_config_name=self.config,
+                                sagemaker=control, runtime=runtime, start_timeout_seconds=TIMEOUT)
+
+    def backend(self) -> ModelBackend:
+        return self._make(stalled=False)
+
+    def stalled_backend(self) -> ModelBackend:
+        return self._make(stalled=True)
+
+
+class FakeLookoutVision:
+    """One model version with Lookout for Vision's hosting states."""
+
+    def __init__(self, *, polls_to_host: int | None) -> None:
+        self.status, self.polls_to_host, self.polls = "TRAINED", polls_to_host, 0
+        self.tokens: list[str] = []
+
+    def handlers(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        return {"StartModel": self.start, "DescribeModel": self.describe, "StopModel": self.stop,
+                "DetectAnomalies": self.detect}
+
+    def start(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.status not in ("TRAINED", "HOSTING_FAILED"):
+            raise FakeError("ConflictException", f"model is {self.status}", 409)
+        self.tokens.append(params["ClientToken"])
+        self.status, self.polls = "STARTING_HOSTING", 0
+        return {"Status": self.status}
+
+    def describe(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.status == "STARTING_HOSTING" and self.polls_to_host is not None:
+            self.polls += 1
+            if self.polls >= self.polls_to_host:
+                self.status = "HOSTED"
+        elif self.status == "STOPPING_HOSTING":
+            self.status = "TRAINED"
+        return {"ModelDescription": {"ModelVersion": params["ModelVersion"], "Status": self.status,
+                                     "StatusMessage": f"model is {self.status.lower()}"}}
+
+    def stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.status != "HOSTED":
+            raise FakeError("ConflictException", f"model is {self.status}", 409)
+        self.status = "STOPPING_HOSTING"
+        return {"Status": self.status}
+
+    def detect(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.status != "HOSTED":
+            raise FakeError("ConflictException", "model is not hosted", 409)
+        if params["ContentType"] not in ("image/jpeg", "image/png"):
+            raise FakeError("ValidationException", "unsupported content type")
+        return {"DetectAnomalyResult": {
+            "Source": {"Type": "direct"}, "IsAnomalous": True, "Confidence": 0.91,
+            "Anomalies": [{"Name": "background", "PixelAnomaly": {"TotalPercentageArea": 0.95, "Color": "#FFFFFF"}},
+                          {"Name": "scratch", "PixelAnomaly": {"TotalPercentageArea": 0.05, "Color": "#FF0000"}}],
+            "AnomalyMask": png()}}
+
+
+class LookoutVisionHarness(Harness):
+    name = "lookoutvision"
+
+    def __init__(self, client_factory: Callable[[], Any]) -> None:
+        self.client_factory = client_factory
+        self.service: FakeLookoutVision | None = None
+
+    def _make(self, polls_to_host: int | None) -> ModelBackend:
+        from batchsight_pipeline.backends.lookoutvision import LookoutVisionBackend
+
+        self.service = FakeLookoutVision(polls_to_host=polls_to_host)
+        client = self.client_factory()
+        ShapeCheckedFake(client, self.service.handlers())
+        return LookoutVisionBackend(project="circuit-boards", model_version="3", client=client,
+                                    start_timeout_seconds=TIMEOUT)
+
+    def backend(self) -> ModelBackend:
+        return self._make(polls_to_host=2)
+
+    def stalled_backend(self) -> ModelBackend:
+        return self._make(polls_to_host=None)
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
+                 "AWS_ENDPOINT_URL_LOOKOUTVISION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+
+@pytest.fixture(scope="module")
+def training_images() -> list[bytes]:
+    from batchsight_tools.synth import generate_training_set
+
+    return generate_training_set(20, size=96)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, training_images: list[bytes]) -> Path:
+    from batchsight_detector import fit
+
+    path = tmp_path_factory.mktemp("contract-model") / "detector.npz"
+    fit(training_images, working_size=64).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lookout_client_factory() -> Callable[[], Any]:
+    """Fresh clients (a fake registers handlers on each) from one session on the archived model.
+
+    One botocore session caches the loaded service model, so later clients are cheap; the
+    backend's own client building is covered in test_backend_lookoutvision.py.
+    """
+    import botocore.session
+    from botocore.loaders import create_loader
+
+    session = botocore.session.get_session()
+    session.register_component("data_loader", create_loader(str(MODELS)))
+    return lambda: session.create_client("lookoutvision", region_name=REGION, aws_access_key_id="testing",
+                                         aws_secret_access_key="testing")
+
+
+@pytest.fixture(params=["local", "sagemaker", "lookoutvision"])
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    if request.param == "local":
+        yield LocalHarness(request.getfixturevalue("tiny_model"), tmp_path)
+    elif request.param == "sagemaker":
+        from moto import mock_aws
+
+        with mock_aws():
+            yield SageMakerHarness()
+    else:
+        if not HAS_LOOKOUT_MODEL:
+            pytest.skip(f"archived Lookout for Vision service model not found at {MODELS}")
+        yield LookoutVisionHarness(request.getfixturevalue("lookout_client_factory"))
+
+
+def host(backend: ModelBackend, run_token: str = "run-1", *, limit: float = 5.0) -> ModelState:
+    state = backend.start(run_token=run_token)
+    deadline = time.monotonic() + limit
+    while state.status == STARTING and time.monotonic() < deadline:
+        time.sleep(0.02)
+        state = backend.status(state)
+    return state
+
+
+# --- the contract ------------------------------------------------------------------------------
+
+def test_start_returns_starting_or_hosted(harness: Harness) -> None:
+    backend = harness.backend()
+    state = backend.start(run_token="run-1")
+    assert state.status in (STARTING, HOSTED)
+    assert state.backend == harness.name and state.model_id == backend.model_id
+    assert state.run_token == "run-1" and state.started_at
+    json.dumps(state.to_dict())
+    host(backend)
+    backend.stop()
+
+
+def test_stop_while_starting_stops_or_asks_for_a_retry(harness: Harness) -> None:
+    """Some services refuse to stop a model that is still starting (Lookout for Vision,
+    SageMaker while Creating): stop then raises ModelBusy for the state machine to retry,
+    and must never report STOPPED while the model can still come up and bill."""
+    from batchsight_pipeline.backends.sagemaker import ModelBusy
+
+    backend = harness.stalled_backend()
+    state = backend.start(run_token="run-1")
+    try:
+        stopped = backend.stop()
+    except ModelBusy:
+        assert backend.status(state).status == STARTING
+    else:
+        assert stopped.status == STOPPED and backend.status(state).status == STOPPED
+
+
+def test_status_reaches_hosted(harness: Harness) -> None:
+    backend = harness.backend()
+    state = host(backend)
+    assert state.status == HOSTED, state
+    assert backend.status(state).status == HOSTED
+    backend.stop()
+
+
+def test_start_again_within_the_run_keeps_it_hosted(harness: Harness) -> None:
+    backend = harness.backend()
+    host(backend)
+    assert backend.start(run_token="run-1").status in (STARTING, HOSTED)
+    assert host(backend).status == HOSTED
+    backend.stop()
+
+
+def test_stop_makes_status_stopped(harness: Harness) -> None:
+    backend = harness.backend()
+    state = host(backend)
+    assert backend.stop().status == STOPPED
+    assert backend.status(state).status == STOPPED
+
+
+def test_stop_twice_and_stop_before_start_are_fine(harness: Harness) -> None:
+    backend = harness.backend()
+    assert backend.stop().status == STOPPED  # nothing hosted yet
+    host(backend)
+    assert backend.stop().status == STOPPED
+    assert backend.stop().status == STOPPED
+    assert backend.status(ModelState(backend=harness.name, model_id=backend.model_id,
+                                     status=STOPPED)).status == STOPPED
+
+
+def test_detect_returns_a_json_safe_result(harness: Harness, training_images: list[bytes]) -> None:
+    backend = harness.backend()
+    assert host(backend).status == HOSTED
+    for image in training_images[:2]:
+        result = backend.detect(image, content_type="image/jpeg")
+        mask = result.pop(MASK_KEY, None)
+        assert mask is None or (isinstance(mask, bytes) and mask.startswith(b"\x89PNG\r\n\x1a\n"))
+        assert not [k for k in result if k.startswith("_")], "only _mask_png may be private"
+        assert json.loads(json.dumps(result)) == result
+        assert isinstance(result["Source"]["Type"], str)
+        assert isinstance(result["IsAnomalous"], bool)
+        assert isinstance(result["Confidence"], float) and 0.0 <= result["Confidence"] <= 1.0
+    backend.stop()
+
+
+def test_a_start_that_lasts_too_long_times_out(harness: Harness) -> None:
+    backend = harness.stalled_backend()
+    state = backend.start(run_token="run-1")
+    assert state.status == STARTING
+    assert backend.status(state).status == STARTING  # within the timeout: keep waiting
+    long_ago = (datetime.now(UTC) - timedelta(seconds=TIMEOUT + 5)).isoformat()
+    late = ModelState(**{**state.to_dict(), "started_at": long_ago})
+    timed_out = backend.status(late)
+    assert timed_out.status == TIMED_OUT and str(TIMEOUT) in timed_out.reason
+    assert timed_out.started_at == long_ago and timed_out.run_token == "run-1"
+
+
+def test_lookoutvision_starts_with_a_fresh_token_per_run(lookout_client_factory: Callable[[], Any]) -> None:
+    if not HAS_LOOKOUT_MODEL:
+        pytest.skip(f"archived Lookout for Vision service model not found at {MODELS}")
+    harness = LookoutVisionHarness(lookout_client_factory)
+    backend = harness.backend()
+    for run in ("run-1", "run-2"):
+        host(backend, run)
+        backend.stop()
+        backend.status(ModelState(backend="lookoutvision", model_id=backend.model_id, status=STOPPED))
+    assert harness.service is not None and len(set(harness.service.tokens)) == 2
+
+
+# --- the factory -------------------------------------------------------------------------------
+
+def settings(backend: str) -> Settings:
+    """The factory reads only these two settings (the rest of Settings belongs to other code)."""
+    return cast(Settings, SimpleNamespace(backend=backend, start_timeout_seconds=1200))
+
+
+def test_factory_builds_each_backend(monkeypatch: pytest.MonkeyPatch, tiny_model: Path, tmp_path: Path) -> None:
+    from batchsight_tools.localcloud.local_backend import LocalBackend
+    from batchsight_pipeline.backends.lookoutvision import LookoutVisionBackend
+    from batchsight_pipeline.backends.sagemaker import SageMakerBackend
+
+    monkeypatch.setenv("LOCAL_MODEL_PATH", str(tiny_model))
+    monkeypatch.setenv("LOCAL_MODEL_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("SAGEMAKER_ENDPOINT_NAME", "batchsight-model")
+    monkeypatch.setenv("SAGEMAKER_ENDPOINT_CONFIG_NAME", "batchsight-model-config")
+    monkeypatch.setenv("LOOKOUTVISION_PROJECT", "circuit-boards")
+    monkeypatch.setenv("LOOKOUTVISION_MODEL_VERSION", "3")
+    for spec, kind in ((LocalBackend.PLUGIN, LocalBackend), ("sagemaker", SageMakerBackend),
+                       ("lookoutvision", LookoutVisionBackend)):
+        backend = backend_from_settings(settings(spec))
+        assert isinstance(backend, kind) and backend.name == kind.name
+        assert backend.start_timeout_seconds == 1200
+
+
+def test_factory_lists_the_valid_backends_for_an_unknown_name() -> None:
+    with pytest.raises(SettingsError, match="lookoutvision, sagemaker"):
+        backend_from_settings(settings("rekognition"))

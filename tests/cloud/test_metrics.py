@@ -1,0 +1,368 @@
+"""The functions' metrics: the real handlers run, their EMF documents are read back from stdout.
+
+Drain and CheckWork run against moto in-process (real SQS and S3 calls); the model is a small
+plug-in backend defined here. Each EMF document is one metric set: its dimension sets,
+its metric definitions (name, unit) and the values at the top level.
+"""
+from __future__ import annotations
+
+import json
+import re
+import threading
+from datetime import datetime, timedelta, UTC
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from batchsight_pipeline import aws, metrics as m
+from batchsight_pipeline.backends.base import HOSTED, STOPPED, ModelBackend
+from batchsight_tools.localcloud.template import load_template
+from batchsight_tools.stack import function
+
+THIS = __name__
+REGION = "us-east-1"
+
+
+class MarkedBackend(ModelBackend):
+    """Hosted between start and stop; an image whose bytes start with b"A" is anomalous."""
+
+    name = "marked"
+    hosted = False
+
+    @classmethod
+    def from_env(cls, *, start_timeout_seconds: float) -> MarkedBackend:
+        return cls(start_timeout_seconds=start_timeout_seconds)
+
+    @property
+    def model_id(self) -> str:
+        return "marked-model"
+
+    def _start(self, run_token: str) -> str:
+        MarkedBackend.hosted = True
+        return HOSTED
+
+    def _describe(self) -> tuple[str, str]:
+        return (HOSTED, "") if MarkedBackend.hosted else (STOPPED, "")
+
+    def _stop(self) -> None:
+        MarkedBackend.hosted = False
+
+    def detect(self, image: bytes, *, content_type: str) -> dict[str, Any]:
+        anomalous = image.startswith(b"A")
+        return {"Source": {"Type": "direct"}, "IsAnomalous": anomalous, "Confidence": 0.9 if anomalous else 0.2}
+
+
+def context(name: str = "fn") -> Any:
+    return SimpleNamespace(function_name=name, function_version="$LATEST", memory_limit_in_mb=1024,
+                           invoked_function_arn=f"arn:aws:lambda:{REGION}:123456789012:function:{name}",
+                           aws_request_id="req-1", get_remaining_time_in_millis=lambda: 60_000)
+
+
+def emf_documents(out: str) -> list[dict[str, Any]]:
+    """The EMF documents among the lines printed (Powertools' JSON logs are skipped)."""
+    documents = []
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("{") and '"_aws"' in line:
+            documents.append(json.loads(line))
+    for document in documents:
+        (directive,) = document["_aws"]["CloudWatchMetrics"]
+        for name in [d["Name"] for d in directive["Metrics"]]:
+            assert name in document, f"{name} declared without a value"
+        for dimension in {k for dset in directive["Dimensions"] for k in dset}:
+            assert isinstance(document[dimension], str)
+    return documents
+
+
+def definitions(document: dict[str, Any]) -> dict[str, str]:
+    """metric name -> unit."""
+    return {d["Name"]: d["Unit"] for d in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+
+
+def dimension_sets(document: dict[str, Any]) -> list[list[str]]:
+    return document["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+
+
+def value(document: dict[str, Any], name: str) -> float:
+    raw = document[name]
+    return float(sum(raw)) if isinstance(raw, list) else float(raw)
+
+
+def minutes_ago(minutes: float) -> str:
+    return (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat()
+
+
+@pytest.fixture(autouse=True)
+def metrics_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Powertools prints nothing when these are set (a demo may set them)."""
+    for name in ("POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_DEV", "POWERTOOLS_SERVICE_NAME"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def stack_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The function environment, with moto in-process instead of any local endpoint."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(aws, "_clients", {})  # clients made inside mock_aws, not cached ones
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
+           "QUEUE_URL": "unset", "DEAD_LETTER_QUEUE_URL": "unset", "SOURCE_BUCKET": "src",
+           "FINAL_BUCKET": "final", "MODEL_BACKEND": f"plugin:{THIS}:MarkedBackend", "POLL_SECONDS": "1",
+           "DRAIN_WORKERS": "2", "DETECT_CONCURRENCY": "4", "DETECT_TPS": "200", "LOCK_TABLE": "locks",
+           "MAX_RECEIVE_COUNT": "3", "POWERTOOLS_METRICS_NAMESPACE": "batchsight",
+           "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    for name, value_ in env.items():
+        monkeypatch.setenv(name, value_)
+    return env
+
+
+@pytest.fixture
+def queues(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    with mock_aws():
+        import boto3
+
+        sqs = boto3.client("sqs", region_name=REGION)
+        s3 = boto3.client("s3", region_name=REGION)
+        dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+        queue = sqs.create_queue(QueueName="images")["QueueUrl"]
+        for bucket in ("src", "final"):
+            s3.create_bucket(Bucket=bucket)
+        monkeypatch.setenv("QUEUE_URL", queue)
+        monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", dlq)
+        yield SimpleNamespace(sqs=sqs, s3=s3, queue=queue, dlq=dlq)
+
+
+def queue_image(env: Any, body: bytes, *, site: str, line: str, n: int) -> None:
+    image_id = f"{n:064x}"
+    key = f"incoming/{site}/{line}/d1/2026/11/23/{image_id}.jpg"
+    env.s3.put_object(Bucket="src", Key=key, Body=body)
+    env.sqs.send_message(QueueUrl=env.queue, MessageBody=json.dumps({
+        "v": 1, "bucket": "src", "key": key, "image_id": image_id, "site": site, "line": line,
+        "device": "d1", "captured_at": "2026-11-23T10:00:00Z", "batch_id": "b-1", "file_name": f"{n}.jpg"}))
+
+
+# --- drain -------------------------------------------------------------------------------------
+
+def test_drain_emits_one_metric_set_per_line_with_a_pipeline_total(queues: Any, capsys: pytest.CaptureFixture) -> None:
+    drain = function("drain")
+
+    for n, body in enumerate([b"A1", b"A2", b"n3"]):
+        queue_image(queues, body, site="s1", line="l1", n=n)
+    for n, body in enumerate([b"n4", b"n5"], start=10):
+        queue_image(queues, body, site="s1", line="l2", n=n)
+    queues.sqs.send_message(QueueUrl=queues.queue, MessageBody="{not json")
+    capsys.readouterr()
+
+    outcome = drain.handler({"worker": 0, "execution": "arn:x:exec",
+                             "model": {"backend": "marked", "model_id": "marked-model", "status": HOSTED,
+                                       "started_at": minutes_ago(12), "run_token": "r", "reason": ""}},
+                            context("drain"))
+    assert outcome == {"processed": 5, "anomalous": 2, "poisoned": 1, "retried": 0}
+
+    documents = emf_documents(capsys.readouterr().out)
+    assert {d["_aws"]["CloudWatchMetrics"][0]["Namespace"] for d in documents} == {"batchsight"}
+    per_line = {(d["site"], d["line"]): d for d in documents if "line" in d}
+    assert set(per_line) == {("s1", "l1"), ("s1", "l2")}
+    for document in per_line.values():
+        # the empty set publishes the same values as the pipeline total (alarms and dashboard read it)
+        assert dimension_sets(document) == [[], ["site", "line"]]
+        assert definitions(document) == {"ImagesProcessed": "Count", "Anomalies": "Count", "AnomalyRate": "Percent"}
+    l1, l2 = per_line[("s1", "l1")], per_line[("s1", "l2")]
+    assert (value(l1, "ImagesProcessed"), value(l1, "Anomalies")) == (3, 2)
+    assert value(l1, "AnomalyRate") == pytest.approx(200 / 3)
+    assert (value(l2, "ImagesProcessed"), value(l2, "Anomalies"), value(l2, "AnomalyRate")) == (2, 0, 0)
+
+    (pipeline,) = [d for d in documents if "line" not in d]
+    assert dimension_sets(pipeline) == [[]]
+    assert definitions(pipeline) == {"ImagesDeadLettered": "Count", "ImagesRetried": "Count",
+                                     "HostedModelAgeMinutes": "None"}
+    assert (value(pipeline, "ImagesDeadLettered"), value(pipeline, "ImagesRetried")) == (1, 0)
+    assert value(pipeline, "HostedModelAgeMinutes") == pytest.approx(12, abs=0.5)
+
+
+def test_drain_with_nothing_to_do_emits_no_per_line_set(queues: Any, capsys: pytest.CaptureFixture) -> None:
+    drain = function("drain")
+
+    capsys.readouterr()
+    drain.handler({"worker": 0, "execution": "e"}, context("drain"))  # no model in the event either
+    (pipeline,) = emf_documents(capsys.readouterr().out)
+    assert definitions(pipeline) == {"ImagesDeadLettered": "Count", "ImagesRetried": "Count"}
+
+
+# --- model control -----------------------------------------------------------------------------
+
+def model_control(action: str, capsys: pytest.CaptureFixture, **event: Any) -> list[dict[str, Any]]:
+    handler_module = function("model_control")
+
+    capsys.readouterr()
+    handler_module.handler({"action": action, "execution": "arn:x:exec", **event}, context("model"))
+    documents = emf_documents(capsys.readouterr().out)
+    assert all(dimension_sets(d) == [[]] for d in documents), "model metrics are pipeline-wide"
+    return documents
+
+
+def test_model_control_counts_starts_and_the_age_while_hosted(stack_env: dict, capsys: pytest.CaptureFixture) -> None:
+    (started,) = model_control("start", capsys)
+    assert definitions(started) == {"ModelStarts": "Count"} and value(started, "ModelStarts") == 1
+    state = {"backend": "marked", "model_id": "marked-model", "status": "STARTING",
+             "started_at": minutes_ago(4), "run_token": "r", "reason": ""}
+    (polled,) = model_control("status", capsys, model=state)
+    assert definitions(polled) == {"HostedModelAgeMinutes": "None"}
+    assert value(polled, "HostedModelAgeMinutes") == pytest.approx(4, abs=0.5)
+    model_control("stop", capsys)
+
+
+def test_stop_model_emits_the_hosted_minutes_from_the_state_passed_in(stack_env: dict,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    """StopModel passes "model.$": "$.model" (the hosted state, with started_at)."""
+    model_control("start", capsys)
+    state = {"backend": "marked", "model_id": "marked-model", "status": HOSTED,
+             "started_at": minutes_ago(37.5), "run_token": "r", "reason": ""}
+    (stopped,) = model_control("stop", capsys, model=state)
+    assert definitions(stopped) == {"ModelStops": "Count", "HostedModelMinutes": "None"}
+    assert value(stopped, "ModelStops") == 1
+    assert value(stopped, "HostedModelMinutes") == pytest.approx(37.5, abs=0.5)
+
+
+def test_stop_after_failure_has_no_start_time_and_emits_only_the_stop(stack_env: dict,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    """StopModelAfterFailure passes only the execution: the hosted minutes are unknown, not zero."""
+    (stopped,) = model_control("stop", capsys)
+    assert definitions(stopped) == {"ModelStops": "Count"}
+    (stopped,) = model_control("stop", capsys, model={"status": "STARTING", "started_at": ""})
+    assert definitions(stopped) == {"ModelStops": "Count"}
+
+
+def test_a_failed_action_emits_nothing(stack_env: dict, capsys: pytest.CaptureFixture) -> None:
+    handler_module = function("model_control")
+
+    capsys.readouterr()
+    with pytest.raises(ValueError):
+        handler_module.handler({"action": "explode"}, context("model"))
+    assert emf_documents(capsys.readouterr().out) == []
+
+
+# --- check work --------------------------------------------------------------------------------
+
+def test_check_work_emits_the_queue_and_dead_letter_depth(queues: Any, capsys: pytest.CaptureFixture) -> None:
+    check_work = function("check_work")
+
+    for n in range(2):
+        queues.sqs.send_message(QueueUrl=queues.queue, MessageBody=f"m{n}")
+    queues.sqs.receive_message(QueueUrl=queues.queue, MaxNumberOfMessages=1, VisibilityTimeout=60)
+    for n in range(3):
+        queues.sqs.send_message(QueueUrl=queues.dlq, MessageBody=f"dead{n}")
+    queues.sqs.receive_message(QueueUrl=queues.dlq, MaxNumberOfMessages=1, VisibilityTimeout=60)  # someone looks
+    capsys.readouterr()
+    result = check_work.handler({"execution": "e"}, context("check"))
+    assert (result["visible"], result["in_flight"]) == (1, 1)
+    (document,) = emf_documents(capsys.readouterr().out)
+    assert dimension_sets(document) == [[]]
+    assert definitions(document) == {"QueueVisible": "Count", "QueueInFlight": "Count", "DeadLetterQueueDepth": "Count"}
+    assert (value(document, "QueueVisible"), value(document, "QueueInFlight"),
+            value(document, "DeadLetterQueueDepth")) == (1, 1, 3)
+
+
+def test_check_work_goes_on_without_the_dead_letter_depth_when_it_cannot_read_it(
+        queues: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    check_work = function("check_work")
+
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", queues.dlq.replace("/dlq", "/no-such-queue"))
+    capsys.readouterr()
+    assert check_work.handler({"execution": "e"}, context("check"))["has_work"] is False
+    (document,) = emf_documents(capsys.readouterr().out)
+    assert set(definitions(document)) == {"QueueVisible", "QueueInFlight"}
+
+
+# --- the metrics module ------------------------------------------------------------------------
+
+def test_concurrent_invocations_in_one_process_keep_their_metrics_apart(capsys: pytest.CaptureFixture) -> None:
+    """The local emulation runs drain workers as threads of one process (Lambda never does)."""
+    barrier = threading.Barrier(2)
+
+    @m.metrics.log_metrics
+    def invocation(event: dict, _context: Any) -> None:
+        m.metrics.add(m.IMAGES_PROCESSED, m.MetricUnit.Count, event["n"], {"site": "s", "line": event["line"]})
+        barrier.wait(timeout=5)  # both have added before either flushes
+        m.metrics.add(m.ANOMALIES, m.MetricUnit.Count, event["n"], {"site": "s", "line": event["line"]})
+
+    threads = [threading.Thread(target=invocation, args=({"n": n, "line": f"l{n}"}, None)) for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    documents = emf_documents(capsys.readouterr().out)
+    assert sorted((d["line"], value(d, "ImagesProcessed"), value(d, "Anomalies")) for d in documents) == [
+        ("l1", 1, 1), ("l2", 2, 2)]
+
+
+def test_service_name_does_not_change_the_dimension_sets_the_alarms_match(
+        capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "somebody-set-this")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "plant-7")
+
+    @m.metrics.log_metrics
+    def invocation(_event: Any, _context: Any) -> None:
+        m.record_queue(0, 0, 0)
+
+    invocation({}, None)
+    (document,) = emf_documents(capsys.readouterr().out)
+    assert dimension_sets(document) == [[]] and "service" not in document
+    assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "plant-7"
+
+
+def test_a_broken_metric_never_fails_the_handler(capsys: pytest.CaptureFixture) -> None:
+    @m.metrics.log_metrics
+    def invocation(_event: Any, _context: Any) -> str:
+        m.metrics.add("", m.MetricUnit.Count, 1)  # Powertools refuses the name
+        m.metrics.add(m.MODEL_STARTS, m.MetricUnit.Count, 1)
+        return "done"
+
+    assert invocation({}, None) == "done"
+    (document,) = emf_documents(capsys.readouterr().out)
+    assert definitions(document) == {"ModelStarts": "Count"}
+    m.metrics.add(m.MODEL_STOPS, m.MetricUnit.Count, 1)  # outside an invocation: dropped, no error
+    assert emf_documents(capsys.readouterr().out) == []
+
+
+def test_minutes_since() -> None:
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    assert m.minutes_since("2026-11-23T11:30:00+00:00", now) == 30
+    assert m.minutes_since("2026-11-23T11:30:00Z", now) == 30
+    assert m.minutes_since("2026-11-23T11:30:00", now) == 30  # naive: UTC
+    assert m.minutes_since("2026-11-23T12:30:00+00:00", now) == 0  # clock skew never goes negative
+    for unknown in ("", None, "yesterday", 5):
+        assert m.minutes_since(unknown, now) is None
+
+
+# --- the template reads what the functions write ------------------------------------------------
+
+def _emitted() -> set[str]:
+    return {getattr(m, name) for name in dir(m) if name.isupper() and name not in ("NAMESPACE", "MINUTES")
+            and isinstance(getattr(m, name), str)}
+
+
+def test_template_namespace_dashboard_and_alarms_use_the_emitted_metric_names() -> None:
+    template = load_template()
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == m.NAMESPACE
+    resources = template["Resources"]
+    alarm_metrics = []
+    for spec in resources.values():
+        if spec["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        assert spec["Properties"]["AlarmActions"], "an alarm nobody hears"
+        for query in spec["Properties"]["Metrics"]:
+            stat = query.get("MetricStat")
+            if stat and stat["Metric"]["Namespace"] == m.NAMESPACE:
+                assert "Dimensions" not in stat["Metric"], "alarms read the pipeline totals"
+                alarm_metrics.append(stat["Metric"]["MetricName"])
+    assert set(alarm_metrics) == {m.DEAD_LETTER_QUEUE_DEPTH, m.HOSTED_MODEL_MINUTES, m.HOSTED_MODEL_AGE_MINUTES}
+    body, variables = resources["PipelineDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert variables["Namespace"] == m.NAMESPACE
+    on_dashboard = (set(re.findall(r'"\$\{Namespace\}", "(\w+)"', body))
+                    | set(re.findall(r'MetricName=\\"(\w+)\\"', body)))
+    assert on_dashboard == _emitted(), "every emitted metric is on the dashboard, and nothing else"
+    check_work_policy = resources["CheckWorkFunction"]["Properties"]["Policies"][0]["Statement"][0]
+    assert {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]} in check_work_policy["Resource"]

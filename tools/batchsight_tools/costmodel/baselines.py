@@ -1,0 +1,138 @@
+"""The two policies batchsight is compared with: always-on, and the AWS sample's hourly loop.
+
+Neither has a gateway: images reach the queue as they are taken (S3 event notification to
+SQS) and a Lambda event source mapping on the queue analyses them while the model is up.
+
+The sample ("Batch Image Processing with Amazon Lookout for Vision", the seed) ran a state
+machine every hour: if the queue had visible messages it called StartModel (a no-op when
+already starting or hosted), then waited a fixed 20 minutes and asked again until the model
+was HOSTED; it then enabled the event source mapping (or ended at once if another execution
+had already enabled it) and waited 59 minutes; after each wait it checked the queue and
+waited another 59 minutes while messages were visible, else disabled the mapping and
+stopped the model. So every hosting lasts at least 20 + 59 = 79 minutes.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Generator, Sequence
+
+from batchsight_pipeline.backends.base import HOSTED, STARTING
+from batchsight_tools.costmodel.engine import Engine
+from batchsight_tools.costmodel.model import ModelService, PolicyResult
+from batchsight_tools.costmodel.services import Hosting, Queue, StartTimes
+from batchsight_tools.costmodel.trace import horizon as trace_horizon
+
+SEED_TRIGGER_SECONDS = 3600.0  # rate(1 hour)
+SEED_READINESS_WAIT_SECONDS = 1200.0  # "Wait for the model to start"
+SEED_KEEP_ALIVE_SECONDS = 3540.0  # "Keep Model running for 1 hr"
+EVENT_SOURCE_CONCURRENCY = 5  # an SQS event source mapping starts with five concurrent batches
+PICKUP_SECONDS = 1.0  # the mapping's long poll: a message stays visible about this long
+TASK_SECONDS = 0.3
+
+
+class EventSource:
+    """A Lambda SQS event source mapping (batch size 1) that analyses messages while enabled."""
+
+    def __init__(self, queue: Queue, rate: float) -> None:
+        self.queue = queue
+        self.rate = rate
+        self.enabled = False
+        self.free = 0.0
+
+    def enable(self, now: float) -> None:
+        self.enabled = True
+        self.free = max(self.free, now)
+
+    def advance(self, now: float) -> None:
+        """Process every message whose processing would have begun by ``now``."""
+        while self.enabled and self.queue.pending:
+            visible = self.queue.next_visible_at()
+            assert visible is not None
+            start = max(visible + PICKUP_SECONDS, self.free)
+            if start > now:
+                return
+            self.free = self.queue.take(start, 1.0 / self.rate)
+
+    def disable(self, now: float) -> None:
+        self.advance(now)
+        self.enabled = False
+
+
+def _queue(arrivals: Sequence[float]) -> Queue:
+    queue = Queue()
+    for index, t in enumerate(arrivals):
+        queue.put(index, t)
+    return queue
+
+
+def _latencies(queue: Queue, arrivals: Sequence[float]) -> list[float]:
+    completed = queue.done
+    return [completed[i] - arrivals[i] for i in range(len(arrivals)) if i in completed]
+
+
+def simulate_always_on(arrivals: Sequence[float], service: ModelService) -> PolicyResult:
+    """The model hosted around the clock; billed for every hour of the trace's days."""
+    queue = _queue(arrivals)
+    source = EventSource(queue, service.throughput(EVENT_SOURCE_CONCURRENCY))
+    source.enable(0.0)
+    source.advance(float("inf"))
+    horizon = trace_horizon(arrivals)  # an image in the last second is answered on the next day's bill
+    return PolicyResult("always-on", [(0.0, horizon)], _latencies(queue, arrivals), horizon)
+
+
+def simulate_seed(arrivals: Sequence[float], service: ModelService, *,
+                  days_after: float = 2.0) -> PolicyResult:
+    """The sample's hourly state machine on the same trace and the same start-time draws."""
+    engine = Engine()
+    queue = _queue(arrivals)
+    source = EventSource(queue, service.throughput(EVENT_SOURCE_CONCURRENCY))
+    hosting = Hosting(StartTimes(service.start_low_seconds, service.start_high_seconds, service.seed))
+    ends: Counter[str] = Counter()
+    running = {"count": 0}
+
+    def execution() -> Generator[float, None, str]:
+        yield TASK_SECONDS  # "Check SQS Queue"
+        source.advance(engine.now)
+        if queue.visible(engine.now) == 0:
+            return "Finish (no images)"
+        while True:
+            yield TASK_SECONDS  # "Start Model": DescribeModel, StartModel only when stopped
+            status = hosting.describe(engine.now)[0]
+            if status not in (HOSTED, STARTING):
+                status = hosting.start(engine.now)
+            if status == HOSTED:
+                break
+            yield SEED_READINESS_WAIT_SECONDS
+        yield TASK_SECONDS  # "Enable SQS Trigger"
+        if source.enabled:
+            return "Finish (already running)"
+        source.enable(engine.now)
+        while True:
+            yield SEED_KEEP_ALIVE_SECONDS
+            yield TASK_SECONDS  # "Check Queue Again"
+            source.advance(engine.now)
+            if queue.visible(engine.now) == 0:
+                break
+        yield TASK_SECONDS  # "Disable SQS Trigger"
+        source.disable(engine.now)
+        yield TASK_SECONDS  # "Stop Model"
+        hosting.stop(engine.now)
+        return "Stop Model"
+
+    def trigger() -> Generator[float, None, None]:
+        while True:
+            running["count"] += 1
+            engine.spawn(execution(), done=lambda end: (ends.update([end]),
+                                                        running.__setitem__("count", running["count"] - 1)))
+            yield SEED_TRIGGER_SECONDS
+
+    engine.spawn(trigger())
+    horizon = trace_horizon(arrivals)
+    complete = engine.run(until=lambda: queue.pending == 0 and running["count"] == 0
+                          and hosting.status == "STOPPED",
+                          limit=horizon + days_after * 86_400.0)
+    result = PolicyResult("seed-hourly", list(hosting.intervals), _latencies(queue, arrivals), horizon,
+                          starts=hosting.starts, executions=dict(ends))
+    if not complete:
+        result.notes.append("simulation stopped at its time limit")
+    return result

@@ -1,0 +1,77 @@
+"""The ``local`` backend: the batchsight detector, "hosted" on this machine.
+
+A plug-in of the tools (``MODEL_BACKEND=plugin:batchsight_tools.localcloud.local_backend:LocalBackend``,
+which the local cloud sets for ``ModelBackend=local``): it exists only in the embedded default,
+so it never ships to Lambda.
+
+Hosting is modelled for real rather than faked: start writes a hosting record, the model
+becomes HOSTED after a configured warm-up, and stop closes the record in a ledger, so the
+demo and the tests can measure hosted time and prove that nothing is left running. State
+lives in files because Lambda invocations share nothing in memory.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from batchsight_pipeline.backends.base import MASK_KEY, ModelRejectedImage
+from batchsight_tools.localcloud.hosting_record import RecordHostedBackend
+
+_models: dict[tuple[str, float], Any] = {}
+_models_lock = threading.Lock()
+
+
+def _load_model(path: Path) -> Any:
+    """Load once per file version: a warm Lambda keeps its model, like a hosted endpoint."""
+    from batchsight_detector import DetectorModel  # numpy only when this backend is used
+
+    key = (str(path), path.stat().st_mtime)
+    with _models_lock:
+        if key not in _models:
+            _models[key] = DetectorModel.load(path)
+        return _models[key]
+
+
+class LocalBackend(RecordHostedBackend):
+    name = "local"
+    PLUGIN = "plugin:batchsight_tools.localcloud.local_backend:LocalBackend"
+
+    def __init__(self, *, model_path: Path, state_dir: Path, startup_seconds: float,
+                 start_timeout_seconds: float) -> None:
+        super().__init__(state_dir=state_dir, startup_seconds=startup_seconds,
+                         start_timeout_seconds=start_timeout_seconds)
+        self.model_path = model_path
+
+    @classmethod
+    def from_env(cls, *, start_timeout_seconds: float) -> LocalBackend:
+        return cls(model_path=Path(os.environ["LOCAL_MODEL_PATH"]),
+                   state_dir=Path(os.environ["LOCAL_MODEL_STATE_DIR"]),
+                   startup_seconds=float(os.environ.get("LOCAL_MODEL_STARTUP_SECONDS", "2")),
+                   start_timeout_seconds=start_timeout_seconds)
+
+    @property
+    def model_id(self) -> str:
+        return self.model_path.name
+
+    def _start(self, run_token: str) -> str:
+        if not self.model_path.is_file():
+            raise FileNotFoundError(f"local model {self.model_path} does not exist; "
+                                    "fit one with `batchsight fit`")
+        return super()._start(run_token)
+
+    def detect(self, image: bytes, *, content_type: str) -> dict[str, Any]:
+        self._require_hosted()
+        model = _load_model(self.model_path)
+        try:
+            result = model.detect(image)
+            if result["IsAnomalous"]:  # where the defect is, for the report (a second pass, defects only)
+                result[MASK_KEY] = model.anomaly_mask_png(image)
+        except ValueError as exc:
+            raise ModelRejectedImage(str(exc)) from exc
+        return result
+
+    def hosted_seconds(self) -> float:
+        """Total hosted time in the ledger (closed intervals only)."""
+        return self.hosting.hosted_seconds()
