@@ -29,10 +29,7 @@ import argparse
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "cloud" / "src"))
-
-from batchsight_tools.costmodel import (  # noqa: E402
+from batchsight_tools.costmodel import (
     BudgetTooSmall,
     Comparison,
     compare,
@@ -41,13 +38,14 @@ from batchsight_tools.costmodel import (  # noqa: E402
     read_trace,
     table,
 )
-from batchsight_tools.costmodel.options import (  # noqa: E402
+from batchsight_tools.costmodel.options import (
     add_model_arguments,
     backend_summary,
     billing_from,
     service_from,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FIGURE = REPO / "bench" / "figures" / "cost.png"
 COLOURS = {"always-on": "#7f7f7f", "seed-hourly": "#d62728", "batchsight": "#1f77b4", "ideal": "#2ca02c"}
 
@@ -55,7 +53,8 @@ COLOURS = {"always-on": "#7f7f7f", "seed-hourly": "#d62728", "batchsight": "#1f7
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_arguments(parser)
-    parser.add_argument("--out", type=Path, default=DEFAULT_FIGURE, help=f"plot (default {DEFAULT_FIGURE.relative_to(REPO)})")
+    parser.add_argument("--out", type=Path, default=DEFAULT_FIGURE,
+                        help=f"plot (default {DEFAULT_FIGURE.relative_to(REPO)})")
     parser.add_argument("--no-plot", action="store_true", help="print the table only")
     args = parser.parse_args(argv)
 

@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "cloud" / "src"))
-
 from batchsight_detector import fit
 from batchsight_detector.features import Preprocessing, pixels
+from batchsight_detector.patchcore import PatchMemory
+
+REPO = Path(__file__).resolve().parents[1]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -89,7 +89,7 @@ def evaluate(args: argparse.Namespace, name: str) -> list[str]:
     model = fit(train_normal, anomalous_images=train_anomaly or None, method=args.method,
                 working_size=args.working_size, color=args.color, max_bank_images=args.bank,
                 augment=augment)
-    if args.method == "patchcore":
+    if isinstance(model.bank, PatchMemory):  # --method patchcore
         kept = (f"{len(model.bank.patches)} patches kept, input {model.bank.size[0]}x"
                 f"{model.bank.size[1]}, augmentation {','.join(model.augmentation) or 'none'} "
                 f"(check: {model.augmentation_check or 'skipped'})")

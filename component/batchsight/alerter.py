@@ -20,6 +20,7 @@ from typing import Any
 from batchsight import alerts
 from batchsight.config import Config
 from batchsight.journal import ImageRecord, ImageState, Journal
+from batchsight.live_config import Configured
 from batchsight.publishers import Publisher, PublishError
 from batchsight.publishers.base import encode
 from batchsight.publishers.outbox import Outbox
@@ -27,7 +28,7 @@ from batchsight.publishers.outbox import Outbox
 log = logging.getLogger(__name__)
 
 
-class Alerter:
+class Alerter(Configured):
     def __init__(self, config: Config, journal: Journal, publisher: Publisher, *,
                  outbox: Outbox | None = None) -> None:
         self.config = config

@@ -14,7 +14,7 @@ from datetime import datetime, UTC
 
 from croniter import croniter
 
-from batchsight.config import BatchSettings
+from batchsight.config import BatchSettings, Config
 
 _NOT_IN_EXECUTION_NAME = re.compile(r"[^A-Za-z0-9_-]")  # config allows '.', execution names do not
 
@@ -60,6 +60,10 @@ class BatchPolicy:
             return "interval"
         return None
 
+    def reconfigure(self, config: Config) -> None:
+        """New batching settings apply from the next ``due``: the last cut and the batches seen
+        hosting are kept, so a shorter interval or a new schedule counts from the last cut."""
+        self.settings = config.batch
 
     def model_hosted(self, batch_id: str) -> None:
         """A first result of ``batch_id`` arrived, so the model is hosted right now.

@@ -10,56 +10,39 @@ import json
 import shutil
 import sys
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from batchsight import logs
-from batchsight.config import Config, ConfigError, load_config
+from batchsight.config import Config, ConfigError
+
+if TYPE_CHECKING:
+    from batchsight.greengrass import GreengrassIpc
 
 
-def _load(args: argparse.Namespace) -> Config:
-    return _load_with_ipc(args)[0]
+def _load(args: argparse.Namespace) -> tuple[Config, GreengrassIpc | None]:
+    """The configuration and, on a device, the IPC adapter; the wiring is imported only when a
+    command needs it (it brings boto3 and the MQTT client)."""
+    from batchsight import wiring
 
-
-def _load_with_ipc(args: argparse.Namespace) -> tuple[Config, Any]:
-    """The configuration, plus the Greengrass IPC adapter when running on a device."""
-    if getattr(args, "greengrass", False):
-        from batchsight.greengrass import GreengrassIpc, load_greengrass_config
-
-        return load_greengrass_config(GreengrassIpc())
-    if not args.config:
-        raise ConfigError("give --config FILE (or --greengrass on a Greengrass device)")
-    return load_config(Path(args.config)), None
+    return wiring.configuration(args.config, greengrass=args.greengrass)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from batchsight import wiring
     from batchsight.runtime import Component
 
-    config, ipc = _load_with_ipc(args)
+    config, ipc = _load(args)
     logs.setup(config.log_level)
-    if ipc is None:
-        component = Component(config)
-    else:
-        from batchsight.publishers.greengrass import GreengrassPublisher
-
-        component = Component(config, publisher=GreengrassPublisher(ipc))
-        ipc.on_configuration_change(component.apply_config)
+    component = Component(config, ipc=ipc)
     component.install_signal_handlers()
-    try:
-        if ipc is not None:
-            ipc.report_state("RUNNING")
-        component.run()
-    except Exception:
-        if ipc is not None:
-            ipc.report_state("ERRORED")  # Greengrass restarts the component; the journal resumes it
-        raise
+    wiring.run(component, ipc)
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
     from batchsight.journal import Journal
 
-    config = _load(args)
+    config, _ = _load(args)
     if not config.journal_path.exists():
         print(f"no journal at {config.journal_path}: the component has not run yet")
         return 1
@@ -76,11 +59,11 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
+    from batchsight import wiring
     from batchsight.doctor import report, run_checks
-    from batchsight.runtime import aws_clients
 
-    config = _load(args)
-    checks = run_checks(config, aws_clients(config))
+    config, _ = _load(args)
+    checks = run_checks(config, wiring.aws_clients(config))
     print(report(checks))
     return 0 if all(c.ok for c in checks) else 1
 

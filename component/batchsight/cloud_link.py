@@ -19,8 +19,9 @@ from urllib.parse import quote
 from botocore.exceptions import ClientError
 
 from batchsight.config import Config
-from batchsight.ingest import set_aside
 from batchsight.journal import ImageRecord, ImageState, Journal
+from batchsight.live_config import Configured
+from batchsight.quarantine import set_aside
 
 log = logging.getLogger(__name__)
 CONTRACT_VERSION = 1
@@ -36,7 +37,7 @@ class DamagedSpoolFile(RuntimeError):
         self.image = image
 
 
-class CloudLink:
+class CloudLink(Configured):
     def __init__(self, config: Config, journal: Journal, *, s3: Any, sqs: Any, sfn: Any,
                  upload_concurrency: int = 4) -> None:
         self.config = config

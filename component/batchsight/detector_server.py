@@ -20,13 +20,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from batchsight.config import Config
+from batchsight.live_config import Configured
 
 log = logging.getLogger(__name__)
 SERVER_MODULE = "batchsight_detector.serve"
 STARTUP_GRACE_SECONDS = 30.0  # a server just started may take this long to load its model
 
 
-class DetectorServer:
+class DetectorServer(Configured):
     def __init__(self, config: Config, *, s3: Any) -> None:
         self.config = config
         self.s3 = s3

@@ -131,7 +131,7 @@ def _clock(s3: Any, bucket: str) -> Check:
 
 def _broker(config: Config) -> Check:
     """Connect the way the component does (protocol, TLS, credentials), under another client id."""
-    from batchsight.runtime import build_publisher
+    from batchsight.wiring import build_publisher
 
     where = f"{config.mqtt.host}:{config.mqtt.port} (MQTT {config.mqtt.protocol}{', TLS' if config.mqtt.tls else ''})"
     try:

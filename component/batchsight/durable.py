@@ -19,7 +19,8 @@ PARTIAL = ".partial-"   # a cross-file-system copy still in progress
 def _libc_syncfs() -> Callable[[int], int] | None:
     """Linux's syncfs(2), which the os module lacks; None elsewhere (macOS dev machines)."""
     try:
-        return ctypes.CDLL(None, use_errno=True).syncfs  # type: ignore[no-any-return]
+        syncfs: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+        return syncfs
     except (OSError, AttributeError):
         return None
 

@@ -29,6 +29,7 @@ from batchsight.alerts import utc_now
 from batchsight.config import Config
 from batchsight.detector_server import DetectorServer
 from batchsight.journal import ImageRecord, ImageState, Journal, Route
+from batchsight.live_config import Configured
 from batchsight.local_detector import DetectorNotListening, DetectorUnavailable, ImageRefused, LocalDetector
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def audited(image_id: str, fraction: float) -> bool:
     return int(image_id[:8], 16) < fraction * 16 ** 8
 
 
-class EdgeJudge:
+class EdgeJudge(Configured):
     def __init__(self, config: Config, journal: Journal, alerter: Alerter, *,
                  detector: LocalDetector, server: DetectorServer) -> None:
         self.config = config

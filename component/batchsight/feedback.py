@@ -19,6 +19,7 @@ from typing import Any
 
 from batchsight.config import Config
 from batchsight.journal import ImageState, Journal
+from batchsight.live_config import Configured
 
 log = logging.getLogger(__name__)
 MAX_FEEDBACK_BYTES = 4096
@@ -78,7 +79,7 @@ def manifest_line(*, bucket: str, image_key: str, anomalous: bool, operator: str
     }
 
 
-class FeedbackStore:
+class FeedbackStore(Configured):
     """Feedback rows in the journal file (a table of its own), uploaded when the cloud is up."""
 
     def __init__(self, config: Config, journal: Journal, *, s3: Any) -> None:

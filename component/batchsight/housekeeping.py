@@ -12,6 +12,7 @@ import sqlite3
 
 from batchsight.config import Config
 from batchsight.journal import Journal
+from batchsight.live_config import Configured
 
 log = logging.getLogger(__name__)
 DAY = 86_400.0
@@ -27,7 +28,7 @@ def disk_full(exc: BaseException) -> bool:
     return False
 
 
-class DiskGuard:
+class DiskGuard(Configured):
     """Refuse new images (they wait in the drop folder) rather than delete unsent ones.
 
     The thresholds keep the file system from filling up; when it fills up anyway (another
@@ -79,7 +80,7 @@ class DiskGuard:
         return changed
 
 
-class Housekeeper:
+class Housekeeper(Configured):
     """Re-submit images whose result never came; prune the journal of old, finished rows."""
 
     def __init__(self, config: Config, journal: Journal) -> None:

@@ -15,7 +15,6 @@ import errno
 import logging
 import os
 import secrets
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, UTC
@@ -24,16 +23,14 @@ from pathlib import Path
 from batchsight import durable
 from batchsight.config import Config
 from batchsight.images import CheckedImage, InvalidImage, check_size, inspect
-from batchsight.journal import ImageRecord, ImageState, Journal
+from batchsight.journal import ImageState, Journal
+from batchsight.live_config import Configured
+from batchsight.names import flat, unflat
+from batchsight.quarantine import quarantine
 
 log = logging.getLogger(__name__)
 _STAGED_PREFIX = 33            # 16 random bytes in hex and '-' before the drop-folder name
-_REASON = ".reason.txt"
 GROUP = 256                    # files per barrier and transaction: a backlog is acknowledged in steps
-# A file name is at most 255 bytes: staging puts 33 before a flat name (and a copy from another
-# file system 9 more, durable.PARTIAL), quarantine up to 20 before it and 11 (".reason.txt") after.
-_MAX_FLAT_BYTES = 213
-_CUT = "…"
 
 
 @dataclass(frozen=True)
@@ -59,7 +56,7 @@ class _Inspected:
     mtime: float
 
 
-class Ingestor:
+class Ingestor(Configured):
     def __init__(self, config: Config, journal: Journal) -> None:
         self.config = config
         self.journal = journal
@@ -150,7 +147,7 @@ class Ingestor:
                            [self._staging, *{os.path.dirname(item.origin) for item in group}])
         is_new = self.journal.add_many([self._record(item) for item in group], state=ImageState.RECEIVED)
         outcomes = {}
-        for item, new in zip(group, is_new):
+        for item, new in zip(group, is_new, strict=True):
             spooled = self._spooled(item.checked)
             if not new and not self._interrupted_move(item.checked.image_id, spooled):
                 reason = f"duplicate of image {item.checked.image_id} already journaled"
@@ -212,25 +209,6 @@ class Ingestor:
         return IngestOutcome(origin, None, reason)
 
 
-def quarantine(config: Config, path: Path, name: str, reason: str) -> Path:
-    """Move a file aside under a name of its own, with a reason file; never delete it."""
-    config.quarantine_folder.mkdir(parents=True, exist_ok=True)
-    target = _claim(config.quarantine_folder, name)
-    durable.move(path, target)
-    target.with_name(target.name + _REASON).write_text(reason + "\n")
-    log.warning("file quarantined", extra={"file_name": name, "reason": reason, "quarantine_path": str(target)})
-    return target
-
-
-def set_aside(config: Config, journal: Journal, image: ImageRecord, reason: str) -> None:
-    """Quarantine a journaled image (what is left of its spool file) so nothing waits on it again."""
-    path = Path(image.path)
-    if path.exists():
-        path = quarantine(config, path, image.file_name, reason)
-    journal.set_aside(image.image_id, str(path), reason)
-    log.error("image set aside", extra={"image_id": image.image_id, "reason": reason})
-
-
 def _read_to_end(fd: int, size: int, limit: int) -> bytes:
     """The size fstat saw and one byte more, to tell a file that grew meanwhile; then on to its
     end, never past limit + 1 bytes. (Asking for the limit at once makes Python allocate it:
@@ -244,28 +222,6 @@ def _read_to_end(fd: int, size: int, limit: int) -> bytes:
     return data
 
 
-def flat(name: str) -> str:
-    """A name from a subfolder as one file name: '/' written as %2F (and '%' as %25, so
-    ``unflat`` gives back exactly the name). A name too long for one file name loses its
-    start, marked by '…', and keeps its end, which names the file."""
-    escaped = _escape(name)
-    if len(escaped.encode()) <= _MAX_FLAT_BYTES:
-        return escaped
-    budget, start, size = _MAX_FLAT_BYTES - len(_CUT.encode()), len(name), 0
-    while start > 0 and size + len(_escape(name[start - 1]).encode()) <= budget:
-        start -= 1
-        size += len(_escape(name[start]).encode())
-    return _CUT + _escape(name[start:])
-
-
-def _escape(name: str) -> str:
-    return name.replace("%", "%25").replace("/", "%2F")
-
-
-def unflat(flat_name: str) -> str:
-    return flat_name.replace("%2F", "/").replace("%25", "%")
-
-
 def _skipped(origin: Path, where: str | Path, exc: OSError) -> IngestOutcome:
     """A file we cannot read can be neither checked nor quarantined: leave it and say so.
 
@@ -274,20 +230,3 @@ def _skipped(origin: Path, where: str | Path, exc: OSError) -> IngestOutcome:
     log.error("cannot read file; left in place to retry", extra={"path": str(where),
                                                                  "error": str(exc)})
     return IngestOutcome(origin, None, None, skipped=True)
-
-
-def _claim(folder: Path, name: str) -> Path:
-    """A new '{time}-{name}' in folder, created empty with O_EXCL so a move onto it replaces
-    nothing we keep; a counter separates rejects of one name within one second."""
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    count = 0
-    while True:
-        target = folder / (f"{stamp}-{count}-{flat(name)}" if count else f"{stamp}-{flat(name)}")
-        count += 1
-        if target.with_name(target.name + _REASON).exists():
-            continue  # its reason file would overwrite a kept file of that name
-        try:
-            open(target, "x").close()
-            return target
-        except FileExistsError:
-            continue

@@ -1,8 +1,13 @@
 """The journal: every image's state in SQLite (WAL), so a crash anywhere loses nothing.
 
-An image moves through ``ImageState`` in order; each step is recorded in its own
-transaction after the side effect it records, so a restart repeats at most the last step,
-and every step is idempotent (same S3 key, same execution name, same result key).
+An image moves through ``ImageState`` along the table in lifecycle.py; each step is recorded in
+its own transaction after the side effect it records, so a restart repeats at most the last
+step, and every step is idempotent (same S3 key, same execution name, same result key).
+
+The journal owns every write to the file's tables, the outbox's included: a hand-off
+(``Journal.handoff``) queues MQTT messages and claims the images or batches they announce in
+one transaction (publishers/outbox.py says why), and every change of an image's state, in a
+hand-off too, passes the one transition guard.
 """
 from __future__ import annotations
 
@@ -11,120 +16,64 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from batchsight.journal_schema import ImageRecord, OutboxMessage, create_tables
+from batchsight.lifecycle import BATCHED_ROUTES, ENTRY, GONE, IllegalTransition, ImageState, Move, Route, check, sources
 
-class ImageState(str, Enum):
-    RECEIVED = "received"        # complete, hashed, durable in the spool; pixels not yet decoded
-    VALIDATED = "validated"      # decoded too (verifier.py); waiting for a batch
-    UPLOADED = "uploaded"        # object in the source bucket
-    ENQUEUED = "enqueued"        # message in the queue
-    SUBMITTED = "submitted"      # execution started for its batch
-    RESULT_STORED = "result_stored"
-    ALERTED = "alerted"          # final: result published on MQTT
-# Rejected files never become images: they are listed in the quarantine table instead.
+__all__ = ["Handoff", "IllegalTransition", "ImageRecord", "ImageState", "Journal", "OutboxMessage", "Route"]
+_LOOKUP = 500  # image ids per SELECT ... IN (...): far below SQLite's limit on parameters
 
 
-class Route(str, Enum):
-    """Who judges an image (edge_judge.py). An image without a route waits for the local detector."""
-
-    CLOUD = "cloud"   # the batch pipeline only
-    EDGE = "edge"     # the local detector only: VALIDATED -> RESULT_STORED, never uploaded
-    AUDIT = "audit"   # the local verdict is published at once, and the cloud checks it
-
-_BATCHED_ROUTES = (Route.CLOUD.value, Route.AUDIT.value)
+def _guard(to: ImageState | None, move: Move) -> tuple[str, tuple[str, ...]]:
+    """The transition table's answer for a statement that moves a set at once: ``state IN (...)``."""
+    states = sources(to, move)
+    return f"state IN ({', '.join('?' * len(states))})", tuple(state.value for state in states)
 
 
-_ORDER = list(ImageState)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS images (
-    image_id      TEXT PRIMARY KEY,
-    file_name     TEXT NOT NULL,
-    path          TEXT NOT NULL,
-    ext           TEXT NOT NULL,
-    size          INTEGER NOT NULL,
-    width         INTEGER NOT NULL,
-    height        INTEGER NOT NULL,
-    captured_at   TEXT NOT NULL,
-    seen_at       REAL NOT NULL,
-    state         TEXT NOT NULL,
-    batch_id      TEXT,
-    is_anomalous  INTEGER,
-    confidence    REAL,
-    result_json   TEXT,
-    updated_at    REAL NOT NULL,
-    route         TEXT,
-    local_json    TEXT,
-    corrected     INTEGER
-);
-CREATE INDEX IF NOT EXISTS images_state ON images(state, seen_at);
-CREATE INDEX IF NOT EXISTS images_route ON images(route, state);
-CREATE INDEX IF NOT EXISTS images_batch ON images(batch_id);
-CREATE TABLE IF NOT EXISTS batches (
-    batch_id      TEXT PRIMARY KEY,
-    created_at    REAL NOT NULL,
-    image_count   INTEGER NOT NULL,
-    execution_arn TEXT,
-    summarized_at REAL
-);
-CREATE TABLE IF NOT EXISTS quarantine (
-    path          TEXT PRIMARY KEY,
-    reason        TEXT NOT NULL,
-    at            REAL NOT NULL
-);
-"""
+_DECODED = _guard(ImageState.VALIDATED, Move.STEP)          # received -> validated
+_RESUBMITTED = _guard(ImageState.VALIDATED, Move.RESUBMIT)  # submitted -> validated, out of its batch
+_ALERTED = _guard(ImageState.ALERTED, Move.STEP)            # result_stored -> alerted
+_SET_ASIDE = _guard(GONE, Move.SET_ASIDE)                   # received or validated -> quarantine
+_PRUNED = _guard(GONE, Move.PRUNE)                          # alerted -> forgotten
 
 
-class IllegalTransition(RuntimeError):
-    """A caller tried to move an image backwards or skip its result: a bug, never data."""
+class Handoff:
+    """One journal transaction: queue MQTT messages and claim what they announce, all or nothing."""
 
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
 
-_RESULT = _ORDER.index(ImageState.RESULT_STORED)
+    def put(self, topic: str, body: bytes, *, retain: bool = False) -> int:
+        cursor = self._db.execute("INSERT INTO outbox (topic, body, retain, created_at) VALUES (?, ?, ?, ?)",
+                                  (topic, body, int(retain), time.time()))
+        return int(cursor.lastrowid or 0)
 
+    def claim_image(self, image_id: str, *, corrected: bool | None = None) -> bool:
+        """result_stored -> alerted; False when the image is not (or no longer) result_stored.
 
-def _check_transition(image_id: str, current: ImageState, to: ImageState) -> None:
-    """Forward moves may skip the cloud steps but never the stored result: alerts rest on it."""
-    here, there = _ORDER.index(current), _ORDER.index(to)
-    if here > there:
-        raise IllegalTransition(f"image {image_id} is {current.value}, cannot become {to.value}")
-    if here < _RESULT < there:
-        raise IllegalTransition(f"image {image_id} is {current.value}, cannot become {to.value} "
-                                f"without {ImageState.RESULT_STORED.value}")
+        ``corrected`` records, for an audited image, whether the cloud overruled the edge.
+        """
+        guard, states = _ALERTED
+        cursor = self._db.execute(f"UPDATE images SET state=?, updated_at=?, corrected=? WHERE image_id=? AND {guard}",
+                                  (ImageState.ALERTED.value, time.time(), None if corrected is None else int(corrected),
+                                   image_id, *states))
+        return cursor.rowcount == 1
 
+    def claim_audit(self, image_id: str, local_json: str) -> bool:
+        """Record the local verdict of an image the cloud will check; False when already routed."""
+        cursor = self._db.execute("UPDATE images SET route=?, local_json=?, updated_at=? WHERE image_id=?"
+                                  " AND route IS NULL AND state=?",
+                                  (Route.AUDIT.value, local_json, time.time(), image_id,
+                                   ImageState.VALIDATED.value))
+        return cursor.rowcount == 1
 
-@dataclass(frozen=True)
-class ImageRecord:
-    image_id: str
-    file_name: str
-    path: str
-    ext: str
-    size: int
-    width: int
-    height: int
-    captured_at: str
-    seen_at: float
-    state: ImageState
-    batch_id: str | None
-    is_anomalous: bool | None
-    confidence: float | None
-    result_json: str | None
-    route: str | None = Route.CLOUD.value
-    local_json: str | None = None   # audit images: the local verdict published before the cloud's
-    corrected: bool | None = None   # audit images: the cloud's verdict differed from the local one
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> ImageRecord:
-        values = dict(row)
-        values.pop("updated_at")
-        values["state"] = ImageState(values["state"])
-        for flag in ("is_anomalous", "corrected"):
-            if values[flag] is not None:
-                values[flag] = bool(values[flag])
-        return cls(**values)
+    def claim_batch(self, batch_id: str) -> bool:
+        """Mark a batch summarized; False when it already was."""
+        cursor = self._db.execute("UPDATE batches SET summarized_at=? WHERE batch_id=? AND summarized_at IS NULL",
+                                  (time.time(), batch_id))
+        return cursor.rowcount == 1
 
 
 class Journal:
@@ -137,16 +86,7 @@ class Journal:
         self._lock = threading.RLock()
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
-        self._add_missing_columns()
-        self._conn.executescript(SCHEMA)
-
-    def _add_missing_columns(self) -> None:
-        """Journals written before the edge modes lack the route columns: add them (all cloud)."""
-        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(images)")}
-        if columns and "route" not in columns:
-            self._conn.execute(f"ALTER TABLE images ADD COLUMN route TEXT DEFAULT '{Route.CLOUD.value}'")
-            self._conn.execute("ALTER TABLE images ADD COLUMN local_json TEXT")
-            self._conn.execute("ALTER TABLE images ADD COLUMN corrected INTEGER")
+        create_tables(self._conn)
 
     def close(self) -> None:
         with self._lock:
@@ -167,6 +107,12 @@ class Journal:
                     self._conn.execute("ROLLBACK")
                 raise
 
+    @contextmanager
+    def handoff(self) -> Iterator[Handoff]:
+        """One transaction: every message queued and everything claimed inside commits together."""
+        with self._tx() as db:
+            yield Handoff(db)
+
     def add(self, record: dict[str, Any], *, state: ImageState = ImageState.VALIDATED) -> bool:
         """Journal one image checked in full; False if the same bytes are already known."""
         return self.add_many([record], state=state)[0]
@@ -179,6 +125,8 @@ class Journal:
         image, as much as its rename. ``record["route"]`` None leaves it to the local detector;
         missing means the cloud.
         """
+        if state not in ENTRY:
+            raise IllegalTransition(f"an image cannot be journaled as {state.value}")
         now = time.time()
         stamps = {"seen_at": now, "state": state.value, "updated_at": now}
         with self._tx() as db:
@@ -209,16 +157,16 @@ class Journal:
 
     def get_many(self, image_ids: list[str]) -> list[ImageRecord]:
         with self._lock:
-            rows = self._conn.execute(f"SELECT * FROM images WHERE image_id IN ({', '.join('?' * len(image_ids))})",  # noqa: S608 - placeholders only
+            rows = self._conn.execute(f"SELECT * FROM images WHERE image_id IN ({', '.join('?' * len(image_ids))})",
                                       image_ids).fetchall()
         return [ImageRecord.from_row(r) for r in rows]
 
     def validated(self, image_ids: list[str]) -> None:
         """Received images whose pixels decoded may now be judged and batched, in one statement."""
+        guard, states = _DECODED
         with self._tx() as db:
-            db.executemany("UPDATE images SET state=?, updated_at=? WHERE image_id=? AND state=?",
-                           [(ImageState.VALIDATED.value, time.time(), i, ImageState.RECEIVED.value)
-                            for i in image_ids])
+            db.executemany(f"UPDATE images SET state=?, updated_at=? WHERE image_id=? AND {guard}",
+                           [(ImageState.VALIDATED.value, time.time(), i, *states) for i in image_ids])
 
     def ids_in_state(self, state: ImageState) -> list[str]:
         with self._lock:
@@ -237,7 +185,7 @@ class Journal:
         with self._lock:
             row = self._conn.execute("SELECT COUNT(*), MIN(seen_at) FROM images"
                                      " WHERE state=? AND batch_id IS NULL AND route IN (?, ?)",
-                                     (ImageState.VALIDATED.value, *_BATCHED_ROUTES)).fetchone()
+                                     (ImageState.VALIDATED.value, *BATCHED_ROUTES)).fetchone()
         return int(row[0]), row[1]
 
     def unrouted(self, *, limit: int) -> list[ImageRecord]:
@@ -258,11 +206,12 @@ class Journal:
                                   (Route.CLOUD.value, i)).rowcount for i in image_ids)
 
     def cut_batch(self, batch_id: str, *, max_images: int) -> int:
-        """Assign the oldest waiting images to a new batch, atomically."""
+        """Assign the oldest waiting images to a new batch, atomically. Their state stays validated:
+        joining a batch is not a change of state, and leaving one only happens by resubmit."""
         with self._tx() as db:
             ids = [r[0] for r in db.execute(
                 "SELECT image_id FROM images WHERE state=? AND batch_id IS NULL AND route IN (?, ?)"
-                " ORDER BY seen_at LIMIT ?", (ImageState.VALIDATED.value, *_BATCHED_ROUTES, max_images))]
+                " ORDER BY seen_at LIMIT ?", (ImageState.VALIDATED.value, *BATCHED_ROUTES, max_images))]
             if not ids:
                 return 0
             db.executemany("UPDATE images SET batch_id=? WHERE image_id=?", [(batch_id, i) for i in ids])
@@ -280,17 +229,25 @@ class Journal:
         return [r[0] for r in rows]
 
     def advance(self, image_ids: list[str], to: ImageState, **fields: Any) -> None:
-        """Move images forward to ``to``; repeating a step is a no-op, going back or skipping
-        the result is a bug."""
+        """Move images a step along the pipeline to ``to``, all or none; repeating a step is a
+        no-op, a move the transition table does not allow (back, or past the result) is a bug.
+
+        The states of the whole set are read first, checked, then written in one executemany.
+        """
+        assignments = ", ".join(f"{k}=:{k}" for k in ("state", "updated_at", *fields))
+        now = time.time()
         with self._tx() as db:
+            current: dict[str, ImageState] = {}
+            for start in range(0, len(image_ids), _LOOKUP):
+                chunk = image_ids[start:start + _LOOKUP]
+                current.update((row[0], ImageState(row[1])) for row in db.execute(
+                    f"SELECT image_id, state FROM images WHERE image_id IN ({', '.join('?' * len(chunk))})", chunk))
             for image_id in image_ids:
-                row = db.execute("SELECT state FROM images WHERE image_id=?", (image_id,)).fetchone()
-                if row is None:
+                if image_id not in current:
                     raise IllegalTransition(f"unknown image {image_id}")
-                _check_transition(image_id, ImageState(row[0]), to)
-                assignments = ", ".join(f"{k}=:{k}" for k in ("state", "updated_at", *fields))
-                db.execute(f"UPDATE images SET {assignments} WHERE image_id=:image_id",  # noqa: S608 - fixed names
-                           {"state": to.value, "updated_at": time.time(), "image_id": image_id, **fields})
+                check(image_id, current[image_id], to)
+            db.executemany(f"UPDATE images SET {assignments} WHERE image_id=:image_id",
+                           [{**fields, "state": to.value, "updated_at": now, "image_id": i} for i in image_ids])
 
     def set_execution(self, batch_id: str, execution_arn: str) -> None:
         with self._tx() as db:
@@ -317,9 +274,9 @@ class Journal:
     def set_aside(self, image_id: str, path: str, reason: str) -> None:
         """An image whose spool file is gone or damaged, or whose pixels do not decode: it leaves
         the images and its batch and is listed in quarantine with the reason, in one step."""
+        guard, states = _SET_ASIDE
         with self._tx() as db:
-            db.execute("DELETE FROM images WHERE image_id=? AND state IN (?, ?)",
-                       (image_id, ImageState.RECEIVED.value, ImageState.VALIDATED.value))
+            db.execute(f"DELETE FROM images WHERE image_id=? AND {guard}", (image_id, *states))
             db.execute("INSERT OR REPLACE INTO quarantine (path, reason, at) VALUES (?, ?, ?)",
                        (path, reason, time.time()))
 
@@ -334,23 +291,42 @@ class Journal:
         """The one legal step back: a submitted image whose result never came waits for a new batch.
 
         Re-uploading is idempotent (same key, same bytes) and a late first result simply
-        lands under the same deterministic key, so nothing is doubled.
+        lands under the same deterministic key, so nothing is doubled. An image no longer
+        submitted (its result came meanwhile) is left as it is.
         """
+        guard, states = _RESUBMITTED
         with self._tx() as db:
-            for image_id in image_ids:
-                db.execute("UPDATE images SET state=?, batch_id=NULL, updated_at=? WHERE image_id=? AND state=?",
-                           (ImageState.VALIDATED.value, time.time(), image_id, ImageState.SUBMITTED.value))
+            db.executemany(f"UPDATE images SET state=?, batch_id=NULL, updated_at=? WHERE image_id=? AND {guard}",
+                           [(ImageState.VALIDATED.value, time.time(), i, *states) for i in image_ids])
 
     def prune(self, *, older_than: float) -> int:
         """Forget finished images and summarized batches older than ``older_than``."""
+        guard, states = _PRUNED
         with self._tx() as db:
-            images = db.execute("DELETE FROM images WHERE state=? AND updated_at<?",
-                                (ImageState.ALERTED.value, older_than)).rowcount
+            images = db.execute(f"DELETE FROM images WHERE {guard} AND updated_at<?", (*states, older_than)).rowcount
             db.execute("DELETE FROM batches WHERE summarized_at<? AND NOT EXISTS"
                        " (SELECT 1 FROM images i WHERE i.batch_id=batches.batch_id)", (older_than,))
             db.execute("DELETE FROM quarantine WHERE at<?", (older_than,))
         return int(images)
 
+    # --- the outbox: messages a hand-off queued, until the broker acknowledges them ------------
+    def outbox_messages(self, limit: int = 100) -> list[OutboxMessage]:
+        """The oldest waiting messages, in sending order."""
+        with self._lock:
+            rows = self._conn.execute("SELECT seq, topic, body, retain, created_at FROM outbox"
+                                      " ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        return [OutboxMessage(int(r[0]), r[1], bytes(r[2]), bool(r[3]), float(r[4])) for r in rows]
+
+    def outbox_count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def outbox_delete(self, seq: int) -> None:
+        """The broker acknowledged message ``seq``: it leaves the outbox."""
+        with self._tx() as db:
+            db.execute("DELETE FROM outbox WHERE seq=?", (seq,))
+
+    # --- figures for the status topic and the status command ----------------------------------
     def pending_bytes(self) -> int:
         """Bytes of images kept on the gateway until their result is published."""
         with self._lock:

@@ -14,6 +14,7 @@ from typing import Any
 
 from batchsight.config import Config
 from batchsight.journal import ImageRecord, ImageState, Journal
+from batchsight.live_config import Configured
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def parse_result(raw: bytes, image_id: str) -> dict[str, Any]:
     return document
 
 
-class ResultPuller:
+class ResultPuller(Configured):
     def __init__(self, config: Config, journal: Journal, *, s3: Any) -> None:
         self.config = config
         self.journal = journal

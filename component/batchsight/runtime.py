@@ -12,6 +12,7 @@ without a real-time clock, or by hand; a wall-clock timer would then stall for a
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -23,27 +24,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config as BotoConfig
-
-from batchsight import alerts
-from batchsight.alerter import Alerter
-from batchsight.batcher import BatchPolicy, new_batch_id
+from batchsight import alerts, wiring
+from batchsight.batcher import new_batch_id
 from batchsight.cloud_errors import refusal
-from batchsight.cloud_link import CloudLink
 from batchsight.config import Config
-from batchsight.detector_server import DetectorServer
-from batchsight.edge_judge import EdgeJudge
-from batchsight.feedback import FeedbackStore
-from batchsight.housekeeping import DiskGuard, Housekeeper, disk_full
-from batchsight.ingest import IngestOutcome, Ingestor
-from batchsight.journal import Journal
-from batchsight.local_detector import LocalDetector
+from batchsight.greengrass import GreengrassIpc
+from batchsight.housekeeping import disk_full
+from batchsight.ingest import IngestOutcome
+from batchsight.live_config import reloadable
 from batchsight.publishers import Publisher, PublishError
-from batchsight.publishers.mqtt import MqttPublisher
-from batchsight.results import ResultPuller
-from batchsight.verifier import PixelVerifier
-from batchsight.watcher import DropFolderWatcher
+
+# Made by the wiring; still importable from here, where bench/edge.py and tests look for them.
+from batchsight.wiring import aws_clients as aws_clients
+from batchsight.wiring import build_publisher as build_publisher
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 0.2
@@ -71,61 +64,24 @@ class Backoff:
         self.failures, self.next_try = 0, 0.0
 
 
-def aws_clients(config: Config) -> dict[str, Any]:
-    session = boto3.session.Session(region_name=config.aws.region)
-    # One retry inside botocore, no more: its backoff sleeps in the main loop (up to 15 s per
-    # throttled call with 4 retries, stalling ingestion and MQTT); longer stretches are the
-    # component's own non-blocking Backoff's (see _cloud_step).
-    options: dict[str, Any] = {"config": BotoConfig(retries={"mode": "standard", "total_max_attempts": 2},
-                                                    connect_timeout=5, read_timeout=30)}
-    if config.aws.endpoint_url:
-        options["endpoint_url"] = config.aws.endpoint_url
-    return {name: session.client(name, **options) for name in ("s3", "sqs", "stepfunctions")}
-
-
-def build_publisher(config: Config, *, client_id: str = "", with_will: bool = True) -> MqttPublisher:
-    """Off Greengrass: a direct MQTT client. (Greengrass IPC is the on-device adapter.)"""
-    from batchsight.publishers.mqtt import TlsFiles
-
-    settings = config.mqtt
-    password = settings.read_password()
-    if password and not settings.tls:
-        log.warning("MQTT password sent without TLS; set mqtt.tls on an untrusted network",
-                    extra={"broker": f"{settings.host}:{settings.port}"})
-    tls = TlsFiles(settings.ca_file, settings.cert_file, settings.key_file) if settings.tls else None
-    return MqttPublisher(host=settings.host, port=settings.port, client_id=client_id or config.mqtt_client_id,
-                         protocol=settings.protocol, tls=tls, username=settings.username,
-                         password=password, keepalive_seconds=settings.keepalive_seconds,
-                         will_topic=config.topic("status") if with_will else None,
-                         will_payload=b'{"v":1,"state":"offline"}')
-
-
 class Component:
-    def __init__(self, config: Config, *, publisher: Publisher | None = None,
+    """The main loop over the parts ``wiring.build`` connects. Adapters not handed in (the
+    publisher, the AWS clients) are the ones the wiring chooses for this device: Greengrass
+    local pub/sub when ``ipc`` is given, else a direct MQTT client."""
+
+    def __init__(self, config: Config, *, ipc: GreengrassIpc | None = None, publisher: Publisher | None = None,
                  clients: dict[str, Any] | None = None) -> None:
         self.config = config
-        self.journal = Journal(config.journal_path)
-        clients = clients or aws_clients(config)
-        self.publisher = publisher or build_publisher(config)
-        self.watcher = DropFolderWatcher(config.drop_folder, config.ingest.stable_seconds,
-                                         config.ingest.rescan_seconds, config.ingest.subfolders)
-        self.ingestor = Ingestor(config, self.journal)
         self.wake = threading.Event()  # newly validated images: judge or batch them without waiting a tick
-        self.verifier = PixelVerifier(config, self.journal, on_validated=self.wake.set)
-        self.policy = BatchPolicy(config.batch, last_cut=time.time())
-        self.link = CloudLink(config, self.journal, s3=clients["s3"], sqs=clients["sqs"],
-                              sfn=clients["stepfunctions"])
-        self.puller = ResultPuller(config, self.journal, s3=clients["s3"])
-        self.alerter = Alerter(config, self.journal, self.publisher)
-        self.detector_server = DetectorServer(config, s3=clients["s3"])
-        self.judge = EdgeJudge(config, self.journal, self.alerter, server=self.detector_server,
-                               detector=LocalDetector(config.inference.endpoint,
-                                                      timeout=config.inference.timeout_seconds))
-        self.feedback = FeedbackStore(config, self.journal, s3=clients["s3"])
+        parts = wiring.build(config, ipc=ipc, publisher=publisher, clients=clients, on_validated=self.wake.set)
+        self.journal, self.publisher, self.watcher = parts.journal, parts.publisher, parts.watcher
+        self.ingestor, self.verifier, self.policy = parts.ingestor, parts.verifier, parts.policy
+        self.link, self.puller, self.alerter = parts.link, parts.puller, parts.alerter
+        self.detector_server, self.judge, self.feedback = parts.detector_server, parts.judge, parts.feedback
+        self.disk, self.housekeeper = parts.disk, parts.housekeeper
+        self._reconfigurable = parts.reconfigurable()  # every part that holds settings: see apply_config
         self._answers: queue.Queue[bytes] = queue.Queue(maxsize=FEEDBACK_BACKLOG)
         self.publisher.subscribe(config.topic("feedback"), self._feedback_arrived)
-        self.disk = DiskGuard(config, self.journal)
-        self.housekeeper = Housekeeper(config, self.journal)
         self.stop_event = threading.Event()
         self._cloud_backoff = Backoff()
         self._cloud_state = "ok"
@@ -138,20 +94,20 @@ class Component:
     def apply_config(self, new: Config) -> None:
         """Apply a configuration change without a restart where that is safe.
 
-        Batching, alert thresholds, result polling, retention and disk limits take effect at
-        once. Identity, folders, AWS resources, the broker and the inference mode (with its
-        detector process) are fixed for the life of the
-        process: Greengrass restarts the component when those change (the Run script embeds
-        them), so here they are only reported.
+        Batching, alert thresholds, result polling, retention, disk limits and the drop folder's
+        timings (ingest.stable_seconds, ingest.rescan_seconds) take effect at once, in every part
+        that holds settings: the update goes to each one the wiring built (none is listed here).
+        The settings in live_config.RESTART_SETTINGS (identity, folders, ingest.subfolders, AWS
+        resources, the broker, the inference mode with its detector process) are fixed for the
+        life of the process: Greengrass restarts the component when they change (its Run script
+        embeds them), so here they are only reported.
         """
-        fixed = ("site", "line", "device", "drop_folder", "work_folder", "aws", "mqtt", "inference")
-        ignored = [name for name in fixed if getattr(new, name) != getattr(self.config, name)]
+        applied, ignored = reloadable(self.config, new)
         if ignored:
             log.warning("settings that need a restart were not applied", extra={"settings": ignored})
-        applied = dataclasses.replace(new, **{name: getattr(self.config, name) for name in fixed})
-        for holder in (self, self.ingestor, self.verifier, self.link, self.puller, self.alerter, self.disk, self.housekeeper):
-            holder.config = applied
-        self.policy.settings = applied.batch
+        self.config = applied
+        for part in self._reconfigurable:
+            part.reconfigure(applied)
         logging.getLogger().setLevel(applied.log_level.upper())
         log.info("configuration updated", extra={"batch": dataclasses.asdict(applied.batch)})
 
@@ -294,13 +250,12 @@ class Component:
         judging, problem = self.judge.status()
         if judging == "cloud" and problem:
             alarms.append(f"local detector unavailable, images go to the cloud: {problem}")
-        payload = alerts.status_payload(self.config, state=state, counts={**self.journal.counts(), **self.journal.judgements()},
-                                        cloud=self._cloud_state, alarms=alarms,
-                                        judging=judging, detector_problem=problem)
-        try:
+        counts = {**self.journal.counts(), **self.journal.judgements()}
+        payload = alerts.status_payload(self.config, state=state, counts=counts, cloud=self._cloud_state,
+                                        alarms=alarms, judging=judging, detector_problem=problem)
+        # the status is refreshed every few seconds; a missed one is not a loss
+        with contextlib.suppress(PublishError):
             self.publisher.publish(self.config.topic("status"), payload, retain=True)
-        except PublishError:
-            pass  # the status is refreshed every few seconds; a missed one is not a loss
 
     def _shutdown(self) -> None:
         self.watcher.stop()

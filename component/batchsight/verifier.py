@@ -18,8 +18,9 @@ from collections.abc import Callable
 
 from batchsight.config import Config
 from batchsight.decoder import Decoder, Verdict
-from batchsight.ingest import set_aside
 from batchsight.journal import ImageRecord, ImageState, Journal
+from batchsight.live_config import Configured
+from batchsight.quarantine import set_aside
 
 log = logging.getLogger(__name__)
 GROUP = 256              # images recorded per journal transaction
@@ -28,7 +29,7 @@ IDLE_SECONDS = 60.0      # without work this long, the decoder's process ends (i
 STOP_GRACE_SECONDS = 2.0  # for the image in hand; then the decoder's process is killed
 
 
-class PixelVerifier:
+class PixelVerifier(Configured):
     def __init__(self, config: Config, journal: Journal, *,
                  on_validated: Callable[[], None] = lambda: None, decoder: Decoder | None = None) -> None:
         self.config = config
@@ -97,7 +98,7 @@ class PixelVerifier:
         decoded = []
         with contextlib.closing(self.decoder.decode_many([(i.path, i.ext) for i in images],
                                                          self.config.ingest)) as verdicts:
-            for image, verdict in zip(images, verdicts):
+            for image, verdict in zip(images, verdicts, strict=False):  # the verdicts end early on stop()
                 if self._stopping.is_set():
                     break  # a group of large images takes seconds: stop promptly, the rest stays received
                 if self._accepted(image, verdict):

@@ -31,6 +31,8 @@ from watchdog.events import FileClosedEvent, FileSystemEvent, FileSystemEventHan
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
+from batchsight.config import Config
+
 log = logging.getLogger(__name__)
 _TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp", "~")
 # How long a closed file must stay unchanged: longer than a camera's pause between the goes of
@@ -56,14 +58,20 @@ class StabilityTracker:
     """Remembers candidate files and reports those whose size and mtime have settled."""
 
     def __init__(self, stable_seconds: float, restless_seconds: float = RESTLESS_SECONDS) -> None:
-        self.stable_seconds = stable_seconds
         self.restless_seconds = restless_seconds
-        self.settle_seconds = min(stable_seconds, CLOSED_SETTLE_SECONDS)
         # path -> (size, mtime, unchanged since, first seen)
         self._seen: dict[Path, tuple[int, float, float, float]] = {}
         self._closed: set[Path] = set()
         self._restless: set[Path] = set()  # said once: still changing after restless_seconds
         self._lock = threading.Lock()
+        self.retime(stable_seconds)
+
+    def retime(self, stable_seconds: float) -> None:
+        """Wait ``stable_seconds`` from now on. Files already tracked keep when they last
+        changed, so each is judged by the new wait at the next look, never restarted."""
+        with self._lock:
+            self.stable_seconds = stable_seconds
+            self.settle_seconds = min(stable_seconds, CLOSED_SETTLE_SECONDS)
 
     def notice(self, path: Path) -> bool:
         """Track a file a scan found; True when no event had announced it. A file already
@@ -184,8 +192,24 @@ class DropFolderWatcher:
         self.tracker = StabilityTracker(stable_seconds)
         self.alarm: str | None = None  # set when the folder is scanned instead of watched
         self._observer: BaseObserver | None = None
+        self._scan_only_reason: str | None = None  # why file events cannot be had, if they cannot
         self._next_scan = 0.0
         self._left: set[Path] = set()  # files ingest could not read and left where they were
+
+    def reconfigure(self, config: Config) -> None:
+        """Take new ingest timings at once, from any thread.
+
+        ``stable_seconds``: files being tracked are judged by the new wait at their next look.
+        ``rescan_seconds``: the next scan moves forward when the new interval ends sooner (still
+        at most NO_EVENTS_SCAN_SECONDS apart while file events cannot be had). ``subfolders``
+        is not taken: it decides what the observer watches and, with the folders, what counts
+        as a camera file, so like the folders it waits for a restart (live_config).
+        """
+        self.tracker.retime(config.ingest.stable_seconds)
+        self.rescan_seconds = config.ingest.rescan_seconds
+        if self._scan_only_reason is not None:
+            self._scan_only(self._scan_only_reason)
+        self._next_scan = min(self._next_scan, time.monotonic() + self.rescan_seconds)
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -195,7 +219,8 @@ class DropFolderWatcher:
                               recursive=self.subfolders)
             observer.start()
         except OSError as exc:
-            self._scan_only(exc)
+            self._scan_only(str(exc.strerror or exc))
+            log.error(self.alarm, extra={"folder": str(self.folder)})
         else:
             self._observer = observer
         self._scan()
@@ -209,13 +234,13 @@ class DropFolderWatcher:
             self._observer.stop()
             self._observer.join(timeout=5)
 
-    def _scan_only(self, exc: OSError) -> None:
+    def _scan_only(self, reason: str) -> None:
+        self._scan_only_reason = reason
         self.rescan_seconds = min(self.rescan_seconds, NO_EVENTS_SCAN_SECONDS)
-        self.alarm = (f"no file events for the drop folder ({exc.strerror or exc}): it is scanned "
+        self.alarm = (f"no file events for the drop folder ({reason}): it is scanned "
                       f"every {self.rescan_seconds:g} s instead; raise the sysctls "
                       "fs.inotify.max_user_instances and fs.inotify.max_user_watches, or remove old "
                       "empty subfolders")
-        log.error(self.alarm, extra={"folder": str(self.folder)})
 
     def complete_files(self) -> list[Path]:
         if time.monotonic() >= self._next_scan:

@@ -1,4 +1,4 @@
-"""The `local` backend's anomaly detector: aligned normal images, compared patch by patch.
+"""The detector: fit a model on pictures of good parts, score new pictures, save and load it.
 
     model = fit(normal_images)            # list of image bytes
     model.save("model.npz"); model = load("model.npz")
@@ -6,9 +6,16 @@
     fit(normal_images, method="patchcore")   # CNN features (onnxruntime) + memory bank
     model.anomaly_map(image_bytes); model.anomaly_mask_png(image_bytes)
     DetectorModel.from_onnx("anomalib.onnx", threshold=0.5)   # an exported anomalib model
+
+Where things are: fitting.py (fit), model.py (DetectorModel: scoring), model_file.py (the
+.npz format), calibration.py (threshold and confidence scale), aligned.py and patchcore.py
+(the two methods; patchcore_fit.py fits the second), features.py (decoding, image operations),
+verdict.py (the result), onnx_model.py (exported models), evaluation.py, cli.py and serve.py
+(`batchsight fit/evaluate/serve`).
 """
 
-from .model import DetectorModel, fit
+from .fitting import fit
+from .model import DetectorModel
 from .patchcore import mask_png
 
 load = DetectorModel.load

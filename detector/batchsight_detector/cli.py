@@ -15,6 +15,7 @@ from pathlib import Path
 
 from batchsight_detector import DetectorModel, fit
 from batchsight_detector.evaluation import evaluate, read_images
+from batchsight_detector.patchcore import PatchMemory
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -26,7 +27,7 @@ def _fit(args: argparse.Namespace) -> int:
                 method=args.method, augment=augment)
     model.save(args.output)
     extra = ""
-    if model.method == "patchcore":
+    if isinstance(model.bank, PatchMemory):   # method "patchcore"
         extra = (f"; {len(model.bank.patches)} memory patches, input {model.bank.size[0]}x"
                  f"{model.bank.size[1]}, augmentation {','.join(model.augmentation) or 'none'}")
     print(f"fitted {model.method} on {len(normal)} normal images"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,13 +22,19 @@ def read_images(folder: Path) -> list[bytes]:
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve by rank statistics (ties count half)."""
+    """Area under the ROC curve by rank statistics (ties count half); labels 1 = anomalous."""
     positives, negatives = scores[labels == 1], scores[labels == 0]
     if len(positives) == 0 or len(negatives) == 0:
         raise ValueError("AUROC needs both normal and anomalous images")
-    greater = (positives[:, None] > negatives[None, :]).sum()
-    ties = (positives[:, None] == negatives[None, :]).sum()
-    return float((greater + 0.5 * ties) / (len(positives) * len(negatives)))
+    return pair_auroc(negatives, positives)
+
+
+def pair_auroc(normal: np.ndarray, other: np.ndarray) -> float:
+    """Share of (normal, other) pairs in which `other` outscores `normal`, ties counting half:
+    the AUROC of telling `other` from `normal` by score (0.5 = indistinguishable)."""
+    greater = (other[:, None] > normal[None, :]).mean()
+    ties = (other[:, None] == normal[None, :]).mean()
+    return float(greater + 0.5 * ties)
 
 
 @dataclass(frozen=True)
@@ -67,17 +74,25 @@ class Evaluation:
         ]
 
 
-def evaluate(model: object, test_folder: Path) -> Evaluation:
+class Detector(Protocol):
+    """What evaluate() needs of a model: DetectorModel and onnx_model.OnnxAnomalyModel have it."""
+
+    def detect(self, image_bytes: bytes) -> dict[str, Any]: ...
+
+    def score(self, image_bytes: bytes) -> float: ...
+
+
+def evaluate(model: Detector, test_folder: Path) -> Evaluation:
     """Score every test image once, timing each call (decode included)."""
     normal, anomaly = read_images(test_folder / "normal"), read_images(test_folder / "anomaly")
     labels = np.array([0] * len(normal) + [1] * len(anomaly))
     scores, verdicts, times = [], [], []
     for data in normal + anomaly:
         started = time.perf_counter()
-        result = model.detect(data)  # type: ignore[attr-defined]
+        result = model.detect(data)
         times.append((time.perf_counter() - started) * 1000)
         verdicts.append(bool(result["IsAnomalous"]))
-        scores.append(model.score(data))  # type: ignore[attr-defined]
+        scores.append(model.score(data))
     predicted = np.array(verdicts)
     return Evaluation(
         auroc=auroc(np.array(scores), labels),

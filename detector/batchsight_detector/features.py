@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -20,9 +21,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 ColorMode = Literal["gray", "rgb"]
 
 _PIL_MODE: dict[str, str] = {"gray": "L", "rgb": "RGB"}
-_DECODE_ERRORS = (
+# What Pillow raises for bytes that are not a complete, decodable image (see pixels()).
+DECODE_ERRORS = (
     UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
 )
+_EXIF_ORIENTATION = 0x0112
+_QUARTER_TURNS = (5, 6, 7, 8)   # EXIF orientations that rotate the image by 90 degrees
+_Decoded = TypeVar("_Decoded")
 
 
 @dataclass(frozen=True)
@@ -69,10 +74,43 @@ def pixels(data: bytes, prep: Preprocessing) -> np.ndarray:
             img.draft(mode, (size, size))
             upright = ImageOps.exif_transpose(img)
             resized = upright.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise ValueError(f"cannot decode image: {exc}") from exc
     arr = np.asarray(resized, dtype=np.float32).reshape(size, size, prep.channels)
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def decode_each(images: Sequence[bytes], kind: str,
+                decoder: Callable[[bytes], _Decoded]) -> list[_Decoded]:
+    """`decoder` applied to every image; a ValueError names the image ("normal image 3: ...")
+    so the person fitting a model knows which file of a folder to look at."""
+    decoded = []
+    for index, data in enumerate(images):
+        try:
+            decoded.append(decoder(data))
+        except ValueError as exc:
+            raise ValueError(f"{kind} image {index}: {exc}") from exc
+    return decoded
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of encoded image bytes after EXIF rotation, from the header only."""
+    if not data:
+        raise ValueError("cannot decode image: no bytes")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return upright_size(img)
+    except DECODE_ERRORS as exc:
+        raise ValueError(f"cannot decode image: {exc}") from exc
+
+
+def upright_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) of an opened image as displayed, i.e. once its EXIF orientation is
+    applied; read it before `draft()` shrinks the image."""
+    width, height = img.size
+    if img.getexif().get(_EXIF_ORIENTATION, 1) in _QUARTER_TURNS:
+        return height, width
+    return width, height
 
 
 def standardise(arr: np.ndarray) -> np.ndarray:

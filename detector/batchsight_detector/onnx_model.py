@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .calibration import tail_scale
 from .patchcore import mask_png, rgb_pixels, upsample
 from .verdict import verdict
 
@@ -49,6 +50,7 @@ class OnnxAnomalyModel:
     normalize: str = "none"
     _session: Any = field(init=False, repr=False)
     _input: str = field(init=False, repr=False)
+    _size: tuple[int, int] = field(init=False, repr=False)   # (height, width) actually fed
     _score_output: str | None = field(init=False, repr=False)
     _map_output: str | None = field(init=False, repr=False)
 
@@ -73,6 +75,7 @@ class OnnxAnomalyModel:
                 raise ValueError(f"{self.path}: input {self._input} has no fixed size "
                                  f"({shape}); pass input_size=(height, width)")
             self.input_size = (int(shape[2]), int(shape[3]))
+        self._size = self.input_size
         outputs = self._session.get_outputs()
         names = [o.name for o in outputs]
         self._score_output = next((n for n in _SCORE_NAMES if n in names), None)
@@ -83,7 +86,7 @@ class OnnxAnomalyModel:
             raise ValueError(f"score_spread must be positive, got {self.score_spread}")
 
     def _run(self, image_bytes: bytes) -> tuple[float, np.ndarray | None, tuple[int, int]]:
-        height, width = self.input_size  # type: ignore[misc]
+        height, width = self._size
         rgb, original = rgb_pixels(image_bytes, (width, height))
         x = rgb / np.float32(255.0)
         if self.normalize == "imagenet":
@@ -98,7 +101,8 @@ class OnnxAnomalyModel:
         if self._score_output:
             score = float(np.asarray(results[self._score_output]).reshape(-1)[0])
         else:
-            score = float(amap.max())  # type: ignore[union-attr]
+            assert amap is not None   # __post_init__ insists on a score output or a map output
+            score = float(amap.max())
         return score, amap, original
 
     def score(self, image_bytes: bytes) -> float:
@@ -120,8 +124,6 @@ class OnnxAnomalyModel:
 
     def calibrate(self, normal_images: Sequence[bytes]) -> OnnxAnomalyModel:
         """Set `score_spread` from the scores of normal images the model was not trained on."""
-        from .model import tail_scale
-
         scores = np.array([self.score(data) for data in normal_images])
         if scores.size:
             self.score_spread = tail_scale(scores)

@@ -1,6 +1,6 @@
 """PatchCore-style detector: pretrained CNN patch features + a memory bank of normal patches.
 
-Why: the aligned-image method (model.py) compares pixels, so it needs the part to sit in
+Why: the aligned-image method (aligned.py) compares pixels, so it needs the part to sit in
 the same place with the same lighting, and it cannot tell a pore from a reflection.  A
 network pretrained on ImageNet describes each patch by what is in it (edges, corners,
 texture); a defect is a patch whose description is far from every patch seen on good
@@ -12,11 +12,11 @@ parts, wherever that patch sits.  That needs no alignment and is robust to light
     score     = map.max()   (the outermost ring of cells excluded, see PatchMemory)
 
 Normal patches may include flipped/rotated copies of the normal images (`TRANSFORMS`):
-model.py adds the ones under which the part looks the same (a round casting turned
+patchcore_fit.py adds the ones under which the part looks the same (a round casting turned
 over), decided at fit time on the normal images alone.
 
-Run time needs numpy + onnxruntime only; the ONNX file is made once by export_features.py
-(torch at build time) and shipped beside this module.
+Run time needs numpy + onnxruntime only; the ONNX file is made once by
+batchsight_tools/export_features.py (torch at build time) and shipped beside this module.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
+
+from .features import DECODE_ERRORS, upright_size
 
 DEFAULT_EXTRACTOR = Path(__file__).with_name("efficientnet_lite0_features.onnx")
 MULTIPLE = 32                 # input sides are multiples of this (the network's stride)
@@ -267,21 +269,15 @@ def rgb_pixels(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray, tuple[in
     Same rules as features.pixels (reduced-scale JPEG decoding, EXIF orientation applied,
     ValueError for anything undecodable) but RGB at a non-square size.
     """
-    from PIL import ImageOps
-
-    from .features import _DECODE_ERRORS
-
     if not data:
         raise ValueError("cannot decode image: no bytes")
     try:
         with Image.open(io.BytesIO(data)) as img:
-            original = img.size                      # before draft() shrinks it
-            if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):   # EXIF rotation by 90 degrees
-                original = original[::-1]
+            original = upright_size(img)             # before draft() shrinks it
             img.draft("RGB", size)
             upright = ImageOps.exif_transpose(img)
             resized = upright.convert("RGB").resize(size, Image.Resampling.BILINEAR)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise ValueError(f"cannot decode image: {exc}") from exc
     arr = np.asarray(resized, dtype=np.float32)
     return np.ascontiguousarray(arr.transpose(2, 0, 1)), original

@@ -46,23 +46,25 @@ class ModelSlot:
         try:
             mtime = self.path.stat().st_mtime
         except OSError as exc:
-            return self._unusable(f"model file {self.path} cannot be read: {exc.strerror or exc}")
+            self._unusable(f"model file {self.path} cannot be read: {exc.strerror or exc}")
+            return None
         with self._lock:
             if self._loaded is None or self._loaded[0] != mtime:
                 try:
                     self._loaded = (mtime, DetectorModel.load(self.path))
                 except Exception as exc:  # noqa: BLE001 - any load failure is reported, not fatal
                     self._loaded = None
-                    return self._unusable(f"model file {self.path} is not a usable model: {exc}")
+                    self._unusable(f"model file {self.path} is not a usable model: {exc}")
+                    return None
                 log.info("model loaded: %s (threshold %.4f)", self.path, self._loaded[1].threshold)
             self.problem = ""
             return self._loaded[1]
 
     def _unusable(self, problem: str) -> None:
+        """Record why there is no model; log it once, not for every image."""
         if problem != self.problem:
             log.error("%s", problem)
         self.problem = problem
-        return None
 
 
 def answer(slot: ModelSlot, body: bytes, content_type: str) -> tuple[int, dict[str, Any]]:

@@ -17,9 +17,17 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from batchsight_pipeline.backends.base import FAILED, HOSTED, STARTING, STOPPED, TIMED_OUT, ModelRejectedImage, ModelState
-from batchsight_pipeline.backends.lookoutvision import (
+from batchsight_pipeline.backends.base import (
+    FAILED,
+    HOSTED,
     MASK_KEY,
+    STARTING,
+    STOPPED,
+    TIMED_OUT,
+    ModelRejectedImage,
+    ModelState,
+)
+from batchsight_pipeline.backends.lookoutvision import (
     LookoutVisionBackend,
     ModelBusy,
     UnexpectedModelResponse,

@@ -64,7 +64,7 @@ class NoFromEnv(EchoBackend):
 
 class FromEnvReturnsWrongType(EchoBackend):
     @classmethod
-    def from_env(cls, *, start_timeout_seconds: float) -> Any:  # type: ignore[override]
+    def from_env(cls, *, start_timeout_seconds: float) -> Any:
         return object()
 
 

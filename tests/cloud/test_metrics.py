@@ -1,8 +1,8 @@
 """The functions' metrics: the real handlers run, their EMF documents are read back from stdout.
 
-Drain and CheckWork run against moto in-process (real SQS and S3 calls); the model is a small
-plug-in backend defined here. Each EMF document is one metric set: its dimension sets,
-its metric definitions (name, unit) and the values at the top level.
+Drain and CheckWork run against moto server (real SQS and S3 calls over HTTP); the model is the
+FakeBackend plug-in (tests/cloud/fake_backend.py). Each EMF document is one metric set: its
+dimension sets, its metric definitions (name, unit) and the values at the top level.
 """
 from __future__ import annotations
 
@@ -10,54 +10,16 @@ import json
 import re
 import threading
 from datetime import datetime, timedelta, UTC
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
-from batchsight_pipeline import aws, metrics as m
-from batchsight_pipeline.backends.base import HOSTED, STOPPED, ModelBackend
+from batchsight_pipeline import metrics as m
+from batchsight_pipeline.backends.base import HOSTED
 from batchsight_tools.localcloud.template import load_template
 from batchsight_tools.stack import function
-
-THIS = __name__
-REGION = "us-east-1"
-
-
-class MarkedBackend(ModelBackend):
-    """Hosted between start and stop; an image whose bytes start with b"A" is anomalous."""
-
-    name = "marked"
-    hosted = False
-
-    @classmethod
-    def from_env(cls, *, start_timeout_seconds: float) -> MarkedBackend:
-        return cls(start_timeout_seconds=start_timeout_seconds)
-
-    @property
-    def model_id(self) -> str:
-        return "marked-model"
-
-    def _start(self, run_token: str) -> str:
-        MarkedBackend.hosted = True
-        return HOSTED
-
-    def _describe(self) -> tuple[str, str]:
-        return (HOSTED, "") if MarkedBackend.hosted else (STOPPED, "")
-
-    def _stop(self) -> None:
-        MarkedBackend.hosted = False
-
-    def detect(self, image: bytes, *, content_type: str) -> dict[str, Any]:
-        anomalous = image.startswith(b"A")
-        return {"Source": {"Type": "direct"}, "IsAnomalous": anomalous, "Confidence": 0.9 if anomalous else 0.2}
-
-
-def context(name: str = "fn") -> Any:
-    return SimpleNamespace(function_name=name, function_version="$LATEST", memory_limit_in_mb=1024,
-                           invoked_function_arn=f"arn:aws:lambda:{REGION}:123456789012:function:{name}",
-                           aws_request_id="req-1", get_remaining_time_in_millis=lambda: 60_000)
+from tests.cloud.fake_backend import MODEL_ID
+from tests.cloud.moto_stack import Stack
 
 
 def emf_documents(out: str) -> list[dict[str, Any]]:
@@ -101,64 +63,23 @@ def metrics_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def stack_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The function environment, with moto in-process instead of any local endpoint."""
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(aws, "_clients", {})  # clients made inside mock_aws, not cached ones
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
-           "QUEUE_URL": "unset", "DEAD_LETTER_QUEUE_URL": "unset", "SOURCE_BUCKET": "src",
-           "FINAL_BUCKET": "final", "MODEL_BACKEND": f"plugin:{THIS}:MarkedBackend", "POLL_SECONDS": "1",
-           "DRAIN_WORKERS": "2", "DETECT_CONCURRENCY": "4", "DETECT_TPS": "200", "LOCK_TABLE": "locks",
-           "MAX_RECEIVE_COUNT": "3", "POWERTOOLS_METRICS_NAMESPACE": "batchsight",
-           "POWERTOOLS_LOG_LEVEL": "WARNING"}
-    for name, value_ in env.items():
-        monkeypatch.setenv(name, value_)
-    return env
-
-
-@pytest.fixture
-def queues(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    with mock_aws():
-        import boto3
-
-        sqs = boto3.client("sqs", region_name=REGION)
-        s3 = boto3.client("s3", region_name=REGION)
-        dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
-        queue = sqs.create_queue(QueueName="images")["QueueUrl"]
-        for bucket in ("src", "final"):
-            s3.create_bucket(Bucket=bucket)
-        monkeypatch.setenv("QUEUE_URL", queue)
-        monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", dlq)
-        yield SimpleNamespace(sqs=sqs, s3=s3, queue=queue, dlq=dlq)
-
-
-def queue_image(env: Any, body: bytes, *, site: str, line: str, n: int) -> None:
-    image_id = f"{n:064x}"
-    key = f"incoming/{site}/{line}/d1/2026/11/23/{image_id}.jpg"
-    env.s3.put_object(Bucket="src", Key=key, Body=body)
-    env.sqs.send_message(QueueUrl=env.queue, MessageBody=json.dumps({
-        "v": 1, "bucket": "src", "key": key, "image_id": image_id, "site": site, "line": line,
-        "device": "d1", "captured_at": "2026-11-23T10:00:00Z", "batch_id": "b-1", "file_name": f"{n}.jpg"}))
-
-
 # --- drain -------------------------------------------------------------------------------------
 
-def test_drain_emits_one_metric_set_per_line_with_a_pipeline_total(queues: Any, capsys: pytest.CaptureFixture) -> None:
+def test_drain_emits_one_metric_set_per_line_with_a_pipeline_total(
+        stack: Stack, lambda_context: Any, capsys: pytest.CaptureFixture) -> None:
     drain = function("drain")
 
     for n, body in enumerate([b"A1", b"A2", b"n3"]):
-        queue_image(queues, body, site="s1", line="l1", n=n)
+        stack.queue_image(body, site="s1", line="l1", n=n)
     for n, body in enumerate([b"n4", b"n5"], start=10):
-        queue_image(queues, body, site="s1", line="l2", n=n)
-    queues.sqs.send_message(QueueUrl=queues.queue, MessageBody="{not json")
+        stack.queue_image(body, site="s1", line="l2", n=n)
+    stack.sqs.send_message(QueueUrl=stack.queue, MessageBody="{not json")
     capsys.readouterr()
 
     outcome = drain.handler({"worker": 0, "execution": "arn:x:exec",
-                             "model": {"backend": "marked", "model_id": "marked-model", "status": HOSTED,
+                             "model": {"backend": "fake", "model_id": MODEL_ID, "status": HOSTED,
                                        "started_at": minutes_ago(12), "run_token": "r", "reason": ""}},
-                            context("drain"))
+                            lambda_context)
     assert outcome == {"processed": 5, "anomalous": 2, "poisoned": 1, "retried": 0}
 
     documents = emf_documents(capsys.readouterr().out)
@@ -182,81 +103,86 @@ def test_drain_emits_one_metric_set_per_line_with_a_pipeline_total(queues: Any, 
     assert value(pipeline, "HostedModelAgeMinutes") == pytest.approx(12, abs=0.5)
 
 
-def test_drain_with_nothing_to_do_emits_no_per_line_set(queues: Any, capsys: pytest.CaptureFixture) -> None:
+def test_drain_with_nothing_to_do_emits_no_per_line_set(
+        stack: Stack, lambda_context: Any, capsys: pytest.CaptureFixture) -> None:
     drain = function("drain")
 
     capsys.readouterr()
-    drain.handler({"worker": 0, "execution": "e"}, context("drain"))  # no model in the event either
+    drain.handler({"worker": 0, "execution": "e"}, lambda_context)  # no model in the event either
     (pipeline,) = emf_documents(capsys.readouterr().out)
     assert definitions(pipeline) == {"ImagesDeadLettered": "Count", "ImagesRetried": "Count"}
 
 
 # --- model control -----------------------------------------------------------------------------
 
-def model_control(action: str, capsys: pytest.CaptureFixture, **event: Any) -> list[dict[str, Any]]:
+def model_control(action: str, capsys: pytest.CaptureFixture, context: Any, **event: Any) -> list[dict[str, Any]]:
+    """The EMF documents that one ModelControl invocation prints."""
     handler_module = function("model_control")
 
     capsys.readouterr()
-    handler_module.handler({"action": action, "execution": "arn:x:exec", **event}, context("model"))
+    handler_module.handler({"action": action, "execution": "arn:x:exec", **event}, context)
     documents = emf_documents(capsys.readouterr().out)
     assert all(dimension_sets(d) == [[]] for d in documents), "model metrics are pipeline-wide"
     return documents
 
 
-def test_model_control_counts_starts_and_the_age_while_hosted(stack_env: dict, capsys: pytest.CaptureFixture) -> None:
-    (started,) = model_control("start", capsys)
+def test_model_control_counts_starts_and_the_age_while_hosted(
+        stack: Stack, lambda_context: Any, capsys: pytest.CaptureFixture) -> None:
+    (started,) = model_control("start", capsys, lambda_context)
     assert definitions(started) == {"ModelStarts": "Count"} and value(started, "ModelStarts") == 1
-    state = {"backend": "marked", "model_id": "marked-model", "status": "STARTING",
+    state = {"backend": "fake", "model_id": MODEL_ID, "status": "STARTING",
              "started_at": minutes_ago(4), "run_token": "r", "reason": ""}
-    (polled,) = model_control("status", capsys, model=state)
+    (polled,) = model_control("status", capsys, lambda_context, model=state)
     assert definitions(polled) == {"HostedModelAgeMinutes": "None"}
     assert value(polled, "HostedModelAgeMinutes") == pytest.approx(4, abs=0.5)
-    model_control("stop", capsys)
+    model_control("stop", capsys, lambda_context)
 
 
-def test_stop_model_emits_the_hosted_minutes_from_the_state_passed_in(stack_env: dict,
-                                                                      capsys: pytest.CaptureFixture) -> None:
+def test_stop_model_emits_the_hosted_minutes_from_the_state_passed_in(
+        stack: Stack, lambda_context: Any, capsys: pytest.CaptureFixture) -> None:
     """StopModel passes "model.$": "$.model" (the hosted state, with started_at)."""
-    model_control("start", capsys)
-    state = {"backend": "marked", "model_id": "marked-model", "status": HOSTED,
+    model_control("start", capsys, lambda_context)
+    state = {"backend": "fake", "model_id": MODEL_ID, "status": HOSTED,
              "started_at": minutes_ago(37.5), "run_token": "r", "reason": ""}
-    (stopped,) = model_control("stop", capsys, model=state)
+    (stopped,) = model_control("stop", capsys, lambda_context, model=state)
     assert definitions(stopped) == {"ModelStops": "Count", "HostedModelMinutes": "None"}
     assert value(stopped, "ModelStops") == 1
     assert value(stopped, "HostedModelMinutes") == pytest.approx(37.5, abs=0.5)
 
 
-def test_stop_after_failure_has_no_start_time_and_emits_only_the_stop(stack_env: dict,
-                                                                      capsys: pytest.CaptureFixture) -> None:
+def test_stop_after_failure_has_no_start_time_and_emits_only_the_stop(
+        stack: Stack, lambda_context: Any, capsys: pytest.CaptureFixture) -> None:
     """StopModelAfterFailure passes only the execution: the hosted minutes are unknown, not zero."""
-    (stopped,) = model_control("stop", capsys)
+    (stopped,) = model_control("stop", capsys, lambda_context)
     assert definitions(stopped) == {"ModelStops": "Count"}
-    (stopped,) = model_control("stop", capsys, model={"status": "STARTING", "started_at": ""})
+    (stopped,) = model_control("stop", capsys, lambda_context, model={"status": "STARTING", "started_at": ""})
     assert definitions(stopped) == {"ModelStops": "Count"}
 
 
-def test_a_failed_action_emits_nothing(stack_env: dict, capsys: pytest.CaptureFixture) -> None:
+def test_a_failed_action_emits_nothing(
+        stack: Stack, lambda_context: Any, capsys: pytest.CaptureFixture) -> None:
     handler_module = function("model_control")
 
     capsys.readouterr()
     with pytest.raises(ValueError):
-        handler_module.handler({"action": "explode"}, context("model"))
+        handler_module.handler({"action": "explode"}, lambda_context)
     assert emf_documents(capsys.readouterr().out) == []
 
 
 # --- check work --------------------------------------------------------------------------------
 
-def test_check_work_emits_the_queue_and_dead_letter_depth(queues: Any, capsys: pytest.CaptureFixture) -> None:
+def test_check_work_emits_the_queue_and_dead_letter_depth(
+        stack: Stack, lambda_context: Any, capsys: pytest.CaptureFixture) -> None:
     check_work = function("check_work")
 
     for n in range(2):
-        queues.sqs.send_message(QueueUrl=queues.queue, MessageBody=f"m{n}")
-    queues.sqs.receive_message(QueueUrl=queues.queue, MaxNumberOfMessages=1, VisibilityTimeout=60)
+        stack.sqs.send_message(QueueUrl=stack.queue, MessageBody=f"m{n}")
+    stack.sqs.receive_message(QueueUrl=stack.queue, MaxNumberOfMessages=1, VisibilityTimeout=60)
     for n in range(3):
-        queues.sqs.send_message(QueueUrl=queues.dlq, MessageBody=f"dead{n}")
-    queues.sqs.receive_message(QueueUrl=queues.dlq, MaxNumberOfMessages=1, VisibilityTimeout=60)  # someone looks
+        stack.sqs.send_message(QueueUrl=stack.dlq, MessageBody=f"dead{n}")
+    stack.sqs.receive_message(QueueUrl=stack.dlq, MaxNumberOfMessages=1, VisibilityTimeout=60)  # someone looks
     capsys.readouterr()
-    result = check_work.handler({"execution": "e"}, context("check"))
+    result = check_work.handler({"execution": "e"}, lambda_context)
     assert (result["visible"], result["in_flight"]) == (1, 1)
     (document,) = emf_documents(capsys.readouterr().out)
     assert dimension_sets(document) == [[]]
@@ -266,12 +192,13 @@ def test_check_work_emits_the_queue_and_dead_letter_depth(queues: Any, capsys: p
 
 
 def test_check_work_goes_on_without_the_dead_letter_depth_when_it_cannot_read_it(
-        queues: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+        stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
     check_work = function("check_work")
 
-    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", queues.dlq.replace("/dlq", "/no-such-queue"))
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", stack.dlq.rsplit("/", 1)[0] + "/no-such-queue")
     capsys.readouterr()
-    assert check_work.handler({"execution": "e"}, context("check"))["has_work"] is False
+    assert check_work.handler({"execution": "e"}, lambda_context)["has_work"] is False
     (document,) = emf_documents(capsys.readouterr().out)
     assert set(definitions(document)) == {"QueueVisible", "QueueInFlight"}
 

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from tests.cloud.tooling import checkov, sam
 from tests.support import REPO
 
 CLOUD = REPO / "cloud"
@@ -99,30 +100,8 @@ def test_python_runs_the_cli_help() -> None:
     assert gateway.returncode == 0 and "{run,status,doctor}" in gateway.stdout
 
 
-SAM_CLI = "aws-sam-cli==1.170.0"
-
-
-def _venv_tool(command: str, requirement: str) -> str:
-    """A CLI on PATH, else installed once into .tools/<command>-venv: a venv of its own because
-    these tools pin libraries the gateway cannot take (see _sam and _checkov)."""
-    found = shutil.which(command)
-    if found:
-        return found
-    venv = REPO / ".tools" / f"{command}-venv"
-    executable = venv / "bin" / command
-    if not executable.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", requirement], check=True, timeout=900)
-    return str(executable)
-
-
-def _sam() -> str:
-    """aws-sam-cli pins watchdog 4, which the gateway cannot use."""
-    return _venv_tool("sam", SAM_CLI)
-
-
 def test_template_is_clean_under_sam_validate_lint() -> None:
-    result = subprocess.run([_sam(), "validate", "--lint", "--template", str(CLOUD / "template.yaml")],
+    result = subprocess.run([sam(), "validate", "--lint", "--template", str(CLOUD / "template.yaml")],
                             capture_output=True, text=True, timeout=300,
                             env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1",
                                  "SAM_CLI_TELEMETRY": "0"})
@@ -143,22 +122,13 @@ def test_edge_device_policy_allows_only_its_calls_on_our_resources() -> None:
     assert "EdgeDevicePolicyArn" in template["Outputs"]
 
 
-CHECKOV = "checkov==3.3.30"
-
-
-def _checkov() -> str:
-    """checkov 3.3.30 pins boto3==1.35.49, packaging<24 and networkx<2.7, which would downgrade
-    the boto3/botocore 1.44 the gateway is tested with."""
-    return _venv_tool("checkov", CHECKOV)
-
-
 def test_template_is_clean_under_checkov() -> None:
     """Zero failed checks; every skipped one carries its reason; SAM resources are really checked.
 
     checkov's cloudformation framework reads the SAM resources itself (AWS::Serverless::Function
     is checked as a function); its `serverless` framework is for serverless.yml, not SAM.
     """
-    result = subprocess.run([_checkov(), "-f", str(CLOUD / "template.yaml"), "--framework", "cloudformation",
+    result = subprocess.run([checkov(), "-f", str(CLOUD / "template.yaml"), "--framework", "cloudformation",
                              "--output", "json", "--skip-download"],
                             capture_output=True, text=True, timeout=300, env={**os.environ, "LOG_LEVEL": "WARNING"})
     report = json.loads(result.stdout)
@@ -167,7 +137,8 @@ def test_template_is_clean_under_checkov() -> None:
     assert report["summary"]["parsing_errors"] == 0 and report["summary"]["passed"] > 0
     for skipped in report["results"]["skipped_checks"]:
         assert skipped["check_result"].get("suppress_comment", "").strip(), f"{skipped['check_id']} without a reason"
-    checked = {c["resource"].split(".")[0] for c in report["results"]["passed_checks"] + report["results"]["skipped_checks"]}
+    results = report["results"]
+    checked = {c["resource"].split(".")[0] for c in results["passed_checks"] + results["skipped_checks"]}
     assert "AWS::Serverless::Function" in checked, "the SAM functions were not analysed"
 
 

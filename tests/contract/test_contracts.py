@@ -68,7 +68,8 @@ def test_result_key_is_computed_identically_on_both_sides(captured_at: str) -> N
     record = _record(captured_at=captured_at)
     cloud_key = parse_message(json.dumps(_edge_message(record))).result_key()
     assert cloud_key == results.result_key(CONFIG, record)
-    assert cloud_key.startswith(f"results/plant-9/press_2/gw.3/{captured_at[:4]}/{captured_at[5:7]}/{captured_at[8:10]}/")
+    year, month, day = captured_at[:4], captured_at[5:7], captured_at[8:10]
+    assert cloud_key.startswith(f"results/plant-9/press_2/gw.3/{year}/{month}/{day}/")
 
 
 def test_result_document_from_cloud_is_read_by_edge_and_published_as_valid_payloads() -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from batchsight_detector import DetectorModel, fit, load
+from batchsight_detector.aligned import NormalBank
+from batchsight_detector.calibration import best_f1_threshold
 from batchsight_detector.features import (
     Preprocessing,
     box_filter,
@@ -19,7 +21,7 @@ from batchsight_detector.features import (
     shift,
     spectrum,
 )
-from batchsight_detector.model import best_f1_threshold, fingerprint
+from batchsight_detector.fitting import fingerprint
 from batchsight_tools.synth import SynthImage, generate, generate_training_set
 from PIL import Image
 
@@ -52,7 +54,8 @@ def test_synthetic_parts_are_classified(frames: list[SynthImage], verdicts: list
     )
     assert correct / len(frames) >= 0.9
 
-    found, total = Counter(), Counter()
+    found: Counter[str] = Counter()
+    total: Counter[str] = Counter()
     for frame, verdict in zip(frames, verdicts, strict=True):
         if frame.defect:
             total[frame.defect] += 1
@@ -190,7 +193,7 @@ def test_best_f1_threshold_sits_in_the_widest_gap() -> None:
 
 def test_large_training_sets_keep_a_diverse_bank(training: list[bytes]) -> None:
     capped = fit(training[:15], working_size=64, max_bank_images=8)
-    assert len(capped.bank.images) == 8
+    assert isinstance(capped.bank, NormalBank) and len(capped.bank.images) == 8
 
 
 def test_exif_orientation_is_applied() -> None:

@@ -14,7 +14,8 @@ from batchsight_tools.synth import generate, generate_training_set
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "batchsight_tools.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "batchsight_tools.cli", *args],
+                          capture_output=True, text=True, timeout=120)
 
 
 def test_fit_then_evaluate_prints_auroc_and_confusion(tmp_path: Path) -> None:
@@ -32,8 +33,9 @@ def test_fit_then_evaluate_prints_auroc_and_confusion(tmp_path: Path) -> None:
     assert fitted.stdout.startswith("fitted patchcore on 24 normal images")   # the default method
     result = _run("evaluate", "--model", str(model), "--test", str(tmp_path / "test"))
     assert result.returncode == 0, result.stderr
-    value = float(re.search(r"^AUROC (\d\.\d{3})$", result.stdout, re.M).group(1))
-    assert value >= 0.9
+    found = re.search(r"^AUROC (\d\.\d{3})$", result.stdout, re.M)
+    assert found, result.stdout
+    assert float(found.group(1)) >= 0.9
     assert "confusion matrix" in result.stdout and "latency per image" in result.stdout
     assert re.search(r"^precision \d\.\d{3}  recall \d\.\d{3}  F1 \d\.\d{3}", result.stdout, re.M)
 

@@ -11,15 +11,18 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from batchsight_detector import DetectorModel, fit, load, mask_png  # noqa: E402
-from batchsight_detector.model import (  # noqa: E402
-    gumbel_fit,
-    unsupervised_threshold,
-)
+from batchsight_detector.calibration import gumbel_fit, unsupervised_threshold  # noqa: E402
 from batchsight_detector.patchcore import PatchMemory, coreset, input_size  # noqa: E402
 from batchsight_tools.synth import SynthImage, generate, generate_training_set  # noqa: E402
 from PIL import Image  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def _memory(model: DetectorModel) -> PatchMemory:
+    """The memory bank of a patchcore model."""
+    assert isinstance(model.bank, PatchMemory)
+    return model.bank
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +74,7 @@ def test_patchcore_saves_as_format_version_3_and_round_trips(
     assert metadata["threshold_rule"].startswith("robust Gumbel fit")
     loaded = load(path)
     assert loaded.method == "patchcore" and loaded.threshold == model.threshold
-    assert loaded.augmentation == model.augmentation and loaded.bank.ordered
+    assert loaded.augmentation == model.augmentation and _memory(loaded).ordered
     data = frames[0].path.read_bytes()
     assert loaded.score(data) == pytest.approx(model.score(data), rel=1e-5)
 
@@ -94,7 +97,7 @@ def test_a_version_2_patchcore_file_still_loads_and_scores_as_before(
     np.savez(path, **entries)
 
     old = load(path)
-    assert old.bank.border == 0 and not old.bank.ordered and old.augmentation == ()
+    assert _memory(old).border == 0 and not _memory(old).ordered and old.augmentation == ()
     for frame in frames[:4]:
         data = frame.path.read_bytes()
         full = old._patch_distances(data)[0]                 # the whole map, border included
@@ -121,7 +124,7 @@ def test_augmentation_is_checked_and_can_be_forced(training: list[bytes]) -> Non
     forced = fit(training[:6], method="patchcore", working_size=64, augment=["flip_h"])
     assert forced.augmentation == ("flip_h",) and forced.augmentation_check == {}
     plain = fit(training[:6], method="patchcore", working_size=64, augment="none")
-    assert plain.augmentation == () and len(plain.bank.patches) < len(forced.bank.patches)
+    assert plain.augmentation == () and len(_memory(plain).patches) < len(_memory(forced).patches)
     with pytest.raises(ValueError, match="augment"):
         fit(training[:6], method="patchcore", working_size=64, augment="sideways")
     assert fit(training[:6], method="patchcore", working_size=64,

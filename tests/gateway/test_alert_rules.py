@@ -17,7 +17,7 @@ def _config(**alerts: object):
 
 
 def _image(anomalous: bool, confidence: float, anomalies: list[dict] | None = None) -> ImageRecord:
-    result = {"IsAnomalous": anomalous, "Confidence": confidence}
+    result: dict[str, object] = {"IsAnomalous": anomalous, "Confidence": confidence}
     if anomalies is not None:
         result["Anomalies"] = anomalies
     return ImageRecord(image_id="a" * 64, file_name="x.jpg", path="/x", ext="jpg", size=1, width=64, height=64,

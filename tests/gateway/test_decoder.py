@@ -119,7 +119,7 @@ def test_an_image_that_kills_the_decoder_twice_is_refused_and_the_others_are_dec
     assert verdicts == [Verdict(), Verdict(reason="the image decoder failed on it 2 times, last: killed by SIGSEGV"),
                         Verdict()]
     failures = [r for r in caplog.records if r.message.startswith("image decoder failed")]
-    assert [(Path(r.path).name, r.attempt) for r in failures] == [("crash.jpg", 1), ("crash.jpg", 2)]
+    assert [(Path(vars(r)["path"]).name, vars(r)["attempt"]) for r in failures] == [("crash.jpg", 1), ("crash.jpg", 2)]
 
 
 def test_a_death_by_a_signal_without_a_name_is_reported_by_its_number(tmp_path: Path) -> None:

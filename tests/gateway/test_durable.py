@@ -36,7 +36,12 @@ def test_one_syncfs_covers_a_group_on_one_file_system(tmp_path: Path, monkeypatc
     synced = _record_fsyncs(monkeypatch)
     calls: list[int] = []
     real = durable._SYNCFS  # noqa: SLF001
-    monkeypatch.setattr(durable, "_SYNCFS", lambda fd: calls.append(fd) or real(fd))
+    def syncfs(fd: int) -> int:
+        calls.append(fd)
+        assert real is not None
+        return real(fd)
+
+    monkeypatch.setattr(durable, "_SYNCFS", syncfs)
     files = _files(tmp_path / "staging", 50)
     durable.sync_files(files, [tmp_path / "staging", tmp_path])
     assert len(calls) == 1 and synced == [], "no fsync per file or per folder on the same file system"

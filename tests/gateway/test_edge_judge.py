@@ -30,6 +30,7 @@ from batchsight.verifier import PixelVerifier
 from batchsight_detector.serve import ModelSlot, make_server
 from batchsight_tools.localcloud.stack import free_port
 from batchsight_tools.synth import generate
+from tests.gateway.journal_support import row
 from tests.gateway.test_outbox import FakeBroker
 
 AWS = {"source_bucket": "src", "final_bucket": "final", "queue_url": "https://q", "state_machine_arn": "arn:sm"}
@@ -104,7 +105,7 @@ def test_edge_mode_judges_locally_and_never_batches(tmp_path: Path, serve: Serve
         rig.judge.step(time.time())
         assert rig.judge.status() == ("edge", "")
         for image_id in ids:
-            image = rig.journal.get(image_id)
+            image = row(rig.journal, image_id)
             assert image.state is ImageState.RESULT_STORED and image.route == Route.EDGE.value
         assert rig.journal.waiting()[0] == 0 and rig.journal.cut_batch("b", max_images=100) == 0
         rig.alerter.hand_off()
@@ -113,7 +114,7 @@ def test_edge_mode_judges_locally_and_never_batches(tmp_path: Path, serve: Serve
         alerts = {m["image_id"] for kind, m in sent if kind == "alert"}
         assert len(results) == len(frames)
         assert all(m["judged_by"] == "edge" and m["result_key"] == "" for m in results)
-        truth = {i: f.label == "anomaly" for i, f in zip(ids, frames)}
+        truth = {i: f.label == "anomaly" for i, f in zip(ids, frames, strict=False)}
         assert alerts == {m["image_id"] for m in results if m["is_anomalous"]}
         assert sum(m["is_anomalous"] == truth[m["image_id"]] for m in results) >= len(frames) - 1
         assert rig.journal.judgements()["judged_at_edge"] == len(frames)
@@ -150,7 +151,7 @@ def test_edge_first_publishes_at_once_and_the_cloud_corrects(tmp_path: Path, ser
         new_alerts = {m["image_id"] for kind, m in after if kind == "alert"}
         assert new_alerts == {m["image_id"] for m in corrections if m["is_anomalous"]}
         assert not [kind for kind, _ in after if kind == "result"], "no second result message"
-        assert all(rig.journal.get(i).state is ImageState.ALERTED for i in ids)
+        assert all(row(rig.journal, i).state is ImageState.ALERTED for i in ids)
         assert rig.journal.judgements() == {"judged_at_edge": 0, "audited": 4, "corrected": 2}
     finally:
         rig.close()
@@ -164,7 +165,7 @@ def test_edge_first_sends_only_the_uncertain_band_and_the_audit_sample(tmp_path:
         ids = rig.drop(frames)
         rig.judge.step(time.time())
         for image_id in ids:
-            image = rig.journal.get(image_id)
+            image = row(rig.journal, image_id)
             verdict = json.loads(image.local_json or image.result_json or "{}")["result"]
             expected = 0.4 <= anomaly_probability(verdict) <= 0.6 or audited(image_id, 0.5)
             assert (image.route == Route.AUDIT.value) == expected, image_id
@@ -181,19 +182,19 @@ def test_unreachable_detector_falls_back_to_the_cloud_and_recovers(tmp_path: Pat
         assert rig.judge.step(time.time()) is True
         judging, problem = rig.judge.status()
         assert judging == "cloud" and "not reachable" in problem
-        assert all(rig.journal.get(i).route == Route.CLOUD.value for i in first)
+        assert all(row(rig.journal, i).route == Route.CLOUD.value for i in first)
         assert rig.journal.waiting()[0] == 3, "the cloud batch takes them"
         server = Serve(fitted_model, port)  # the detector comes back
         try:
             second = rig.drop(frames[3:5])
             rig.judge.step(time.time())
             assert rig.judge.status()[0] == "cloud", "not before retry_seconds"
-            assert all(rig.journal.get(i).route == Route.CLOUD.value for i in second)
+            assert all(row(rig.journal, i).route == Route.CLOUD.value for i in second)
             time.sleep(1.1)
             third = rig.drop(frames[5:7])
             assert rig.judge.step(time.time()) is True
             assert rig.judge.status() == ("edge", "")
-            assert all(rig.journal.get(i).route == Route.EDGE.value for i in third)
+            assert all(row(rig.journal, i).route == Route.EDGE.value for i in third)
         finally:
             server.stop()
     finally:
@@ -225,10 +226,10 @@ def test_an_image_the_detector_refuses_goes_to_the_cloud_alone(tmp_path: Path, s
     rig = Rig(tmp_path, serve.port, mode="edge")
     try:
         ids = rig.drop(frames[:3])
-        Path(rig.journal.get(ids[0]).path).write_bytes(b"\x89PNG not an image any more")
+        Path(row(rig.journal, ids[0]).path).write_bytes(b"\x89PNG not an image any more")
         rig.judge.step(time.time())
-        assert rig.journal.get(ids[0]).route == Route.CLOUD.value
-        assert [rig.journal.get(i).route for i in ids[1:]] == [Route.EDGE.value] * 2
+        assert row(rig.journal, ids[0]).route == Route.CLOUD.value
+        assert [row(rig.journal, i).route for i in ids[1:]] == [Route.EDGE.value] * 2
         assert rig.judge.status() == ("edge", ""), "one bad image does not make the detector unhealthy"
     finally:
         rig.close()
@@ -246,8 +247,10 @@ def test_the_component_runs_the_detector_and_restarts_it_after_a_crash(tmp_path:
             assert time.monotonic() < deadline, rig.judge.status()
             time.sleep(0.2)
         assert rig.journal.judgements()["judged_at_edge"] >= 1
-        os.kill(rig.server.process.pid, signal.SIGKILL)  # the detector process dies
-        rig.server.process.wait()
+        process = rig.server.process
+        assert process is not None
+        os.kill(process.pid, signal.SIGKILL)  # the detector process dies
+        process.wait()
         rig.drop(frames[2:4])
         rig.judge.step(time.time())
         assert rig.judge.status()[0] == "cloud", "its death is noticed at the next image"
@@ -260,14 +263,15 @@ def test_the_component_runs_the_detector_and_restarts_it_after_a_crash(tmp_path:
         assert "serving" in (tmp_path / "work" / "detector.log").read_text()
     finally:
         rig.close()
-    assert rig.server.process.poll() is not None, "stopping the component stops its detector"
+    assert rig.server.process is None or rig.server.process.poll() is not None, \
+        "stopping the component stops its detector"
 
 
 def test_cloud_mode_routes_everything_to_the_cloud(tmp_path: Path, frames: list[Any]) -> None:
     rig = Rig(tmp_path, free_port(), mode="cloud")
     try:
         ids = rig.drop(frames[:2])
-        assert all(rig.journal.get(i).route == Route.CLOUD.value for i in ids)
+        assert all(row(rig.journal, i).route == Route.CLOUD.value for i in ids)
         assert rig.judge.step(time.time()) is False and rig.judge.status() == ("cloud", "")
     finally:
         rig.close()
@@ -281,7 +285,7 @@ def test_cloud_mode_sends_images_an_earlier_edge_run_left_waiting(tmp_path: Path
     try:
         assert rig.journal.waiting()[0] == 0
         rig.judge.step(time.time())
-        assert all(rig.journal.get(i).route == Route.CLOUD.value for i in ids)
+        assert all(row(rig.journal, i).route == Route.CLOUD.value for i in ids)
         assert rig.journal.waiting()[0] == 2
     finally:
         rig.close()

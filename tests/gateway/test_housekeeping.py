@@ -10,6 +10,7 @@ from batchsight.batcher import BatchPolicy, next_tick
 from batchsight.config import BatchSettings, Config, config_from_dict
 from batchsight.housekeeping import DiskGuard, Housekeeper
 from batchsight.journal import ImageState, Journal
+from tests.gateway.journal_support import row
 
 
 def _config(tmp_path: Path, **extra: object) -> Config:
@@ -89,7 +90,7 @@ def test_resubmit_touches_only_submitted_images(tmp_path: Path, state: ImageStat
     image_id = _add(journal, 1)
     journal.advance([image_id], state)
     journal.resubmit([image_id])
-    assert journal.get(image_id).state is state
+    assert row(journal, image_id).state is state
 
 
 def test_disk_full_recognises_the_os_and_sqlite_saying_no_space(tmp_path: Path) -> None:
@@ -119,7 +120,8 @@ def test_a_full_disk_is_one_alarm_and_one_log_line_until_it_clears(tmp_path: Pat
         for _ in range(5):
             assert guard.check() and guard.state == "full"
         assert guard.full(OSError(errno.ENOSPC, "No space left on device")) is False
-    assert "disk full" in guard.alarm and "nothing is lost" in guard.alarm and len(guard.alarm) <= 500
+    alarm = guard.alarm or ""
+    assert "disk full" in alarm and "nothing is lost" in alarm and len(alarm) <= 500
     assert [r.levelname for r in caplog.records] == ["ERROR"]
     guard.config = _config(tmp_path, disk={"min_free_bytes": 0})  # room for the largest image again
     assert guard.check() is None and guard.state is None

@@ -1,4 +1,5 @@
-"""images.py inspect, check_pixels and check_image on real encoded images made with Pillow (and a few crafted byte strings)."""
+"""images.py inspect, check_pixels and check_image on real encoded images made with Pillow (and a
+few crafted byte strings)."""
 from __future__ import annotations
 
 import hashlib

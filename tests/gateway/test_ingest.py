@@ -1,15 +1,14 @@
-"""ingest.py: a real Journal, real folders, real images; nothing is ever deleted."""
+"""ingest.py, one file at a time: a real Journal, real folders, real images; nothing is ever deleted.
+
+The fixtures (config, journal, ingestor) are in conftest.py; a crash's leftovers and unreadable
+files are in test_ingest_recovery.py, groups and subfolders in test_ingest_groups.py.
+"""
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
-import logging
 import os
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import datetime, UTC
 from pathlib import Path
 
@@ -19,51 +18,7 @@ from PIL import Image
 from batchsight.config import Config, config_from_dict
 from batchsight.ingest import IngestOutcome, Ingestor
 from batchsight.journal import ImageState, Journal
-
-AWS = {"source_bucket": "src", "final_bucket": "final", "queue_url": "http://127.0.0.1/q",
-       "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:sm"}
-
-
-def make_image(fmt: str = "JPEG", size: tuple[int, int] = (160, 120), seed: int = 0) -> bytes:
-    image = Image.new("RGB", size, ((seed * 37) % 256, (seed * 91) % 256, 120))
-    image.paste((255, 255, 255), (seed % 50, 10, seed % 50 + 40, 50))
-    buffer = io.BytesIO()
-    image.save(buffer, fmt)
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return config_from_dict({"drop_folder": str(tmp_path / "drop"), "work_folder": str(tmp_path / "work"),
-                             "aws": AWS})
-
-
-@pytest.fixture
-def journal(config: Config) -> Iterator[Journal]:
-    journal = Journal(config.journal_path)
-    yield journal
-    journal.close()
-
-
-@pytest.fixture
-def ingestor(config: Config, journal: Journal) -> Ingestor:
-    config.drop_folder.mkdir(parents=True, exist_ok=True)
-    return Ingestor(config, journal)
-
-
-def drop(config: Config, name: str, data: bytes) -> Path:
-    path = config.drop_folder / name
-    path.write_bytes(data)
-    return path
-
-
-def all_files(root: Path) -> list[Path]:
-    """Every regular file under root except the journal's own files."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("journal.sqlite3"))
-
-
-def quarantined_files(config: Config) -> list[Path]:
-    return sorted(p for p in config.quarantine_folder.iterdir() if not p.name.endswith(".reason.txt"))
+from tests.gateway.ingest_support import AWS, all_files, drop, make_image, quarantined_files
 
 
 def test_creates_spool_and_quarantine_folders(config: Config, journal: Journal) -> None:
@@ -150,7 +105,7 @@ def test_duplicate_under_another_name_is_quarantined(config: Config, journal: Jo
     second = ingestor.ingest(second_path)
 
     assert not second.accepted and second.image_id is None
-    assert second.reason is not None and "duplicate" in second.reason and first.image_id in second.reason
+    assert second.reason is not None and "duplicate" in second.reason and str(first.image_id) in second.reason
     assert not second_path.exists()
     [moved] = quarantined_files(config)
     assert moved.name.endswith("-b.jpg") and moved.read_bytes() == data
@@ -310,228 +265,3 @@ def test_staging_is_empty_after_every_outcome(config: Config, ingestor: Ingestor
     for name, content in (("ok.jpg", data), ("dup.jpg", data), ("bad.jpg", b"text")):
         ingestor.ingest(drop(config, name, content))
     assert list((config.work_folder / "staging").iterdir()) == []
-
-
-def staged(config: Config, name: str, data: bytes) -> Path:
-    """A file as a crash leaves it in staging: '{uuid hex}-{name in the drop folder}'."""
-    path = config.work_folder / "staging" / f"{uuid.uuid4().hex}-{name}"
-    path.write_bytes(data)
-    return path
-
-
-def test_recover_staging_ingests_what_a_crash_left(config: Config, journal: Journal, ingestor: Ingestor) -> None:
-    good, bad = make_image("PNG", seed=30), b"not an image"
-    left_good, left_bad = staged(config, "cam_7.png", good), staged(config, "cam_8.jpg", bad)
-    partial = config.work_folder / "staging" / f".partial-{uuid.uuid4().hex}-cam_9.jpg"
-    partial.write_bytes(b"half a cop")  # its source is still in the drop folder
-
-    outcomes = ingestor.recover_staging()
-
-    by_path = {o.path: o for o in outcomes}
-    assert set(by_path) == {left_good, left_bad}
-    sha = hashlib.sha256(good).hexdigest()
-    assert by_path[left_good].image_id == sha
-    record = journal.get(sha)
-    assert record is not None and record.file_name == "cam_7.png"
-    assert (config.work_folder / "spool" / f"{sha}.png").read_bytes() == good
-    assert by_path[left_bad].reason is not None and "not a JPEG or PNG" in by_path[left_bad].reason
-    [moved] = quarantined_files(config)
-    assert moved.name.endswith("-cam_8.jpg") and moved.read_bytes() == bad
-    assert list((config.work_folder / "staging").iterdir()) == []
-    assert ingestor.recover_staging() == []
-
-
-def test_recover_staging_completes_an_interrupted_move(config: Config, journal: Journal,
-                                                       ingestor: Ingestor) -> None:
-    """A crash between journal.add and the rename out of staging."""
-    data = make_image("JPEG", seed=31)
-    sha = hashlib.sha256(data).hexdigest()
-    spooled = config.work_folder / "spool" / f"{sha}.jpg"
-    assert journal.add({"image_id": sha, "file_name": "cam.jpg", "path": str(spooled), "ext": "jpg",
-                        "size": len(data), "width": 160, "height": 120,
-                        "captured_at": "2024-05-01T10:00:00.000Z"})
-    staged(config, "cam.jpg", data)
-    [outcome] = ingestor.recover_staging()
-    assert outcome.accepted and outcome.image_id == sha
-    assert spooled.read_bytes() == data
-    assert quarantined_files(config) == []
-    assert journal.counts()["validated"] == 1
-
-
-def test_unreadable_file_is_left_in_the_drop_folder(config: Config, journal: Journal, ingestor: Ingestor,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
-    path = config.drop_folder / "loop.jpg"
-    path.symlink_to(path)  # opening it fails with ELOOP, even for root
-    with caplog.at_level(logging.ERROR, logger="batchsight.ingest"):
-        outcome = ingestor.ingest(path)
-    assert outcome.skipped and outcome.image_id is None and outcome.reason is None
-    assert not outcome.accepted and outcome.path == path
-    assert path.is_symlink()
-    assert [getattr(r, "path", None) for r in caplog.records] == [str(path)]
-    assert "Too many levels of symbolic links" in caplog.records[0].error, "the log says why"
-    assert all_files(config.work_folder) == []
-    assert journal.counts() == {**{s.value: 0 for s in ImageState}, "quarantined": 0}
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_file_without_read_permission_is_left_in_the_drop_folder(config: Config, ingestor: Ingestor) -> None:
-    path = drop(config, "locked.jpg", make_image("JPEG"))
-    path.chmod(0)
-    try:
-        outcome = ingestor.ingest(path)
-    finally:
-        path.chmod(0o644)
-    assert outcome.skipped and path.exists()
-    assert all_files(config.work_folder) == []
-
-
-def test_unreadable_file_in_staging_stays_there(config: Config, ingestor: Ingestor) -> None:
-    folder = config.work_folder / "staging" / f"{uuid.uuid4().hex}-odd.jpg"
-    folder.mkdir()  # opening it for reading fails
-    [outcome] = ingestor.recover_staging()
-    assert outcome.skipped and outcome.path == folder and folder.is_dir()
-    assert quarantined_files(config) == []
-
-
-def test_drop_folder_on_another_file_system(tmp_path: Path, journal: Journal) -> None:
-    """Staging across file systems is a copy: whole, with the capture time, and the source removed."""
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
-        pytest.skip("needs a second file system at /dev/shm")
-    with tempfile.TemporaryDirectory(dir=shm) as other:
-        config = config_from_dict({"drop_folder": other, "work_folder": str(tmp_path / "work"), "aws": AWS})
-        data = make_image("JPEG", seed=40)
-        path = drop(config, "far.jpg", data)
-        os.utime(path, (1_714_557_600.5, 1_714_557_600.5))
-        with pytest.raises(OSError) as caught:
-            os.link(path, tmp_path / "probe")
-        assert caught.value.errno == errno.EXDEV
-
-        outcome = Ingestor(config, journal).ingest(path)
-
-        assert outcome.accepted and not path.exists()
-        record = journal.get(outcome.image_id or "")
-        assert record is not None and record.captured_at == "2024-05-01T10:00:00.500Z"
-        assert Path(record.path).read_bytes() == data
-        assert list((config.work_folder / "staging").iterdir()) == []
-
-
-# --- a group: one barrier, one transaction ------------------------------------------------------
-
-def test_a_group_shares_one_sync_and_one_transaction(config: Config, journal: Journal, ingestor: Ingestor,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """Outcomes come back in the order given, whatever each file's fate, duplicates inside the group included."""
-    from batchsight import durable
-
-    good = [make_image("JPEG", seed=n) for n in range(5)]
-    names = ["g0.jpg", "bad.jpg", "g1.jpg", "same-as-g0.jpg", "g2.jpg", "g3.jpg", "g4.jpg"]
-    datas = [good[0], b"no image", good[1], good[0], good[2], good[3], good[4]]
-    paths = [drop(config, name, data) for name, data in zip(names, datas)]
-    syncs: list[int] = []
-    transactions: list[int] = []
-    real_sync, real_add = durable.sync_files, Journal.add_many
-    monkeypatch.setattr(durable, "sync_files", lambda files, folders: (syncs.append(len(list(files))),
-                                                                       real_sync([], folders)))
-    monkeypatch.setattr(Journal, "add_many", lambda self, records, **kw: (transactions.append(len(records)),
-                                                                         real_add(self, records, **kw))[1])
-
-    outcomes = ingestor.ingest_many(paths)
-
-    assert [o.path for o in outcomes] == paths
-    assert [o.accepted for o in outcomes] == [True, False, True, False, True, True, True]
-    assert "not a JPEG or PNG" in (outcomes[1].reason or "")
-    assert "duplicate" in (outcomes[3].reason or "")
-    assert syncs == [6] and transactions == [6], "one barrier and one commit for the group"
-    assert journal.counts()["received"] == 5 and journal.counts()["quarantined"] == 2
-    assert list(config.drop_folder.iterdir()) == [] and list((config.work_folder / "staging").iterdir()) == []
-
-
-def test_a_full_disk_mid_group_leaves_every_file_in_drop_or_staging(config: Config, journal: Journal,
-                                                                    ingestor: Ingestor,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from batchsight import durable
-
-    paths = [drop(config, f"p{n}.jpg", make_image("JPEG", seed=n)) for n in range(4)]
-    real_rename = durable.rename
-
-    def rename(source: Path, target: Path) -> bool:
-        if source.name == "p2.jpg":
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_rename(source, target)
-
-    monkeypatch.setattr(durable, "rename", rename)
-    with pytest.raises(OSError):
-        ingestor.ingest_many(paths)
-    assert sorted(p.name for p in config.drop_folder.iterdir()) == ["p2.jpg", "p3.jpg"]
-    assert len(list((config.work_folder / "staging").iterdir())) == 2
-    monkeypatch.setattr(durable, "rename", real_rename)
-    assert all(o.accepted for o in ingestor.recover_staging() + ingestor.ingest_many(paths[2:]))
-    assert journal.counts()["received"] == 4
-
-
-def test_groups_journaled_before_a_full_disk_are_handed_out_before_it_raises(
-        config: Config, journal: Journal, ingestor: Ingestor, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The runtime hands each group to the verifier as it comes: a failure in a later group of a
-    backlog must not keep the earlier, journaled images from being decoded until a restart."""
-    from batchsight import durable
-    from batchsight import ingest as ingest_module
-
-    monkeypatch.setattr(ingest_module, "GROUP", 2)
-    paths = [drop(config, f"g{n}.jpg", make_image("JPEG", seed=40 + n)) for n in range(4)]
-    real_rename = durable.rename
-
-    def rename(source: Path, target: Path) -> bool:
-        if source.name == "g3.jpg":
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_rename(source, target)
-
-    monkeypatch.setattr(durable, "rename", rename)
-    handed_out = []
-    with pytest.raises(OSError):
-        for outcomes in ingestor.ingest_groups(paths):
-            handed_out.append(outcomes)
-    assert [[o.path.name for o in group if o.accepted] for group in handed_out] == [["g0.jpg", "g1.jpg"]]
-    assert journal.counts()["received"] == 2
-
-
-# --- files from subfolders of the drop folder ---------------------------------------------------------
-
-def test_a_file_from_a_subfolder_keeps_its_path_below_the_drop_folder_as_its_name(
-        config: Config, journal: Journal, ingestor: Ingestor) -> None:
-    (config.drop_folder / "cam2" / "2026-11-24").mkdir(parents=True)
-    good = drop(config, "cam2/2026-11-24/0001.jpg", make_image("JPEG", seed=71))
-    odd = drop(config, "cam2/100%.jpg", make_image("JPEG", seed=72))  # '%' must survive the flat form
-    bad = drop(config, "cam2/2026-11-24/0002.jpg", b"not an image")
-    outcomes = {o.path: o for o in ingestor.ingest_many([good, odd, bad])}
-    assert journal.get(outcomes[good].image_id).file_name == "cam2/2026-11-24/0001.jpg"
-    assert journal.get(outcomes[odd].image_id).file_name == "cam2/100%.jpg"
-    [moved] = quarantined_files(config)
-    assert moved.parent == config.quarantine_folder and moved.name.endswith("-cam2%2F2026-11-24%2F0002.jpg")
-    assert list((config.work_folder / "staging").iterdir()) == []
-    assert sorted(p.name for p in (config.drop_folder / "cam2").rglob("*")) == ["2026-11-24"]  # folders stay
-
-
-def test_a_crash_in_staging_gives_back_the_subfolder_name(config: Config, journal: Journal,
-                                                         ingestor: Ingestor) -> None:
-    data = make_image("PNG", seed=73)
-    staged(config, "cam3%2F0007.png", data)  # as _ingest_group writes it, before a crash
-    [outcome] = ingestor.recover_staging()
-    assert journal.get(outcome.image_id).file_name == "cam3/0007.png"
-
-
-def test_a_path_too_long_for_one_file_name_keeps_its_end(config: Config, journal: Journal,
-                                                         ingestor: Ingestor) -> None:
-    """Deep subfolders and long camera names: the staged and quarantined names must fit in
-    255 bytes, so the start of the path goes, and the file's own name stays."""
-    deep = config.drop_folder.joinpath(*[f"station-{n:02d}-camera-ä-{n:02d}" for n in range(10)])
-    deep.mkdir(parents=True)
-    good = deep / ("image-" + "x" * 40 + ".jpg")
-    good.write_bytes(make_image("JPEG", seed=74))
-    bad = deep / "broken-image.jpg"
-    bad.write_bytes(b"not an image")
-    outcomes = {o.path: o for o in ingestor.ingest_many([good, bad])}
-    name = journal.get(outcomes[good].image_id).file_name
-    assert name.startswith("…") and name.endswith(f"/{good.name}") and len(name.encode()) <= 213
-    [moved] = quarantined_files(config)
-    assert moved.name.endswith("%2Fbroken-image.jpg") and "…" in moved.name
-    assert outcomes[bad].reason is not None and "not a JPEG or PNG" in outcomes[bad].reason

@@ -1,45 +1,16 @@
-"""journal.py on real SQLite files: states, batches, quarantine, durability, threads."""
+"""journal.py on real SQLite files: adding, batches, quarantine, durability, threads (the image
+states and the transition table: test_journal_transitions.py)."""
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pytest
-
-from batchsight.journal import IllegalTransition, ImageRecord, ImageState, Journal
 
 
-def record(n: int | str, **overrides: Any) -> dict[str, Any]:
-    image_id = hashlib.sha256(str(n).encode()).hexdigest()
-    base = {"image_id": image_id, "file_name": f"cam-{n}.jpg", "path": f"/spool/{image_id}.jpg",
-            "ext": "jpg", "size": 1000 + len(str(n)), "width": 640, "height": 480,
-            "captured_at": "2024-05-01T10:00:00.000Z"}
-    return {**base, **overrides}
-
-
-def iid(n: int | str) -> str:
-    return record(n)["image_id"]
-
-
-def add_in_order(journal: Journal, numbers: range | list[int]) -> list[str]:
-    """Add images with strictly increasing seen_at (the clock may not tick between two inserts)."""
-    ids = []
-    for n in numbers:
-        assert journal.add(record(n))
-        ids.append(iid(n))
-        time.sleep(0.002)
-    return ids
-
-
-def state_of(journal: Journal, n: int) -> ImageState:
-    found = journal.get(iid(n))
-    assert found is not None
-    return found.state
+from batchsight.journal import ImageRecord, ImageState, Journal
+from tests.gateway.journal_support import add_in_order, iid, record, row, state_of
 
 
 # --- add / get ----------------------------------------------------------------------------------
@@ -94,85 +65,6 @@ def test_duplicate_does_not_reset_state(journal: Journal) -> None:
     journal.advance([iid(1)], ImageState.UPLOADED)
     assert journal.add(record(1)) is False
     assert state_of(journal, 1) is ImageState.UPLOADED
-
-
-# --- advance ------------------------------------------------------------------------------------
-
-def test_advance_forward_through_every_state(journal: Journal) -> None:
-    journal.add(record(1))
-    for state in list(ImageState)[1:]:
-        journal.advance([iid(1)], state)
-        assert state_of(journal, 1) is state
-
-
-def test_advance_stores_fields(journal: Journal) -> None:
-    journal.add(record(1))
-    journal.advance([iid(1)], ImageState.SUBMITTED)
-    journal.advance([iid(1)], ImageState.RESULT_STORED, is_anomalous=1, confidence=0.93,
-                    result_json='{"v":1}')
-    got = journal.get(iid(1))
-    assert got is not None
-    assert got.is_anomalous is True and got.confidence == pytest.approx(0.93)
-    assert got.result_json == '{"v":1}'
-
-
-def test_repeating_a_step_is_a_no_op(journal: Journal) -> None:
-    journal.add(record(1))
-    journal.advance([iid(1)], ImageState.UPLOADED)
-    journal.advance([iid(1)], ImageState.UPLOADED)
-    assert state_of(journal, 1) is ImageState.UPLOADED
-    assert journal.counts()["uploaded"] == 1
-
-
-def test_going_backwards_raises(journal: Journal) -> None:
-    journal.add(record(1))
-    journal.advance([iid(1)], ImageState.ENQUEUED)
-    with pytest.raises(IllegalTransition, match="enqueued"):
-        journal.advance([iid(1)], ImageState.UPLOADED)
-    with pytest.raises(IllegalTransition):
-        journal.advance([iid(1)], ImageState.VALIDATED)
-    assert state_of(journal, 1) is ImageState.ENQUEUED
-
-
-def test_unknown_image_raises(journal: Journal) -> None:
-    with pytest.raises(IllegalTransition, match="unknown image"):
-        journal.advance(["f" * 64], ImageState.UPLOADED)
-
-
-def test_a_failing_advance_changes_nothing(journal: Journal) -> None:
-    """All ids of one call move in one transaction: a bad one rolls back the good ones."""
-    journal.add(record(1))
-    journal.add(record(2))
-    journal.advance([iid(2)], ImageState.SUBMITTED)
-    with pytest.raises(IllegalTransition):
-        journal.advance([iid(1), iid(2)], ImageState.UPLOADED)
-    assert state_of(journal, 1) is ImageState.VALIDATED
-    with pytest.raises(IllegalTransition):
-        journal.advance([iid(1), "e" * 64], ImageState.ENQUEUED)
-    assert state_of(journal, 1) is ImageState.VALIDATED
-    journal.advance([iid(1)], ImageState.UPLOADED)  # the journal is still usable afterwards
-    assert state_of(journal, 1) is ImageState.UPLOADED
-
-
-def test_skipping_the_result_raises(journal: Journal) -> None:
-    journal.add(record(1))
-    journal.advance([iid(1)], ImageState.SUBMITTED)
-    with pytest.raises(IllegalTransition):
-        journal.advance([iid(1)], ImageState.ALERTED)
-
-
-@pytest.mark.parametrize("start", [s for s in ImageState if s not in (ImageState.RESULT_STORED, ImageState.ALERTED)])
-def test_alerted_is_reachable_only_from_result_stored(journal: Journal, start: ImageState) -> None:
-    journal.add(record(1), state=ImageState.RECEIVED)
-    journal.advance([iid(1)], start)
-    with pytest.raises(IllegalTransition, match="result_stored"):
-        journal.advance([iid(1)], ImageState.ALERTED)
-    assert state_of(journal, 1) is start
-    journal.advance([iid(1)], ImageState.RESULT_STORED)  # skipping the cloud steps stays allowed
-    journal.advance([iid(1)], ImageState.ALERTED)
-    journal.advance([iid(1)], ImageState.ALERTED)  # the idempotent repeat
-    assert state_of(journal, 1) is ImageState.ALERTED
-
 
 # --- batches ------------------------------------------------------------------------------------
 
@@ -390,7 +282,7 @@ def test_a_journal_from_before_the_edge_modes_opens_with_every_image_bound_for_t
     old.close()
     journal = Journal(path)
     try:
-        assert journal.get(iid(1)).route == "cloud"
+        assert row(journal, iid(1)).route == "cloud"
         assert journal.waiting()[0] == 1 and journal.unrouted(limit=10) == []
         assert journal.judgements() == {"judged_at_edge": 0, "audited": 0, "corrected": 0}
     finally:

@@ -18,6 +18,7 @@ from batchsight.config import Config, config_from_dict
 from batchsight.journal import ImageState, Journal
 from batchsight.publishers.base import Delivered, Delivery, Publisher, PublishError
 from batchsight.publishers.outbox import Outbox
+from tests.gateway.journal_support import row
 
 AWS = {"source_bucket": "src", "final_bucket": "final", "queue_url": "https://q", "state_machine_arn": "arn:sm"}
 
@@ -165,6 +166,14 @@ def test_the_outbox_survives_reopening_and_never_reuses_a_seq(open_journal: Call
     assert broker.bodies()[:3] == [m.body for m in waiting]
 
 
+def test_the_outbox_table_is_the_journals(journal: Journal) -> None:
+    """The journal makes the table and does every write to it (a hand-off); the outbox sends."""
+    assert journal.outbox_count() == 0, "there before any Outbox is made"
+    with journal.handoff() as tx:
+        seq = tx.put("a/b", b"{}")
+    assert [(m.seq, m.topic, m.body) for m in Outbox(journal).messages()] == [(seq, "a/b", b"{}")]
+
+
 def test_retained_flag_and_bytes_are_kept_exactly(journal: Journal) -> None:
     outbox, broker = Outbox(journal), FakeBroker()
     body = "{\"file_name\":\"Teil_ä.jpg\"}".encode()
@@ -222,7 +231,7 @@ def test_handoff_queues_each_image_once_marks_it_alerted_and_retires_its_file(tm
     alerter = Alerter(config, journal, broker)
     assert alerter.publish_pending() == 3
     assert alerter.publish_pending() == 0, "a second pass hands nothing off again"
-    assert [journal.get(i).state for i in ids] == [ImageState.ALERTED] * 3
+    assert [row(journal, i).state for i in ids] == [ImageState.ALERTED] * 3
     assert not list((config.work_folder / "spool").iterdir()), "files retired after the handoff"
     assert kinds(alerter.outbox) == [("result", ids[0]), ("result", ids[1]), ("alert", ids[1]),
                                      ("result", ids[2]), ("batch", "b1")], "a summary follows its images"
@@ -243,7 +252,7 @@ def test_a_failing_handoff_rolls_back_both_the_messages_and_the_states(tmp_path:
         assert tx.claim_image(image_id)
         tx.put("t/result", b"{}")
         raise RuntimeError("disk full")
-    assert outbox.pending() == 0 and journal.get(image_id).state is ImageState.RESULT_STORED
+    assert outbox.pending() == 0 and row(journal, image_id).state is ImageState.RESULT_STORED
     assert Alerter(config, journal, FakeBroker(hold=True), outbox=outbox).hand_off() == 1
     assert outbox.pending() == 2
 
@@ -279,11 +288,11 @@ def test_a_process_killed_around_the_handoff_leaves_exactly_one_copy(tmp_path: P
 
     journal = open_journal()
     alerter = Alerter(config, journal, FakeBroker())
-    state = journal.get(image_id).state
+    state = row(journal, image_id).state
     assert state is (ImageState.ALERTED if commit else ImageState.RESULT_STORED)
     assert alerter.outbox.pending() == (1 if commit else 0), "both or neither"
     alerter.publish_pending()  # the restarted program carries on
-    assert journal.get(image_id).state is ImageState.ALERTED
+    assert row(journal, image_id).state is ImageState.ALERTED
     assert alerter.outbox.pending() == 0
     assert len(alerter.publisher.sent) == 1, "one message for the image, whatever the crash point"  # type: ignore[attr-defined]
     assert not (config.work_folder / "spool" / f"{image_id}.jpg").exists(), "a file a crash left is retired"

@@ -14,6 +14,7 @@ from batchsight.config import Config, config_from_dict
 from batchsight.ingest import Ingestor
 from batchsight.journal import ImageState, Journal
 from batchsight.verifier import PixelVerifier
+from tests.gateway.journal_support import row
 
 AWS = {"source_bucket": "src", "final_bucket": "final", "queue_url": "http://127.0.0.1/q",
        "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:sm"}
@@ -69,26 +70,27 @@ def verify(config: Config, journal: Journal, image_ids: list[str]) -> None:
 
 def test_images_that_decode_become_validated_and_others_go_to_quarantine(config: Config, journal: Journal) -> None:
     good, bad = receive(config, journal, {"good.jpg": jpeg(1), "bad.jpg": scrambled(2)})
-    assert journal.get(good).state is ImageState.RECEIVED
+    assert row(journal, good).state is ImageState.RECEIVED
 
     verify(config, journal, [good, bad])
 
-    assert journal.get(good).state is ImageState.VALIDATED
+    assert row(journal, good).state is ImageState.VALIDATED
     assert journal.get(bad) is None, "it left the images: nothing waits on it"
     [kept] = [p for p in config.quarantine_folder.iterdir() if not p.name.endswith(".reason.txt")]
     assert kept.name.endswith("-bad.jpg") and kept.read_bytes() == scrambled(2)
     reason = kept.with_name(kept.name + ".reason.txt").read_text()
     assert reason.startswith("image does not decode")
-    assert journal.counts()["quarantined"] == 1 and journal.waiting() == (1, journal.get(good).seen_at)
+    assert journal.counts()["quarantined"] == 1 and journal.waiting() == (1, row(journal, good).seen_at)
 
 
 def test_a_missing_spool_file_is_set_aside_with_its_reason(config: Config, journal: Journal) -> None:
     [image_id] = receive(config, journal, {"gone.jpg": jpeg(3)})
-    Path(journal.get(image_id).path).unlink()
+    Path(row(journal, image_id).path).unlink()
     verify(config, journal, [image_id])
     assert journal.get(image_id) is None
     reasons = journal._conn.execute("SELECT reason FROM quarantine").fetchall()
-    assert [r[0] for r in reasons] == [f"spool file {config.work_folder / 'spool' / image_id}.jpg of image {image_id} is gone"]
+    spooled = config.work_folder / "spool" / f"{image_id}.jpg"
+    assert [r[0] for r in reasons] == [f"spool file {spooled} of image {image_id} is gone"]
 
 
 def test_images_past_received_are_left_alone(config: Config, journal: Journal) -> None:
@@ -96,7 +98,7 @@ def test_images_past_received_are_left_alone(config: Config, journal: Journal) -
     journal.advance([image_id], ImageState.VALIDATED)
     journal.advance([image_id], ImageState.UPLOADED)
     verify(config, journal, [image_id, "f" * 64])
-    assert journal.get(image_id).state is ImageState.UPLOADED
+    assert row(journal, image_id).state is ImageState.UPLOADED
 
 
 def test_the_thread_takes_what_a_crash_left_and_what_ingest_hands_over(config: Config, journal: Journal) -> None:
@@ -111,7 +113,7 @@ def test_the_thread_takes_what_a_crash_left_and_what_ingest_hands_over(config: C
             time.sleep(0.02)
     finally:
         verifier.stop()
-    assert {journal.get(i).state for i in left + new} == {ImageState.VALIDATED}
+    assert {row(journal, i).state for i in left + new} == {ImageState.VALIDATED}
 
 
 def test_a_failure_to_record_is_retried_not_lost(config: Config, journal: Journal,
@@ -134,11 +136,11 @@ def test_a_failure_to_record_is_retried_not_lost(config: Config, journal: Journa
     verifier.start()
     try:
         deadline = time.monotonic() + 10
-        while journal.get(image_id).state is not ImageState.VALIDATED and time.monotonic() < deadline:
+        while row(journal, image_id).state is not ImageState.VALIDATED and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
         verifier.stop()
-    assert journal.get(image_id).state is ImageState.VALIDATED and len(calls) == 2
+    assert row(journal, image_id).state is ImageState.VALIDATED and len(calls) == 2
 
 
 def test_nothing_more_is_decoded_once_stopping(config: Config, journal: Journal) -> None:
@@ -147,7 +149,7 @@ def test_nothing_more_is_decoded_once_stopping(config: Config, journal: Journal)
     verifier = PixelVerifier(config, journal)
     verifier.stop()
     verifier.verify(ids)
-    assert {journal.get(i).state for i in ids} == {ImageState.RECEIVED}
+    assert {row(journal, i).state for i in ids} == {ImageState.RECEIVED}
 
 
 def test_the_decoder_process_ends_when_idle_and_starts_again_for_new_images(
@@ -160,10 +162,10 @@ def test_the_decoder_process_ends_when_idle_and_starts_again_for_new_images(
     try:
         first = receive(config, journal, {"first.jpg": jpeg(30)})
         verifier.submit(first)
-        wait(lambda: journal.get(first[0]).state is ImageState.VALIDATED and verifier.decoder.process is None)
+        wait(lambda: row(journal, first[0]).state is ImageState.VALIDATED and verifier.decoder.process is None)
         second = receive(config, journal, {"second.jpg": jpeg(31)})
         verifier.submit(second)
-        wait(lambda: journal.get(second[0]).state is ImageState.VALIDATED)
+        wait(lambda: row(journal, second[0]).state is ImageState.VALIDATED)
     finally:
         verifier.stop()
     assert verifier.decoder.process is None, "stop ends it too"
@@ -189,5 +191,5 @@ def test_a_stop_does_not_wait_for_a_stalled_decode(config: Config, journal: Jour
     started = time.monotonic()
     verifier.stop()
     assert time.monotonic() - started < 10, "killed after the grace period, not after the 60 s timeout"
-    assert journal.get(image_id).state is ImageState.RECEIVED, "left for the next start, not quarantined"
+    assert row(journal, image_id).state is ImageState.RECEIVED, "left for the next start, not quarantined"
     assert stalling.process is None

@@ -158,7 +158,8 @@ def test_operator_feedback_over_mqtt_becomes_a_label(local_cloud: CloudFixture, 
     edge = Edge(write_config(tmp_path, local_cloud, mqtt_broker.port), tmp_path / "edge.log")
     replies: list[dict] = []
     loop = crt_io.EventLoopGroup(1)
-    operator = crt_mqtt.Connection(client=crt_mqtt.Client(crt_io.ClientBootstrap(loop, crt_io.DefaultHostResolver(loop)), None),
+    bootstrap = crt_io.ClientBootstrap(loop, crt_io.DefaultHostResolver(loop))
+    operator = crt_mqtt.Connection(client=crt_mqtt.Client(bootstrap, None),
                                    host_name="127.0.0.1", port=mqtt_broker.port, client_id="hmi-operator")
     operator.connect().result(10)
     base = f"factory/{SITE}/{LINE}/{DEVICE}/inspection"
@@ -179,7 +180,8 @@ def test_operator_feedback_over_mqtt_becomes_a_label(local_cloud: CloudFixture, 
         operator.disconnect().result(10)
         assert edge.stop() == 0
     assert [r["ok"] for r in replies] == [True, False]
-    line = json.loads(local_cloud.client("s3").get_object(Bucket=local_cloud.outputs.final_bucket, Key=key)["Body"].read())
+    s3 = local_cloud.client("s3")
+    line = json.loads(s3.get_object(Bucket=local_cloud.outputs.final_bucket, Key=key)["Body"].read())
     assert line["anomaly-label-metadata"]["human-annotated"] == "yes"
 
 

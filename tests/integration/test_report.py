@@ -81,7 +81,7 @@ def batches(local_cloud_session: CloudFixture, tmp_path_factory: pytest.TempPath
     cloud = local_cloud_session
     cloud.reset()
     folder = tmp_path_factory.mktemp("frames")
-    for n, frame in enumerate(generate(folder / "b1", count=12, size=128, seed=5)):
+    for frame in generate(folder / "b1", count=12, size=128, seed=5):
         name = f"{HOSTILE} {frame.path.name}"  # file names come from the camera: never markup
         _queue_image(cloud, frame.path.read_bytes(), ext=frame.path.suffix[1:], name=name)
     for n, frame in enumerate(generate(folder / "b2", count=4, anomaly_rate=0.5, size=128, seed=8)):
@@ -266,7 +266,7 @@ def test_wrong_arguments_and_a_missing_bucket_fail_with_a_message(batches: Batch
 
 
 def test_mask_overlay_colours_only_the_anomalous_pixels() -> None:
-    from batchsight_tools.report import overlay_mask, thumbnail
+    from batchsight_tools.report.images import overlay_mask, thumbnail
 
     grey = Image.new("RGB", (200, 100), (128, 128, 128))
     coloured = overlay_mask(grey, _mask_png((400, 200)), (400, 200))  # mask at full size, picture smaller

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+import contextlib
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 # Hop-by-hop headers (RFC 9110 section 7.6.1) and the ones we recompute.
@@ -145,10 +146,8 @@ class FaultProxy:
             _respond(request, response.status, headers, payload, head=request.command == "HEAD")
         except OSError:
             request.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 request.send_error(502)
-            except OSError:
-                pass
         finally:
             upstream.close()
 

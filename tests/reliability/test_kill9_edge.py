@@ -49,6 +49,10 @@ def test_sigkill_in_edge_first_mode_leaves_no_orphan_and_no_double_verdict(
         return processes(SERVE, str(model).encode()) + sorted(set(decoders) & set(processes(DECODER)))
 
     try:
+        # a loaded machine may start the program slower than the random waits below: the kills
+        # begin once the decoder is at work, so the orphan check has a child to find
+        first = edge.process.pid
+        wait_for(lambda: processes(DECODER, parent=first), 30, "a decoder at work before the first kill")
         for _ in range(KILLS):
             time.sleep(rng.uniform(0.5, 1.5))
             decoders = processes(DECODER, parent=edge.process.pid)

@@ -10,10 +10,7 @@ kernel lacks). What is built here instead, closest first:
   sat in the page cache, i.e. the disk as a power cut at that moment would leave it. Mounted
   (ext4 replays its journal), the copy must hold every journaled image's bytes, intact.
   Without the fsyncs in ``ingest`` every journaled image was a 0-byte file in that image.
-- ``test_ingest_fsyncs_…``: the order of the real sync calls (recorded by wrappers around
-  ``os.fsync`` and ingest's group barrier ``durable.sync_files`` that still perform each
-  one): the file and its folder entry are synced before the journal names it, the spool's
-  entry before ingestion returns.
+- the order of the sync calls that makes this hold is tested in test_fsync_order.py.
 - ``test_upload_is_recorded_…``: ``uploaded`` is journaled only once S3 holds the object.
 - ``test_sigkill_right_after_uploaded_…``: SIGKILL the edge program the moment the journal
   shows ``uploaded`` rows, three times, restart it each time; on a versioned source bucket
@@ -24,11 +21,11 @@ kernel lacks). What is built here instead, closest first:
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import time
 from collections import Counter
@@ -39,9 +36,7 @@ from typing import Any
 import pytest
 import yaml
 
-from batchsight import durable
 from batchsight.cloud_link import CloudLink
-from batchsight.config import config_from_dict
 from batchsight.ingest import Ingestor
 from batchsight.journal import ImageState, Journal
 from batchsight.verifier import PixelVerifier
@@ -52,112 +47,6 @@ from tests.support import CloudFixture, report_reliability, wait_for
 
 RECORDED = {s.value for s in ImageState} - {ImageState.RECEIVED.value, ImageState.VALIDATED.value}  # uploaded, or later
 KILLS, IMAGES = 3, 30
-
-
-# --- fsync order, recorded while the real calls run --------------------------------------------
-class SyncLog:
-    """Wraps os.fsync, durable.sync_files, os.unlink and Journal.add_many: each records an event
-    per path, then does the real thing."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.events: list[tuple[str, str]] = []
-        real_fsync, real_unlink, real_add = os.fsync, os.unlink, Journal.add_many
-        real_sync = durable.sync_files
-
-        def fsync(fd: int) -> None:
-            self.events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
-            real_fsync(fd)
-
-        def sync_files(files: list[Path], folders: list[Path]) -> None:
-            files, folders = list(files), list(folders)
-            real_sync(files, folders)
-            self.events.extend(("fsync", str(path)) for path in [*files, *folders])
-
-        def unlink(path: Any, *args: Any, **kwargs: Any) -> None:
-            self.events.append(("unlink", os.fspath(path)))
-            real_unlink(path, *args, **kwargs)
-
-        def add_many(journal: Journal, records: list[dict[str, Any]], **kwargs: Any) -> list[bool]:
-            self.events.extend(("journal", record["path"]) for record in records)
-            return real_add(journal, records, **kwargs)
-
-        monkeypatch.setattr(os, "fsync", fsync)
-        monkeypatch.setattr(durable, "sync_files", sync_files)
-        monkeypatch.setattr(os, "unlink", unlink)
-        monkeypatch.setattr(Journal, "add_many", add_many)
-
-    def index(self, kind: str, path: Path | str, *, start: int = 0) -> int:
-        for n, event in enumerate(self.events[start:], start):
-            if event == (kind, str(path)):
-                return n
-        raise AssertionError(f"no {kind} of {path} in {self.events}")
-
-    def staged_fsync(self, staging: Path) -> int:
-        return next(n for n, (kind, path) in enumerate(self.events)
-                    if kind == "fsync" and Path(path).parent == staging and not Path(path).name.startswith("."))
-
-
-def _ingest_config(drop: Path, work: Path) -> Any:
-    return config_from_dict({"drop_folder": str(drop), "work_folder": str(work), "aws": {
-        "source_bucket": "source", "final_bucket": "final", "queue_url": "http://127.0.0.1:1/queue",
-        "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:batchsight"}})
-
-
-def _check_order(log: SyncLog, drop: Path, work: Path, spooled: Path) -> None:
-    staging, spool = work / "staging", work / "spool"
-    journaled = log.index("journal", spooled)
-    assert log.staged_fsync(staging) < journaled, "the staged file's bytes are synced before the journal"
-    assert log.index("fsync", staging) < journaled, "staging's entry is synced before the journal"
-    assert log.index("fsync", drop) < journaled, "the drop folder's entry is synced before the journal"
-    assert journaled < log.index("fsync", spool, start=journaled), "the spool entry is synced after the move"
-
-
-def test_ingest_fsyncs_file_and_folders_before_the_journal_names_them(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    drop, work = tmp_path / "drop", tmp_path / "work"
-    drop.mkdir()
-    config = _ingest_config(drop, work)
-    journal = Journal(config.journal_path)
-    with sqlite3.connect(config.journal_path) as reader:  # the settings are per file and connection:
-        assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 2, "FULL"  # noqa: SLF001
-    ingestor = Ingestor(config, journal)
-    frame = generate(tmp_path / "camera", count=1, size=96, seed=5)[0]
-    (drop / frame.path.name).write_bytes(frame.path.read_bytes())
-    log = SyncLog(monkeypatch)
-    outcome = ingestor.ingest(drop / frame.path.name)
-    assert outcome.accepted
-    spooled = Path(journal.get(outcome.image_id).path)
-    _check_order(log, drop, work, spooled)
-    assert hashlib.sha256(spooled.read_bytes()).hexdigest() == outcome.image_id
-
-
-def test_ingest_across_file_systems_syncs_the_copy_before_removing_the_original(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The camera's share on one file system, the work folder on another (here /dev/shm)."""
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
-        pytest.skip("needs a second file system (/dev/shm) next to the temporary folder")
-    work = Path(shm / f"batchsight-test-{os.getpid()}")
-    try:
-        drop = tmp_path / "drop"
-        drop.mkdir()
-        config = _ingest_config(drop, work)
-        ingestor = Ingestor(config, journal := Journal(config.journal_path))
-        frame = generate(tmp_path / "camera", count=1, size=96, seed=6)[0]
-        original = drop / frame.path.name
-        original.write_bytes(frame.path.read_bytes())
-        log = SyncLog(monkeypatch)
-        outcome = ingestor.ingest(original)
-        spooled = Path(journal.get(outcome.image_id).path)
-        _check_order(log, drop, work, spooled)
-        copied = next(n for n, (kind, path) in enumerate(log.events)
-                      if kind == "fsync" and Path(path).name.startswith(".partial-"))
-        assert copied < log.index("fsync", work / "staging") < log.index("unlink", original), \
-            "the copy and its entry are durable before the original is removed"
-        journal.close()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 # --- a power cut, the closest we can get: the block device as the page cache left it ----------
@@ -281,9 +170,9 @@ def test_power_cut_image_holds_every_journaled_image_intact(local_cloud: CloudFi
     damaged = len(waiting) - len(intact)
     assert len(list((work / "quarantine").glob("*.reason.txt"))) == damaged, "the camera's unsynced files"
     assert integrity(work / "journal.sqlite3") == "ok"
-    print(f"\npower cut at the first image {cut}: {len(survived)} images journaled at the cut (states {dict(Counter(survived.values()))}), "
-          f"all intact after ext4 recovery; {len(waiting)} still in the drop folder ({damaged} never synced "
-          f"by the camera); {len(keys)} results after the reboot")
+    print(f"\npower cut at the first image {cut}: {len(survived)} images journaled at the cut "
+          f"(states {dict(Counter(survived.values()))}), all intact after ext4 recovery; {len(waiting)} "
+          f"still in the drop folder ({damaged} never synced by the camera); {len(keys)} results after the reboot")
     report_reliability(f"power-cut-at-{cut}", dropped=len(survived) + len(waiting),
                        accounted=len(keys) + damaged, duplicates=hmi.duplicates, recover_s=recover_s)
 
@@ -346,8 +235,10 @@ def test_upload_is_recorded_only_once_the_object_is_in_s3(local_cloud: CloudFixt
     def advance(self: Journal, image_ids: list[str], to: ImageState, **fields: Any) -> None:
         if to is ImageState.UPLOADED:
             for image_id in image_ids:
+                image = journal.get(image_id)
+                assert image is not None
                 stored = local_cloud.client("s3").get_object(
-                    Bucket=config.aws.source_bucket, Key=link.source_key(journal.get(image_id)))["Body"].read()
+                    Bucket=config.aws.source_bucket, Key=link.source_key(image))["Body"].read()
                 assert hashlib.sha256(stored).hexdigest() == image_id, "recorded before S3 held the bytes"
                 seen.append(image_id)
         real_advance(self, image_ids, to, **fields)
@@ -357,6 +248,11 @@ def test_upload_is_recorded_only_once_the_object_is_in_s3(local_cloud: CloudFixt
     assert len(seen) == 5
     local_cloud.wait_for_executions()
     journal.close()
+
+
+def _recorded_since(journal: Path, before: set[str]) -> bool:
+    """An upload on record in the journal file that was not on record in ``before``."""
+    return journal.exists() and any(s in RECORDED and i not in before for i, s in journal_states(journal).items())
 
 
 @pytest.mark.integration
@@ -384,9 +280,8 @@ def test_sigkill_right_after_uploaded_never_reuploads_or_loses_the_record(
                 break  # a kill took two batches' records at once: no upload is left to kill after
             # on record, not exactly 'uploaded': a poll that a loaded machine holds up must not miss
             # the tens of ms before the batch is enqueued, and wait for an upload that never comes
-            wait_for(lambda: journal.exists() and any(
-                s in RECORDED and i not in before for i, s in journal_states(journal).items()),
-                60, "a newly recorded upload", every=0.002)
+            wait_for(functools.partial(_recorded_since, journal, before), 60, "a newly recorded upload",
+                     every=0.002)
             edge.process.send_signal(signal.SIGKILL)
             edge.process.wait(timeout=10)
             kills += 1

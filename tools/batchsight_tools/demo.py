@@ -10,12 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
-import signal
-import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -23,14 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from batchsight_detector import fit
 from batchsight_tools.localcloud.broker import MqttBroker
 from batchsight_tools.localcloud.camera import drop, style_for
-from batchsight_tools.localcloud.hmi import Subscriber
+from batchsight_tools.localcloud.gateway import start_gateway, stop_gateway, write_config
+from batchsight_tools.localcloud.hmi import Subscriber, percentile
 from batchsight_tools.localcloud.hosting import hosting_for
-from batchsight_tools.localcloud.stack import CREDENTIALS, LocalCloud, StackOutputs, free_port
+from batchsight_tools.localcloud.stack import LocalCloud, StackOutputs, free_port
 from batchsight_tools.synth import generate, generate_training_set
 
 SITE, LINE, DEVICE = "demo-plant", "line-1", "gateway-1"
@@ -84,16 +79,7 @@ def _edge_config(work: Path, outputs: StackOutputs, broker_port: int, inference:
     if inference != "cloud":  # the component serves the same model file itself (batchsight serve)
         config["inference"] = {"mode": inference, "model": str(model),
                                "endpoint": f"http://127.0.0.1:{free_port()}", "audit_fraction": 0.2}
-    path = work / "edge.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-def _start_edge(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **CREDENTIALS}
-    env.pop("AWS_ENDPOINT_URL", None)  # the edge takes its endpoint from its own config
-    return subprocess.Popen([sys.executable, "-m", "batchsight", "run", "--config", str(config)],
-                            stdout=log_path.open("ab"), stderr=subprocess.STDOUT, env=env)
+    return write_config(config, work / "edge.yaml")
 
 
 def _play_camera(frames: list[Frame], drop_folder: Path, gap: float) -> None:
@@ -160,12 +146,13 @@ def _summary(frames: list[Frame], subscriber: Subscriber, documents: dict[str, d
                                                  f"{'yes' if single and len(documents) == to_cloud else 'NO'})"),
         ("results on MQTT", f"{len(subscriber.results)} ({at_edge} judged at the edge)"),
         ("corrections (cloud overruled the edge)", f"{len(subscriber.corrections)}"),
-        ("anomalies found (alerts)", f"{len(subscriber.alerts)} of {sum(f.label == 'anomaly' for f in frames)} defective parts"),
+        ("anomalies found (alerts)",
+         f"{len(subscriber.alerts)} of {sum(f.label == 'anomaly' for f in frames)} defective parts"),
         ("detector accuracy on the labels", f"{correct / max(1, len(subscriber.results)):.1%}"),
         ("batches", f"{len(subscriber.batches)}"),
         ("hosted model time", f"{hosted_seconds:.1f} s (of {elapsed:.1f} s demo run time)"
          if hosted_seconds is not None else "endpoint deleted after each batch"),
-        ("drop-to-alert latency p50 / p95", f"{_pct(latencies, 50):.1f} s / {_pct(latencies, 95):.1f} s"
+        ("drop-to-alert latency p50 / p95", f"{percentile(latencies, 50):.1f} s / {percentile(latencies, 95):.1f} s"
          if latencies else "-"),
         ("duplicate messages", f"{subscriber.duplicates}"),
     ]
@@ -176,10 +163,6 @@ def _summary(frames: list[Frame], subscriber: Subscriber, documents: dict[str, d
     print("  " + "-" * (width + 40))
     return (len(documents) == to_cloud and len(frames) == len(subscriber.results) and single
             and len(subscriber.alerts) == anomalous_results and subscriber.duplicates == 0)
-
-
-def _pct(values: list[float], percent: int) -> float:
-    return statistics.quantiles(values, n=100)[percent - 1] if len(values) > 1 else values[0]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -205,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  MQTT broker ({broker.kind}) on 127.0.0.1:{broker.port}", flush=True)
     subscriber = Subscriber(broker.port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#")
     subscriber.start()
-    edge = _start_edge(_edge_config(work, outputs, broker.port, args.inference, model_path), work / "edge.log")
+    edge = start_gateway(_edge_config(work, outputs, broker.port, args.inference, model_path), work / "edge.log")
     print(f"  edge program running (pid {edge.pid}); camera dropping images...", flush=True)
     camera = threading.Thread(target=_play_camera, args=(frames, work / "drop", args.gap), daemon=True)
     camera.start()
@@ -213,8 +196,7 @@ def run(args: argparse.Namespace) -> int:
         finished = _wait(subscriber, frames, camera, edge, args.timeout)
         time.sleep(1.5)  # let the last batch summary arrive
     finally:
-        edge.send_signal(signal.SIGTERM)
-        edge.wait(timeout=30)
+        stop_gateway(edge)
         subscriber.stop()
         broker.stop()
     still_hosted = hosting.still_hosted(cloud)

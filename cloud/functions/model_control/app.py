@@ -19,6 +19,7 @@ logger = Logger(service="batchsight-model-control")
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The model's state after the action, as the dict the state machine passes back in."""
     action = event.get("action")
     backend = backend_from_settings(Settings.from_env())
     if action == "start":

@@ -17,6 +17,8 @@ logger = Logger(service="batchsight-model-lock")
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """``{"held": ...}``: after acquire or renew, whether this execution holds the lock;
+    after release, whether another execution still does. A lost renew raises LockLost."""
     owner, action = str(event["execution"]), event.get("action")
     now = time.time()
     if action == "acquire":

@@ -22,12 +22,14 @@ logger = Logger(service="batchsight-reaper")
 
 
 def lock_owner(table: str) -> str | None:
+    """The execution holding the model lock (expired or not), or None when nobody does."""
     item = client("dynamodb").get_item(TableName=table, Key={"lock_id": {"S": LOCK_ID}},
                                        ConsistentRead=True).get("Item")
     return item["owner"]["S"] if item else None
 
 
 def execution_running(execution_arn: str) -> bool:
+    """Whether the execution still runs; one that no longer exists (history expired) does not."""
     try:
         status = client("stepfunctions").describe_execution(executionArn=execution_arn)["status"]
     except ClientError as exc:
@@ -39,6 +41,7 @@ def execution_running(execution_arn: str) -> bool:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """What it did ("none", "cleared-lock" or "stopped"), the model's status it found, the lock's owner."""
     settings = Settings.from_env()
     backend = backend_from_settings(settings)
     status = backend.hosting_status()

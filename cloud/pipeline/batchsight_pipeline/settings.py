@@ -2,33 +2,15 @@
 
 Read at call time (not import time) so one warm process can serve new settings, and so
 the local emulator can run every function in-process with the template's environment.
+``SettingsError`` is re-exported here, next to the settings whose errors it reports.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from batchsight_pipeline.environment import SettingsError, number, required
 
-class SettingsError(ValueError):
-    """A function's environment is missing or has a bad value; the message names it."""
-
-
-def _require(name: str) -> str:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        raise SettingsError(f"environment variable {name} is not set; check cloud/template.yaml")
-    return value
-
-
-def _number(name: str, default: float, *, minimum: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError as exc:
-        raise SettingsError(f"environment variable {name}={raw!r} is not a number") from exc
-    if value < minimum:
-        raise SettingsError(f"environment variable {name}={value} must be >= {minimum}")
-    return value
+__all__ = ["Settings", "SettingsError"]
 
 
 @dataclass(frozen=True)
@@ -56,16 +38,16 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
-            queue_url=_require("QUEUE_URL"),
-            dead_letter_queue_url=_require("DEAD_LETTER_QUEUE_URL"),
-            source_bucket=_require("SOURCE_BUCKET"),
-            final_bucket=_require("FINAL_BUCKET"),
-            backend=_require("MODEL_BACKEND"),
-            poll_seconds=int(_number("POLL_SECONDS", 30, minimum=1)),
-            start_timeout_seconds=int(_number("START_TIMEOUT_SECONDS", 1800, minimum=1)),
-            drain_workers=int(_number("DRAIN_WORKERS", 2, minimum=1)),
-            detect_concurrency=int(_number("DETECT_CONCURRENCY", 4, minimum=1)),
-            detect_tps=_number("DETECT_TPS", 10, minimum=0.01),
-            lock_table=_require("LOCK_TABLE"),
-            max_receive_count=int(_number("MAX_RECEIVE_COUNT", 3, minimum=1)),
+            queue_url=required("QUEUE_URL"),
+            dead_letter_queue_url=required("DEAD_LETTER_QUEUE_URL"),
+            source_bucket=required("SOURCE_BUCKET"),
+            final_bucket=required("FINAL_BUCKET"),
+            backend=required("MODEL_BACKEND"),
+            poll_seconds=int(number("POLL_SECONDS", 30, minimum=1)),
+            start_timeout_seconds=int(number("START_TIMEOUT_SECONDS", 1800, minimum=1)),
+            drain_workers=int(number("DRAIN_WORKERS", 2, minimum=1)),
+            detect_concurrency=int(number("DETECT_CONCURRENCY", 4, minimum=1)),
+            detect_tps=number("DETECT_TPS", 10, minimum=0.01),
+            lock_table=required("LOCK_TABLE"),
+            max_receive_count=int(number("MAX_RECEIVE_COUNT", 3, minimum=1)),
         )

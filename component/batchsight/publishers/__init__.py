@@ -1,6 +1,6 @@
 """Where alerts go: a local MQTT broker off Greengrass (``mqtt``); Greengrass IPC on a device.
 
-Chosen in one place (``runtime.build_publisher``); the core only sees ``Publisher``.
+Chosen in one place (``wiring.choose_publisher``); the core only sees ``Publisher``.
 """
 from batchsight.publishers.base import Publisher, PublishError
 

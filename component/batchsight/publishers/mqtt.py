@@ -49,7 +49,7 @@ def tls_context(files: TlsFiles) -> io.ClientTlsContext:
 
 
 class _FutureDelivery(Delivery):
-    def __init__(self, future: concurrent.futures.Future, topic: str,  # type: ignore[type-arg]
+    def __init__(self, future: concurrent.futures.Future[Any], topic: str,
                  check: Callable[[Any], None]) -> None:
         self._future, self._topic, self._check = future, topic, check
 
@@ -182,7 +182,7 @@ class MqttPublisher(Publisher):
             username=self._username or None, password=self._password or None, disable_metrics=True,
             on_connection_interrupted=self._interrupted, on_connection_resumed=self._resumed)
 
-    def _first_connect(self, future: concurrent.futures.Future) -> None:  # type: ignore[type-arg]
+    def _first_connect(self, future: concurrent.futures.Future[Any]) -> None:
         if future.exception() is None:
             self._retry_delay = self._reconnect[0]
             self._connected.set()

@@ -87,8 +87,8 @@ def simulate_seed(arrivals: Sequence[float], service: ModelService, *,
     queue = _queue(arrivals)
     source = EventSource(queue, service.throughput(EVENT_SOURCE_CONCURRENCY))
     hosting = Hosting(StartTimes(service.start_low_seconds, service.start_high_seconds, service.seed))
-    ends: Counter[str] = Counter()
-    running = {"count": 0}
+    ends: Counter[str] = Counter()  # executions by the state they ended in
+    running = 0
 
     def execution() -> Generator[float, None, str]:
         yield TASK_SECONDS  # "Check SQS Queue"
@@ -119,16 +119,21 @@ def simulate_seed(arrivals: Sequence[float], service: ModelService, *,
         hosting.stop(engine.now)
         return "Stop Model"
 
+    def ended(end: str) -> None:
+        nonlocal running
+        ends[end] += 1
+        running -= 1
+
     def trigger() -> Generator[float, None, None]:
+        nonlocal running
         while True:
-            running["count"] += 1
-            engine.spawn(execution(), done=lambda end: (ends.update([end]),
-                                                        running.__setitem__("count", running["count"] - 1)))
+            running += 1
+            engine.spawn(execution(), done=ended)
             yield SEED_TRIGGER_SECONDS
 
     engine.spawn(trigger())
     horizon = trace_horizon(arrivals)
-    complete = engine.run(until=lambda: queue.pending == 0 and running["count"] == 0
+    complete = engine.run(until=lambda: queue.pending == 0 and running == 0
                           and hosting.status == "STOPPED",
                           limit=horizon + days_after * 86_400.0)
     result = PolicyResult("seed-hourly", list(hosting.intervals), _latencies(queue, arrivals), horizon,

@@ -28,6 +28,9 @@ class Billing:
         return self.model_hours(intervals) * self.price_per_unit_hour
 
 
+DEFAULT_BILLING = Billing()  # a default argument's value, made once (Billing is frozen)
+
+
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
     """One model is hosted at a time: overlapping or touching intervals are one interval."""
     merged: list[list[float]] = []

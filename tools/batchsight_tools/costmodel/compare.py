@@ -5,9 +5,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from batchsight_tools.costmodel.baselines import simulate_always_on, simulate_seed
-from batchsight_tools.costmodel.billing import Billing
+from batchsight_tools.costmodel.billing import DEFAULT_BILLING, Billing
 from batchsight_tools.costmodel.ideal import simulate_ideal
-from batchsight_tools.costmodel.model import ModelService, PolicyResult
+from batchsight_tools.costmodel.model import DEFAULT_SERVICE, ModelService, PolicyResult
 from batchsight_tools.costmodel.pipeline import OurPolicy, simulate_ours
 from batchsight_tools.costmodel.planner import Plan, suggest
 
@@ -34,8 +34,8 @@ class Comparison:
         return self.hours("seed-hourly") / self.hours("batchsight")
 
 
-def compare(arrivals: Sequence[float], *, budget_seconds: float, service: ModelService = ModelService(),
-            billing: Billing = Billing(), policy: OurPolicy | None = None) -> Comparison:
+def compare(arrivals: Sequence[float], *, budget_seconds: float, service: ModelService = DEFAULT_SERVICE,
+            billing: Billing = DEFAULT_BILLING, policy: OurPolicy | None = None) -> Comparison:
     """Always-on, the seed's hourly loop, batchsight (planned for the budget unless given), ideal."""
     if policy is None:  # first: it raises BudgetTooSmall before any other work
         plan: Plan = suggest(arrivals, budget_seconds=budget_seconds, service=service)

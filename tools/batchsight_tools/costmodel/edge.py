@@ -46,6 +46,9 @@ class Uplink:
         return uploads + math.ceil(images / SQS_BATCH) * self.call_seconds
 
 
+DEFAULT_UPLINK = Uplink()  # a default argument's value, made once (Uplink is frozen)
+
+
 @dataclass(frozen=True)
 class Submission:
     cut_at: float
@@ -109,7 +112,7 @@ def gateway(clock: Callable[[], float], arrivals: Sequence[float], batching: Edg
 
 
 def submissions(arrivals: Sequence[float], batching: EdgeBatching,
-                uplink: Uplink = Uplink()) -> list[Submission]:
+                uplink: Uplink = DEFAULT_UPLINK) -> list[Submission]:
     """The gateway's cuts on its own, with no cloud attached."""
     now = [0.0]
     result: list[Submission] = []

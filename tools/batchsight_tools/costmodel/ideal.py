@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from batchsight_tools.costmodel.billing import Billing, merge
+from batchsight_tools.costmodel.billing import DEFAULT_BILLING, Billing, merge
 from batchsight_tools.costmodel.model import ModelService, PolicyResult
 from batchsight_tools.costmodel.services import StartTimes
 from batchsight_tools.costmodel.trace import horizon as trace_horizon
@@ -91,7 +91,7 @@ def ideal_windows(arrivals: Sequence[float], *, budget_seconds: float, plan_star
 
 
 def simulate_ideal(arrivals: Sequence[float], service: ModelService, *, budget_seconds: float,
-                   always_on: PolicyResult | None = None, billing: Billing = Billing()) -> PolicyResult:
+                   always_on: PolicyResult | None = None, billing: Billing = DEFAULT_BILLING) -> PolicyResult:
     rate = service.detect_tps
     windows = ideal_windows(arrivals, budget_seconds=budget_seconds,
                             plan_start_seconds=service.start_high_seconds,

@@ -41,6 +41,9 @@ class ModelService:
         return min(self.detect_tps, concurrency / self.detect_latency_seconds)
 
 
+DEFAULT_SERVICE = ModelService()  # a default argument's value, made once (ModelService is frozen)
+
+
 @dataclass
 class PolicyResult:
     name: str

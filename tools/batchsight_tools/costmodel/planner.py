@@ -11,7 +11,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from batchsight_tools.costmodel.edge import EdgeBatching, Uplink
+from batchsight_tools.costmodel.edge import DEFAULT_UPLINK, EdgeBatching, Uplink
 from batchsight_tools.costmodel.model import ModelService, PolicyResult
 from batchsight_tools.costmodel.pipeline import CloudSettings, OurPolicy, simulate_ours, \
     template_cloud_settings, worker_rate
@@ -88,7 +88,7 @@ def edge_batching(arrivals: Sequence[float], budget: float, service: ModelServic
 
 
 def suggest(arrivals: Sequence[float], *, budget_seconds: float, service: ModelService,
-            uplink: Uplink = Uplink(), base: CloudSettings | None = None) -> Plan:
+            uplink: Uplink = DEFAULT_UPLINK, base: CloudSettings | None = None) -> Plan:
     """Settings for the budget, simulated on the trace and tightened until the budget holds."""
     cloud = cloud_settings(service, base)
     batching = edge_batching(arrivals, budget_seconds, service, cloud, uplink)

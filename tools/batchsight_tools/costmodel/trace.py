@@ -75,7 +75,8 @@ def _poisson(rng: random.Random, mean: float) -> int:
 
 
 def _poisson_times(rng: random.Random, start: float, end: float, per_hour: float) -> list[float]:
-    times, t = [], start
+    times: list[float] = []
+    t = start
     if per_hour <= 0:
         return times
     while True:

@@ -1,13 +1,16 @@
 """An HMI stand-in: subscribes to a device's inspection topics and keeps what arrives.
 
-Used by the demo to print alerts and by the tests to check what the plant would see.
+Used by the demo to print alerts, by bench/edge.py to time results, and by the tests to check
+what the plant would see.
 """
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,3 +64,8 @@ class Subscriber:
 
     def stop(self) -> None:
         self._connection.disconnect().result(5)
+
+
+def percentile(values: Sequence[float], percent: int) -> float:
+    """A percentile (1 to 99) of drop-to-result latencies, as the demo and bench/edge.py print them."""
+    return statistics.quantiles(values, n=100)[percent - 1] if len(values) > 1 else values[0]

@@ -12,11 +12,15 @@ import threading
 import time
 import traceback
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchsight_tools.stack import load_function
 
+if TYPE_CHECKING:
+    from moto.awslambda.models import LambdaFunction
+
 _env_lock = threading.Lock()
+_owned: set[str] = set()  # environment variables a function has set
 _code: dict[str, tuple[str, str]] = {}  # function name -> (CodeUri, Handler)
 
 
@@ -28,7 +32,7 @@ def register(function_name: str, *, code_uri: str, handler: str) -> None:
 class LambdaContext:
     """The parts of the Lambda context object that our handlers and Powertools read."""
 
-    def __init__(self, function: Any) -> None:
+    def __init__(self, function: LambdaFunction) -> None:
         self.function_name = function.function_name
         self.function_version = "$LATEST"
         self.invoked_function_arn = function.function_arn
@@ -53,18 +57,21 @@ def _apply_environment(variables: dict[str, str]) -> None:
             _owned.add(name)
 
 
-_owned: set[str] = set()
+def invoke_in_process(self: LambdaFunction,
+                      event: str | bytes | dict[str, Any] | None = None) -> tuple[str, bool, str]:
+    """Replacement for ``moto.awslambda.models.LambdaFunction._invoke_lambda``.
 
-
-def invoke_in_process(function: Any, event: Any = None) -> tuple[str, bool, str]:
-    """Replacement for ``moto.awslambda.models.LambdaFunction._invoke_lambda``."""
-    _apply_environment(dict(function.environment_vars))
-    code_uri, handler_name = _code[function.function_name]
+    It becomes that method, so its parameters are the method's, names included: moto passes
+    ``event=`` by keyword. moto annotates ``event`` as ``str | None``, but its Step Functions
+    executor passes the state's input as a dict, hence the wider type.
+    """
+    _apply_environment(dict(self.environment_vars))
+    code_uri, handler_name = _code[self.function_name]
     module_name, _, attr = handler_name.rpartition(".")
     try:
         handler = getattr(load_function(code_uri, module_name), attr)
         payload = json.loads(event) if isinstance(event, (str, bytes)) else (event or {})
-        result = handler(payload, LambdaContext(function))
+        result = handler(payload, LambdaContext(self))
         return json.dumps(result), False, ""
     except Exception as exc:  # noqa: BLE001 - reported to Step Functions like Lambda does
         error = {"errorType": type(exc).__name__, "errorMessage": str(exc),
@@ -76,4 +83,5 @@ def install() -> None:
     """Patch moto once per process."""
     from moto.awslambda.models import LambdaFunction
 
+    # Replacing a method on the class is the point here; mypy flags every assignment to a method.
     LambdaFunction._invoke_lambda = invoke_in_process  # type: ignore[method-assign]

@@ -170,11 +170,12 @@ class _StackBuilder:
         if "VersioningConfiguration" in props:
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
         if "PublicAccessBlockConfiguration" in props:
-            s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
+            s3.put_public_access_block(Bucket=name,
+                                       PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
         self.physical[logical] = {None: name, "Arn": f"arn:aws:s3:::{name}"}
 
     def _queue(self, logical: str, props: dict[str, Any]) -> None:
-        attributes = {}
+        attributes: dict[str, str] = {}
         for key in ("VisibilityTimeout", "MessageRetentionPeriod", "SqsManagedSseEnabled"):
             if key in props:
                 attributes[key] = str(resolve(props[key], self.lookup)).lower()

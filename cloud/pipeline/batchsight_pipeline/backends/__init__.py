@@ -17,7 +17,8 @@ import inspect
 import re
 
 from batchsight_pipeline.backends.base import ModelBackend, ModelRejectedImage, ModelState
-from batchsight_pipeline.settings import Settings, SettingsError
+from batchsight_pipeline.environment import SettingsError
+from batchsight_pipeline.settings import Settings
 
 __all__ = ["ModelBackend", "ModelRejectedImage", "ModelState", "backend_from_settings",
            "load_plugin_class", "PLUGIN_PREFIX"]

@@ -10,21 +10,15 @@ Environment (read by ``from_env``):
     LOOKOUTVISION_INFERENCE_UNITS    MinInferenceUnits for StartModel (default 1)
     LOOKOUTVISION_MODEL_PATH         folder holding lookoutvision/2020-11-20/ (optional)
 
-This module also holds the DetectAnomalyResult normaliser that every remote backend uses,
-and the ``_mask_png`` convention: a segmentation mask is returned as PNG bytes under the
-private key ``MASK_KEY`` of the result dict; the drain pops it and stores it as its own
-object, so the result document stays JSON.
+DetectAnomalies answers a DetectAnomalyResult already; ``responses.normalise_result``
+checks it and moves its AnomalyMask to the ``MASK_KEY`` convention, as for every backend.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import math
 import os
 import re
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +27,6 @@ from botocore.exceptions import ClientError
 from batchsight_pipeline.backends.base import (
     FAILED,
     HOSTED,
-    MASK_KEY,
     STARTING,
     STOPPED,
     ModelBackend,
@@ -41,12 +34,12 @@ from batchsight_pipeline.backends.base import (
     ModelRejectedImage,
     UnexpectedModelResponse,
 )
-from batchsight_pipeline.settings import SettingsError, _number, _require
+from batchsight_pipeline.backends.responses import error_code, error_message, normalise_result
+from batchsight_pipeline.environment import SettingsError, number, required
 
 SERVICE = "lookoutvision"
 API_VERSION = "2020-11-20"
 CONTENT_TYPES = ("image/jpeg", "image/png")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # ClientToken shape in the service model: 1..64 characters of [a-zA-Z0-9-].
 CLIENT_TOKEN_MAX = 64
 _PROJECT = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_\-]{0,254}$")
@@ -92,7 +85,7 @@ def build_client(model_path: str | os.PathLike[str] | None = None) -> Any:
     from botocore.exceptions import UnknownServiceError
     from botocore.loaders import create_loader
 
-    from batchsight_pipeline.aws import _CONFIG
+    from batchsight_pipeline.aws import CLIENT_CONFIG
 
     session = botocore.session.get_session()
     if model_path:
@@ -104,7 +97,7 @@ def build_client(model_path: str | os.PathLike[str] | None = None) -> Any:
         session.register_component("data_loader", create_loader(os.pathsep.join(
             [str(folder), *[p for p in data_path.split(os.pathsep) if p]])))
     try:
-        return boto3.session.Session(botocore_session=session).client(SERVICE, config=_CONFIG)
+        return boto3.session.Session(botocore_session=session).client(SERVICE, config=CLIENT_CONFIG)
     except UnknownServiceError as exc:
         raise SettingsError("this botocore has no Lookout for Vision client: set "
                             "LOOKOUTVISION_MODEL_PATH (or AWS_DATA_PATH) to the folder holding "
@@ -142,11 +135,11 @@ class LookoutVisionBackend(ModelBackend):
 
     @classmethod
     def from_env(cls, *, start_timeout_seconds: float) -> LookoutVisionBackend:
-        units = _number("LOOKOUTVISION_INFERENCE_UNITS", 1, minimum=1)
+        units = number("LOOKOUTVISION_INFERENCE_UNITS", 1, minimum=1)
         if units != int(units):
             raise SettingsError(f"LOOKOUTVISION_INFERENCE_UNITS={units} must be a whole number")
-        return cls(project=_require("LOOKOUTVISION_PROJECT"),
-                   model_version=_require("LOOKOUTVISION_MODEL_VERSION"),
+        return cls(project=required("LOOKOUTVISION_PROJECT"),
+                   model_version=required("LOOKOUTVISION_MODEL_VERSION"),
                    inference_units=int(units),
                    model_path=os.environ.get("LOOKOUTVISION_MODEL_PATH", "").strip() or None,
                    start_timeout_seconds=start_timeout_seconds)
@@ -171,7 +164,7 @@ class LookoutVisionBackend(ModelBackend):
                                                ClientToken=token)
             raw, reason = response.get("Status", ""), ""
         except ClientError as exc:
-            if _code(exc) != "ConflictException":
+            if error_code(exc) != "ConflictException":
                 raise
             # Already hosted or in transition (another token): look before deciding.
             raw, reason = self._raw_status()
@@ -191,8 +184,8 @@ class LookoutVisionBackend(ModelBackend):
         try:
             raw, message = self._raw_status()
         except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
-                return FAILED, f"model {self.model_id} does not exist: {_message(exc)}"
+            if error_code(exc) == "ResourceNotFoundException":
+                return FAILED, f"model {self.model_id} does not exist: {error_message(exc)}"
             raise
         status = _STATUS.get(raw)
         if status is None:
@@ -211,12 +204,12 @@ class LookoutVisionBackend(ModelBackend):
             self.client.stop_model(**self._ids())
             return
         except ClientError as exc:
-            code = _code(exc)
+            code = error_code(exc)
             if code == "ResourceNotFoundException":
                 return  # no such model: nothing can be hosted
             if code != "ConflictException":
                 raise
-            conflict = _message(exc)
+            conflict = error_message(exc)
         raw, _ = self._raw_status()
         if raw in _BILLED:
             # e.g. still STARTING_HOSTING: it cannot be stopped yet, and must not be left running.
@@ -229,67 +222,12 @@ class LookoutVisionBackend(ModelBackend):
         try:
             response = self.client.detect_anomalies(**self._ids(), Body=image, ContentType=content_type)
         except ClientError as exc:
-            if _code(exc) == "ValidationException" and not _about_hosting(_message(exc)):
-                raise ModelRejectedImage(f"Lookout for Vision rejected the image: {_message(exc)}") from exc
+            if error_code(exc) == "ValidationException" and not _about_hosting(error_message(exc)):
+                raise ModelRejectedImage(f"Lookout for Vision rejected the image: {error_message(exc)}") from exc
             raise
         if "DetectAnomalyResult" not in response:
             raise UnexpectedModelResponse("DetectAnomalies answered without a DetectAnomalyResult")
         return normalise_result(response["DetectAnomalyResult"])
-
-
-def normalise_result(result: Mapping[str, Any]) -> dict[str, Any]:
-    """Check a DetectAnomalyResult and make it JSON-safe.
-
-    Keeps Source, IsAnomalous, Confidence and Anomalies; an AnomalyMask (bytes from the
-    Lookout for Vision API, base64 text from a JSON model answer) moves to ``MASK_KEY`` as
-    PNG bytes. Anything malformed raises UnexpectedModelResponse instead of being guessed.
-    """
-    if not isinstance(result, Mapping):
-        raise UnexpectedModelResponse(f"DetectAnomalyResult must be an object, got {type(result).__name__}")
-    verdict = result.get("IsAnomalous")
-    if not isinstance(verdict, bool):
-        raise UnexpectedModelResponse(f"DetectAnomalyResult.IsAnomalous must be a boolean, got {verdict!r}")
-    source = result.get("Source") or {"Type": "direct"}
-    if not isinstance(source, Mapping) or not isinstance(source.get("Type"), str):
-        raise UnexpectedModelResponse(f"DetectAnomalyResult.Source must be {{'Type': str}}, got {source!r}")
-    out: dict[str, Any] = {"Source": {"Type": source["Type"]}, "IsAnomalous": verdict,
-                           "Confidence": unit_interval(result.get("Confidence"), "Confidence")}
-    anomalies = result.get("Anomalies")
-    if anomalies is not None:
-        if not isinstance(anomalies, list) or not all(isinstance(a, Mapping) for a in anomalies):
-            raise UnexpectedModelResponse("DetectAnomalyResult.Anomalies must be a list of objects")
-        out["Anomalies"] = [_anomaly(a) for a in anomalies]
-    mask = result.get("AnomalyMask")
-    if mask is not None:
-        out[MASK_KEY] = _mask_bytes(mask)
-    return out
-
-
-def unit_interval(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0.0 <= value <= 1.0:
-        raise UnexpectedModelResponse(f"{name} must be a number in [0, 1], got {value!r}")
-    return float(value)
-
-
-def _anomaly(anomaly: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"Name": str(anomaly.get("Name", ""))}
-    pixel = anomaly.get("PixelAnomaly")
-    if isinstance(pixel, Mapping):
-        out["PixelAnomaly"] = {k: (float(v) if k == "TotalPercentageArea" else str(v))
-                               for k, v in pixel.items() if k in ("TotalPercentageArea", "Color")}
-    return out
-
-
-def _mask_bytes(mask: Any) -> bytes:
-    if isinstance(mask, str):
-        try:
-            mask = base64.b64decode(mask, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise UnexpectedModelResponse("AnomalyMask is text but not base64") from exc
-    if not isinstance(mask, (bytes, bytearray)) or not bytes(mask).startswith(PNG_SIGNATURE):
-        raise UnexpectedModelResponse("AnomalyMask must be PNG bytes")
-    return bytes(mask)
 
 
 def _about_hosting(message: str) -> bool:
@@ -297,11 +235,3 @@ def _about_hosting(message: str) -> bool:
     lowered = message.lower()
     return any(word in lowered for word in ("not hosted", "not running", "not started", "not found",
                                             "hosting", "stopped"))
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _message(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Message", ""))

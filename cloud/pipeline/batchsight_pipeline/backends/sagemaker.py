@@ -26,8 +26,8 @@ from batchsight_pipeline.backends.base import (
     ModelRejectedImage,
     UnexpectedModelResponse,
 )
-from batchsight_pipeline.backends.lookoutvision import normalise_result, unit_interval
-from batchsight_pipeline.settings import SettingsError, _require
+from batchsight_pipeline.backends.responses import error_code, error_message, normalise_result, unit_interval
+from batchsight_pipeline.environment import SettingsError, required
 
 __all__ = ["MAX_PAYLOAD_BYTES", "ModelBusy", "SageMakerBackend", "UnexpectedModelResponse", "map_response"]
 
@@ -69,8 +69,8 @@ class SageMakerBackend(ModelBackend):
 
     @classmethod
     def from_env(cls, *, start_timeout_seconds: float) -> SageMakerBackend:
-        return cls(endpoint_name=_require("SAGEMAKER_ENDPOINT_NAME"),
-                   endpoint_config_name=_require("SAGEMAKER_ENDPOINT_CONFIG_NAME"),
+        return cls(endpoint_name=required("SAGEMAKER_ENDPOINT_NAME"),
+                   endpoint_config_name=required("SAGEMAKER_ENDPOINT_CONFIG_NAME"),
                    start_timeout_seconds=start_timeout_seconds)
 
     @property
@@ -99,8 +99,8 @@ class SageMakerBackend(ModelBackend):
                                            EndpointConfigName=self.endpoint_config_name)
             return STARTING
         except ClientError as exc:
-            if not (_code(exc) == "ValidationException"
-                    and "already existing endpoint" in _message(exc).lower()):
+            if not (error_code(exc) == "ValidationException"
+                    and "already existing endpoint" in error_message(exc).lower()):
                 raise
         raw, reason = self._raw_status()
         status = _STATUS.get(raw, FAILED) if raw else STOPPED
@@ -143,9 +143,9 @@ class SageMakerBackend(ModelBackend):
         except ClientError as exc:
             if _not_found(exc):
                 return
-            if _code(exc) != "ValidationException":
+            if error_code(exc) != "ValidationException":
                 raise
-            refusal = _message(exc)
+            refusal = error_message(exc)
         # SageMaker refuses to delete an endpoint that is still Creating or Updating.
         raw, _ = self._raw_status()
         if raw not in ("", "Deleting"):
@@ -230,7 +230,7 @@ def _reject_if_about_payload(exc: ClientError) -> None:
     repeat offender). ValidationError is final unless it is about the endpoint itself
     ("Endpoint X of account Y not found"), which must never turn images into poison.
     """
-    code, message = _code(exc), _message(exc)
+    code, message = error_code(exc), error_message(exc)
     if code == "ModelError":
         original = exc.response.get("OriginalStatusCode")
         try:
@@ -245,12 +245,4 @@ def _reject_if_about_payload(exc: ClientError) -> None:
 
 
 def _not_found(exc: ClientError) -> bool:
-    return _code(exc) == "ValidationException" and "could not find endpoint" in _message(exc).lower()
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _message(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Message", ""))
+    return error_code(exc) == "ValidationException" and "could not find endpoint" in error_message(exc).lower()

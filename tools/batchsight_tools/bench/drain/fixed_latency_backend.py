@@ -1,7 +1,7 @@
 """A model backend plug-in with a fixed per-call latency, for the drain benchmark.
 
-Used as ``MODEL_BACKEND=plugin:fixed_latency_backend:FixedLatencyBackend`` (the bench
-directory on ``sys.path``). Hosting is a ``RecordHostedBackend``, as for the local backend:
+Used as ``MODEL_BACKEND=plugin:batchsight_tools.bench.drain.fixed_latency_backend:FixedLatencyBackend``
+(``FixedLatencyBackend.PLUGIN``). Hosting is a ``RecordHostedBackend``, as for the local backend:
 start writes a hosting record, the model is HOSTED after ``FIXED_LATENCY_START_SECONDS``
 (the simulated start time), and stop closes the record in ``ledger.jsonl``, so hosted time
 can be read back. ``detect`` sleeps ``FIXED_LATENCY_SECONDS`` and answers a valid DetectAnomalyResult.
@@ -31,6 +31,7 @@ _calls_lock = threading.Lock()
 
 class FixedLatencyBackend(RecordHostedBackend):
     name = "fixed-latency"
+    PLUGIN = "plugin:batchsight_tools.bench.drain.fixed_latency_backend:FixedLatencyBackend"
 
     def __init__(self, *, state_dir: Path, latency_seconds: float, startup_seconds: float,
                  start_timeout_seconds: float) -> None:

@@ -1,0 +1,126 @@
+"""Drain's decisions for one message, on real S3 and SQS (moto server).
+
+One result per image, written before the image moves and the message goes; poison to the
+dead-letter queue with its reason; a failing image retried, and dead-lettered on its last
+delivery. ``Drainer.process`` is what a drain thread runs for each message it received; the
+whole handler (receiving until the queue is empty) runs in test_metrics.py and in the
+integration tests.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from batchsight_pipeline.backends import backend_from_settings
+from batchsight_pipeline.contracts import ImageMessage, parse_message
+from batchsight_pipeline.settings import Settings
+from batchsight_tools.stack import function
+from tests.cloud.fake_backend import MASK, MODEL_ID
+from tests.cloud.moto_stack import Stack
+
+drain = function("drain")
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:batch:run-1"
+
+
+def process_next() -> Any:
+    """Receive the next message as a drain worker does, and process it; the Outcome."""
+    settings = Settings.from_env()
+    worker = drain.Drainer(settings, backend_from_settings(settings), EXECUTION)
+    (message,) = worker.receive(60_000)
+    return worker.process(message)
+
+
+def image_of(message: dict[str, Any]) -> ImageMessage:
+    return parse_message(json.dumps(message))
+
+
+def stored(stack: Stack, bucket: str, key: str) -> bytes | None:
+    listed = stack.s3.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", [])
+    return stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read() if listed else None
+
+
+def dead_letters(stack: Stack) -> list[dict[str, Any]]:
+    return list(stack.sqs.receive_message(QueueUrl=stack.dlq, MaxNumberOfMessages=10,
+                                          MessageAttributeNames=["All"]).get("Messages", []))
+
+
+def test_an_image_gets_its_result_then_moves_and_its_message_goes(stack: Stack) -> None:
+    image = image_of(stack.queue_image(b"normal image"))
+    assert process_next() == drain.Outcome(processed=1)
+    document = json.loads(stored(stack, stack.final_bucket, image.result_key()) or b"null")
+    assert document["result"] == {"Source": {"Type": "direct"}, "IsAnomalous": False, "Confidence": 0.2}
+    assert document["model"] == {"backend": "fake", "name": MODEL_ID}
+    assert (document["execution"], document["image"]) == (EXECUTION, {"key": image.image_key()})
+    assert "mask" not in document
+    assert stored(stack, stack.final_bucket, image.image_key()) == b"normal image"
+    assert stored(stack, stack.source_bucket, image.key) is None
+    assert stack.depth(stack.queue) == 0
+
+
+def test_an_anomaly_mask_is_an_object_of_its_own_next_to_the_result(stack: Stack) -> None:
+    image = image_of(stack.queue_image(b"Anomalous image"))
+    assert process_next() == drain.Outcome(processed=1, anomalous=1)
+    raw = stored(stack, stack.final_bucket, image.result_key()) or b""
+    assert json.loads(raw)["mask"] == {"key": image.mask_key()} and b"_mask_png" not in raw
+    assert stored(stack, stack.final_bucket, image.mask_key()) == MASK
+    head = stack.s3.head_object(Bucket=stack.final_bucket, Key=image.mask_key())
+    assert head["ContentType"] == "image/png"
+
+
+def test_a_redelivered_message_keeps_the_result_it_already_has(stack: Stack) -> None:
+    """SQS delivers at least once: the image has moved, its result stays as it is."""
+    message = stack.queue_image(b"normal image")
+    image = image_of(message)
+    process_next()
+    first = stored(stack, stack.final_bucket, image.result_key())
+    stack.sqs.send_message(QueueUrl=stack.queue, MessageBody=json.dumps(message))
+    assert process_next() == drain.Outcome(processed=1)
+    assert stored(stack, stack.final_bucket, image.result_key()) == first
+    assert stack.depth(stack.queue) == 0 and dead_letters(stack) == []
+
+
+def unreadable(stack: Stack) -> str:
+    stack.sqs.send_message(QueueUrl=stack.queue, MessageBody="{not json")
+    return "not JSON"
+
+
+def missing_image(stack: Stack) -> str:
+    image = image_of(stack.queue_image(b"normal image"))
+    stack.s3.delete_object(Bucket=stack.source_bucket, Key=image.key)  # gone, and no result was ever stored
+    return "does not exist and has no result"
+
+
+def rejected_image(stack: Stack) -> str:
+    stack.queue_image(b"Rejected image")
+    return "cannot read this image"
+
+
+@pytest.mark.parametrize("poison", [unreadable, missing_image, rejected_image])
+def test_poison_goes_to_the_dead_letter_queue_at_once_with_its_reason(stack: Stack, poison: Any) -> None:
+    reason = poison(stack)
+    assert process_next() == drain.Outcome(poisoned=1)
+    (dead,) = dead_letters(stack)
+    assert reason in dead["MessageAttributes"]["reason"]["StringValue"]
+    assert dead["MessageAttributes"]["execution"]["StringValue"] == EXECUTION
+    assert stack.depth(stack.queue) == 0
+
+
+def test_a_failing_image_is_left_in_the_queue_for_a_later_delivery(stack: Stack) -> None:
+    image = image_of(stack.queue_image(b"Error image"))
+    assert process_next() == drain.Outcome(retried=1)
+    assert stack.depth(stack.queue) == 1 and dead_letters(stack) == []
+    assert stored(stack, stack.source_bucket, image.key) == b"Error image"
+    assert stored(stack, stack.final_bucket, image.result_key()) is None
+
+
+def test_a_failing_image_is_dead_lettered_with_its_last_error_on_its_last_delivery(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_RECEIVE_COUNT", "1")
+    stack.queue_image(b"Error image")
+    assert process_next() == drain.Outcome(poisoned=1)
+    (dead,) = dead_letters(stack)
+    assert dead["MessageAttributes"]["reason"]["StringValue"] == (
+        "failed 1 time(s), last error RuntimeError: the model is overloaded")
+    assert stack.depth(stack.queue) == 0

@@ -1,0 +1,116 @@
+"""The model lock on a real DynamoDB table (moto server): one owner at a time, a lease that runs out.
+
+``batchsight_pipeline.lock`` takes the clock as an argument, so the lease's edges are tested at
+exact seconds; the ModelLock function, which reads the real clock, is tested with leases that
+have run out written into the table as a dead owner would leave them.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from batchsight_pipeline import lock
+from batchsight_tools.stack import function
+from tests.cloud.moto_stack import Moto, lock_holder
+
+LEASE = 900  # LOCK_LEASE_SECONDS of the lock_table fixture
+EXECUTIONS = "arn:aws:states:us-east-1:123456789012:execution:batch"
+A, B = f"{EXECUTIONS}:a", f"{EXECUTIONS}:b"  # two executions of the state machine
+
+
+# --- the lock --------------------------------------------------------------------------------------
+
+def test_a_free_lock_is_taken_and_a_second_owner_is_refused(moto: Moto, lock_table: str) -> None:
+    assert lock.acquire(A, 1000)
+    assert not lock.acquire(B, 1001)
+    assert lock_holder(moto, lock_table) == (A, 1000 + LEASE)
+
+
+def test_acquiring_again_keeps_our_own_lock_and_extends_it(moto: Moto, lock_table: str) -> None:
+    """A retried AcquireLock task is not a conflict with itself."""
+    assert lock.acquire(A, 1000)
+    assert lock.acquire(A, 1100)
+    assert lock_holder(moto, lock_table) == (A, 1100 + LEASE)
+
+
+def test_an_expired_lease_is_taken_over_but_not_a_second_earlier(moto: Moto, lock_table: str) -> None:
+    assert lock.acquire(A, 1000)
+    assert not lock.acquire(B, 1000 + LEASE)  # the lease holds through its last second
+    assert lock.acquire(B, 1000 + LEASE + 1)
+    assert lock_holder(moto, lock_table) == (B, 1000 + 2 * LEASE + 1)
+
+
+def test_a_renewed_lease_keeps_the_lock_past_its_first_expiry(moto: Moto, lock_table: str) -> None:
+    assert lock.acquire(A, 1000)
+    assert lock.renew(A, 1800)
+    assert not lock.acquire(B, 1000 + LEASE + 1)
+    assert lock_holder(moto, lock_table) == (A, 1800 + LEASE)
+
+
+def test_after_a_takeover_the_old_owner_can_neither_renew_nor_release(moto: Moto, lock_table: str) -> None:
+    assert lock.acquire(A, 1000)
+    assert lock.acquire(B, 1000 + LEASE + 1)
+    assert not lock.renew(A, 2000)
+    assert not lock.release(A)
+    assert lock_holder(moto, lock_table) == (B, 1000 + 2 * LEASE + 1)
+
+
+def test_renew_without_any_lock_fails(lock_table: str) -> None:
+    assert not lock.renew(A, 1000)
+
+
+def test_release_frees_the_lock_and_is_idempotent(moto: Moto, lock_table: str) -> None:
+    assert lock.acquire(A, 1000)
+    assert lock.release(A)
+    assert lock_holder(moto, lock_table) is None
+    assert lock.release(A)  # ReleaseLock retried: still free, still fine
+    assert lock.acquire(B, 1001)
+
+
+def test_the_lease_comes_from_the_environment(moto: Moto, lock_table: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCK_LEASE_SECONDS", "120")
+    assert lock.acquire(A, 1000)
+    assert lock_holder(moto, lock_table) == (A, 1120)
+
+
+# --- the ModelLock function ------------------------------------------------------------------------
+
+def invoke(action: str, execution: str, context: Any) -> dict[str, Any]:
+    return function("model_lock").handler({"action": action, "execution": execution}, context)
+
+
+def lease_ran_out(moto: Moto, table: str, owner: str) -> None:
+    """The lock as an owner that died leaves it: held, its lease over."""
+    moto.client("dynamodb").put_item(TableName=table, Item={
+        "lock_id": {"S": lock.LOCK_ID}, "owner": {"S": owner}, "expires_at": {"N": str(int(time.time()) - 5)}})
+
+
+def test_one_execution_holds_the_lock_the_next_ends_at_once(lock_table: str, lambda_context: Any) -> None:
+    assert invoke("acquire", A, lambda_context) == {"held": True}
+    assert invoke("acquire", B, lambda_context) == {"held": False}
+    assert invoke("renew", A, lambda_context) == {"held": True}
+
+
+def test_the_lock_of_a_dead_owner_is_taken_over_and_its_renew_raises_lock_lost(
+        moto: Moto, lock_table: str, lambda_context: Any) -> None:
+    lease_ran_out(moto, lock_table, A)
+    assert invoke("acquire", B, lambda_context) == {"held": True}
+    with pytest.raises(lock.LockLost) as raised:
+        invoke("renew", A, lambda_context)
+    assert type(raised.value).__name__ == "LockLost"  # the state machine's Catch matches this name
+    assert lock_holder(moto, lock_table) == (B, pytest.approx(time.time() + LEASE, abs=5))
+
+
+def test_release_reports_whether_someone_still_holds_the_lock(
+        moto: Moto, lock_table: str, lambda_context: Any) -> None:
+    assert invoke("acquire", A, lambda_context) == {"held": True}
+    assert invoke("release", B, lambda_context) == {"held": True}  # not ours to release: A keeps it
+    assert invoke("release", A, lambda_context) == {"held": False}
+    assert lock_holder(moto, lock_table) is None
+
+
+def test_an_unknown_action_is_refused(lock_table: str, lambda_context: Any) -> None:
+    with pytest.raises(ValueError, match="acquire, renew or release"):
+        invoke("steal", A, lambda_context)
