@@ -1,97 +1,187 @@
-"""Hosting cost and image latency of four policies on one arrival trace (issue 7, the cost model).
+"""What a deployment pays a day to judge its images, every charge counted: one row per backend and policy.
 
-A discrete-event simulation on a virtual clock (batchsight_tools.costmodel) runs, on the
-same trace and the same seeded model start times:
+A discrete-event simulation on a virtual clock (batchsight_tools.costmodel) runs the gateway's own
+BatchPolicy and the real state machine (cloud/statemachine/batch_pipeline.asl.json) on one arrival
+trace, charges every call at the list prices in costmodel/prices.json (Lambda, Step Functions, S3,
+SQS, SNS, DynamoDB, CloudWatch, KMS, data transfer, the model's hosting), and prints as markdown:
 
-  always-on     the model hosted all day, images analysed as they arrive;
-  seed-hourly   the AWS sample's policy: hourly trigger, fixed 20-minute readiness wait,
-                59-minute keep-alive loop, then stop;
-  batchsight    the gateway's own BatchPolicy cutting batches, replayed into the real state
-                machine (cloud/statemachine/batch_pipeline.asl.json walked state by state),
-                with the settings ``batchsight plan`` suggests for the latency budget;
-  ideal         the least hosted time that still answers every image within the budget.
+  - one row per backend and policy: the hosted backend (sagemaker unless --backend) kept up all day
+    and run on the AWS sample's hourly schedule, batchsight's start/stop plan and the ideal
+    start/stop schedule for the budget; the serverless SageMaker endpoint and the lambda backend
+    (the detector in the drain function) planned for the median target and for the budget; and
+    the floor (one PUT of the image and one of the result, the detector's CPU on Lambda arm64);
+    each with its cost per day and per 1,000 images, its ratio to the floor, and its latency
+    from the drop to the result on the gateway (p50, p95, max) and in the cloud (p50);
+  - the goals and whether they are met; where the money goes for the best rows;
+  - the batch-age trade-off of the lambda backend (executions against latency);
+  - the steady arrival rate above which a SageMaker endpoint costs less than the lambda backend;
+  - the hosted policies' model-hours, and then, when matplotlib is installed (pip install -e
+    '.[bench]'), a plot of their hosted intervals and latencies.
 
-It prints one row per policy (billed model-hours, cost, starts, drop-to-result latency
-p50/p95/max), then the two ratios (batchsight to the ideal, the seed to batchsight), and
-writes a plot of the hosted intervals and the latency distributions.
-
-The model's start time and price come from a backend preset (--backend, default sagemaker as in
-cloud/template.yaml); they are published or estimated figures, so pass your own measured
---start-minutes and --price.
-
-    python bench/cost.py                              # the default day, 60-minute budget, SageMaker
-    python bench/cost.py --backend lookoutvision      # Lookout for Vision's 10-20 min, 4 USD/h
+    python bench/cost.py                        # the default day: 60-minute budget, 10-second median
+    python bench/cost.py --detector-ms 20 --p50-seconds 30
+    python bench/cost.py --crossover            # only the crossover rates (a second)
     python bench/cost.py --trace arrivals.csv --budget-minutes 90 --start-minutes 3 8 --price 0.5
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+from datetime import date
 from pathlib import Path
 
-from batchsight_tools.costmodel import (
-    BudgetTooSmall,
-    Comparison,
-    compare,
-    default_day,
-    ratio_line,
-    read_trace,
-    table,
-)
+from batchsight_tools.costmodel import BudgetTooSmall, Comparison, default_day, ratio_line, read_trace, table
+from batchsight_tools.costmodel import crossover as steady
+from batchsight_tools.costmodel.backends import HOSTED_BACKENDS
+from batchsight_tools.costmodel.lineup import GOAL_BELOW_START_STOP, GOAL_FLOOR_RATIO, Lineup, build
 from batchsight_tools.costmodel.options import (
+    HOSTED_DEFAULT,
     add_model_arguments,
     backend_summary,
     billing_from,
+    book_from,
+    images_from,
+    images_summary,
+    positive,
     service_from,
 )
+from batchsight_tools.costmodel.prices import price_book, with_price
+from batchsight_tools.costmodel.report import breakdown_table, duration, prices_line, rows_table, tradeoff_table
+from batchsight_tools.costmodel.rows import Row
+from batchsight_tools.costmodel.trace import TraceError
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FIGURE = REPO / "bench" / "figures" / "cost.png"
 COLOURS = {"always-on": "#7f7f7f", "seed-hourly": "#d62728", "batchsight": "#1f77b4", "ideal": "#2ca02c"}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_model_arguments(parser)
+    add_model_arguments(parser, backend_default=HOSTED_DEFAULT, backends=HOSTED_BACKENDS,
+                        backend_help=f"the hosted backend of the always-on, sample and start/stop rows "
+                                     f"(default {HOSTED_DEFAULT})")
+    parser.add_argument("--p50-seconds", type=positive, default=10.0,
+                        help="the median target the serverless rows are planned for (default 10)")
+    parser.add_argument("--crossover", action="store_true",
+                        help="print only the steady rates above which an endpoint is cheaper (default: off)")
     parser.add_argument("--out", type=Path, default=DEFAULT_FIGURE,
-                        help=f"plot (default {DEFAULT_FIGURE.relative_to(REPO)})")
-    parser.add_argument("--no-plot", action="store_true", help="print the table only")
-    args = parser.parse_args(argv)
+                        help=f"the plot, written when matplotlib is installed (default "
+                             f"{DEFAULT_FIGURE.relative_to(REPO)})")
+    parser.add_argument("--no-plot", action="store_true", help="print the tables only (default: off)")
+    return parser
 
-    arrivals = read_trace(args.trace) if args.trace else default_day(seed=args.seed)
-    service, billing = service_from(args), billing_from(args)
-    budget = args.budget_minutes * 60.0
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = "python bench/cost.py" + "".join(f" {a}" for a in (sys.argv[1:] if argv is None else argv))
+    print(f"## Cost of judging images: `{command}`, {date.today().isoformat()}\n")
+    print(prices_line(price_book()) + "\n")
+    if args.crossover:
+        print("\n".join(crossover_lines()))
+        return 0
     try:
-        comparison = compare(arrivals, budget_seconds=budget, service=service, billing=billing)
+        arrivals = read_trace(args.trace) if args.trace else default_day(seed=args.seed)
+    except (TraceError, OSError) as exc:
+        print(f"cost.py: error: {exc}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    try:
+        lineup = build(arrivals, images=images_from(args), budget_seconds=args.budget_minutes * 60.0,
+                       p50_seconds=args.p50_seconds, hosted=args.backend, service=service_from(args),
+                       billing=billing_from(args), book=book_from(args), drain_cold_seconds=args.cold_start_seconds)
     except BudgetTooSmall as exc:
         print(f"no batching schedule fits: {exc}", file=sys.stderr)
         return 1
-    source = str(args.trace) if args.trace else f"default day (three shifts, seed {args.seed})"
-    batch, cloud = comparison.policy.batching, comparison.policy.cloud
-    print(f"trace: {source}, {len(arrivals)} images; budget {args.budget_minutes:g} min; "
-          f"{backend_summary(args)} x {billing.units}; detect {service.detect_latency_seconds:g} s, "
-          f"cap {service.detect_tps:g}/s")
-    print(f"batchsight settings: batch.max_age_seconds={batch.max_age_seconds:.0f} "
-          f"batch.interval_seconds={batch.interval_seconds:.0f} batch.max_images={batch.max_images}; "
-          f"PollSeconds={cloud.poll_seconds} StartTimeoutSeconds={cloud.start_timeout_seconds} "
-          f"LockLeaseSeconds={cloud.lock_lease_seconds} DrainWorkers={cloud.drain_workers} "
-          f"DetectConcurrency={cloud.detect_concurrency}")
-    for result in comparison.rows.values():
-        for note in result.notes:
-            print(f"note ({result.name}): {note}")
+    source = str(args.trace) if args.trace else f"the default day (three shifts, seed {args.seed})"
+    print(f"trace: {source}, {len(arrivals)} images; budget {args.budget_minutes:g} min, median target "
+          f"{args.p50_seconds:g} s; {backend_summary(args)} x {args.units}; {images_summary(args)}\n")
+    print("\n".join(rows_table([*lineup.rows, lineup.floor], lineup.floor)))
+    for row in lineup.rows:
+        for note in row.notes:
+            print(f"note ({row.backend}, {row.policy}): {note}")
+    print("\n" + "\n".join(goal_lines(lineup)))
+    for title, row in (("the cheapest row", lineup.cheapest), ("the cheapest row within the median target",
+                                                               lineup.best)):
+        if row is not None:
+            print(f"\n### Where the money goes: {title} ({row.backend}, {row.policy}), per day\n")
+            print("\n".join(breakdown_table(row)))
+    print(f"\n### The batch age against its executions: lambda, results.poll_seconds 10 "
+          f"(the floor is {lineup.floor.cost_per_day:.3f} USD/day)\n")
+    print("\n".join(tradeoff_table(lineup.tradeoff(), lineup.floor)))
+    print("\n" + "\n".join(crossover_lines()))
+    print("\n### The hosted policies' model-hours\n")
+    print("\n".join(table(lineup.comparison)))
+    print(ratio_line(lineup.comparison))
+    print(f"(simulated and charged in {time.monotonic() - started:.0f} s)")
     if not args.no_plot:
-        plot(comparison, arrivals, args.out)
-        print(f"plot: {args.out}")
-    print()
-    print("\n".join(table(comparison)))
-    print(ratio_line(comparison))
+        print(plot_line(lineup.comparison, arrivals, args.out), flush=True)
     return 0
 
 
-def plot(comparison: Comparison, arrivals: list[float], out: Path) -> None:
-    import matplotlib
+def goal_lines(lineup: Lineup) -> list[str]:
+    """Each goal, met or not, by how much, for the cheapest row and the cheapest within the median target."""
+    floor, start_stop = lineup.floor.cost_per_day, lineup.start_stop.cost_per_day
+    lines = ["### Goals"]
+    for title, row in (("cheapest row", lineup.cheapest), ("cheapest row within the median target", lineup.best)):
+        if row is None:
+            lines.append(f"- {title}: none meets the median target of {duration(lineup.target.p50_seconds)}")
+            continue
+        ratio, below = row.cost_per_day / floor, start_stop / row.cost_per_day
+        p50 = row.latency(50) or 0.0
+        lines.append(f"- {title} ({row.backend}, {row.policy}): {ratio:.2f}x the floor (goal <= {GOAL_FLOOR_RATIO}: "
+                     f"{_verdict(ratio <= GOAL_FLOOR_RATIO)}); {below:.2f}x below batchsight start/stop on "
+                     f"{lineup.start_stop.backend} (goal >= {GOAL_BELOW_START_STOP:g}: "
+                     f"{_verdict(below >= GOAL_BELOW_START_STOP)}); p50 {duration(p50)}, in the cloud "
+                     f"{duration(row.latency(50, cloud=True))} (goal <= {duration(lineup.target.p50_seconds)}: "
+                     f"{_verdict(p50 <= (lineup.target.p50_seconds or 0))})")
+        lines.append(f"  - above the floor: {_largest_extras(row, floor)}")
+    return lines
 
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT MET"
+
+
+def _largest_extras(row: Row, floor: float) -> str:
+    floor_items = ("PUT of the image by the gateway", "PUT of the result")
+    charges = [c for c in row.bill.items() if c.line.item not in floor_items]
+    top = ", ".join(f"{c.line.service} {c.line.item} {c.usd:.3f}" for c in charges[:4])
+    return f"{row.cost_per_day - floor:.3f} USD/day, most of it {top}"
+
+
+def crossover_lines() -> list[str]:
+    book = price_book()
+    free_data = with_price(book, "sagemaker.data_processed_gb", 0.0)
+    lines = ["### When start/stop hosting still wins: steady arrivals all day, judging costs only",
+             "", "| case | lambda | endpoint | cheaper from (images/h): always on | start/stop | "
+                 "the same without SageMaker's data charge | Lambda ms/image above which a busy endpoint wins |",
+             "|---|---|---|---:|---:|---|---:|"]
+    for case in steady.CASES:
+        found = [steady.crossover(case, day, b) for b in (book, free_data)
+                 for day in (steady.always_on_day, steady.start_stop_day)]
+        text = ["never" if f is None else f"{f:,.0f}" for f in found]
+        instance = case.instance_price.split(".", 1)[1].rsplit(".", 1)[0]
+        lines.append(f"| {case.name} | {case.lambda_memory_mb} MB | {instance} ({case.instance_slots} at a time) | "
+                     f"{text[0]} | {text[1]} | always on {text[2]}, start/stop {text[3]} | "
+                     f"{steady.break_even_ms(case):.0f} |")
+    lines.append(f"\n(up to {steady.MAX_RATE:,.0f} images/h; batches of {steady.STEADY_AGE_SECONDS:g} s for all; "
+                 "the result pull and the stack's fixed charges, the same for all, left out)")
+    return lines
+
+
+def plot_line(comparison: Comparison, arrivals: list[float], out: Path) -> str:
+    """Plot when matplotlib is there; the line that says where the plot is, or why there is none."""
+    try:
+        import matplotlib
+    except ImportError:
+        return "plot: skipped, matplotlib is not installed (pip install -e '.[bench]' for it; --no-plot hides this)"
     matplotlib.use("Agg")
+    plot(comparison, arrivals, out)
+    return f"plot: {out}"
+
+
+def plot(comparison: Comparison, arrivals: list[float], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     days = comparison.rows["always-on"].horizon / 3600.0

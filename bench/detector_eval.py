@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from batchsight_detector import fit
+from batchsight_detector import arguments, fit
+from batchsight_tools.bench.heading import heading
 from batchsight_detector.features import Preprocessing, pixels
 from batchsight_detector.patchcore import PatchMemory
 
@@ -45,7 +46,7 @@ def main() -> None:
     parser.add_argument("--set", default="circuitboard,casting",
                         help="comma-separated folders under --data (circuitboard, casting)")
     parser.add_argument("--method", choices=["aligned", "patchcore"], default="patchcore")
-    parser.add_argument("--working-size", type=int, default=None,
+    parser.add_argument("--working-size", type=arguments.working_size, default=None,
                         help="aligned: side (default 128); patchcore: network input's long "
                              "side (default from the image size)")
     parser.add_argument("--color", choices=["gray", "rgb"], default="gray")
@@ -55,12 +56,13 @@ def main() -> None:
                              "e.g. 'stream/images/cast_ok_*'")
     parser.add_argument("--supervised", action="store_true",
                         help="also pass train/anomaly to fit() so it sets an F1-optimal threshold")
-    parser.add_argument("--augment", default="auto",
-                        help="patchcore: auto, none, or transform names (flip_h,flip_v,rot180,...)")
+    parser.add_argument("--augment", type=arguments.augment, default="auto",
+                        help="patchcore: auto, none, or transform names (flip_h,flip_v,rot180,...) (default auto)")
     args = parser.parse_args()
     rows = [evaluate(args, name.strip()) for name in args.set.split(",")]
     print(f"\n== summary, method {args.method}"
           f"{', threshold from train/anomaly' if args.supervised else ''} ==")
+    print(heading() + "\n")
     print("| set | image | AUROC | P / R / F1 | latency p50 / p95 | per-pixel | PCA"
           + (" | aligned |" if args.method != "aligned" else " |"))
     print("|---|---|---|---|---|---|---" + ("|---|" if args.method != "aligned" else "|"))
@@ -84,11 +86,10 @@ def evaluate(args: argparse.Namespace, name: str) -> list[str]:
           f"{f' + {len(train_anomaly)} anomalous' if train_anomaly else ''}, "
           f"test {len(test_normal)} normal + {len(test_anomaly)} anomalous, {size}")
 
-    augment = args.augment if args.augment in ("auto", "none") else args.augment.split(",")
     started = time.perf_counter()
     model = fit(train_normal, anomalous_images=train_anomaly or None, method=args.method,
                 working_size=args.working_size, color=args.color, max_bank_images=args.bank,
-                augment=augment)
+                augment=args.augment)
     if isinstance(model.bank, PatchMemory):  # --method patchcore
         kept = (f"{len(model.bank.patches)} patches kept, input {model.bank.size[0]}x"
                 f"{model.bank.size[1]}, augmentation {','.join(model.augmentation) or 'none'} "

@@ -1,7 +1,7 @@
 """What each deployable weighs: every Lambda function's code package and layers, and the
 Greengrass artifact, built for real.
 
-    python bench/package_sizes.py [--markdown]
+    python bench/package_sizes.py
 
 Runs `sam build` on cloud/template.yaml (aws-sam-cli from PATH or .tools/sam-venv, which the
 test suite installs) and the gateway's own build command from gdk-config.json, then prints one
@@ -13,7 +13,6 @@ sources and pins.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import shutil
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from batchsight_tools.bench.heading import heading
 
 REPO = Path(__file__).resolve().parents[1]  # a bench script of this checkout, not an installed tool
 LAMBDA_LIMIT = 250 * 1024 * 1024
@@ -95,7 +96,7 @@ def _mb(size: int) -> str:
 
 
 def table(functions: list[FunctionPackage], artifact: Artifact) -> str:
-    lines = [f"Measured {dt.date.today().isoformat()} with `python bench/package_sizes.py`.", "",
+    lines = [heading(), "",
              "| deployable | its own package | with the layers it names (limit 250 MB) |",
              "|---|---|---|"]
     for row in functions:

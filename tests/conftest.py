@@ -2,15 +2,22 @@
 
 moto keeps its state per process, so the whole session shares one LocalCloud; each test
 that uses it starts from clean queues, buckets and model-hosting state.
+
+Two reporting hooks: ``--reliability-table FILE`` writes every ``report_reliability`` call of
+the run as a markdown table (docs/reliability.md is refreshed that way, never by typing), and
+the tests skipped because ``../shared`` is missing are reported as one line, not one each.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime as dt
+import re
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests import support
 from tests.support import CloudFixture
 
 if TYPE_CHECKING:
@@ -67,3 +74,63 @@ def hmi(mqtt_broker: Any) -> Iterator[Subscriber]:
     subscriber = listen(mqtt_broker.port)
     yield subscriber
     subscriber.stop()
+
+
+# --- reporting hooks ---------------------------------------------------------------------------
+
+_OUTCOMES: dict[str, str] = {}  # node id -> passed / failed / skipped, for the reliability table
+_SHARED_REASON = re.compile(r"\.\./shared\b|[/\\]shared[/\\]|\bno shared\b")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--reliability-table", metavar="FILE", type=Path, default=None,
+                     help="write the figures of every report_reliability call of this run as a markdown table "
+                          "headed by the command and the date (between the reliability-table markers when "
+                          "FILE has them), e.g. docs/reliability.md")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    ends_it = report.failed or report.when == "call" or (report.when == "setup" and report.skipped)
+    if ends_it and _OUTCOMES.get(report.nodeid) != "failed":  # a failure in any phase stands
+        _OUTCOMES[report.nodeid] = report.outcome
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    target = session.config.getoption("--reliability-table")
+    if target is None:
+        return
+    args = list(session.config.invocation_params.args)
+    table = support.reliability_table(support.RELIABILITY_FIGURES, args=args, day=dt.date.today().isoformat(),
+                                      outcomes=_OUTCOMES)
+    support.write_reliability_table(target, table)
+
+
+def skipped_for_shared(report: pytest.TestReport | pytest.CollectReport) -> bool:
+    """Whether a skip's reason is the missing ``../shared`` folder (images, schemas, API models)."""
+    longrepr = report.longrepr
+    reason = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return bool(_SHARED_REASON.search(reason)) or str(support.SHARED) in reason
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: Any) -> Generator[None]:
+    """Without ``../shared``, its skips make one line of the summary instead of one entry each.
+
+    Outermost wrapper (tryfirst): the skips are taken out of the list ``-ra`` prints from while
+    pytest writes its summary, put back for the final count, and summed up in one line.
+    """
+    skipped = terminalreporter.stats.get("skipped", [])
+    folded = [] if support.SHARED.is_dir() else [r for r in skipped if skipped_for_shared(r)]
+    if folded:
+        terminalreporter.stats["skipped"] = [r for r in skipped if not any(r is f for f in folded)]
+    try:
+        return (yield)
+    finally:
+        if folded:
+            terminalreporter.stats["skipped"] = skipped
+            what = "labelled images, Greengrass schemas, the archived Lookout for Vision API model"
+            where = (f"../shared ({what}) not found next to the repository"
+                     if support.REPO.parent / "shared" == support.SHARED
+                     else f"{support.SHARED} (BATCHSIGHT_SHARED: {what}) not found")
+            terminalreporter.write_line(f"{len(folded)} test{'s' if len(folded) != 1 else ''} skipped: {where}",
+                                        yellow=True)

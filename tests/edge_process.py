@@ -3,6 +3,7 @@ around it: its config against the local cloud, a camera writing into its drop fo
 listening on the broker, and the result documents it leads to."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,8 +11,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -59,10 +61,37 @@ class Edge:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=timeout)
 
+    def reload(self) -> None:
+        """SIGHUP: the component reads its configuration file again (a new model is swapped in)."""
+        self.process.send_signal(signal.SIGHUP)
 
-def listen(port: int) -> Subscriber:
-    """An HMI subscribed to everything the component publishes for inspection, started."""
-    subscriber = Subscriber(port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#", echo=False)
+
+def edit_config(path: Path, **groups: dict[str, object]) -> None:
+    """Change settings in the YAML file of a running component (then ``Edge.reload``)."""
+    data = yaml.safe_load(path.read_text())
+    for group, values in groups.items():
+        data[group] = {**data.get(group, {}), **values}
+    path.write_text(yaml.safe_dump(data))
+
+
+@dataclass
+class ShadowHmi(Subscriber):
+    """An HMI that also keeps the shadow model's figures (``.../inspection/shadow``)."""
+
+    shadows: list[dict[str, Any]] = field(default_factory=list)
+
+    def _on_message(self, topic: str, payload: bytes, **kwargs: Any) -> None:
+        if topic.endswith("/inspection/shadow"):
+            self.shadows.append(json.loads(payload))
+        else:
+            super()._on_message(topic, payload, **kwargs)
+
+
+def listen(port: int, *, shadow: bool = False) -> Subscriber:
+    """An HMI subscribed to everything the component publishes for inspection, started (``shadow``:
+    a ShadowHmi, which keeps the shadow model's figures too)."""
+    kind = ShadowHmi if shadow else Subscriber
+    subscriber = kind(port, f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#", echo=False)
     subscriber.start()
     return subscriber
 
@@ -85,3 +114,29 @@ def result_keys(cloud: CloudFixture) -> list[str]:
     listed = cloud.client("s3").list_objects_v2(Bucket=cloud.outputs.final_bucket,
                                                 Prefix=f"results/{SITE}/{LINE}/{DEVICE}/")
     return [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith(".json")]
+
+
+class Operator:
+    """An HMI operator answering alerts on ``.../inspection/feedback``; keeps the replies."""
+
+    def __init__(self, port: int) -> None:
+        from awscrt import io as crt_io, mqtt as crt_mqtt
+
+        self.replies: list[dict[str, Any]] = []
+        self.base = f"factory/{SITE}/{LINE}/{DEVICE}/inspection"
+        loop = crt_io.EventLoopGroup(1)
+        bootstrap = crt_io.ClientBootstrap(loop, crt_io.DefaultHostResolver(loop))
+        self._qos = crt_mqtt.QoS.AT_LEAST_ONCE
+        self._connection = crt_mqtt.Connection(client=crt_mqtt.Client(bootstrap, None), host_name="127.0.0.1",
+                                               port=port, client_id=f"hmi-operator-{os.getpid()}")
+        self._connection.connect().result(10)
+        self._connection.subscribe(f"{self.base}/feedback/response", self._qos,
+                                   callback=lambda topic, payload, **_: self.replies.append(json.loads(payload))
+                                   )[0].result(10)
+
+    def answer(self, image_id: str, verdict: str, **fields: str) -> None:
+        body = json.dumps({"v": 1, "image_id": image_id, "verdict": verdict, "operator": "op-1", **fields})
+        self._connection.publish(f"{self.base}/feedback", body.encode(), self._qos)[0].result(10)
+
+    def close(self) -> None:
+        self._connection.disconnect().result(10)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import shutil
 import time
 from collections.abc import Callable
@@ -11,7 +13,9 @@ from typing import Any
 import contextlib
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# The labelled images, the official Greengrass schemas and the archived AWS API models live next to
+# the repository, not in it; BATCHSIGHT_SHARED names another place (or a missing one, to see the skips).
+SHARED = Path(os.environ.get("BATCHSIGHT_SHARED") or REPO.parent / "shared")
 SCHEMAS = REPO / "contracts" / "schemas"
 
 
@@ -178,6 +182,23 @@ class TcpGate:
         self._listener.close()
 
 
+@dataclass(frozen=True)
+class ReliabilityFigure:
+    """One ``report_reliability`` call: a scenario's figures and the test that measured them."""
+
+    scenario: str
+    test: str
+    dropped: int
+    accounted: int
+    duplicates: int
+    recover_s: float | None
+
+
+# Every report_reliability call of this process, in order: `pytest --reliability-table FILE` writes them.
+RELIABILITY_FIGURES: list[ReliabilityFigure] = []
+TABLE_START, TABLE_END = "<!-- reliability-table: start -->", "<!-- reliability-table: end -->"
+
+
 def report_reliability(scenario: str, *, dropped: int, accounted: int, duplicates: int,
                        recover_s: float | None) -> str:
     """Print one machine-readable line of a reliability scenario's figures (read with ``pytest -s``).
@@ -185,10 +206,51 @@ def report_reliability(scenario: str, *, dropped: int, accounted: int, duplicate
     ``dropped``: images the camera dropped; ``accounted``: of those, how many ended with exactly
     one result (or in quarantine with a reason); ``duplicates``: extra result documents or MQTT
     messages; ``recover_s``: from the fault's end to the last image's result (None: no fault).
-    The README's "Reliability figures" table is filled from these lines.
+    The call is also kept, with the running test's node id, for ``--reliability-table FILE``
+    (tests/conftest.py), which writes docs/reliability.md's table: figures are never typed by hand.
     """
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]  # "path::name[id] (call)"
+    RELIABILITY_FIGURES.append(ReliabilityFigure(scenario, test, dropped, accounted, duplicates, recover_s))
     recover = "n/a" if recover_s is None else f"{recover_s:.1f}"
     line = (f"RELIABILITY scenario={scenario} dropped={dropped} accounted={accounted} "
             f"duplicates={duplicates} recover_s={recover}")
     print(f"\n{line}", flush=True)
     return line
+
+
+def reliability_table(figures: list[ReliabilityFigure], *, args: list[str], day: str,
+                      outcomes: dict[str, str]) -> str:
+    """The figures as a markdown table, headed by the command that produced them and its date.
+
+    ``outcomes`` maps a test's node id to its outcome (passed, failed), so a figure from a test
+    that then failed says so. The figures are the ones the tests printed, unedited.
+    """
+    tests = list(dict.fromkeys(f.test for f in figures))
+    failed = [t for t in tests if outcomes.get(t) != "passed"]
+    verdict = "every one passed" if not failed else f"{len(failed)} did not pass"
+    counts = {kind: sum(1 for o in outcomes.values() if o == kind) for kind in ("passed", "failed", "skipped")}
+    run = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+    lines = [f"Written by `pytest {shlex.join(args)}` on {day}, on {os.cpu_count()} cores: "
+             f"{len(figures)} scenarios from {len(tests)} tests, {verdict} (the whole run: {run or 'no tests'}).", "",
+             "| scenario | test | dropped | accounted for | duplicates | recover (s) | outcome |",
+             "|---|---|---|---|---|---|---|"]
+    for f in figures:
+        recover = "n/a" if f.recover_s is None else f"{f.recover_s:.1f}"
+        test = f.test.removeprefix("tests/").replace("|", "\\|")
+        lines.append(f"| {f.scenario} | `{test}` | {f.dropped} | {f.accounted} | {f.duplicates} | {recover} "
+                     f"| {outcomes.get(f.test, 'unknown')} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reliability_table(path: Path, table: str) -> None:
+    """Write ``table`` to ``path``: between its TABLE_START and TABLE_END lines when it has them
+    (a page that explains the figures around them), else as the whole file."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if TABLE_START in text and TABLE_END in text.split(TABLE_START, 1)[1]:
+        before, rest = text.split(TABLE_START, 1)
+        after = rest.split(TABLE_END, 1)[1]
+        text = f"{before}{TABLE_START}\n{table}{TABLE_END}{after}"
+    else:
+        text = table
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

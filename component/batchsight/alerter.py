@@ -7,6 +7,10 @@ Batch summaries are queued the same way once every image of the batch is handed 
 summary always follows its images. The outbox then sends in order, deleting each message
 after the broker's PUBACK (``publishers/outbox.py``): a broker outage delays alerts, it
 never drops or reorders them.
+
+An alert judged at the edge only (its image never went to the cloud) is not deleted at once
+but held for ``retention.feedback_hours``, so that an operator's answer can still take the
+image to the final bucket as a label (feedback.py).
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from typing import Any
 
 from batchsight import alerts
 from batchsight.config import Config
-from batchsight.journal import ImageRecord, ImageState, Journal
+from batchsight.journal import ImageRecord, ImageState, Journal, Route
 from batchsight.live_config import Configured
 from batchsight.publishers import Publisher, PublishError
 from batchsight.publishers.base import encode
@@ -73,7 +77,7 @@ class Alerter(Configured):
                 log.info("defect alert queued", extra={"image_id": image.image_id,
                                                        "file_name": image.file_name,
                                                        "confidence": round(float(image.confidence or 0), 4)})
-            self._retire(Path(image.path))  # its result is safe in the cloud and in the outbox
+            self._retire(image, alert)  # its result is safe in the cloud and in the outbox
         for batch_id in self.journal.batch_done_unsummarized():
             topic = self.config.topic("batch")
             body = encode(topic, alerts.batch_payload(self.config, batch_id, self.journal.batch_images(batch_id)))
@@ -134,14 +138,21 @@ class Alerter(Configured):
         for path in spool.iterdir():
             record = self.journal.get(path.stem)
             if record is not None and record.state is ImageState.ALERTED:
-                self._retire(path)
+                self._retire(record, alerts.is_alert(self.config, record))
 
-    def _retire(self, path: Path) -> None:
-        """The result is safe in the cloud and on its way to MQTT: the local copy can go."""
+    def _retire(self, image: ImageRecord, alert: bool) -> None:
+        """The result is safe in the cloud and on its way to MQTT: the local copy can go (an alert
+        only the edge judged is held a while first, for an operator's answer)."""
+        path = Path(image.path)
+        held = (alert and image.route == Route.EDGE.value and self.config.retention.feedback_hours > 0)
         try:
             if self.config.retention.after_result == "archive":
                 self.config.archive_folder.mkdir(parents=True, exist_ok=True)
                 os.replace(path, self.config.archive_folder / path.name)
+            elif held:
+                self.config.held_folder.mkdir(parents=True, exist_ok=True)
+                os.replace(path, self.config.held_folder / path.name)
+                os.utime(self.config.held_folder / path.name)  # its hours count from now
             else:
                 path.unlink()
         except FileNotFoundError:

@@ -1,6 +1,9 @@
 """The MQTT payloads PLCs and HMIs read: flat, small, versioned (schemas/ holds their JSON Schemas).
 
-Topics: {prefix}/{site}/{line}/{device}/inspection/{alert|result|correction|batch|status}.
+Topics: {prefix}/{site}/{line}/{device}/inspection/{alert|result|correction|batch|status|shadow}
+(shadow.py: the shadow model's figures). Every verdict names the model that gave it: ``model``
+(its name, as before) and ``model_version`` (empty when the model has none: a plain model file,
+or a cloud backend that does not say).
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ def result_payload(config: Config, image: ImageRecord) -> dict[str, Any]:
         "anomaly_names": _anomaly_names(result),
         "captured_at": image.captured_at,
         "detected_at": document.get("processed_at", ""),
-        "model": document.get("model", {}).get("name", ""),
+        "model": str(document.get("model", {}).get("name", "")),
+        "model_version": str(document.get("model", {}).get("version") or ""),
         "judged_by": document.get("judged_by", "cloud"),
         "result_key": "" if image.route == Route.EDGE.value else result_key(config, image),
     }
@@ -48,6 +52,7 @@ def correction_payload(config: Config, image: ImageRecord) -> dict[str, Any]:
             "previous_is_anomalous": bool(local.get("result", {}).get("IsAnomalous")),
             "previous_confidence": round(float(local.get("result", {}).get("Confidence", 0.0)), 4),
             "previous_model": local.get("model", {}).get("name", ""),
+            "previous_model_version": str(local.get("model", {}).get("version") or ""),
             "corrected_at": utc_now()}
 
 
@@ -75,11 +80,15 @@ def batch_payload(config: Config, batch_id: str, images: list[ImageRecord]) -> d
 
 def status_payload(config: Config, *, state: str, counts: dict[str, int], cloud: str,
                    alarms: list[str] | None = None, judging: str = "cloud",
-                   detector_problem: str = "") -> dict[str, Any]:
+                   detector_problem: str = "", models: dict[str, str] | None = None) -> dict[str, Any]:
+    """``models``: the model judging at the edge and the shadow beside it, by name and version
+    (DetectorServer.models); empty in cloud mode."""
     return {"v": PAYLOAD_VERSION, "site": config.site, "line": config.line, "device": config.device,
-            "state": state, "cloud": cloud, "alarms": alarms or [],
+            "state": state, "cloud": cloud, "alarms": (alarms or [])[:10],
             "inference": config.inference.mode, "judging": judging,
             "detector_problem": detector_problem[:500],
+            **{k: (models or {}).get(k, "") for k in ("model", "model_version", "shadow_model",
+                                                       "shadow_model_version")},
             "waiting": counts.get("received", 0) + counts.get("validated", 0),
             "in_cloud": sum(counts.get(s, 0) for s in ("uploaded", "enqueued", "submitted")),
             "alerted": counts.get("alerted", 0), "quarantined": counts.get("quarantined", 0),

@@ -10,18 +10,17 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
 from croniter import croniter
 
+from batchsight.config_parse import ConfigError as ConfigError
+from batchsight.config_parse import build, located, read_yaml
+
 _SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")  # us-east-1, eu-central-2, us-gov-west-1
 _TOPIC_FORBIDDEN = ("+", "#", "\0")  # MQTT wildcards and NUL make every topic we publish invalid
-
-
-class ConfigError(ValueError):
-    """A setting is missing or wrong; the message names it and says what is expected."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +98,9 @@ class AlertSettings:
 class RetentionSettings:
     after_result: str = "delete"
     journal_days: float = 30.0
+    # Alerts judged at the edge only are kept this long after their result, so an operator's answer
+    # can take the image to the final bucket as a training label (feedback.py); 0: not kept.
+    feedback_hours: float = 24.0
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,9 @@ class InferenceSettings:
 
     mode: str = "cloud"            # cloud | edge | edge-first
     endpoint: str = "http://127.0.0.1:8080"  # the local detector (`batchsight serve`): /ping, /invocations
-    model: str = ""                # a model file (or s3://bucket/key): the component serves it itself
+    model: str = ""                # a model package (s3://bucket/models/NAME/VERSION/ or a folder) or model file
+    shadow_model: str = ""         # edge modes: a second package judging every image beside it, compared only
+    shadow_report_every: int = 100  # shadow figures on .../inspection/shadow every this many images (and each minute)
     uncertain_low: float = 0.3     # edge-first: local anomaly probability in [low, high] also goes to the cloud
     uncertain_high: float = 0.7
     audit_fraction: float = 0.0    # edge-first: this share of the other images also goes to the cloud
@@ -147,6 +151,11 @@ class Config:
         return self.work_folder / "journal.sqlite3"
 
     @property
+    def status_path(self) -> Path:
+        """The running component's last status, for ``batchsight status`` (status_file.py)."""
+        return self.work_folder / "status.json"
+
+    @property
     def quarantine_folder(self) -> Path:
         return self.work_folder / "quarantine"
 
@@ -159,44 +168,21 @@ class Config:
         return self.work_folder / "archive"
 
     @property
+    def held_folder(self) -> Path:
+        """Alerts judged at the edge, kept retention.feedback_hours for an operator's answer."""
+        return self.work_folder / "held"
+
+    @property
+    def feedback_folder(self) -> Path:
+        """Images of answered edge alerts, until their label and image are in the final bucket."""
+        return self.work_folder / "feedback"
+
+    @property
     def mqtt_client_id(self) -> str:
         return self.mqtt.client_id or f"batchsight-{self.device}"
 
     def topic(self, kind: str) -> str:
         return f"{self.mqtt.topic_prefix}/{self.site}/{self.line}/{self.device}/inspection/{kind}"
-
-
-def _convert(name: str, kind: Any, value: Any) -> Any:
-    """Coerce one leaf value to its declared type, refusing anything ambiguous."""
-    if isinstance(value, bool) and kind is not bool:
-        raise ConfigError(f"setting {name}: expected {kind.__name__}, got {value!r}")
-    if kind is Path:
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"setting {name}: expected a folder path, got {value!r}")
-        return Path(value)
-    if kind is float and isinstance(value, int):
-        return float(value)
-    if kind is int and isinstance(value, float) and value.is_integer():
-        return int(value)  # Greengrass hands numbers back as floats (500.0)
-    if not isinstance(value, kind):
-        raise ConfigError(f"setting {name}: expected {kind.__name__}, got {value!r}")
-    return value
-
-
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"setting {prefix.rstrip('.') or 'root'}: expected a mapping, got {data!r}")
-    hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known, key=str)  # YAML keys need not be strings
-    if unknown:
-        raise ConfigError(f"unknown setting {prefix}{unknown[0]}; known: {', '.join(sorted(known))}")
-    values = {}
-    for name, value in data.items():
-        kind = hints[name]
-        nested = isinstance(kind, type) and is_dataclass(kind)
-        values[name] = _build(kind, value, f"{prefix}{name}.") if nested else _convert(prefix + name, kind, value)
-    return cls(**values)
 
 
 def _float_settings(obj: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
@@ -271,9 +257,19 @@ def _check_inference(inference: InferenceSettings) -> None:
     if url.scheme not in ("http", "https") or not url.hostname:
         raise ConfigError(f"setting inference.endpoint: expected a URL like http://127.0.0.1:8080, "
                           f"got {inference.endpoint!r}")
-    if inference.model and not inference.model.startswith("s3://") and not Path(inference.model).is_absolute():
-        raise ConfigError(f"setting inference.model: expected an absolute file path or s3://bucket/key, "
-                          f"got {inference.model!r}")
+    for name in ("model", "shadow_model"):
+        source = getattr(inference, name)
+        if source and not source.startswith("s3://") and not Path(source).is_absolute():
+            raise ConfigError(f"setting inference.{name}: expected s3://BUCKET/models/NAME/VERSION/ (a model "
+                              f"package), an absolute path of a package folder or model file, or s3://bucket/key, "
+                              f"got {source!r}")
+        if source.startswith("s3://") and not urlsplit(source).netloc:
+            raise ConfigError(f"setting inference.{name}: {source!r} names no bucket: write "
+                              "s3://BUCKET/models/NAME/VERSION/")
+    if inference.shadow_model and not inference.model:
+        raise ConfigError("setting inference.shadow_model: a shadow runs beside inference.model; set that too")
+    if inference.shadow_report_every < 1:
+        raise ConfigError("setting inference.shadow_report_every: must be 1 or more")
     if inference.model and (url.hostname not in ("127.0.0.1", "localhost") or not port):
         raise ConfigError("setting inference.endpoint: with inference.model set, the component serves the "
                           "model itself, so the endpoint must be http://127.0.0.1:PORT")
@@ -294,6 +290,9 @@ def _check(config: Config) -> None:
     for name in ("site", "line", "device"):
         if not _SEGMENT.fullmatch(getattr(config, name)):
             raise ConfigError(f"setting {name}: use 1-64 letters, digits, '.', '_' or '-'")
+    if not _REGION.fullmatch(config.aws.region):
+        raise ConfigError(f"setting aws.region: {config.aws.region!r} is not an AWS region name: write the "
+                          "stack's region, e.g. region: eu-west-1")
     missing = [f"aws.{n}" for n in ("source_bucket", "final_bucket", "queue_url", "state_machine_arn")
                if not getattr(config.aws, n)]
     if missing:
@@ -329,6 +328,8 @@ def _check(config: Config) -> None:
     _check_inference(config.inference)
     if not 0.0 <= config.alerts.min_confidence <= 1.0:
         raise ConfigError("setting alerts.min_confidence: must be between 0 and 1")
+    if config.retention.feedback_hours < 0:
+        raise ConfigError("setting retention.feedback_hours: must not be negative")
     if config.retention.after_result not in ("delete", "archive"):
         raise ConfigError("setting retention.after_result: must be 'delete' or 'archive'")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -344,20 +345,15 @@ def _check(config: Config) -> None:
 
 def config_from_dict(data: dict[str, Any]) -> Config:
     """Validate a configuration mapping (from YAML or Greengrass) into a Config."""
-    config = _build(Config, data or {}, "")
+    config = build(Config, {} if data is None else data)
     _check(config)
     return config
 
 
 def load_config(path: Path) -> Config:
+    """The configuration in a YAML file; an error names the file and the line of the setting."""
+    data, lines = read_yaml(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"configuration file {path} does not exist") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"configuration file {path} is not UTF-8 text: {exc}") from exc
-    except OSError as exc:
-        raise ConfigError(f"configuration file {path} cannot be read: {exc.strerror or exc}") from exc
-    return config_from_dict(data or {})
+        return config_from_dict(data)
+    except ConfigError as exc:
+        raise located(exc, path, lines) from exc

@@ -18,9 +18,9 @@ The answer is one of:
 - ``{"missing": true}``: the file is gone;
 - ``{"error": ...}``: the file could not be read just now.
 
-The child ends at EOF on its stdin, so it ends with the component even after a kill -9. It
-ignores SIGINT and SIGTERM: a stop signal sent to the whole process group must not look like
-a crash while the component finishes the image in hand.
+The child ends at EOF on its stdin, so it ends with the component even after a kill -9, quietly
+even with a request in hand. It ignores SIGINT and SIGTERM: a stop signal sent to the whole
+process group must not look like a crash while the component finishes the image in hand.
 """
 from __future__ import annotations
 
@@ -207,11 +207,21 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    """The child: answer each request line until EOF."""
+    """The child: answer each request line until EOF.
+
+    A component killed in the middle of a request leaves the child a cut line, or nobody to read
+    its answer (EPIPE): either way it ends quietly, with no traceback in the component's log.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    for line in sys.stdin:
-        print(json.dumps(_answer(json.loads(line))), flush=True)
+    try:
+        for line in sys.stdin:
+            if not line.endswith("\n"):
+                return  # cut short by the component's death
+            print(json.dumps(_answer(json.loads(line))), flush=True)
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; pointed at /dev/null, that flush cannot fail too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

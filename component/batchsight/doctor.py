@@ -5,31 +5,31 @@ and read down the list; the first FAIL says what to change.
 """
 from __future__ import annotations
 
-import email.utils
-import os
+import logging
+import socket
 import sqlite3
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batchsight import doctor_aws
 from batchsight.config import Config
+from batchsight.config_folders import Folder, folder_state
+from batchsight.doctor_checks import Check, Verdict, failed, passed, report, skipped, warned
+
+__all__ = ["Check", "Verdict", "clock_offset", "mount_type", "report", "run_checks"]
+clock_offset = doctor_aws.clock_offset
+BROKER_SECONDS = 5.0
 
 
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-
-
-def _folder(path: Path, what: str) -> Check:
-    if not path.is_dir():
-        return Check(what, False, f"{path} does not exist: create it and give the component user write access")
-    if not os.access(path, os.W_OK):
-        return Check(what, False, f"{path} is not writable by this user: fix its owner or mode")
-    return Check(what, True, str(path))
+def _folder(path: Path, what: str, setting: str) -> Check:
+    state, detail = folder_state(path, setting)
+    if state is Folder.READY:
+        return passed(what, detail)
+    if state is Folder.CREATABLE:
+        return warned(what, detail)
+    return failed(what, detail)
 
 
 # File systems whose files other machines write: inotify reports none of those writes.
@@ -62,95 +62,102 @@ def _drop_folder_events(config: Config, mountinfo: Path = Path("/proc/self/mount
     try:
         kind = mount_type(folder, mountinfo.read_text())
     except OSError:
-        return Check("drop folder events", True, f"file system unknown (no {mountinfo}); a scan every {rescan:g} s")
+        return passed("drop folder events", f"file system unknown (no {mountinfo}); a scan every {rescan:g} s")
     if kind not in NETWORK_FILE_SYSTEMS:
-        return Check("drop folder events", True, f"{kind}: inotify events, and a scan every {rescan:g} s")
+        return passed("drop folder events", f"{kind}: inotify events, and a scan every {rescan:g} s")
     if rescan > NETWORK_RESCAN_SECONDS:
-        return Check("drop folder events", False,
-                     f"{folder} is on {kind}, a network mount: inotify does not see what other machines "
-                     f"write there, so their files wait up to {rescan:g} s for a scan; set "
-                     f"ingest.rescan_seconds to 1 to {NETWORK_RESCAN_SECONDS:g}")
-    return Check("drop folder events", True, f"{kind}, a network mount: files found by a scan every {rescan:g} s")
+        return failed("drop folder events",
+                      f"{folder} is on {kind}, a network mount: inotify does not see what other machines "
+                      f"write there, so their files wait up to {rescan:g} s for a scan; set "
+                      f"ingest.rescan_seconds to 1 to {NETWORK_RESCAN_SECONDS:g}")
+    return passed("drop folder events", f"{kind}, a network mount: files found by a scan every {rescan:g} s")
 
 
 def _journal(config: Config) -> Check:
     if not config.journal_path.exists():
-        return Check("journal", True, f"{config.journal_path} will be created on first run")
+        return passed("journal", f"{config.journal_path} will be created on first run")
     try:
         with sqlite3.connect(config.journal_path) as db:
             verdict = db.execute("PRAGMA integrity_check").fetchone()[0]
     except sqlite3.Error as exc:
-        return Check("journal", False, f"cannot open {config.journal_path}: {exc}")
+        return failed("journal", f"cannot open {config.journal_path}: {exc}; restore it from a backup, or move "
+                                 "it away to start an empty one (its images are then not tracked)")
     if verdict != "ok":
-        return Check("journal", False, f"integrity check says {verdict!r}: stop the component and "
-                                       "restore the journal from its -wal file or a backup")
-    return Check("journal", True, f"{config.journal_path} passes the integrity check")
+        return failed("journal", f"integrity check says {verdict!r}: stop the component and "
+                                 "restore the journal from its -wal file or a backup")
+    return passed("journal", f"{config.journal_path} passes the integrity check")
 
 
-def _aws(name: str, call: Callable[[], Any], fix: str) -> Check:
+class _BrokerErrors(logging.Handler):
+    """What the MQTT client says about a failed connection (its log, kept off doctor's output)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.errors: list[str] = []
+        self.arrived = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = getattr(record, "error", None)
+        if error:
+            self.errors.append(str(error))
+            self.arrived.set()
+
+
+def _tcp(host: str, port: int) -> str | None:
+    """Why nothing answers at host:port, or None when something does."""
     try:
-        call()
-    except Exception as exc:  # noqa: BLE001 - every failure is reported, none is fatal here
-        return Check(name, False, f"{type(exc).__name__}: {exc}; {fix}")
-    return Check(name, True, "reachable")
+        socket.create_connection((host, port), timeout=BROKER_SECONDS).close()
+    except socket.gaierror:
+        return f"the name {host} does not resolve: fix mqtt.host (or the gateway's DNS)"
+    except ConnectionRefusedError:
+        return "connection refused, nothing listens there: start the broker, or fix mqtt.host and mqtt.port"
+    except TimeoutError:
+        return (f"no answer within {BROKER_SECONDS:g} s (a firewall drops it, or the host is wrong): check "
+                "mqtt.host and mqtt.port")
+    except OSError as exc:
+        return f"{exc.strerror or exc}: check mqtt.host, mqtt.port and the network"
+    return None
 
 
-# AWS refuses a request signed more than 5 minutes off its own clock (RequestTimeTooSkewed):
-# to the component that looks like an unreachable cloud.
-SIGNATURE_SKEW_SECONDS = 300.0
-
-
-def clock_offset(date_header: str, local: float) -> float:
-    """AWS's clock minus ours in seconds, from an HTTP Date header (whole seconds)."""
-    return email.utils.parsedate_to_datetime(date_header).timestamp() - local
-
-
-def _clock(s3: Any, bucket: str) -> Check:
-    """The gateway's clock against AWS's, from the Date header of a call (an error answer has
-    one too, so a wrong bucket name does not hide a wrong clock)."""
-    from botocore.exceptions import ClientError
-
-    sent = time.time()
-    try:
-        metadata = s3.head_bucket(Bucket=bucket)["ResponseMetadata"]
-    except ClientError as exc:
-        metadata = exc.response.get("ResponseMetadata", {})
-    except Exception as exc:  # noqa: BLE001 - the bucket checks say what is wrong with the link
-        return Check("clock", False, f"could not ask AWS for its time ({type(exc).__name__})")
-    date = metadata.get("HTTPHeaders", {}).get("date")
-    if not date:
-        return Check("clock", False, "AWS's answer carried no Date header to compare with")
-    offset = clock_offset(date, (sent + time.time()) / 2)
-    detail = f"{abs(offset):.0f} s {'behind' if offset > 0 else 'ahead of'} AWS"
-    if abs(offset) > SIGNATURE_SKEW_SECONDS:
-        return Check("clock", False, f"{detail}: AWS refuses requests signed over "
-                                     f"{SIGNATURE_SKEW_SECONDS / 60:.0f} min off; set the time and keep "
-                                     "it with NTP (chrony, systemd-timesyncd)")
-    return Check("clock", True, detail)
-
-
-def _broker(config: Config) -> Check:
-    """Connect the way the component does (protocol, TLS, credentials), under another client id."""
+def _broker(config: Config, *, on_greengrass_ipc: bool) -> Check:
+    """Reach the broker, then connect the way the component does (protocol, TLS, credentials)
+    under another client id."""
     from batchsight.wiring import build_publisher
 
+    if on_greengrass_ipc:
+        return skipped("mqtt broker", "on Greengrass the component publishes on local pub/sub (the MQTT "
+                                      "bridge carries it to the plant's broker)")
     where = f"{config.mqtt.host}:{config.mqtt.port} (MQTT {config.mqtt.protocol}{', TLS' if config.mqtt.tls else ''})"
+    unreachable = _tcp(config.mqtt.host, config.mqtt.port)
+    if unreachable:
+        return failed("mqtt broker", f"{where}: {unreachable}")
+    errors = _BrokerErrors()
+    client_log = logging.getLogger("batchsight.publishers.mqtt")
+    client_log.addHandler(errors)
     try:
         publisher = build_publisher(config, client_id=f"{config.mqtt_client_id}-doctor", with_will=False)
         publisher.connect()
-        deadline = time.monotonic() + 5
-        while not publisher.ready and time.monotonic() < deadline:
+        deadline = time.monotonic() + BROKER_SECONDS
+        while not publisher.ready and not errors.arrived.is_set() and time.monotonic() < deadline:
             time.sleep(0.1)
         connected = publisher.ready
         publisher.close()
     except Exception as exc:  # noqa: BLE001
-        return Check("mqtt broker", False, f"{where}: {exc}; check the mqtt.* settings")
+        return failed("mqtt broker", f"{where}: {exc}; check the mqtt.* settings")
+    finally:
+        client_log.removeHandler(errors)
     if not connected:
-        return Check("mqtt broker", False, f"{where}: no connection within 5 s; check mqtt.host/mqtt.port, "
-                                           "the credentials and certificates, and that the broker runs")
-    return Check("mqtt broker", True, where)
+        said = f" ({errors.errors[0]})" if errors.errors else f" within {BROKER_SECONDS:g} s"
+        return failed("mqtt broker", f"{where}: the broker takes connections but no MQTT session{said}: check "
+                                     "mqtt.protocol (some brokers speak only 3.1.1), mqtt.tls and its files, and "
+                                     "mqtt.username and the password")
+    if (config.mqtt.password or config.mqtt.password_file) and not config.mqtt.tls:
+        return warned("mqtt broker", f"{where}: connected, but the password goes over the network in clear text: "
+                                     "set mqtt.tls (and the broker's TLS port) on a network others share")
+    return passed("mqtt broker", where)
 
 
-def _local_detector(config: Config, s3: Any) -> Check:
+def _local_detector(config: Config, resources: doctor_aws.Resources) -> Check:
     """Edge modes: the model the component will serve, or the server it will call, is usable.
 
     With ``inference.model`` the component starts the server itself, so the check is on what it
@@ -161,55 +168,64 @@ def _local_detector(config: Config, s3: Any) -> Check:
 
     from batchsight.detector_server import SERVER_MODULE
     from batchsight.local_detector import DetectorUnavailable, LocalDetector
+    from batchsight.model_package import PACKAGE_FILE, ModelRefused, ModelUnavailable, is_package, prepare
 
     inference = config.inference
     if inference.model:
         if importlib.util.find_spec(SERVER_MODULE.rsplit(".", 1)[0]) is None:
-            return Check("local detector", False, "the detector package is not installed: install "
-                                                  "detector/requirements.txt (the recipe does in edge modes)")
+            return failed("local detector", "the detector package is not installed: install "
+                                            "detector/requirements.txt (the recipe does in edge modes)")
         if inference.model.startswith("s3://"):
             url = urlsplit(inference.model)
-            return _aws("local detector", lambda: s3.head_object(Bucket=url.netloc, Key=url.path.lstrip("/")),
-                        f"check inference.model and that the device may s3:GetObject {inference.model}")
+            key = url.path.lstrip("/")
+            if is_package(inference.model) and not key.endswith(PACKAGE_FILE):
+                key += PACKAGE_FILE  # a package: its package.json is read first
+            return resources.check("local detector", "s3",
+                                   lambda s3: s3.head_object(Bucket=url.netloc, Key=key),
+                                   setting="inference.model", output=f"check inference.model and that the device "
+                                                                     f"may s3:GetObject s3://{url.netloc}/{key}",
+                                   shown=f"{inference.model}, served at {inference.endpoint} by the component")
+        if is_package(inference.model):
+            try:
+                model = prepare(inference.model, s3=None, models_folder=config.models_folder)
+            except (ModelRefused, ModelUnavailable) as exc:
+                return failed("local detector", str(exc))
+            return passed("local detector", f"{model.identity} ({model.path}, its SHA-256 checked), served by "
+                                            "the component")
         if not Path(inference.model).is_file():
-            return Check("local detector", False, f"model file {inference.model} does not exist: deploy it "
-                                                  "(batchsight fit writes one) or fix inference.model")
-        return Check("local detector", True, f"{inference.model}, served at {inference.endpoint} by the component")
+            return failed("local detector", f"model file {inference.model} does not exist: deploy it "
+                                            "(batchsight fit writes one) or fix inference.model")
+        return passed("local detector", f"{inference.model}, served at {inference.endpoint} by the component")
     try:
         LocalDetector(inference.endpoint, timeout=inference.timeout_seconds).check()
     except DetectorUnavailable as exc:
-        return Check("local detector", False, f"{exc}; start `batchsight serve --model MODEL` there, or set "
-                                              "inference.model so the component serves it (images go to the "
-                                              "cloud meanwhile)")
-    return Check("local detector", True, f"{inference.endpoint} answers /ping")
+        return failed("local detector", f"{exc}; start `batchsight serve --model MODEL` there, or set "
+                                        "inference.model so the component serves it (images go to the "
+                                        "cloud meanwhile)")
+    return passed("local detector", f"{inference.endpoint} answers /ping")
 
 
-def run_checks(config: Config, clients: dict[str, Any]) -> list[Check]:
-    import boto3
-
-    s3, sqs, sfn = clients["s3"], clients["sqs"], clients["stepfunctions"]
-    credentials = boto3.session.Session().get_credentials()
+def run_checks(config: Config, clients: dict[str, Any], *, greengrass: bool = False,
+               greengrass_ipc: bool = False) -> list[Check]:
+    """Every check, causes before what they break. ``greengrass``: the gateway runs under
+    Greengrass (credentials come from its token exchange service); ``greengrass_ipc``: its
+    nucleus answered, so alerts go on local pub/sub rather than to a broker of the config's."""
+    drop = _folder(config.drop_folder, "drop folder", "drop_folder")
+    work = _folder(config.work_folder, "work folder", "work_folder")
+    link = doctor_aws.probe(config, clients)
+    clock = doctor_aws.clock_check(link)
+    credentials = doctor_aws.credentials_check(config, clients, greengrass=greengrass)
+    resources = doctor_aws.Resources(config, clients, link, clock_ok=clock.ok,
+                                     blocker=None if credentials.ok else "no usable credentials (see credentials)")
     return [
-        _folder(config.drop_folder, "drop folder"),
-        _drop_folder_events(config),
-        _folder(config.work_folder, "work folder"),
-        _journal(config),
-        Check("credentials", credentials is not None,
-              "found" if credentials else "no AWS credentials: on Greengrass, depend on TokenExchangeService"),
-        _aws("source bucket", lambda: s3.head_bucket(Bucket=config.aws.source_bucket),
-             "check aws.source_bucket against the stack output SourceBucketName and the device policy"),
-        _aws("final bucket", lambda: s3.head_bucket(Bucket=config.aws.final_bucket),
-             "check aws.final_bucket against the stack output FinalBucketName"),
-        _clock(s3, config.aws.source_bucket),
-        _aws("queue", lambda: sqs.get_queue_attributes(QueueUrl=config.aws.queue_url, AttributeNames=["QueueArn"]),
-             "check aws.queue_url against the stack output ImageQueueUrl"),
-        _aws("state machine", lambda: sfn.describe_state_machine(stateMachineArn=config.aws.state_machine_arn),
-             "check aws.state_machine_arn against the stack output StateMachineArn"),
-        _broker(config),
-        *([_local_detector(config, s3)] if config.inference.mode != "cloud" else []),
+        drop,
+        _drop_folder_events(config) if drop.ok else skipped("drop folder events", "the drop folder is unusable"),
+        work,
+        _journal(config) if work.ok else skipped("journal", "the work folder is unusable"),
+        doctor_aws.endpoints_check(config, link),
+        clock,
+        credentials,
+        *doctor_aws.resource_checks(resources),
+        _broker(config, on_greengrass_ipc=greengrass_ipc),
+        *([_local_detector(config, resources)] if config.inference.mode != "cloud" else []),
     ]
-
-
-def report(checks: list[Check]) -> str:
-    width = max(len(c.name) for c in checks)
-    return "\n".join(f"{'PASS' if c.ok else 'FAIL'}  {c.name:<{width}}  {c.detail}" for c in checks)

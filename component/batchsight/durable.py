@@ -110,7 +110,8 @@ def move(source: Path, target: Path) -> None:
 def move_across(source: Path, target: Path) -> None:
     """Move to another file system: copy under a partial name, fsync, rename, and only then
     remove the source, so the target is whole or absent and the copy is durable before the
-    source goes. The source's folder is the caller's to sync."""
+    source goes. The source's folder is the caller's to sync. A crash before the source is
+    removed leaves both: ingest.recover_staging and quarantine.recover finish the removal."""
     _copy(source, target)
     fsync_dir(target.parent)
     source.unlink()

@@ -14,7 +14,14 @@ has no usable model, every waiting image goes to the cloud, the status topic rep
 ``inference.retry_seconds``. An image the detector refuses (a 4xx) goes to the cloud alone.
 
 The route is a journal column set once per image, so a crash repeats at most one local
-detection and never sends an image both ways by accident.
+detection and never sends an image both ways by accident. Each verdict records the model that
+gave it (``model.name``, ``model.version``); a model swap (detector_server.py) takes place
+between two images, so every image is judged by exactly one version.
+
+With a shadow model (``inference.shadow_model``) each image is judged by it too, right after
+the current model; the two verdicts are compared and counted in the journal (shadow.py
+publishes the figures), and the shadow's verdict goes nowhere else: no alert, no result. A
+shadow that fails never holds an image back.
 """
 from __future__ import annotations
 
@@ -30,7 +37,9 @@ from batchsight.config import Config
 from batchsight.detector_server import DetectorServer
 from batchsight.journal import ImageRecord, ImageState, Journal, Route
 from batchsight.live_config import Configured
+from batchsight.journal_shadow import ShadowPair
 from batchsight.local_detector import DetectorNotListening, DetectorUnavailable, ImageRefused, LocalDetector
+from batchsight.model_package import ModelIdentity
 
 log = logging.getLogger(__name__)
 BUDGET_SECONDS = 0.5          # per tick, so ingestion and alerts keep flowing under a backlog
@@ -74,6 +83,10 @@ class EdgeJudge(Configured):
         judging = self.judging
         return judging, self.problem if judging != "edge" and self.config.inference.mode != "cloud" else ""
 
+    def _client(self) -> LocalDetector:
+        """The current model's server: the component's own, or the plant's at inference.endpoint."""
+        return self.server.client or self.detector
+
     def step(self, now: float) -> bool:
         """Judge or route what waits; True when ``judging`` changed (the status should say so).
         ``now`` is the monotonic clock: it times the detector's checks."""
@@ -82,7 +95,12 @@ class EdgeJudge(Configured):
             if self._next_check == 0.0:  # once: images an earlier run in an edge mode left waiting
                 self.journal.route_to_cloud()
                 self._next_check = now
-        elif self.problem and not self._recovered(now):
+            return before != self.judging
+        switched = self.server.step(now)
+        if switched is not None:  # a new model answered /ping and judges from the next image on
+            self.problem, self._loading = "", False
+            self._next_check = now + self.config.inference.retry_seconds
+        if self.problem and not self._recovered(now):
             if not self._loading:
                 self.journal.route_to_cloud()
         else:
@@ -98,7 +116,7 @@ class EdgeJudge(Configured):
             problem = self.server.ensure_running()
             if problem:
                 raise DetectorUnavailable(problem)
-            self.detector.check()
+            self._client().check()
         except DetectorNotListening as exc:
             if self.server.starting():
                 self._loading = True  # still importing and loading: images wait, look again soon
@@ -110,7 +128,7 @@ class EdgeJudge(Configured):
         self._next_check = now + self.config.inference.retry_seconds
         if self.problem:
             log.info("local detector healthy: judging images at the edge",
-                     extra={"endpoint": self.detector.endpoint, "before": self.problem})
+                     extra={"endpoint": self._client().endpoint, "before": self.problem})
         self.problem = ""
         return True
 
@@ -125,11 +143,14 @@ class EdgeJudge(Configured):
 
     def _judge_waiting(self) -> None:
         deadline = time.monotonic() + BUDGET_SECONDS
+        client, identity, shadow = self._client(), self.server.identity, self.server.shadow_client()
         for image in self.journal.unrouted(limit=BATCH_LIMIT):
             if time.monotonic() > deadline:
                 return
             try:
-                answer = self.detector.detect(Path(image.path).read_bytes(), image.ext)
+                data = Path(image.path).read_bytes()
+                answer = client.detect(data, image.ext)
+                judged_by = _judged_by(answer, identity)
             except ImageRefused as exc:
                 log.warning("local detector refused an image; the cloud will judge it",
                             extra={"image_id": image.image_id, "error": str(exc)})
@@ -144,13 +165,31 @@ class EdgeJudge(Configured):
                 self._unhealthy(str(exc), time.monotonic())
                 self.journal.route_to_cloud()
                 return
-            self._record(image, answer)
+            if shadow is not None and not self._compare(image, data, answer, judged_by, *shadow):
+                shadow = None  # it failed: the rest go without it
+            self._record(image, answer, judged_by)
 
-    def _record(self, image: ImageRecord, answer: dict[str, Any]) -> None:
+    def _compare(self, image: ImageRecord, data: bytes, answer: dict[str, Any], judged_by: ModelIdentity,
+                 client: LocalDetector, shadow: ModelIdentity) -> bool:
+        """The shadow's verdict on the same image, counted against the current one's; False when
+        the shadow cannot judge now (it is restarted later; the image goes on without it)."""
+        try:
+            verdict = client.detect(data, image.ext)
+        except ImageRefused:
+            return True  # this image only; the current model's verdict stands
+        except DetectorUnavailable as exc:
+            self.server.shadow_failed(str(exc))
+            return False
+        pair = ShadowPair(judged_by.name, judged_by.version, shadow.name, shadow.version)
+        self.journal.record_shadow(image.image_id, pair, anomalous=bool(answer["IsAnomalous"]),
+                                   shadow_anomalous=bool(verdict["IsAnomalous"]))
+        return True
+
+    def _record(self, image: ImageRecord, answer: dict[str, Any], judged_by: ModelIdentity) -> None:
         result: dict[str, Any] = {k: answer[k] for k in ("IsAnomalous", "Confidence", "Anomalies")
                                   if k in answer}
         document = {"v": 1, "image_id": image.image_id, "judged_by": "edge", "processed_at": utc_now(),
-                    "model": {"name": str(answer.get("Model", {}).get("Name", "local"))}, "result": result}
+                    "model": {"name": judged_by.name, "version": judged_by.version}, "result": result}
         settings = self.config.inference
         probability = anomaly_probability(result)
         uncertain = settings.uncertain_low <= probability <= settings.uncertain_high
@@ -163,3 +202,16 @@ class EdgeJudge(Configured):
         self.journal.advance([image.image_id], ImageState.RESULT_STORED, route=Route.EDGE.value,
                              is_anomalous=int(result["IsAnomalous"]), confidence=float(result["Confidence"]),
                              result_json=json.dumps(document))
+
+
+def _judged_by(answer: dict[str, Any], identity: ModelIdentity | None) -> ModelIdentity:
+    """The model that gave ``answer``: the component's own server's (which must say the same
+    version when it names one), or what the plant's server at inference.endpoint names."""
+    model = answer.get("Model")
+    named: dict[str, Any] = model if isinstance(model, dict) else {}
+    if identity is None:
+        return ModelIdentity(str(named.get("Name") or "local"), str(named.get("Version") or ""))
+    if named.get("Version") not in (None, identity.version):
+        raise DetectorUnavailable(f"the detector answered with model {named.get('Name')} version "
+                                  f"{named.get('Version')}, not {identity}: another server holds its port")
+    return identity

@@ -6,20 +6,34 @@ The component validates it, records it in the journal file, and writes one manif
 SageMaker Ground Truth / Lookout for Vision format next to the image's result, so a retraining
 job can read the plant's corrections directly. Every message gets a reply on
 ``.../inspection/feedback/response`` saying whether it was taken and, if not, why.
+
+An image judged at the edge only never went to the cloud, so its label would point at nothing:
+its answer takes the image there too. The alerter holds such alerts ``retention.feedback_hours``
+after their result (the archive keeps every image); an answer links the file into the
+feedback folder (so no clean-up can take it before it is sent), and the upload puts the image at
+the key a cloud-judged image has (``results/{site}/{line}/{device}/{yyyy}/{mm}/{dd}/{id}.{ext}``)
+and then its label beside it, the same ``.label.manifest`` as for any other image, which
+``batchsight dataset build`` reads. The cost: one PUT of the image, only for images operators
+answered; nothing for the others.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import sqlite3
 import threading
 import time
 from datetime import datetime, UTC
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from batchsight.config import Config
-from batchsight.journal import ImageState, Journal
+from batchsight.journal import ImageRecord, ImageState, Journal
 from batchsight.live_config import Configured
+from batchsight.results import result_day_prefix
 
 log = logging.getLogger(__name__)
 MAX_FEEDBACK_BYTES = 4096
@@ -106,6 +120,8 @@ class FeedbackStore(Configured):
         image = self.journal.get(fields["image_id"])
         if image is None or image.state not in (ImageState.RESULT_STORED, ImageState.ALERTED):
             raise FeedbackError(f"image {fields['image_id']} has no result on this gateway")
+        if "image" not in json.loads(image.result_json or "{}"):
+            self._keep_edge_image(image)
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO feedback (image_id, verdict, label, operator, at, uploaded)"
                              " VALUES (:image_id, :verdict, :label, :operator, :at, 0)",
@@ -122,24 +138,75 @@ class FeedbackStore(Configured):
                 self._db.execute("UPDATE feedback SET uploaded=1 WHERE image_id=? AND at=?", (image_id, at))
         return len(rows)
 
+    def _keep_edge_image(self, image: ImageRecord) -> None:
+        """Link the file of an image judged at the edge into the feedback folder, until it is sent."""
+        kept = self.config.feedback_folder / f"{image.image_id}.{image.ext}"
+        name = Path(image.path).name
+        found = [p for p in (Path(image.path), self.config.held_folder / name, self.config.archive_folder / name)
+                 if p.is_file()]
+        if kept.is_file() or (not found and self._sent_before(image.image_id)):
+            return  # kept for an answer not sent yet, or in the final bucket with an earlier one
+        if not found:
+            raise FeedbackError(f"image {image.image_id} was judged at the edge and its file is no longer on this "
+                                f"gateway (alerts are kept {self.config.retention.feedback_hours:g} h, "
+                                "retention.feedback_hours): the answer cannot become a label")
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(found[0], kept)  # same file system: no copy, and no clean-up can take it now
+        except FileExistsError:
+            pass
+        except OSError:
+            shutil.copyfile(found[0], kept)
+
+    def _sent_before(self, image_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT uploaded FROM feedback WHERE image_id=?", (image_id,)).fetchone()
+        return bool(row and row[0])
+
     def _upload(self, image_id: str, verdict: str, label: str, operator: str, at: float) -> None:
         image = self.journal.get(image_id)
         if image is None or not image.result_json:
+            for kept in self.config.feedback_folder.glob(f"{image_id}.*"):
+                kept.unlink(missing_ok=True)
             return  # pruned since: nothing left to label
         document = json.loads(image.result_json)
-        if "image" not in document:  # judged at the edge: the image never went to the cloud
-            log.info("feedback kept on the gateway: the image was judged at the edge and is not in S3",
-                     extra={"image_id": image_id, "verdict": verdict})
+        image_key = document["image"]["key"] if "image" in document else self._send_edge_image(image, document)
+        if image_key is None:
             return
         model_said = bool(document["result"]["IsAnomalous"])
         anomalous = model_said if verdict == "confirmed" else not model_said
-        line = manifest_line(bucket=self.config.aws.final_bucket, image_key=document["image"]["key"],
+        line = manifest_line(bucket=self.config.aws.final_bucket, image_key=image_key,
                              anomalous=anomalous, operator=operator, at=at)
         if label:
             line["anomaly-label-metadata"]["operator-label"] = label
-        key = document["image"]["key"].rsplit(".", 1)[0] + ".label.manifest"
+        key = image_key.rsplit(".", 1)[0] + ".label.manifest"
         self.s3.put_object(Bucket=self.config.aws.final_bucket, Key=key,
                            Body=(json.dumps(line) + "\n").encode(), ContentType="application/x-ndjson")
+        (self.config.feedback_folder / f"{image.image_id}.{image.ext}").unlink(missing_ok=True)
+
+    def _send_edge_image(self, image: ImageRecord, document: dict[str, Any]) -> str | None:
+        """Put an edge-judged image where a cloud-judged one lies; its key, or None when it is
+        neither kept here nor there already (logged)."""
+        key = f"{result_day_prefix(self.config, image.captured_at)}{image.image_id}.{image.ext}"
+        kept = self.config.feedback_folder / f"{image.image_id}.{image.ext}"
+        bucket = self.config.aws.final_bucket
+        if kept.is_file():
+            model = document.get("model", {})
+            self.s3.put_object(Bucket=bucket, Key=key, Body=kept.read_bytes(),
+                               ContentType="image/jpeg" if image.ext == "jpg" else "image/png",
+                               Metadata={"file-name": quote(image.file_name), "captured-at": image.captured_at,
+                                         "judged-by": "edge", "model": quote(str(model.get("name", ""))),
+                                         "model-version": str(model.get("version") or "")})
+            return key
+        from botocore.exceptions import ClientError
+
+        try:
+            self.s3.head_object(Bucket=bucket, Key=key)  # sent with an earlier answer
+        except ClientError:
+            log.warning("feedback not uploaded: the image, judged at the edge, is neither kept here nor in S3",
+                        extra={"image_id": image.image_id, "key": key})
+            return None
+        return key
 
     def close(self) -> None:
         self._db.close()

@@ -2,8 +2,11 @@
 
 Off a device the IPC client cannot exist (its constructor needs the nucleus socket), so it is
 only built here, lazily, when ``batchsight run --greengrass`` asks for it; tests hand in a
-client of their own through ``client_factory``. The recipe's Run step also writes the same
-configuration to the file named by BATCHSIGHT_CONFIG, used when IPC is not reachable.
+client of their own through ``client_factory``. The recipe's Run step also writes the
+configuration to the file named by BATCHSIGHT_CONFIG, used when IPC is not reachable: all of it
+but the models (inference.model, inference.shadow_model), which a lifecycle script must not
+name, or Greengrass would restart the component at every model deployment instead of letting
+it swap the model in (detector_server.py).
 """
 from __future__ import annotations
 
@@ -88,6 +91,7 @@ def load_greengrass_config(ipc: GreengrassIpc) -> tuple[Config, GreengrassIpc | 
         if not fallback:
             raise ConfigError("Greengrass IPC is not reachable and BATCHSIGHT_CONFIG is not set; "
                               "run under Greengrass or use --config FILE") from exc
-        log.warning("Greengrass IPC unavailable; using the recipe-written configuration file",
+        log.warning("Greengrass IPC unavailable; using the recipe-written configuration file, which names no "
+                    "model: in the edge modes images go to the cloud until IPC answers (restart the component)",
                     extra={"path": fallback, "error": repr(exc)})
         return load_config(Path(fallback)), None

@@ -2,6 +2,10 @@
 
 Each check returns an alarm text (or None) for the retained status topic, so an operator
 sees why the component is holding back instead of finding out from a full disk.
+
+Alerts judged at the edge are held a while for operators' answers (alerter.py, feedback.py):
+they go after ``retention.feedback_hours``, and at once, oldest first, when the disk runs low:
+a convenience for labelling must never hold the line back.
 """
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import errno
 import logging
 import shutil
 import sqlite3
+from pathlib import Path
 
 from batchsight.config import Config
 from batchsight.journal import Journal
@@ -16,6 +21,31 @@ from batchsight.live_config import Configured
 
 log = logging.getLogger(__name__)
 DAY = 86_400.0
+
+
+def _held(config: Config) -> list[tuple[float, Path]]:
+    """The held images, oldest first."""
+    found = []
+    for path in config.held_folder.glob("*") if config.held_folder.is_dir() else ():
+        try:
+            found.append((path.stat().st_mtime, path))
+        except FileNotFoundError:
+            continue
+    return sorted(found)
+
+
+def release_held(config: Config, *, older_than: float | None = None) -> int:
+    """Delete held images: those held since before ``older_than``, or (None) the oldest until the
+    work folder has its minimum free space again. How many went."""
+    released = 0
+    for held_at, path in _held(config):
+        if older_than is not None and held_at >= older_than:
+            break
+        if older_than is None and shutil.disk_usage(config.work_folder).free >= config.disk.min_free_bytes:
+            break
+        path.unlink(missing_ok=True)
+        released += 1
+    return released
 
 
 def disk_full(exc: BaseException) -> bool:
@@ -63,6 +93,9 @@ class DiskGuard(Configured):
         elif held >= self.config.disk.quota_bytes:
             self._set("quota", f"disk quota reached: {held} bytes of images held (quota "
                       f"{self.config.disk.quota_bytes}); new images wait in the drop folder until results free space")
+        elif free < self.config.disk.min_free_bytes and release_held(self.config):
+            log.warning("low disk: held alerts released early (their answers can no longer become labels)")
+            self._set(None, None)
         elif free < self.config.disk.min_free_bytes:
             self._set("low", f"low disk: {free} bytes free in {self.config.work_folder} "
                       f"(minimum {self.config.disk.min_free_bytes}); new images wait in the drop folder")
@@ -98,6 +131,7 @@ class Housekeeper(Configured):
         return self.alarm
 
     def prune(self, now: float) -> int:
+        release_held(self.config, older_than=now - self.config.retention.feedback_hours * 3600)
         pruned = self.journal.prune(older_than=now - self.config.retention.journal_days * DAY)
         if pruned:
             log.info("journal pruned", extra={"images": pruned})

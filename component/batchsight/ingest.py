@@ -8,13 +8,20 @@ found complete then share one durability barrier and one journal transaction (gr
 what a durable acknowledgment costs is paid per group, not per image. Pixels are decoded
 afterwards, in the decoder's child process (verifier.py). Nothing is deleted before its result
 is safe, and no move replaces a file we already keep.
+
+A drop folder on another file system is copied into staging, and the camera's file is unlinked
+only once the copy is durable (durable.move_across); a crash in between leaves both, and
+``recover_staging`` removes the camera's file once it is shown to be the file staged, so it does
+not come in again as a duplicate of itself.
 """
 from __future__ import annotations
 
 import errno
+import filecmp
 import logging
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, UTC
@@ -25,8 +32,9 @@ from batchsight.config import Config
 from batchsight.images import CheckedImage, InvalidImage, check_size, inspect
 from batchsight.journal import ImageState, Journal
 from batchsight.live_config import Configured
-from batchsight.names import flat, unflat
+from batchsight.names import flat, may_be_cut, unflat
 from batchsight.quarantine import quarantine
+from batchsight.quarantine import recover as recover_quarantine
 
 log = logging.getLogger(__name__)
 _STAGED_PREFIX = 33            # 16 random bytes in hex and '-' before the drop-folder name
@@ -98,15 +106,54 @@ class Ingestor(Configured):
         return [outcome or next(done) for outcome in outcomes]
 
     def recover_staging(self) -> list[IngestOutcome]:
-        """Ingest what a crash left in staging; run once at start, before ingesting new files."""
+        """Finish what a crash interrupted and ingest what it left in staging; run at start,
+        before ingesting new files (and after a full disk). Quarantine entries come first, so a
+        staged file on its way there is not ingested again."""
+        recover_quarantine(self.config, self.journal)
         left = []
         for staged in sorted(self.staging.iterdir()):
             if staged.name.startswith(durable.PARTIAL):
                 staged.unlink()  # an unfinished copy: its source never left the drop folder
                 log.info("unfinished copy removed from staging", extra={"path": str(staged)})
             else:
+                self._release_original(staged)
                 left.append((str(staged), staged))
         return self._ingest_staged(left)
+
+    def _release_original(self, staged: Path) -> None:
+        """Unlink the camera's file a crash left in the drop folder after its copy came into
+        staging (durable.move_across), if it is the very file staged: the path below the drop
+        folder the staged name keeps, on another file system than staging (a rename leaves no
+        original behind), the size and modification time the copy kept, and the same bytes. A
+        file the camera wrote under that name since stays, to be ingested as a file of its own."""
+        origin = self._origin(staged.name[_STAGED_PREFIX:])
+        try:
+            copy, original = os.stat(staged), os.lstat(origin)
+            if not (stat.S_ISREG(original.st_mode) and original.st_dev != copy.st_dev
+                    and (original.st_size, original.st_mtime_ns) == (copy.st_size, copy.st_mtime_ns)
+                    and filecmp.cmp(staged, origin, shallow=False)):
+                return
+            os.unlink(origin)
+            durable.fsync_dir(origin.parent)
+        except FileNotFoundError:
+            return  # the usual case: the move was whole, or the copy was not ours to compare
+        except OSError as exc:  # a share gone away: the file comes in again, as a duplicate at worst
+            log.warning("cannot compare a drop-folder file with its staged copy", extra={
+                "path": str(origin), "error": str(exc)})
+            return
+        log.info("interrupted move finished: the camera's file left the drop folder",
+                 extra={"path": str(origin), "staged": str(staged)})
+
+    def _origin(self, flat_name: str) -> Path:
+        """Where in the drop folder a staged file came from. A name cut to fit (names.flat) is
+        looked for among the drop folder's files; this runs only for what a crash left."""
+        origin = Path(self._drop + unflat(flat_name))
+        if may_be_cut(flat_name) and not os.path.lexists(origin):
+            for root, _, files in os.walk(self.config.drop_folder):
+                for name in files:
+                    if flat(self._name(Path(root, name))) == flat_name:
+                        return Path(root, name)
+        return origin
 
     def _stage(self, path: Path, target: str) -> IngestOutcome | None:
         """Move one file into staging; None when it is there, else what became of it."""
@@ -204,8 +251,7 @@ class Ingestor(Configured):
                 and not os.path.exists(spooled))
 
     def _quarantine(self, staged: str, name: str, reason: str, origin: Path) -> IngestOutcome:
-        target = quarantine(self.config, Path(staged), name, reason)
-        self.journal.quarantined(str(target), reason)
+        quarantine(self.config, self.journal, Path(staged), name, reason)
         return IngestOutcome(origin, None, reason)
 
 

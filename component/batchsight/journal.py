@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from batchsight.journal_schema import ImageRecord, OutboxMessage, create_tables
+from batchsight.journal_shadow import ShadowRecords
 from batchsight.lifecycle import BATCHED_ROUTES, ENTRY, GONE, IllegalTransition, ImageState, Move, Route, check, sources
 
 __all__ = ["Handoff", "IllegalTransition", "ImageRecord", "ImageState", "Journal", "OutboxMessage", "Route"]
@@ -76,8 +77,9 @@ class Handoff:
         return cursor.rowcount == 1
 
 
-class Journal:
-    """Thread-safe access to the journal file; one connection, serialized by a lock."""
+class Journal(ShadowRecords):
+    """Thread-safe access to the journal file; one connection, serialized by a lock (the shadow
+    model's figures: journal_shadow.py)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -271,6 +273,12 @@ class Journal:
             db.execute("INSERT OR REPLACE INTO quarantine (path, reason, at) VALUES (?, ?, ?)",
                        (path, reason, time.time()))
 
+    def quarantine_reason(self, path: str) -> str | None:
+        """The reason the quarantine table gives for ``path``; None when it has no row."""
+        with self._lock:
+            row = self._conn.execute("SELECT reason FROM quarantine WHERE path=?", (path,)).fetchone()
+        return str(row[0]) if row else None
+
     def set_aside(self, image_id: str, path: str, reason: str) -> None:
         """An image whose spool file is gone or damaged, or whose pixels do not decode: it leaves
         the images and its batch and is listed in quarantine with the reason, in one step."""
@@ -307,6 +315,7 @@ class Journal:
             db.execute("DELETE FROM batches WHERE summarized_at<? AND NOT EXISTS"
                        " (SELECT 1 FROM images i WHERE i.batch_id=batches.batch_id)", (older_than,))
             db.execute("DELETE FROM quarantine WHERE at<?", (older_than,))
+            db.execute("DELETE FROM shadow_images WHERE at<?", (older_than,))
         return int(images)
 
     # --- the outbox: messages a hand-off queued, until the broker acknowledges them ------------

@@ -46,6 +46,24 @@ CREATE TABLE IF NOT EXISTS quarantine (
     reason        TEXT NOT NULL,
     at            REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS shadow_images (
+    image_id   TEXT PRIMARY KEY,
+    at         REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shadow_tally (
+    model                TEXT NOT NULL,
+    model_version        TEXT NOT NULL,
+    shadow_model         TEXT NOT NULL,
+    shadow_model_version TEXT NOT NULL,
+    compared             INTEGER NOT NULL DEFAULT 0,
+    agreements           INTEGER NOT NULL DEFAULT 0,
+    normal_to_anomalous  INTEGER NOT NULL DEFAULT 0,
+    anomalous_to_normal  INTEGER NOT NULL DEFAULT 0,
+    first_at             REAL NOT NULL,
+    updated_at           REAL NOT NULL,
+    reported             INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (model, model_version, shadow_model, shadow_model_version)
+);
 CREATE TABLE IF NOT EXISTS outbox (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
     topic      TEXT NOT NULL,

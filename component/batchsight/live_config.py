@@ -1,7 +1,8 @@
 """Configuration updates while the program runs: what a running program takes, and how its
 parts take it.
 
-An update (a Greengrass deployment; Component.apply_config) reaches every part the same way:
+An update (a Greengrass deployment over IPC, or SIGHUP off Greengrass, which re-reads the
+configuration file; Component.apply_config on the main loop) reaches every part the same way:
 each part that holds settings has ``reconfigure(config)`` (most read ``self.config`` at each
 use and simply replace it, ``Configured``), and the component hands the update to every such
 part the wiring built (wiring.Parts.reconfigurable): none is listed by hand, so none can be
@@ -15,12 +16,17 @@ from typing import Any, Protocol, runtime_checkable
 from batchsight.config import Config
 
 # Settings a running program keeps until it restarts: who it is, where its files, cloud and
-# broker are, where images are judged (with the detector process), and what counts as a camera
-# file (ingest.subfolders: it decides what the folder observer watches, and whether the work
-# folder may lie inside the drop folder). Greengrass restarts the component when its Run
-# script's configuration changes; a live update only reports them.
-RESTART_SETTINGS = ("site", "line", "device", "drop_folder", "work_folder", "aws", "mqtt", "inference",
-                    "ingest.subfolders")
+# broker are, where images are judged (inference.mode: it also decides whether the recipe's
+# Install step installs the detector, and an image's route is fixed once set) and where the
+# first detector listens (inference.endpoint), and what counts as a camera file
+# (ingest.subfolders: it decides what the folder observer watches, and whether the work folder
+# may lie inside the drop folder). Greengrass restarts the component when its Run script's
+# configuration changes; a live update only reports them. The models (inference.model,
+# inference.shadow_model) are not among them: a new one is swapped in while the program runs
+# (detector_server.py), and the recipe keeps them out of its lifecycle scripts so that a model
+# deployment does not restart the component.
+RESTART_SETTINGS = ("site", "line", "device", "drop_folder", "work_folder", "aws", "mqtt", "inference.mode",
+                    "inference.endpoint", "ingest.subfolders")
 
 
 def reloadable(current: Config, new: Config) -> tuple[Config, list[str]]:

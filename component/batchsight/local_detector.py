@@ -28,6 +28,10 @@ class DetectorNotListening(DetectorUnavailable):
     """Nothing listens at the endpoint (yet: a server just started is still importing)."""
 
 
+class DetectorUnhealthy(DetectorUnavailable):
+    """The server answered, with a 5xx: it runs but cannot judge (its model is unusable, say)."""
+
+
 class ImageRefused(ValueError):
     """The detector answered, but refuses this one image; the message says why."""
 
@@ -37,15 +41,16 @@ class LocalDetector:
         self.endpoint = endpoint.rstrip("/")
         self.timeout = timeout
 
-    def check(self) -> None:
-        """Return when ``/ping`` says healthy; else raise DetectorUnavailable saying why."""
+    def check(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """``/ping``'s answer when healthy (it may name the model: "model", "version"); else raise
+        DetectorUnavailable saying why."""
         try:
-            self._call(urllib.request.Request(f"{self.endpoint}/ping"))
+            return self._call(urllib.request.Request(f"{self.endpoint}/ping"), timeout=timeout)
         except ImageRefused as exc:  # a 4xx on /ping: not our server, or a wrong endpoint path
             raise DetectorUnavailable(f"detector at {self.endpoint} does not answer /ping: {exc}") from exc
 
     def detect(self, image: bytes, ext: str) -> dict[str, Any]:
-        """The detector's verdict on one image (IsAnomalous, Confidence, Model)."""
+        """The detector's verdict on one image (IsAnomalous, Confidence, Model: Name, Version)."""
         request = urllib.request.Request(f"{self.endpoint}/invocations", data=image, method="POST",
                                          headers={"Content-Type": CONTENT_TYPES.get(ext, "image/jpeg")})
         answer = self._call(request)
@@ -54,15 +59,15 @@ class LocalDetector:
                                       f"{str(answer)[:200]}")
         return answer
 
-    def _call(self, request: urllib.request.Request) -> dict[str, Any]:
+    def _call(self, request: urllib.request.Request, *, timeout: float | None = None) -> dict[str, Any]:
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - http(s) URL checked in config
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:  # noqa: S310 - http(s) URL checked in config
                 return _json(response.read())
         except urllib.error.HTTPError as exc:
             reason = _reason(exc.read()) or exc.reason
             if 400 <= exc.code < 500:
                 raise ImageRefused(f"detector refused the image ({exc.code}): {reason}") from exc
-            raise DetectorUnavailable(f"detector at {self.endpoint} answered {exc.code}: {reason}") from exc
+            raise DetectorUnhealthy(f"detector at {self.endpoint} answered {exc.code}: {reason}") from exc
         except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
             cause = getattr(exc, "reason", exc)
             unavailable = DetectorNotListening if isinstance(cause, ConnectionRefusedError) else DetectorUnavailable

@@ -32,3 +32,15 @@ def setup(level: str) -> None:
     root.setLevel(level.upper())
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "watchdog"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def quiet() -> None:
+    """For the commands that print a report (status, doctor): no log record reaches the terminal.
+
+    The parts they use log as they do in the component (the MQTT client warns that the broker is
+    unreachable); without a handler Python's last-resort one would print those on stderr, in the
+    middle of the report. Python's warnings are routed to the same nowhere.
+    """
+    root = logging.getLogger()
+    root.handlers[:] = [logging.NullHandler()]
+    logging.captureWarnings(True)

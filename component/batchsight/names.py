@@ -3,7 +3,8 @@ name what they hold ("cam2/0001.jpg" becomes "cam2%2F0001.jpg"), and back."""
 from __future__ import annotations
 
 # A file name is at most 255 bytes: staging puts 33 before a flat name (and a copy from another
-# file system 9 more, durable.PARTIAL), quarantine up to 20 before it and 11 (".reason.txt") after.
+# file system 9 more, durable.PARTIAL), quarantine up to 20 before it and 11 (".reason.txt") after,
+# or 9 more before it (".pending-", an entry on its way in).
 _MAX_FLAT_BYTES = 213
 _CUT = "…"
 
@@ -24,6 +25,11 @@ def flat(name: str) -> str:
 
 def _escape(name: str) -> str:
     return name.replace("%", "%25").replace("/", "%2F")
+
+
+def may_be_cut(flat_name: str) -> bool:
+    """True when ``flat_name`` may have lost its start (``unflat`` cannot give the name back)."""
+    return flat_name.startswith(_CUT)
 
 
 def unflat(flat_name: str) -> str:

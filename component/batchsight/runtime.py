@@ -9,6 +9,11 @@ Two clocks: the wall clock for what is compared with times the journal keeps (ba
 result timeouts, retention), the monotonic clock for the loop's own timers (result polls, the
 status heartbeat, backoffs, housekeeping). A gateway's clock is set back by NTP after a boot
 without a real-time clock, or by hand; a wall-clock timer would then stall for as long.
+
+A configuration update is applied by the loop too, between two ticks: one from Greengrass
+arrives on the IPC thread (``request_config``), and SIGHUP asks the loop to read the
+configuration file again (off Greengrass), so no part ever changes its settings in the middle
+of a step (a model swap, say: detector_server.py).
 """
 from __future__ import annotations
 
@@ -24,10 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from batchsight import alerts, wiring
+from batchsight import alerts, status_file, wiring
 from batchsight.batcher import new_batch_id
 from batchsight.cloud_errors import refusal
-from batchsight.config import Config
+from batchsight.config import Config, ConfigError, load_config
 from batchsight.greengrass import GreengrassIpc
 from batchsight.housekeeping import disk_full
 from batchsight.ingest import IngestOutcome
@@ -70,14 +75,18 @@ class Component:
     local pub/sub when ``ipc`` is given, else a direct MQTT client."""
 
     def __init__(self, config: Config, *, ipc: GreengrassIpc | None = None, publisher: Publisher | None = None,
-                 clients: dict[str, Any] | None = None) -> None:
+                 clients: dict[str, Any] | None = None, config_file: Path | None = None) -> None:
         self.config = config
+        self.config_file = config_file  # read again on SIGHUP
+        self._pending_config: Config | None = None  # from another thread, applied by the loop
+        self._reread = False
         self.wake = threading.Event()  # newly validated images: judge or batch them without waiting a tick
         parts = wiring.build(config, ipc=ipc, publisher=publisher, clients=clients, on_validated=self.wake.set)
         self.journal, self.publisher, self.watcher = parts.journal, parts.publisher, parts.watcher
         self.ingestor, self.verifier, self.policy = parts.ingestor, parts.verifier, parts.policy
         self.link, self.puller, self.alerter = parts.link, parts.puller, parts.alerter
         self.detector_server, self.judge, self.feedback = parts.detector_server, parts.judge, parts.feedback
+        self.shadow = parts.shadow
         self.disk, self.housekeeper = parts.disk, parts.housekeeper
         self._reconfigurable = parts.reconfigurable()  # every part that holds settings: see apply_config
         self._answers: queue.Queue[bytes] = queue.Queue(maxsize=FEEDBACK_BACKLOG)
@@ -109,7 +118,37 @@ class Component:
         for part in self._reconfigurable:
             part.reconfigure(applied)
         logging.getLogger().setLevel(applied.log_level.upper())
-        log.info("configuration updated", extra={"batch": dataclasses.asdict(applied.batch)})
+        log.info("configuration updated", extra={"batch": dataclasses.asdict(applied.batch),
+                                                 "model": applied.inference.model,
+                                                 "shadow_model": applied.inference.shadow_model})
+
+    def request_config(self, new: Config) -> None:
+        """A validated configuration from another thread (a Greengrass deployment, over IPC): the
+        loop applies it before its next tick."""
+        self._pending_config = new
+        self.wake.set()
+
+    def _take_config(self) -> None:
+        """Apply what arrived since the last tick: the file read again after SIGHUP, or an update."""
+        if self._reread:
+            self._reread = False
+            self._read_config_file()
+        pending, self._pending_config = self._pending_config, None
+        if pending is not None:
+            self.apply_config(pending)
+
+    def _read_config_file(self) -> None:
+        if self.config_file is None:
+            log.warning("SIGHUP: there is no configuration file to read again (on Greengrass the configuration "
+                        "comes over IPC with each deployment)")
+            return
+        log.info("SIGHUP: reading the configuration file again", extra={"path": str(self.config_file)})
+        try:
+            new = load_config(self.config_file)
+        except ConfigError as exc:
+            log.error("configuration file refused; keeping the current configuration", extra={"error": str(exc)})
+            return
+        self.apply_config(new)
 
     def _feedback_arrived(self, raw: bytes) -> None:
         """Called on the MQTT client's thread: hand over to the main loop, never block it."""
@@ -153,13 +192,17 @@ class Component:
 
     def tick(self, now: float, mono: float) -> None:
         """One pass of the loop at wall time ``now`` and monotonic time ``mono``."""
+        self._take_config()
         disk_state = self.disk.state
         if self.disk.check() is None:  # when full, complete files stay tracked in the drop folder
             self._ingest(self.watcher.complete_files())
         if self.disk.state != disk_state:
             self._next_status = 0.0  # say at once that ingestion stopped or resumed
-        if self.judge.step(mono):
-            self._next_status = 0.0  # say at once where images are judged now
+        models = self.detector_server.models()
+        if self.judge.step(mono) or self.detector_server.models() != models:
+            self._next_status = 0.0  # say at once where images are judged now, and by which model
+        if self.config.inference.mode != "cloud":
+            self.shadow.publish_due(mono)
         waiting, oldest = self.journal.waiting()
         trigger = self.policy.due(waiting=waiting, oldest_seen=oldest, now=now)
         if trigger:
@@ -249,13 +292,18 @@ class Component:
                               self._cloud_alarm) if a]
         judging, problem = self.judge.status()
         if judging == "cloud" and problem:
-            alarms.append(f"local detector unavailable, images go to the cloud: {problem}")
+            alarms.append(f"local detector unavailable, images go to the cloud: {problem}"[:500])
+        edge = self.config.inference.mode != "cloud"
+        alarms += self.detector_server.alarms() if edge else []
         counts = {**self.journal.counts(), **self.journal.judgements()}
         payload = alerts.status_payload(self.config, state=state, counts=counts, cloud=self._cloud_state,
-                                        alarms=alarms, judging=judging, detector_problem=problem)
+                                        alarms=alarms, judging=judging, detector_problem=problem,
+                                        models=self.detector_server.models() if edge else None)
         # the status is refreshed every few seconds; a missed one is not a loss
         with contextlib.suppress(PublishError):
             self.publisher.publish(self.config.topic("status"), payload, retain=True)
+        with contextlib.suppress(OSError):  # for `batchsight status`, which must not need the broker
+            status_file.write(self.config.status_path, payload)
 
     def _shutdown(self) -> None:
         self.watcher.stop()
@@ -273,5 +321,10 @@ class Component:
             self.stop_event.set()
             self.wake.set()
 
+        def reread(_signum: int, _frame: object) -> None:
+            self._reread = True  # the loop reads the file: a handler must not do the work itself
+            self.wake.set()
+
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reread)

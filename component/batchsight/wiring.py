@@ -41,6 +41,7 @@ from batchsight.publishers import Publisher
 from batchsight.publishers.greengrass import GreengrassPublisher
 from batchsight.publishers.mqtt import MqttPublisher, TlsFiles
 from batchsight.results import ResultPuller
+from batchsight.shadow import ShadowReporter
 from batchsight.verifier import PixelVerifier
 from batchsight.watcher import DropFolderWatcher
 
@@ -111,6 +112,7 @@ class Parts:
     feedback: FeedbackStore
     disk: DiskGuard
     housekeeper: Housekeeper
+    shadow: ShadowReporter
 
     def reconfigurable(self) -> list[Reconfigurable]:
         """Every part that takes a configuration update, found from the fields themselves: a part
@@ -144,17 +146,18 @@ def build(config: Config, *, ipc: GreengrassIpc | None = None, publisher: Publis
         alerter=alerter, detector_server=server,
         judge=EdgeJudge(config, journal, alerter, server=server, detector=detector),
         feedback=FeedbackStore(config, journal, s3=clients["s3"]),
-        disk=DiskGuard(config, journal), housekeeper=Housekeeper(config, journal))
+        disk=DiskGuard(config, journal), housekeeper=Housekeeper(config, journal),
+        shadow=ShadowReporter(config, journal, publisher))
 
 
 def run(component: Component, ipc: GreengrassIpc | None) -> None:
     """Run the loop until a signal stops it. On a device, Greengrass's configuration updates go to
-    the component, and Greengrass hears RUNNING, or ERRORED when the loop fails (it then
-    restarts the component; the journal resumes the work)."""
+    the component (its loop applies them between two ticks), and Greengrass hears RUNNING, or
+    ERRORED when the loop fails (it then restarts the component; the journal resumes the work)."""
     if ipc is None:
         component.run()
         return
-    ipc.on_configuration_change(component.apply_config)
+    ipc.on_configuration_change(component.request_config)
     ipc.report_state("RUNNING")
     try:
         component.run()

@@ -11,7 +11,7 @@ Where things are: fitting.py (fit), model.py (DetectorModel: scoring), model_fil
 .npz format), calibration.py (threshold and confidence scale), aligned.py and patchcore.py
 (the two methods; patchcore_fit.py fits the second), features.py (decoding, image operations),
 verdict.py (the result), onnx_model.py (exported models), evaluation.py, cli.py and serve.py
-(`batchsight fit/evaluate/serve`).
+(`batchsight fit/evaluate/serve`; arguments.py checks their arguments, logs.py is serve's JSON log).
 """
 
 from .fitting import fit

@@ -11,14 +11,22 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .features import UnreadableImage
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
-def read_images(folder: Path) -> list[bytes]:
-    """Image files of a folder, sorted by name (for a repeatable fit and a stable report)."""
+def image_files(folder: Path) -> list[Path]:
+    """The image files of a folder (by suffix), sorted by name (for a repeatable fit and a
+    stable report)."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
-    return [p.read_bytes() for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def read_images(folder: Path) -> list[bytes]:
+    """The bytes of `image_files(folder)`."""
+    return [p.read_bytes() for p in image_files(folder)]
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -83,13 +91,18 @@ class Detector(Protocol):
 
 
 def evaluate(model: Detector, test_folder: Path) -> Evaluation:
-    """Score every test image once, timing each call (decode included)."""
-    normal, anomaly = read_images(test_folder / "normal"), read_images(test_folder / "anomaly")
+    """Score every test image once, timing each call (decode included); an image that cannot
+    be decoded is an UnreadableImage that names its file."""
+    normal, anomaly = image_files(test_folder / "normal"), image_files(test_folder / "anomaly")
     labels = np.array([0] * len(normal) + [1] * len(anomaly))
     scores, verdicts, times = [], [], []
-    for data in normal + anomaly:
+    for index, path in enumerate(normal + anomaly):
+        data = path.read_bytes()
         started = time.perf_counter()
-        result = model.detect(data)
+        try:
+            result = model.detect(data)
+        except ValueError as exc:
+            raise UnreadableImage("test", index, str(exc), path) from exc
         times.append((time.perf_counter() - started) * 1000)
         verdicts.append(bool(result["IsAnomalous"]))
         scores.append(model.score(data))

@@ -13,6 +13,7 @@ import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, TypeVar
 
 import numpy as np
@@ -28,6 +29,23 @@ DECODE_ERRORS = (
 _EXIF_ORIENTATION = 0x0112
 _QUARTER_TURNS = (5, 6, 7, 8)   # EXIF orientations that rotate the image by 90 degrees
 _Decoded = TypeVar("_Decoded")
+
+
+class UnreadableImage(ValueError):
+    """One image of a set cannot be decoded: `kind` and `index` say which (decode_each), `path`
+    the file when the caller knows it, so the person fitting a model knows what to remove."""
+
+    def __init__(self, kind: str, index: int, reason: str, path: Path | None = None) -> None:
+        super().__init__(f"{path if path is not None else f'{kind} image {index}'}: {reason}")
+        self.kind, self.index, self.reason, self.path = kind, index, reason, path
+
+
+def cannot_decode(exc: Exception) -> ValueError:
+    """The ValueError for bytes Pillow refused; its own message for unknown data names an
+    in-memory buffer ("<_io.BytesIO object at 0x...>"), which tells a person nothing."""
+    if isinstance(exc, UnidentifiedImageError):
+        return ValueError("cannot decode image: not a JPEG, PNG or other image format Pillow reads")
+    return ValueError(f"cannot decode image: {exc}")
 
 
 @dataclass(frozen=True)
@@ -75,21 +93,21 @@ def pixels(data: bytes, prep: Preprocessing) -> np.ndarray:
             upright = ImageOps.exif_transpose(img)
             resized = upright.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
     except DECODE_ERRORS as exc:
-        raise ValueError(f"cannot decode image: {exc}") from exc
+        raise cannot_decode(exc) from exc
     arr = np.asarray(resized, dtype=np.float32).reshape(size, size, prep.channels)
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
 def decode_each(images: Sequence[bytes], kind: str,
                 decoder: Callable[[bytes], _Decoded]) -> list[_Decoded]:
-    """`decoder` applied to every image; a ValueError names the image ("normal image 3: ...")
-    so the person fitting a model knows which file of a folder to look at."""
+    """`decoder` applied to every image; a failure is an UnreadableImage that names the image
+    ("normal image 3: ..."), so a caller that read a folder can name the file."""
     decoded = []
     for index, data in enumerate(images):
         try:
             decoded.append(decoder(data))
         except ValueError as exc:
-            raise ValueError(f"{kind} image {index}: {exc}") from exc
+            raise UnreadableImage(kind, index, str(exc)) from exc
     return decoded
 
 
@@ -101,7 +119,7 @@ def image_size(data: bytes) -> tuple[int, int]:
         with Image.open(io.BytesIO(data)) as img:
             return upright_size(img)
     except DECODE_ERRORS as exc:
-        raise ValueError(f"cannot decode image: {exc}") from exc
+        raise cannot_decode(exc) from exc
 
 
 def upright_size(img: Image.Image) -> tuple[int, int]:

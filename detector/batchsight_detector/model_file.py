@@ -38,6 +38,8 @@ FORMAT_VERSION = 1
 PATCHCORE_FORMAT_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 METHODS = ("aligned", "patchcore")
+WHAT = "batchsight model file"
+WHAT_IS = "a model file is the .npz that 'batchsight fit --output MODEL.npz' writes"
 
 _ARRAYS = ("mean", "std", "bank", "held_out_scores")
 _PATCHCORE_ARRAYS = ("memory", "held_out_scores")
@@ -84,6 +86,9 @@ def write(model: DetectorModel, path: str | Path) -> None:
 def read(path: str | Path) -> ModelFields:
     """The model in a file written by `write()`; ValueError if it is not one this code can use."""
     with open(path, "rb") as fh:  # a missing file stays FileNotFoundError: not a format problem
+        if not zipfile.is_zipfile(fh):  # else np.load tries pickle, and its advice is to unpickle
+            raise ValueError(f"{path} is not a {WHAT} (not a complete .npz archive); {WHAT_IS}")
+        fh.seek(0)
         try:
             with np.load(fh, allow_pickle=False) as npz:
                 if "metadata" not in npz.files:
@@ -96,7 +101,7 @@ def read(path: str | Path) -> ModelFields:
                     raise ValueError(f"missing entries {sorted(missing)}")
                 arrays = {name: npz[name] for name in names}
         except (OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, ValueError) as exc:
-            raise ValueError(f"{path}: not a readable {FORMAT} model file: {exc}") from exc
+            raise ValueError(f"{path} is not a readable {WHAT} ({exc}); {WHAT_IS}") from exc
     return _from_parts(path, metadata, arrays)
 
 
@@ -178,7 +183,7 @@ def _patchcore_head(model: DetectorModel, bank: PatchMemory) -> dict[str, Any]:
 
 def _from_parts(path: str | Path, metadata: Any, arrays: dict[str, np.ndarray]) -> ModelFields:
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a {FORMAT} model file")
+        raise ValueError(f"{path} is not a {WHAT} (its metadata is not {FORMAT}'s); {WHAT_IS}")
     version = metadata.get("format_version")
     if version not in READABLE_VERSIONS:
         raise ValueError(f"{path}: unsupported {FORMAT} format version {version!r} "

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .features import DECODE_ERRORS, upright_size
+from .features import DECODE_ERRORS, cannot_decode, upright_size
 
 DEFAULT_EXTRACTOR = Path(__file__).with_name("efficientnet_lite0_features.onnx")
 MULTIPLE = 32                 # input sides are multiples of this (the network's stride)
@@ -278,7 +278,7 @@ def rgb_pixels(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray, tuple[in
             upright = ImageOps.exif_transpose(img)
             resized = upright.convert("RGB").resize(size, Image.Resampling.BILINEAR)
     except DECODE_ERRORS as exc:
-        raise ValueError(f"cannot decode image: {exc}") from exc
+        raise cannot_decode(exc) from exc
     arr = np.asarray(resized, dtype=np.float32)
     return np.ascontiguousarray(arr.transpose(2, 0, 1)), original
 

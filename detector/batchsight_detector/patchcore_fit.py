@@ -21,7 +21,7 @@ import numpy as np
 
 from . import patchcore
 from .evaluation import pair_auroc
-from .features import decode_each, image_size
+from .features import UnreadableImage, decode_each, image_size
 from .patchcore import PatchMemory
 
 PATCHCORE_CORESET_RATIO = 0.1
@@ -58,7 +58,7 @@ def fit_memory(
     try:
         width, height = image_size(normal_images[0])
     except ValueError as exc:
-        raise ValueError(f"normal image 0: {exc}") from exc
+        raise UnreadableImage("normal", 0, str(exc)) from exc
     size = patchcore.input_size(width, height, working_size)
     candidates = augmentation_candidates(augment, size)
     base, transformed = _normal_features(normal_images, size, candidates)

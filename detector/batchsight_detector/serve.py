@@ -1,23 +1,30 @@
-"""``batchsight serve``: the detector as an inference server, for on-premise inference.
+"""batchsight serve: the detector as an inference server, for on-premise inference.
 
-    batchsight serve --model MODEL.npz [--host 127.0.0.1] [--port 8080]
+    batchsight serve --model MODEL.npz [--host 127.0.0.1] [--port 8080] [--name NAME --version N]
 
-It speaks the SageMaker inference-container contract (``GET /ping``, ``POST /invocations``
-with the image bytes as the body), so the same server is what the gateway's edge modes call
-over loopback and what a SageMaker endpoint could host. The gateway talks to it over HTTP
-only: the edge program never imports the detector.
+It speaks the SageMaker inference-container contract (GET /ping, POST /invocations with the
+image bytes as the body), so the same server is what the gateway's edge modes call over
+loopback and what a SageMaker endpoint could host. The gateway talks to it over HTTP only:
+the edge program never imports the detector.
 
-Health is explicit rather than inferred from a dead port: when the model file is missing or
-unreadable the server still answers, ``/ping`` says 503 with the reason, and the edge routes
-images to the cloud and says why on its status topic. The model file is re-read when it
-changes (a Greengrass deployment replacing the artifact), so a new model needs no restart.
+Health is explicit rather than inferred from a dead port: run by the component (--parent) or
+with --wait-for-model, the server answers even while the model file is missing or unusable,
+/ping says 503 with the reason, and the edge routes images to the cloud and says why on its
+status topic. Run by hand without them, such a file is an error at once. The model file is
+re-read when it changes (a Greengrass deployment replacing the artifact), so a new model
+needs no restart. SIGTERM or SIGINT stops the server and closes its port; the log is one
+JSON object per line on stderr, with the gateway's field names. Answers and /ping name the
+model (--name, --version: the component passes its package's), so every verdict says which
+version judged it.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -25,6 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from batchsight_detector import arguments, logs
+from batchsight_detector.arguments import UsageError
 from batchsight_detector.model import DetectorModel
 
 log = logging.getLogger("batchsight.serve")
@@ -35,36 +44,42 @@ CONTENT_TYPES = ("image/jpeg", "image/png", "application/x-image")
 class ModelSlot:
     """The model file and the model loaded from it, reloaded when the file changes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, name: str = "", version: str = "") -> None:
         self.path = path
+        self.name = name or path.name   # what answers name the model by: the package's, else the file's
+        self.version = version
         self._lock = threading.Lock()
         self._loaded: tuple[float, DetectorModel] | None = None
         self.problem = ""
 
-    def current(self) -> DetectorModel | None:
-        """The model for the file as it is now; None (and ``problem`` says why) when unusable."""
-        try:
-            mtime = self.path.stat().st_mtime
-        except OSError as exc:
-            self._unusable(f"model file {self.path} cannot be read: {exc.strerror or exc}")
-            return None
+    def load(self) -> DetectorModel:
+        """The model for the file as it is now, read again only when the file changed; raises
+        what reading raises (OSError, and ValueError for a file that is not a usable model)."""
         with self._lock:
+            mtime = self.path.stat().st_mtime
             if self._loaded is None or self._loaded[0] != mtime:
-                try:
-                    self._loaded = (mtime, DetectorModel.load(self.path))
-                except Exception as exc:  # noqa: BLE001 - any load failure is reported, not fatal
-                    self._loaded = None
-                    self._unusable(f"model file {self.path} is not a usable model: {exc}")
-                    return None
-                log.info("model loaded: %s (threshold %.4f)", self.path, self._loaded[1].threshold)
-            self.problem = ""
+                self._loaded = None
+                self._loaded = (mtime, DetectorModel.load(self.path))
+                log.info("model loaded", extra={"model": str(self.path),
+                                                "threshold": round(self._loaded[1].threshold, 4)})
             return self._loaded[1]
 
-    def _unusable(self, problem: str) -> None:
-        """Record why there is no model; log it once, not for every image."""
+    def current(self) -> DetectorModel | None:
+        """The model for the file as it is now; None (and ``problem`` says why) when unusable.
+        A new problem is logged once, not for every image."""
+        try:
+            model = self.load()
+        except OSError as exc:
+            problem = f"model file {self.path} cannot be read: {exc.strerror or exc}"
+        except Exception as exc:  # noqa: BLE001 - any load failure is reported, not fatal
+            problem = f"model file {self.path} is not a usable model: {exc}"
+        else:
+            self.problem = ""
+            return model
         if problem != self.problem:
             log.error("%s", problem)
         self.problem = problem
+        return None
 
 
 def answer(slot: ModelSlot, body: bytes, content_type: str) -> tuple[int, dict[str, Any]]:
@@ -80,7 +95,8 @@ def answer(slot: ModelSlot, body: bytes, content_type: str) -> tuple[int, dict[s
         result = model.detect(body)
     except ValueError as exc:
         return 400, {"error": f"image refused: {exc}"}
-    return 200, {**result, "Model": {"Name": slot.path.name, "Fingerprint": model.training_fingerprint}}
+    return 200, {**result, "Model": {"Name": slot.name, "Version": slot.version,
+                                     "Fingerprint": model.training_fingerprint}}
 
 
 def make_server(slot: ModelSlot, host: str, port: int) -> ThreadingHTTPServer:
@@ -91,7 +107,7 @@ def make_server(slot: ModelSlot, host: str, port: int) -> ThreadingHTTPServer:
             elif slot.current() is None:
                 self._send(503, {"status": "unhealthy", "reason": slot.problem})
             else:
-                self._send(200, {"status": "healthy", "model": slot.path.name})
+                self._send(200, {"status": "healthy", "model": slot.name, "version": slot.version})
 
         def do_POST(self) -> None:  # noqa: N802
             if self.path != "/invocations":
@@ -125,40 +141,110 @@ def exit_with_parent(parent: int, server: ThreadingHTTPServer) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(0.5)
-        log.info("parent process %d is gone; stopping", parent)
+        log.info("parent process %d is gone; stopping", parent, extra={"parent": parent})
         server.shutdown()
 
     threading.Thread(target=watch, daemon=True).start()
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="batchsight serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="model file from `batchsight fit` (.npz)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback by default)")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--parent", type=int, help="stop when the process with this id is gone "
-                                                   "(the component passes its own)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    slot = ModelSlot(Path(args.model))
-    slot.current()  # load now, so the first image does not wait (and a bad file is logged at once)
+    parser.add_argument("--model", required=True, metavar="MODEL.npz",
+                        help="model file written by batchsight fit (required)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=arguments.port, default=8080,
+                        help="TCP port to listen on (default 8080; 0 takes a free one, logged)")
+    parser.add_argument("--wait-for-model", action="store_true",
+                        help="start without a usable model file and answer /ping with 503 and the reason "
+                             "until one appears (default: off, a missing or wrong file is an error; "
+                             "--parent implies it)")
+    parser.add_argument("--name", default="", metavar="NAME",
+                        help="the model's name in answers and /ping (default: the model file's name); the "
+                             "component passes the package's")
+    parser.add_argument("--version", default="", metavar="VERSION",
+                        help="the model's version in answers and /ping (default: none); the component passes "
+                             "the package's")
+    parser.add_argument("--parent", type=int, metavar="PID",
+                        help="stop when the process with this id is gone; the component passes its own "
+                             "(default: none)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT (or the --parent is gone); 2 and one line for a wrong argument."""
+    args = build_parser().parse_args(argv)
     try:
-        server = make_server(slot, args.host, args.port)
-    except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        logs.setup(arguments.log_level(os.environ.get("LOG_LEVEL", "INFO")))
+        server, slot = _start(args)
+    except UsageError as exc:
+        print(f"batchsight serve: error: {exc}", file=sys.stderr)
         return 2
     if args.parent:
         exit_with_parent(args.parent, server)
-    log.info("serving %s on http://%s:%d (GET /ping, POST /invocations)", args.model, args.host, args.port)
+    _stop_on_signals(server)
+    host, port = server.server_address[:2]
+    log.info("serving on http://%s:%d (GET /ping, POST /invocations)", host, port,
+             extra={"model": str(slot.path), "host": host, "port": port, "healthy": not slot.problem})
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     finally:
         server.server_close()
+    log.info("stopped", extra={"port": port})
     return 0
+
+
+def _start(args: argparse.Namespace) -> tuple[ThreadingHTTPServer, ModelSlot]:
+    """The listening server and its model, checked in the order that costs least first."""
+    if args.parent is not None and args.parent != os.getppid():
+        raise UsageError(f"--parent {args.parent} is not the process that started this one "
+                         f"({os.getppid()}); it is for the component, which passes its own id")
+    wait = args.wait_for_model or args.parent is not None
+    if not wait:
+        arguments.model_file("--model", args.model)
+    slot = ModelSlot(Path(args.model), name=args.name, version=args.version)
+    server = _listen(slot, args.host, args.port)
+    if wait:
+        slot.current()  # load now, so the first image does not wait; a bad file is logged at once
+        return server, slot
+    try:
+        slot.load()
+    except (OSError, ValueError) as exc:
+        server.server_close()
+        if isinstance(exc, OSError):
+            raise UsageError(f"--model {args.model}: {exc.strerror or exc}; {arguments.MODEL_ADVICE}") from exc
+        raise UsageError(str(exc)) from exc
+    return server, slot
+
+
+def _listen(slot: ModelSlot, host: str, port: int) -> ThreadingHTTPServer:
+    try:
+        return make_server(slot, host, port)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(f"--port {port}: {host}:{port} is in use ({reason}); stop what listens "
+                             "there or give another --port") from exc
+        if exc.errno == errno.EACCES:
+            raise UsageError(f"--port {port}: not allowed to listen on {host}:{port} ({reason}); "
+                             "give a port from 1024 up") from exc
+        raise UsageError(f"--host {host}: cannot listen on {host}:{port} ({reason}); give an address "
+                         "of this machine, e.g. 127.0.0.1 or 0.0.0.0") from exc
+
+
+def _stop_on_signals(server: ThreadingHTTPServer) -> None:
+    """SIGTERM and SIGINT stop serving: the port is closed and main() returns 0."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers belong to the main thread (a test may serve from another)
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        # shutdown() waits for serve_forever(), which runs in this (the main) thread: not here
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
 
 
 if __name__ == "__main__":

@@ -138,6 +138,8 @@ class SageMakerHarness(Harness):
         return {"Body": json.dumps({"pred_label": int(anomalous), "pred_score": 0.8 if anomalous else 0.1}).encode(),
                 "ContentType": "application/json"}
 
+    backend_class: Any = None  # SageMakerBackend unless a subclass says
+
     def _make(self, *, stalled: bool) -> ModelBackend:
         from batchsight_pipeline.backends.sagemaker import SageMakerBackend
 
@@ -149,8 +151,9 @@ class SageMakerHarness(Harness):
             control.meta.events.register("after-call.sagemaker.DescribeEndpoint", creating)
         runtime = aws_client("sagemaker-runtime")
         ShapeCheckedFake(runtime, {"InvokeEndpoint": self._invoke})
-        return SageMakerBackend(endpoint_name=self.endpoint, endpoint_config_name=self.config,
-                                sagemaker=control, runtime=runtime, start_timeout_seconds=TIMEOUT)
+        kind = self.backend_class or SageMakerBackend
+        return kind(endpoint_name=self.endpoint, endpoint_config_name=self.config,
+                    sagemaker=control, runtime=runtime, start_timeout_seconds=TIMEOUT)
 
     def backend(self) -> ModelBackend:
         return self._make(stalled=False)
@@ -226,3 +229,47 @@ class LookoutVisionHarness(Harness):
 
     def stalled_backend(self) -> ModelBackend:
         return self._make(polls_to_host=None)
+
+
+class ServerlessHarness(Harness):
+    """The ``lambda`` backend on a model package in S3 (moto server over HTTP), as publish writes it.
+
+    It has no start phase (nothing to host): the two contract tests about a start that stays
+    STARTING do not apply and skip.
+    """
+
+    name = "lambda"
+
+    def __init__(self, model_path: Path, s3: Any, bucket: str) -> None:
+        from tests.cloud import model_packages
+
+        s3.create_bucket(Bucket=bucket)
+        model_packages.write(s3, bucket, "inspection", "1", model_path)
+        self.bucket = bucket
+
+    def backend(self) -> ModelBackend:
+        from batchsight_pipeline.backends.serverless import ServerlessDetectorBackend
+
+        return ServerlessDetectorBackend(bucket=self.bucket, model_name="inspection", start_timeout_seconds=TIMEOUT)
+
+    def stalled_backend(self) -> ModelBackend:
+        import pytest
+
+        pytest.skip("the lambda backend has no start phase: a start is HOSTED at once")
+
+
+class SageMakerServerlessHarness(SageMakerHarness):
+    """An endpoint config with a ServerlessConfig; the endpoint stays when the batch ends."""
+
+    name = "sagemaker-serverless"
+
+    def __init__(self) -> None:
+        from batchsight_pipeline.backends.sagemaker_serverless import SageMakerServerlessBackend
+
+        self.backend_class = SageMakerServerlessBackend
+        self.control = aws_client("sagemaker")
+        self.control.create_model(ModelName="m", ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/sm",
+                                  PrimaryContainer={"Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/m:1"})
+        self.control.create_endpoint_config(EndpointConfigName=self.config, ProductionVariants=[{
+            "VariantName": "AllTraffic", "ModelName": "m",
+            "ServerlessConfig": {"MemorySizeInMB": 3072, "MaxConcurrency": 10}}])

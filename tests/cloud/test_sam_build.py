@@ -48,10 +48,24 @@ def test_the_pipeline_layer_holds_the_shared_package_and_powertools_only(built: 
     assert "backends/base.py" in shared and not any(name.endswith((".pyc", ".onnx")) for name in shared)
 
 
-def test_every_function_names_the_pipeline_layer(built: Path) -> None:
+def test_every_function_names_the_pipeline_layer_and_only_the_drain_the_detector(built: Path) -> None:
     import yaml
 
-    template = yaml.safe_load((built / "template.yaml").read_text())  # sam writes the long forms
-    assert template["Globals"]["Function"]["Layers"] == [{"Ref": "PipelineLayer"}]
+    resources = yaml.safe_load((built / "template.yaml").read_text())["Resources"]  # sam writes long forms
     for function in FUNCTIONS:
-        assert template["Resources"][function]["Properties"]["CodeUri"] == function
+        properties = resources[function]["Properties"]
+        assert properties["CodeUri"] == function
+        assert properties["Layers"][0] == {"Ref": "PipelineLayer"}
+        detector = [layer for layer in properties["Layers"] if "DetectorLayer" in str(layer)]
+        assert bool(detector) == (function == "DrainFunction"), function
+
+
+def test_the_detector_layer_holds_the_detector_and_its_wheels_within_lambdas_limit(built: Path) -> None:
+    python = built / "DetectorLayer" / "python"
+    top = {p.name for p in python.iterdir()}
+    assert {"batchsight_detector", "numpy", "onnxruntime", "PIL"} <= top
+    assert not top & {"batchsight", "batchsight_pipeline", "batchsight_tools", "moto", "torch"}
+    assert any(p.suffix == ".onnx" for p in (python / "batchsight_detector").iterdir())
+    unzipped = sum(f.stat().st_size for layer in ("DetectorLayer", "PipelineLayer", "DrainFunction")
+                   for f in (built / layer).rglob("*") if f.is_file())
+    assert unzipped < 250 * 1024 * 1024, "Lambda's limit for a function and its layers, unzipped"

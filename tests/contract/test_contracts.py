@@ -115,3 +115,82 @@ def test_schedule_input_in_template_matches_schema() -> None:
 
     schedule = load_template()["Resources"]["BatchStateMachine"]["Properties"]["Events"]["SafetyNet"]
     jsonschema.validate(json.loads(schedule["Properties"]["Input"]), load_schema("execution_input"))
+
+
+# --- which model judged: the version on every verdict, the shadow's figures, the model package -----
+
+@pytest.mark.parametrize("model, version", [({"backend": "lambda", "name": "castings", "version": "7"}, "7"),
+                                            ({"backend": "local", "name": "m.npz"}, "")])
+def test_a_cloud_verdict_names_its_model_version_when_the_document_does(model: dict, version: str) -> None:
+    record = _record()
+    message = parse_message(json.dumps(_edge_message(record)))
+    document = result_document(message, result={"Source": {"Type": "direct"}, "IsAnomalous": False,
+                                                 "Confidence": 0.8}, model=model,
+                               execution="arn:aws:states:eu-west-1:123456789012:execution:batch:x")
+    jsonschema.validate(document, load_schema("result_document"))
+    stored = _record(is_anomalous=False, confidence=0.8, state=ImageState.RESULT_STORED,
+                     result_json=json.dumps(results.parse_result(json.dumps(document).encode(), record.image_id)))
+    payload = alerts.result_payload(CONFIG, stored)
+    jsonschema.validate(payload, load_schema("mqtt_result"))
+    assert (payload["model"], payload["model_version"]) == (model["name"], version)
+
+
+def test_an_edge_verdict_and_its_correction_name_both_versions() -> None:
+    local = {"v": 1, "image_id": "ab" * 32, "judged_by": "edge", "processed_at": "2026-12-31T23:59:59.999Z",
+             "model": {"name": "castings", "version": "3"}, "result": {"IsAnomalous": True, "Confidence": 0.7}}
+    edge = _record(is_anomalous=True, confidence=0.7, route="edge", result_json=json.dumps(local),
+                   state=ImageState.RESULT_STORED)
+    payload = alerts.result_payload(CONFIG, edge)
+    jsonschema.validate(payload, load_schema("mqtt_result"))
+    assert (payload["model"], payload["model_version"], payload["judged_by"]) == ("castings", "3", "edge")
+    cloud = {**local, "judged_by": "cloud", "model": {"backend": "lambda", "name": "castings", "version": "4"},
+             "result": {"IsAnomalous": False, "Confidence": 0.9}}
+    audited = _record(is_anomalous=False, confidence=0.9, route="audit", local_json=json.dumps(local),
+                      result_json=json.dumps(cloud), state=ImageState.RESULT_STORED)
+    correction = alerts.correction_payload(CONFIG, audited)
+    jsonschema.validate(correction, load_schema("mqtt_correction"))
+    assert (correction["model_version"], correction["previous_model_version"]) == ("4", "3")
+
+
+def test_payloads_without_the_version_fields_stay_valid() -> None:
+    """A PLC program or a recorded payload from before the versions were added still validates."""
+    document = {"processed_at": "2026-12-31T23:59:59.999Z", "model": {"name": "m.npz"}, "result": {}}
+    payload = alerts.result_payload(CONFIG, _record(is_anomalous=False, confidence=0.5,
+                                                    result_json=json.dumps(document)))
+    del payload["model_version"]
+    jsonschema.validate(payload, load_schema("mqtt_result"))
+    status = alerts.status_payload(CONFIG, state="running", counts={}, cloud="ok")
+    for name in ("model", "model_version", "shadow_model", "shadow_model_version"):
+        del status[name]
+    jsonschema.validate(status, load_schema("mqtt_status"))
+
+
+def test_the_status_names_the_model_and_the_shadow_and_the_shadow_figures_match_their_schema() -> None:
+    from batchsight.journal_shadow import ShadowPair, ShadowTally
+    from batchsight.shadow import shadow_payload
+
+    models = {"model": "castings", "model_version": "3", "shadow_model": "castings", "shadow_model_version": "4"}
+    status = alerts.status_payload(CONFIG, state="running", counts={}, cloud="ok", judging="edge", models=models,
+                                   alarms=[f"alarm {n}" for n in range(12)])
+    jsonschema.validate(status, load_schema("mqtt_status"))
+    assert {k: status[k] for k in models} == models
+    tally = ShadowTally(ShadowPair("castings", "3", "castings", "4"), compared=120, agreements=117,
+                        normal_to_anomalous=2, anomalous_to_normal=1, first_at=1.8e9, updated_at=1.8e9 + 60,
+                        reported=100)
+    figures = shadow_payload(CONFIG, tally)
+    jsonschema.validate(figures, load_schema("mqtt_shadow"))
+    assert (figures["agreement_rate"], figures["disagreements"]) == (0.975, 3)
+    assert len(json.dumps(figures)) < 2048, "PLC payloads stay small"
+
+
+def test_the_gateway_reads_model_packages_as_the_contract_writes_them(tmp_path) -> None:
+    """The gateway's own reader (never the cloud's code) takes a package.json the schema allows."""
+    from batchsight.model_package import ModelIdentity, prepare, read_package
+    from tests.cloud.model_packages import package
+
+    data = b"model bytes"
+    document = package("castings", "12", data)  # checked against model_package.schema.json
+    assert read_package(json.dumps(document).encode(), "here")["files"]["model"]["key"] == "model.npz"
+    (tmp_path / "package.json").write_text(json.dumps(document))
+    (tmp_path / "model.npz").write_bytes(data)
+    assert prepare(str(tmp_path), s3=None, models_folder=tmp_path).identity == ModelIdentity("castings", "12")

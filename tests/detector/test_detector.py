@@ -129,8 +129,17 @@ def test_undecodable_images_raise_value_error(
 def test_load_rejects_files_that_are_not_models(model: DetectorModel, tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"PK\x03\x04 definitely not a zip archive")
-    with pytest.raises(ValueError, match="not a readable"):
+    with pytest.raises(ValueError, match="is not a batchsight model file .* 'batchsight fit --output"):
         load(garbage)
+    text = tmp_path / "notes.txt"
+    text.write_text("a text file, not a model")
+    with pytest.raises(ValueError, match="not a batchsight model file") as refused:
+        load(text)
+    assert "pickle" not in str(refused.value)   # numpy's advice is to unpickle it: not for a model
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, weights=np.zeros(3))
+    with pytest.raises(ValueError, match="not a readable batchsight model file .*metadata"):
+        load(foreign)
 
     empty = tmp_path / "empty.npz"
     empty.write_bytes(b"")

@@ -46,7 +46,7 @@ WRONG_TYPES = [
     ("log_level", {"log_level": 10}),
     ("aws", {"aws": "bucket-name"}),          # a group must be a mapping
     ("batch", {"batch": [1, 2]}),
-    ("mqtt", {"mqtt": None}),
+    ("mqtt", {"mqtt": "broker.local"}),
 ]
 
 
@@ -173,7 +173,7 @@ def test_nan_is_refused(data: dict[str, Any]) -> None:
 
 FLOAT_SETTINGS = [("batch", "interval_seconds"), ("batch", "max_age_seconds"), ("ingest", "stable_seconds"),
                   ("ingest", "rescan_seconds"), ("results", "poll_seconds"), ("results", "timeout_seconds"),
-                  ("alerts", "min_confidence"), ("retention", "journal_days")]
+                  ("alerts", "min_confidence"), ("retention", "journal_days"), ("retention", "feedback_hours")]
 
 
 def test_every_float_setting_is_covered() -> None:

@@ -54,7 +54,10 @@ IPC_OPERATIONS = {
 CROSS_COMPONENT_VARIABLE = re.compile(r"\{([.\w]+):([.\w]+):([^:}]+)}")
 SYSTEM_VARIABLES = {"artifacts": {"path", "decompressedPath"}, "work": {"path"},
                     "kernel": {"rootPath"}, "iot": {"thingName"}}
-PUBLISHED_KINDS = ("alert", "result", "correction", "batch", "status", "feedback/response")
+PUBLISHED_KINDS = ("alert", "result", "correction", "batch", "status", "shadow", "feedback/response")
+# Swapped in by the running program (over IPC): no lifecycle script may name them, or every model
+# deployment would restart the component.
+LIVE_MODEL_SETTINGS = ("inference/model", "inference/shadow_model")
 SECRET_SHAPES = re.compile(
     r"(AKIA|ASIA)[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|aws_secret_access_key", re.I)
 
@@ -335,7 +338,30 @@ def test_run_script_writes_configuration_and_starts_program(recipe, tmp_path):
     root = f"{tmp_path}/unarchived/{COMPONENT}"
     assert pythonpath == f"{root}/component:{root}/detector"
     assert config_file == f"{work}/greengrass-config.yaml"
-    assert yaml.safe_load(Path(config_file).read_text()) == program_configuration(recipe)
+    expected = json.loads(json.dumps(program_configuration(recipe)))
+    for pointer in LIVE_MODEL_SETTINGS:
+        group, name = pointer.split("/")
+        del expected[group][name]
+    assert yaml.safe_load(Path(config_file).read_text()) == expected
+
+
+def test_no_lifecycle_script_names_the_models_so_a_model_deployment_does_not_restart(recipe):
+    """Greengrass restarts (and reinstalls) a component whose interpolated lifecycle changes; the
+    models reach the program over IPC and are swapped in while it runs."""
+    config = default_configuration(recipe)
+    for text in strings_in(linux_manifest(recipe)["Lifecycle"]):
+        for namespace, key in RECIPE_VARIABLE.findall(text):
+            if namespace != "configuration":
+                continue
+            assert key.strip("/") not in ("", "inference"), f"{{configuration:{key}}} holds the models"
+            assert key.strip("/") not in LIVE_MODEL_SETTINGS, f"{{configuration:{key}}}"
+    changed = json.loads(json.dumps(config))
+    changed["inference"].update(model="s3://models-bucket/models/castings/4/", shadow_model="/opt/m/5/")
+    run = linux_manifest(recipe)["Lifecycle"]["Run"]
+    system = device_paths(Path("/tmp/x"))
+    assert interpolate(run["Script"], config, system) == interpolate(run["Script"], changed, system)
+    install = linux_manifest(recipe)["Lifecycle"]["Install"]
+    assert interpolate(install["Script"], config, system) == interpolate(install["Script"], changed, system)
 
 
 # ---------------------------------------------------------------- requirements

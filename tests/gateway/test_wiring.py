@@ -103,7 +103,7 @@ def test_on_a_device_greengrass_hears_the_lifecycle_and_sends_updates_to_the_com
         def __init__(self) -> None:
             self.updates: list[Config] = []
 
-        def apply_config(self, config: Config) -> None:
+        def request_config(self, config: Config) -> None:
             self.updates.append(config)
 
         def run(self) -> None:
@@ -175,3 +175,66 @@ def test_every_restart_setting_names_a_real_setting(config: Config) -> None:
     for name in RESTART_SETTINGS:
         group, _, field = name.partition(".")
         assert hasattr(config, group) and (not field or hasattr(getattr(config, group), field)), name
+
+
+# --- when an update is applied: between two ticks, from IPC or from the file after SIGHUP ----------
+
+def _file(tmp_path: Path, **changes: Any) -> Path:
+    import yaml
+
+    from tests.gateway.ingest_support import AWS
+
+    data = {"drop_folder": str(tmp_path / "drop"), "work_folder": str(tmp_path / "work"), "aws": AWS, **changes}
+    path = tmp_path / "edge.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_sighup_reads_the_configuration_file_again_and_the_loop_applies_it(
+        config: Config, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import os
+    import signal
+
+    component = Component(config, publisher=Broker(), clients=NO_AWS, config_file=_file(tmp_path))
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        component.install_signal_handlers()
+        _file(tmp_path, batch={"max_images": 20}, inference={"model": "s3://models/models/castings/4/",
+                                                             "mode": "edge", "endpoint": "http://127.0.0.1:8099"})
+        with caplog.at_level(logging.INFO, logger="batchsight.runtime"):
+            os.kill(os.getpid(), signal.SIGHUP)
+            assert component.wake.is_set() and component.config.batch.max_images == 500, "the handler only asks"
+            component._take_config()  # the loop's first step of a tick
+        assert component.config.batch.max_images == 20 and component.policy.settings.max_images == 20
+        assert component.config.inference.model == "s3://models/models/castings/4/", "a model is taken live"
+        assert component.config.inference.mode == "cloud", "the mode needs a restart"
+        messages = [r.getMessage() for r in caplog.records]
+        assert "SIGHUP: reading the configuration file again" in messages
+        assert vars(next(r for r in caplog.records if "need a restart" in r.getMessage()))["settings"] == [
+            "inference.mode", "inference.endpoint"]
+        (tmp_path / "edge.yaml").write_text("batch:\n  max_images: [")  # a broken edit: kept as it was
+        component._reread = True
+        with caplog.at_level(logging.ERROR, logger="batchsight.runtime"):
+            component._take_config()
+        assert any("configuration file refused; keeping the current configuration" in r.getMessage()
+                   for r in caplog.records)
+        assert component.config.batch.max_images == 20
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+        component.feedback.close()
+        component.journal.close()
+        logging.getLogger().setLevel(logging.INFO)
+
+
+def test_an_update_from_greengrass_waits_for_the_loop(component: Component, config: Config) -> None:
+    import threading
+
+    new = updated(config)
+    thread = threading.Thread(target=component.request_config, args=(new,))  # the IPC stream's thread
+    thread.start()
+    thread.join()
+    assert component.config == config and component.wake.is_set(), "nothing changes under the loop's feet"
+    component._take_config()
+    assert component.config == new
+    logging.getLogger().setLevel(logging.INFO)

@@ -1,35 +1,99 @@
-"""The README's first command ends in `batchsight demo`: keep it working (a smaller run)."""
+"""The README's first command ends in `batchsight demo`: keep it working (a smaller run), honest, and tidy.
+
+Every run here is a real ``batchsight demo`` process with ``TMPDIR`` pointing at a fresh folder,
+which must be empty again when the demo has ended: the work folder, the broker's folder and
+anything a library writes in the temp folder are removed. The helpers are shared by the other
+``test_demo_*.py`` files.
+"""
 from __future__ import annotations
 
+import datetime as dt
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.integration
 
+DEMO = [sys.executable, "-m", "batchsight_tools.cli", "demo"]
+SMALL = ["--count", "16", "--train", "24", "--size", "128", "--model-startup", "1"]
 
-def _demo(tmp_path, *options: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "batchsight_tools.cli", "demo", "--count", "16", "--train", "24", "--size", "128",
-         "--model-startup", "1", "--workdir", str(tmp_path / "demo"), *options],
-        capture_output=True, text=True, timeout=240)
+
+def scratch(tmp_path: Path) -> Path:
+    folder = tmp_path / "tmpdir"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def demo_environment(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "TMPDIR": str(scratch(tmp_path))}
+
+
+def run_demo(tmp_path: Path, *options: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``batchsight demo OPTIONS`` with its own temp folder, which it must leave empty."""
+    result = subprocess.run([*DEMO, *options], capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
+                            env=demo_environment(tmp_path))
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout[-3000:] + result.stderr[-3000:]
+    left = sorted(p.name for p in scratch(tmp_path).iterdir())
+    assert left == [], f"the demo left {left} in its temp folder"
+    return result
+
+
+def passed(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "demo passed" in result.stdout
+    assert re.search(r"^demo passed in \d+ s", result.stdout, re.M)
     return result.stdout
 
 
-@pytest.mark.parametrize("backend", ["local", "sagemaker"])
-def test_demo_runs_end_to_end_and_passes(tmp_path, backend: str) -> None:
-    """Each backend: one result per image, alerts match, and nothing left hosted at the end."""
-    output = _demo(tmp_path, "--backend", backend)
-    assert re.search(r"result documents in the final bucket\s+16 \(one per image sent to the cloud: yes\)", output)
+def summary(output: str) -> dict[str, str]:
+    """The markdown table (figure | value) the demo prints, as a dict."""
+    return dict(re.findall(r"^\| (.+?) \| (.+?) \|$", output, re.M)[1:])  # [0] is the header row
 
 
-def test_demo_in_edge_first_mode(tmp_path) -> None:
+def test_demo_prints_a_markdown_summary_headed_by_date_and_command_and_leaves_nothing_behind(
+        tmp_path: Path) -> None:
+    """The default backend: one result per image, alerts match, nothing left hosted; the summary is a
+    table the README can take as is; the temp folder is empty afterwards."""
+    output = passed(run_demo(tmp_path, *SMALL))
+    command = "batchsight demo " + " ".join(SMALL)
+    heading = f"Measured {dt.date.today().isoformat()} with `{command}` ("
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    assert lines[start + 1: start + 4] == ["", "| figure | value |", "|---|---|"]
+    table = summary(output)
+    assert table["images dropped"] == "16 (4 with defects)"
+    assert table["result documents in the final bucket"] == "16, one per image sent to the cloud"
+    assert table["detector"].startswith("aligned on 24 generated normal parts")
+    recall, precision = re.match(r"([\d.]+) / ([\d.]+) \(floor 0\.75 / 0\.65\)",
+                                 table["recall / precision on the labels"]).groups()
+    assert float(recall) >= 0.75 and float(precision) >= 0.65
+    assert table["duplicate MQTT messages"] == "0"
+
+
+def test_demo_with_the_sagemaker_backend(tmp_path: Path) -> None:
+    """moto's SageMaker control plane and the local InvokeEndpoint server: the endpoint is deleted."""
+    table = summary(passed(run_demo(tmp_path, *SMALL, "--backend", "sagemaker")))
+    assert table["result documents in the final bucket"] == "16, one per image sent to the cloud"
+    assert table["hosted model time"] == "endpoint created for each batch and deleted after it"
+
+
+def test_demo_in_edge_first_mode(tmp_path: Path) -> None:
     """Local verdicts at once; the audit sample (and the uncertain band) also checked by the cloud."""
-    output = _demo(tmp_path, "--inference", "edge-first")
-    assert re.search(r"results on MQTT\s+16 \(16 judged at the edge\)", output)
-    documents = int(re.search(r"result documents in the final bucket\s+(\d+)", output).group(1))
+    table = summary(passed(run_demo(tmp_path, *SMALL, "--inference", "edge-first")))
+    assert table["results on MQTT"] == "16 (16 judged at the edge)"
+    documents = int(table["result documents in the final bucket"].split(",")[0])
     assert 0 < documents < 16, "a sample, not every image, goes to the cloud"
+
+
+def test_demo_keeps_its_work_folder_only_when_asked(tmp_path: Path) -> None:
+    """--keep DIR keeps the logs and the model, says so, and a second run into it clears it first."""
+    kept = tmp_path / "kept"
+    output = passed(run_demo(tmp_path, *SMALL, "--count", "6", "--keep", str(kept)))
+    assert f"work folder kept in {kept}" in output
+    assert {"edge.log", "cloud.log", "edge.yaml", "model", "broker"} <= {p.name for p in kept.iterdir()}
+    (kept / "drop" / "stale.jpg").write_bytes(b"from the first run")
+    passed(run_demo(tmp_path, *SMALL, "--count", "6", "--keep", str(kept)))
+    assert not (kept / "drop" / "stale.jpg").exists(), "an earlier demo's folder is cleared, then reused"

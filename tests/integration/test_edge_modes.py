@@ -20,7 +20,7 @@ from batchsight_detector import DetectorModel
 from batchsight_tools.localcloud.hmi import Subscriber
 from batchsight_tools.localcloud.stack import free_port
 from batchsight_tools.synth import generate
-from tests.edge_process import Edge, result_keys, write_config
+from tests.edge_process import Edge, Operator, result_keys, write_config
 from tests.support import CloudFixture, load_schema, wait_for
 
 pytestmark = pytest.mark.integration
@@ -169,7 +169,7 @@ def test_model_fetched_from_s3_once_and_served(local_cloud: CloudFixture, tmp_pa
     config.work_folder.mkdir(parents=True)
     server = DetectorServer(config, s3=s3)
     try:
-        assert server.ensure_running() == ""
+        _until_started(server)  # fetched on the server's worker thread, then started
         fetched = config.models_folder / "detector-v3.npz"
         assert fetched.read_bytes() == fitted_model.read_bytes()
         detector = LocalDetector(config.inference.endpoint, timeout=5)
@@ -185,4 +185,56 @@ def test_model_fetched_from_s3_once_and_served(local_cloud: CloudFixture, tmp_pa
     finally:
         server.stop()
     elsewhere = replace(config, inference=replace(config.inference, model=f"s3://{bucket}/models/none.npz"))
-    assert "not available" in DetectorServer(elsewhere, s3=s3).ensure_running()
+    missing = DetectorServer(elsewhere, s3=s3)
+    try:
+        assert "does not exist" in _until_started(missing)
+    finally:
+        missing.stop()
+
+
+def _until_started(server: Any) -> str:
+    """Ask the server to run its model until it has started it (""), or says why it cannot."""
+    deadline = time.monotonic() + 30
+    while (problem := server.ensure_running()) == "" and server.process is None:
+        assert time.monotonic() < deadline, "the model was never prepared"
+        time.sleep(0.05)
+    return problem
+
+
+def test_an_answered_edge_alert_takes_its_image_to_the_final_bucket_with_its_label(
+        local_cloud: CloudFixture, mqtt_broker: Any, hmi: Subscriber, tmp_path: Path, fitted_model: Path) -> None:
+    import json
+
+    from batchsight_tools.dataset.sources import feedback
+
+    frames = generate(tmp_path / "camera", count=6, size=128, seed=64, anomaly_rate=0.5)
+    edge = Edge(_edge_config(tmp_path, local_cloud, mqtt_broker.port, mode="edge", model=str(fitted_model)),
+                tmp_path / "edge.log")
+    operator = Operator(mqtt_broker.port)
+    s3, final = local_cloud.client("s3"), local_cloud.outputs.final_bucket
+    try:
+        _drop(tmp_path, frames)
+        wait_for(lambda: len(hmi.results) >= len(frames) and hmi.alerts, 60, "the edge's verdicts and an alert")
+        alert = next(iter(hmi.alerts))
+        normal = next(i for i, (_, m) in hmi.results.items() if not m["is_anomalous"])
+        operator.answer(alert, "false_alarm", label="glare")
+        operator.answer(normal, "confirmed")  # not an alert: its file went with its result
+        wait_for(lambda: len(operator.replies) >= 2, 30, "the two replies")
+        wait_for(lambda: feedback(s3, final, "test-site", "line-7").labels, 30, "the label in the final bucket")
+    finally:
+        operator.close()
+        assert edge.stop() == 0
+    replies = {r["image_id"]: r for r in operator.replies}
+    assert replies[alert]["ok"] is True
+    assert replies[normal]["ok"] is False and "no longer on this gateway" in replies[normal]["error"]
+    [label] = feedback(s3, final, "test-site", "line-7").labels
+    assert (label.image_id, label.anomalous, label.extra.get("operator-label")) == (alert, False, "glare")
+    frame = next(f.path for f in frames if f.path.name == hmi.alerts[alert][1]["file_name"])
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=final).get("Contents", []))
+    assert len(keys) == 2 and keys[0].endswith(f"/{alert}.label.manifest"), keys
+    image_key = keys[1]
+    assert image_key.rsplit("/", 1)[1] in (f"{alert}.jpg", f"{alert}.png"), \
+        "one image, the answered one, and its label; no result document (the cloud judged nothing)"
+    assert s3.get_object(Bucket=final, Key=image_key)["Body"].read() == frame.read_bytes()
+    line = json.loads(s3.get_object(Bucket=final, Key=keys[0])["Body"].read())
+    assert line["source-ref"] == f"s3://{final}/{image_key}"

@@ -262,7 +262,14 @@ def test_wrong_arguments_and_a_missing_bucket_fail_with_a_message(batches: Batch
          "--output", str(tmp_path / "x.html"), "--endpoint-url", batches.cloud.outputs.endpoint_url],
         capture_output=True, text=True, timeout=60, env=env)
     assert missing.returncode == 1 and "NoSuchBucket" in missing.stderr
+    assert len(missing.stderr.splitlines()) == 1 and "; check --bucket (the stack output FinalBucketName)" \
+        in missing.stderr and "Traceback" not in missing.stderr
     assert not (tmp_path / "x.html").exists()
+    (tmp_path / "a-file").write_text("")
+    unwritable = report(batches.cloud, tmp_path / "a-file" / "x.html", "--batch", batches.b1[0]["batch_id"])
+    assert unwritable.returncode == 1 and "Traceback" not in unwritable.stderr
+    assert unwritable.stderr.startswith(f"report failed writing {tmp_path / 'a-file' / 'x.html'}: ")
+    assert len(unwritable.stderr.splitlines()) == 1
 
 
 def test_mask_overlay_colours_only_the_anomalous_pixels() -> None:

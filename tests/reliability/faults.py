@@ -285,3 +285,66 @@ def integrity(journal: Path) -> str:
         return str(connection.execute("PRAGMA integrity_check").fetchone()[0])
     finally:
         connection.close()
+
+
+# --- kill points ------------------------------------------------------------------------------
+_KILL_POINT = '''\
+"""Injected by tests/reliability/faults.py (KillPoint): SIGKILL this process at one os call."""
+import os
+import signal
+
+_CALL = os.environ["BATCHSIGHT_TEST_KILL_CALL"]
+_UNDER = os.environ["BATCHSIGHT_TEST_KILL_UNDER"].rstrip("/") + "/"
+_WHEN = os.environ["BATCHSIGHT_TEST_KILL_WHEN"]
+_ARMED = os.environ["BATCHSIGHT_TEST_KILL_ARMED"]
+_real, _unlink = getattr(os, _CALL), os.unlink
+
+
+def _kill():
+    _unlink(_ARMED)  # once per arming: the next start runs through
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _hooked(*args, **kwargs):
+    path = os.path.abspath(os.fspath(args[1] if _CALL == "replace" else args[0]))
+    hit = path.startswith(_UNDER) and os.path.exists(_ARMED)
+    if hit and _WHEN == "before":
+        _kill()
+    result = _real(*args, **kwargs)
+    if hit and _WHEN == "after":
+        _kill()
+    return result
+
+
+setattr(os, _CALL, _hooked)
+'''
+
+
+class KillPoint:
+    """SIGKILL the edge process at one exact point of its work: when it calls ``os.<call>``
+    (``unlink`` or ``replace``) on a path under ``under`` (for ``replace``, the destination),
+    just ``before`` or just ``after`` the call.
+
+    Injected through a ``sitecustomize`` on the subprocess' PYTHONPATH (pass ``env`` to ``Edge``):
+    the component's code is not changed, only the os function it calls is wrapped, so its own
+    code runs exactly as in production up to the kill. ``arm()`` before a start; the kill disarms
+    it, so the next start with the same environment runs through.
+    """
+
+    def __init__(self, folder: Path, *, call: str, under: Path, when: str) -> None:
+        if call not in ("unlink", "replace") or when not in ("before", "after"):
+            raise ValueError(f"no kill point {when} os.{call}")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "sitecustomize.py").write_text(_KILL_POINT)
+        self._armed = folder / "armed"
+        self.env = {"PYTHONPATH": os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p),
+                    "BATCHSIGHT_TEST_KILL_CALL": call, "BATCHSIGHT_TEST_KILL_UNDER": str(under),
+                    "BATCHSIGHT_TEST_KILL_WHEN": when, "BATCHSIGHT_TEST_KILL_ARMED": str(self._armed)}
+
+    def arm(self) -> None:
+        self._armed.touch()
+
+    @property
+    def fired(self) -> bool:
+        """The process was killed at the point since the last ``arm()``."""
+        return not self._armed.exists()

@@ -29,7 +29,8 @@ def test_the_summary_names_the_goals_missed_and_the_table_has_a_row_per_figure(
     figures.add(Figure("edge RSS peak", 74.3, "MB", 47.1, "bare import", 1.577))
     assert not figures.summary(12.0)
     assert "summary: 3 figures, 1 of 2 goals met (not met: ingest casting), 12 s" in capsys.readouterr().out
-    table = figures.markdown().splitlines()
+    heading, blank, *table = figures.markdown().splitlines()
+    assert heading.startswith("Measured ") and " with `" in heading and blank == ""
     assert len(table) == 2 + 3
     assert table[3] == "| ingest casting | 1.0 img/s | 2.0 img/s (read+sha256) | 0.500 | >= 0.6: **not met** |"
 

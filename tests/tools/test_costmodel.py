@@ -1,8 +1,9 @@
-"""The cost model (issue 7): billing, the four policies on the default day, the ASL walker, traces."""
+"""The cost model's simulation: hosted billing, the four hosted policies on the default day, the ASL
+walker, traces. Its charges are tested in test_cost_meters.py and test_cost_rows.py, the crossover
+in test_cost_crossover.py, bench/cost.py in test_cost_bench.py, the planner in test_plan.py."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -27,15 +28,13 @@ from batchsight_tools.costmodel.edge import submissions
 from batchsight_tools.costmodel.compare import GOAL_VS_IDEAL, GOAL_VS_SEED, Comparison
 from batchsight_tools.costmodel.engine import Engine, backend_clock
 from batchsight_tools.costmodel.options import (
-    BACKENDS,
-    DEFAULT_BACKEND,
     add_model_arguments,
     backend_summary,
     billing_from,
     service_from,
 )
 from batchsight_tools.costmodel.pipeline import CloudSettings, Pipeline
-from batchsight_tools.costmodel.trace import TraceError
+from batchsight_tools.costmodel.trace import TraceError, parse_shifts
 
 HOUR = 3600.0
 BUDGET = 3600.0
@@ -141,18 +140,10 @@ def test_batchsight_beats_the_seed_and_always_on(default_comparison) -> None:  #
 
 # --- the backend presets and their overrides --------------------------------------------------------
 
-def test_the_presets_are_the_templates_backends_with_its_default() -> None:
-    from batchsight_tools.localcloud.template import load_template
-
-    parameter = load_template()["Parameters"]["ModelBackend"]
-    assert parameter["Default"] == DEFAULT_BACKEND
-    assert sorted(BACKENDS) == sorted(parameter["AllowedValues"])
-
-
 def test_start_minutes_and_price_override_the_preset() -> None:
     default = backend_summary(_model_args())
     assert default == "backend sagemaker (start 5-10 min, 0.23 USD per instance-hour)"
-    args = _model_args("--backend", "lookoutvision", "--start-minutes", "8", "3", "--price", "1.2")
+    args = _model_args("--backend", "lookoutvision", "--start-minutes", "3", "8", "--price", "1.2")
     assert service_from(args).start_minutes == (3.0, 8.0)
     assert billing_from(args).price_per_unit_hour == 1.2
     assert backend_summary(args) == ("backend lookoutvision (start 3-8 min from --start-minutes, "
@@ -167,21 +158,6 @@ def test_an_unknown_backend_is_refused(capsys: pytest.CaptureFixture[str]) -> No
         _model_args("--backend", "rekognition")
     assert refused.value.code == 2
     assert "invalid choice: 'rekognition'" in capsys.readouterr().err
-
-
-def test_bench_cost_names_the_preset_and_prints_a_row_per_policy(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    path = Path(__file__).resolve().parents[2] / "bench" / "cost.py"
-    spec = importlib.util.spec_from_file_location("bench_cost", path)
-    assert spec and spec.loader
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    assert bench.main(["--no-plot", "--backend", "lookoutvision"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("trace: ")
-    assert "backend lookoutvision (start 10-20 min, 4 USD per inference-unit hour)" in lines[0]
-    assert [line.split()[0] for line in lines[-5:-1]] == ["always-on", "seed-hourly", "batchsight", "ideal"]
-    assert lines[-1].startswith("ratios: ")
 
 
 # --- the real decisions: BatchPolicy and the ASL -----------------------------------------------------
@@ -283,21 +259,23 @@ def test_trace_files_accept_absolute_times_and_comments(tmp_path: Path) -> None:
         read_trace(path)
 
 
+def test_shifts_are_clock_times_in_the_order_of_the_day() -> None:
+    assert parse_shifts("06:00-14:00,14:00-22:00,22:00-06:00") == [(6.0, 14.0), (14.0, 22.0), (22.0, 30.0)]
+    assert parse_shifts(" 6:30-14:15 ,") == [(6.5, 14.25)] and parse_shifts("00:00-24:00") == [(0.0, 24.0)]
+    night = rate_trace(400, shifts=parse_shifts("22:00-06:00"))   # wraps: 00:00-06:00 and 22:00-24:00
+    assert night and all(t < 6 * HOUR or t >= 22 * HOUR for t in night)
+    for wrong, says in (("6-14", "expected HH:MM-HH:MM"), ("14:00-22:00,06:00-14:00", "starts earlier"),
+                        ("06:00-14:00,13:00-20:00", "overlaps"), ("02:00-06:00,22:00-03:00", "next day"),
+                        ("08:00-08:00", "ends when it starts"), ("24:00-06:00", "24-hour clock"), ("", "no shifts")):
+        with pytest.raises(TraceError, match=says):
+            parse_shifts(wrong)
+
+
 def test_default_day_is_three_shifts_of_thousands_of_images() -> None:
     arrivals = default_day()
     assert arrivals == sorted(arrivals) and arrivals[0] >= 0 and arrivals[-1] < 24 * HOUR
     assert 6_000 < len(arrivals) < 15_000
     assert default_day() == arrivals  # seeded
-
-
-def test_plan_cli_prints_settings_that_meet_the_budget(capsys: pytest.CaptureFixture[str]) -> None:
-    from batchsight_tools.plan import main
-
-    assert main(["--rate", "200", "--shifts", "06:00-14:00", "--budget-minutes", "90"]) == 0
-    out = capsys.readouterr().out
-    assert "max_age_seconds:" in out and "PollSeconds=" in out and "batchsight" in out
-    assert "backend sagemaker (start 5-10 min, 0.23 USD per instance-hour)" in out
-    assert main(["--rate", "200", "--budget-minutes", "10"]) == 1  # no time left after a 10-minute start
 
 
 def test_a_given_policy_is_simulated_as_given() -> None:

@@ -1,10 +1,11 @@
-"""``batchsight``: the gateway's commands and the tools, in one command.
+"""batchsight: the gateway's commands and the tools, in one command.
 
     batchsight run|status|doctor ...     the gateway program (python -m batchsight on a device)
     batchsight demo|report|plan ...      tools that run on a person's machine
     batchsight fit|evaluate|serve ...    the detector
 
-Each command runs in this process, so a signal to ``batchsight`` reaches the command itself.
+'batchsight COMMAND --help' describes a command and its options. Each command runs in this
+process, so a signal to batchsight (SIGTERM, Ctrl-C) reaches the command itself.
 """
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ COMMANDS: dict[str, tuple[str, bool, str]] = {
                "HTML report of a batch or a time range from the final bucket"),
     "plan": ("batchsight_tools.plan", False,
              "batch settings for a latency budget and their expected cost"),
+    "dataset": ("batchsight_tools.dataset.cli", False,
+                "build a labelled dataset in S3 from folders, file names and operator feedback"),
+    "model": ("batchsight_tools.models.cli", False,
+              "fit, evaluate, publish, deploy and roll back versions of the detector on S3"),
     "fit": ("batchsight_detector.cli", True, "fit the local detector on normal images"),
     "evaluate": ("batchsight_detector.cli", True,
                  "AUROC, precision/recall and latency of a fitted model"),
@@ -38,13 +43,26 @@ def _entry(command: str) -> Callable[[list[str]], int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="batchsight", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, _, description) in COMMANDS.items():
-        commands.add_parser(name, help=f"{description} (batchsight {name} --help)", add_help=False)
-    args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    return int(_entry(args.command)(rest) or 0)
+        commands.add_parser(name, help=description, add_help=False)
+    names = ", ".join(COMMANDS)
+    if not argv:
+        parser.error(f"give a command: {names} ('batchsight --help' says what each does)")
+    if argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        parser.error(f"unknown option {argv[0]!r}; give a command first ({names}), then its options")
+    if argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        parser.error(f"unknown command {argv[0]!r}; the commands are {names} "
+                     "('batchsight --help' says what each does)")
+    args, rest = parser.parse_known_args(argv)
+    try:
+        return int(_entry(args.command)(rest) or 0)
+    except KeyboardInterrupt:  # Ctrl-C during a long fit or plan: no traceback, the shell's code
+        print(f"batchsight {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

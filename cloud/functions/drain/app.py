@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from batchsight_pipeline.aws import client
-from batchsight_pipeline.backends import ModelBackend, ModelRejectedImage, backend_from_settings
+from batchsight_pipeline.backends import ModelBackend, ModelRejectedImage, ModelState, backend_from_settings
 from batchsight_pipeline.backends.base import MASK_KEY
 from batchsight_pipeline.contracts import ImageMessage, PoisonMessage, parse_message, result_document
 from batchsight_pipeline.metrics import LineTally, metrics, record_drain
@@ -95,6 +95,8 @@ class Drainer:
             result = self.backend.detect(body, content_type=CONTENT_TYPES[image.extension])
         mask = result.pop(MASK_KEY, None)
         model = {"backend": self.backend.name, "name": self.backend.model_id}
+        if self.backend.model_version:
+            model["version"] = self.backend.model_version
         document = result_document(image, result=result, model=model, execution=self.execution)
         if mask is not None:  # segmentation masks are objects of their own, never inline bytes
             self.s3.put_object(Bucket=self.settings.final_bucket, Key=image.mask_key(), Body=mask,
@@ -190,7 +192,10 @@ def drain(drainer: Drainer, concurrency: int, remaining_ms: Callable[[], int], *
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     settings = Settings.from_env()
-    drainer = Drainer(settings, backend_from_settings(settings), str(event.get("execution", "")))
+    backend = backend_from_settings(settings)
+    if event.get("model"):  # judge with the model version this execution started
+        backend = backend.pinned(ModelState(**event["model"]))
+    drainer = Drainer(settings, backend, str(event.get("execution", "")))
     total = drain(drainer, settings.detect_concurrency, context.get_remaining_time_in_millis,
                   tps=settings.worker_tps)
     logger.info("drain finished", extra={"worker": event.get("worker"), **total.__dict__})

@@ -44,7 +44,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """What it did ("none", "cleared-lock" or "stopped"), the model's status it found, the lock's owner."""
     settings = Settings.from_env()
     backend = backend_from_settings(settings)
-    status = backend.hosting_status()
+    # a serverless backend bills nothing between images: only a dead owner's lock is left to clear
+    status = backend.hosting_status() if backend.idle_cost else STOPPED
     owner = lock_owner(settings.lock_table)
     if owner and execution_running(owner):
         return {"action": "none", "model": status, "owner": owner}

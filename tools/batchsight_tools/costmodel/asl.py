@@ -14,6 +14,7 @@ import random
 import re
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
@@ -57,34 +58,59 @@ class Outcome:
     error: str = ""
     output: Any = None
     path: list[tuple[float, str]] = field(default_factory=list)
+    map_iterations: int = 0  # the states entered inside Map iterations
+    retries: int = 0  # Task attempts after the first
 
     def visited(self, state: str) -> bool:
         return any(name == state for _, name in self.path)
 
+    @property
+    def transitions(self) -> int:
+        """What Step Functions (Standard) bills: every state entered, in Map iterations too, and
+        every retry of a Task."""
+        return len(self.path) + self.map_iterations + self.retries
 
-def _get(document: Any, path: str) -> Any:
+
+@dataclass
+class _Counts:
+    """An execution's billed steps that its path does not show (Map iterations, retries)."""
+
+    map_iterations: int = 0
+    retries: int = 0
+
+
+@cache
+def _path_parts(path: str) -> tuple[str, ...]:
     if path == "$":
-        return document
+        return ()
     if not path.startswith("$."):
         raise UnsupportedAsl(f"JSONPath {path!r}: only $.field.field paths are modelled")
+    return tuple(path[2:].split("."))
+
+
+def _get(document: Any, path: str) -> Any:
     value = document
-    for part in path[2:].split("."):
-        if not isinstance(value, Mapping) or part not in value:
+    for part in _path_parts(path):
+        if not isinstance(value, dict) or part not in value:
             raise TaskFailed("States.Runtime", f"path {path} not found")
         value = value[part]
     return value
 
 
 def _put(document: Any, path: str | None, value: Any) -> Any:
+    """A new document with ``value`` at ``path``; only the dicts on the path are copied (nothing
+    mutates a document in place, so the rest can be shared with the previous state's)."""
     if path is None:
         return document
     if path == "$":
         return value
-    result = copy.deepcopy(document) if isinstance(document, dict) else {}
+    result = dict(document) if isinstance(document, dict) else {}
     node = result
     parts = _get_parts(path)
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        child = node.get(part)
+        node[part] = dict(child) if isinstance(child, dict) else {}
+        node = node[part]
     node[parts[-1]] = value
     return result
 
@@ -104,6 +130,7 @@ class StateMachine:
         self.services = services
         self.rng = rng
         self.clock = clock
+        self._templates: dict[int, list[tuple[str, str, Any]]] = {}
 
     def run(self, execution_input: Any, *, name: str) -> Generator[float, None, Outcome]:
         context = {"Execution": {"Id": f"arn:aws:states:sim:execution:batchsight:{name}",
@@ -111,20 +138,21 @@ class StateMachine:
         data = copy.deepcopy(execution_input)
         current = self.definition["StartAt"]
         path: list[tuple[float, str]] = []
+        counts = _Counts()
         while True:
             path.append((self.clock(), current))
             state = self.definition["States"][current]
             try:
-                step = yield from self._step(current, state, data, context)
+                step = yield from self._step(current, state, data, context, counts)
             except TaskFailed as failure:  # a runtime error outside a Task: the execution fails
-                return Outcome("FAILED", current, error=failure.error, output=data, path=path)
+                step = Outcome("FAILED", current, error=failure.error, output=data)
             if isinstance(step, Outcome):
-                step.path = path
+                step.path, step.map_iterations, step.retries = path, counts.map_iterations, counts.retries
                 return step
             current, data = step
 
-    def _step(self, name: str, state: Mapping[str, Any], data: Any,
-              context: Mapping[str, Any]) -> Generator[float, None, Outcome | tuple[str, Any]]:
+    def _step(self, name: str, state: Mapping[str, Any], data: Any, context: Mapping[str, Any],
+              counts: _Counts) -> Generator[float, None, Outcome | tuple[str, Any]]:
         """Run one state; the next state's name and the data, or the execution's outcome."""
         kind = state["Type"]
         if kind == "Succeed":
@@ -142,7 +170,7 @@ class StateMachine:
             return state["Next"], _put(data, state.get("ResultPath", "$"), result)
         if kind not in ("Task", "Map"):
             raise UnsupportedAsl(f"state {name}: type {kind} is not modelled")
-        output = yield from self._call_with_retry(state, data, context)
+        output = yield from self._call_with_retry(state, data, context, counts)
         if isinstance(output, TaskFailed):
             catcher = self._catcher(state, output.error)
             if catcher is None:
@@ -174,30 +202,31 @@ class StateMachine:
 
     # --- Task and Map ---------------------------------------------------------------------------
 
-    def _call_with_retry(self, state: Mapping[str, Any], data: Any,
-                         context: Mapping[str, Any]) -> Generator[float, None, Any]:
+    def _call_with_retry(self, state: Mapping[str, Any], data: Any, context: Mapping[str, Any],
+                         counts: _Counts) -> Generator[float, None, Any]:
         attempts: dict[int, int] = {}
         while True:
             try:
-                return (yield from self._invoke(state, data, context))
+                return (yield from self._invoke(state, data, context, counts))
             except TaskFailed as failure:
                 index, retrier = self._retrier(state, failure.error)
                 if retrier is None or attempts.get(index, 0) >= retrier.get("MaxAttempts", 3):
                     return failure
                 n = attempts.get(index, 0)
                 attempts[index] = n + 1
+                counts.retries += 1
                 delay = retrier.get("IntervalSeconds", 1) * retrier.get("BackoffRate", 2.0) ** n
                 delay = min(delay, retrier.get("MaxDelaySeconds", delay))
                 if retrier.get("JitterStrategy") == "FULL":
                     delay = self.rng.uniform(0, delay)
                 yield delay
 
-    def _invoke(self, state: Mapping[str, Any], data: Any,
-                context: Mapping[str, Any]) -> Generator[float, None, Any]:
+    def _invoke(self, state: Mapping[str, Any], data: Any, context: Mapping[str, Any],
+                counts: _Counts) -> Generator[float, None, Any]:
         """Call the state's service; any exception it raises is a States error named by its class."""
         try:
             if state["Type"] == "Map":
-                return (yield from self._map(state, data, context))
+                return (yield from self._map(state, data, context, counts))
             return (yield from self._task(state, data, context))
         except (TaskFailed, UnsupportedAsl):
             raise
@@ -218,8 +247,8 @@ class StateMachine:
         output = yield from self._run(key, payload)
         return self._select(state, output)
 
-    def _map(self, state: Mapping[str, Any], data: Any,
-             context: Mapping[str, Any]) -> Generator[float, None, Any]:
+    def _map(self, state: Mapping[str, Any], data: Any, context: Mapping[str, Any],
+             counts: _Counts) -> Generator[float, None, Any]:
         processor = state["ItemProcessor"]
         inner = processor["States"][processor["StartAt"]]
         if len(processor["States"]) != 1 or inner["Type"] != "Task" or not inner.get("End"):
@@ -227,6 +256,7 @@ class StateMachine:
         items = _get(data, state["ItemsPath"])
         if not items:
             return []
+        counts.map_iterations += len(items) * len(processor["States"])  # one Task state per item
         limit = state.get("MaxConcurrency", 0) or len(items)
         payloads = []
         for item in items:
@@ -266,16 +296,35 @@ class StateMachine:
         if not isinstance(template, dict):
             return template
         result: dict[str, Any] = {}
-        for key, value in template.items():
-            if not key.endswith(".$"):
+        for key, kind, value in self._compiled(template):
+            if kind == "value":
                 result[key] = self._resolve(value, data, context)
-            elif value.startswith("$$."):
-                result[key[:-2]] = _get(context, "$." + value[3:])
-            elif value.startswith("States."):
-                result[key[:-2]] = f"<{value.split('(')[0]}>"  # intrinsics only feed notifications
+            elif kind == "context":
+                result[key] = _get(context, value)
+            elif kind == "intrinsic":
+                result[key] = value
             else:
-                result[key[:-2]] = _get(data, value)
+                result[key] = _get(data, value)
         return result
+
+    def _compiled(self, template: dict[str, Any]) -> list[tuple[str, str, Any]]:
+        """A Parameters (or selector) template read once: each field's name, what kind of value it
+        takes (a literal, a path into the context, an intrinsic, a path into the data) and from where.
+        The definition's templates live as long as the machine, so their ids are stable keys."""
+        compiled = self._templates.get(id(template))
+        if compiled is None:
+            compiled = []
+            for key, value in template.items():
+                if not key.endswith(".$"):
+                    compiled.append((key, "value", value))
+                elif value.startswith("$$."):
+                    compiled.append((key[:-2], "context", "$." + value[3:]))
+                elif value.startswith("States."):  # intrinsics only feed notifications
+                    compiled.append((key[:-2], "intrinsic", f"<{value.split('(')[0]}>"))
+                else:
+                    compiled.append((key[:-2], "data", value))
+            self._templates[id(template)] = compiled
+        return compiled
 
     # --- Retry and Catch -------------------------------------------------------------------------
 

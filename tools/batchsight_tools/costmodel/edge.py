@@ -30,6 +30,7 @@ class EdgeBatching:
     max_age_seconds: float = 900.0
     interval_seconds: float = 3600.0
     max_images: int = 500
+    follow: bool = True
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def gateway(clock: Callable[[], float], arrivals: Sequence[float], batching: Edg
     """
     settings = BatchSettings(interval_seconds=float(batching.interval_seconds),
                              max_images=int(batching.max_images),
-                             max_age_seconds=float(batching.max_age_seconds))
+                             max_age_seconds=float(batching.max_age_seconds), follow=batching.follow)
     policy = BatchPolicy(settings, last_cut=clock())
     waiting: deque[int] = deque()
     unfollowed: list[Submission] = []

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from batchsight_tools.costmodel.billing import Billing, Interval
+from batchsight_tools.costmodel.usage import Usage
 
 MINUTE = 60.0
 
@@ -53,6 +54,10 @@ class PolicyResult:
     starts: int = 0
     executions: dict[str, int] = field(default_factory=dict)  # end state -> count
     notes: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)  # every charge but the hosting (intervals)
+    metric_hours: set[tuple[int, str]] = field(default_factory=set)  # custom metrics published
+    submitted: dict[int, float] = field(default_factory=dict)  # image -> its batch's StartExecution
+    stored: dict[int, float] = field(default_factory=dict)  # image -> its result document stored
 
     def billed_hours(self, billing: Billing) -> float:
         return billing.model_hours(self.intervals)

@@ -4,7 +4,9 @@ Each Task of cloud/statemachine/batch_pipeline.asl.json is answered by a simulat
 that calls the project's code where the project decides something: CheckWork's ``plan`` and
 ``tally``, the model backend contract (``ModelBackend.start/status/stop``, including its
 start-timeout rule), the lock handler's answers (``LockLost`` on a lost renew). The queue,
-the lock item and the model's hosting are simulated (services.py).
+the lock item and the model's hosting are simulated (services.py). Every call is charged as
+it is made (stack_charges.py: the functions; gateway_charges.py: the gateway's uploads), and
+each execution's state transitions when it ends.
 """
 from __future__ import annotations
 
@@ -20,11 +22,17 @@ from typing import Any
 from batchsight_pipeline.backends.base import ModelState
 from batchsight_pipeline.lock import LockLost
 from batchsight_pipeline.settings import Settings
+import batchsight_tools.costmodel.gateway_charges as gateway_charges
 from batchsight_tools.costmodel.asl import Call, Outcome, StateMachine
+from batchsight_tools.costmodel.backends import PRESETS, BackendPreset
 from batchsight_tools.costmodel.edge import EdgeBatching, Submission, Uplink, gateway
 from batchsight_tools.costmodel.engine import Engine, backend_clock
+from batchsight_tools.costmodel.images import DEFAULT_IMAGES, Images
 from batchsight_tools.costmodel.model import ModelService, PolicyResult
+from batchsight_tools.costmodel.result_pull import PullSettings
 from batchsight_tools.costmodel.services import Hosting, Lock, Queue, SimulatedBackend, StartTimes
+from batchsight_tools.costmodel.stack_charges import StackMeter
+from batchsight_tools.costmodel.stack_shape import StackShape, parameter_defaults, rate_seconds, template_shape
 from batchsight_tools.costmodel.trace import horizon as trace_horizon
 from batchsight_tools.localcloud.template import load_template
 from batchsight_tools.stack import cloud_dir, function
@@ -61,13 +69,14 @@ class OurPolicy:
     batching: EdgeBatching = field(default_factory=EdgeBatching)
     cloud: CloudSettings = field(default_factory=CloudSettings)
     uplink: Uplink = field(default_factory=Uplink)
+    results: PullSettings = field(default_factory=PullSettings)
 
 
 @lru_cache(maxsize=1)
 def template_cloud_settings() -> CloudSettings:
     """The stack as deployed with the template's defaults."""
     template = load_template()
-    defaults = {name: p.get("Default") for name, p in template["Parameters"].items()}
+    defaults = parameter_defaults(template)
     schedule = str(defaults.get("ScheduleExpression", "rate(1 hour)"))
     return CloudSettings(
         poll_seconds=int(defaults["PollSeconds"]),
@@ -77,15 +86,6 @@ def template_cloud_settings() -> CloudSettings:
         lock_lease_seconds=int(defaults["LockLeaseSeconds"]),
         schedule_seconds=rate_seconds(schedule),
         drain_timeout_seconds=float(template["Resources"]["DrainFunction"]["Properties"]["Timeout"]))
-
-
-def rate_seconds(expression: str) -> float:
-    """'rate(1 hour)' -> 3600; a cron() schedule is not modelled."""
-    if not expression.startswith("rate(") or not expression.endswith(")"):
-        raise ValueError(f"schedule {expression!r}: only rate(...) expressions are modelled")
-    value, unit = expression[5:-1].split()
-    scale = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
-    return float(value) * scale[unit]
 
 
 @lru_cache(maxsize=1)
@@ -107,11 +107,14 @@ class Pipeline:
     """The cloud stack on one engine: queue, lock, backend, and the state machine's services."""
 
     def __init__(self, engine: Engine, service: ModelService, cloud: CloudSettings, *,
-                 definition: dict[str, Any] | None = None) -> None:
+                 definition: dict[str, Any] | None = None, meter: StackMeter | None = None) -> None:
         self.engine = engine
         self.service = service
         self.cloud = cloud
         self.settings = cloud.settings(service)
+        self.meter = meter or StackMeter(PRESETS["sagemaker"], DEFAULT_IMAGES, template_shape())
+        self.check_work = function("check_work")  # the function's own decisions, not a copy
+        self.drain_limit = cloud.drain_timeout_seconds - function("drain").SAFETY_MARGIN_MS / 1000.0
         self.queue = Queue()
         self.lock = Lock(cloud.lock_lease_seconds)
         self.hosting = Hosting(StartTimes(service.start_low_seconds, service.start_high_seconds,
@@ -122,21 +125,27 @@ class Pipeline:
             definition or load_definition(),
             {"CheckWorkFunctionArn": self._check_work, "ModelLockFunctionArn": self._lock,
              "ModelControlFunctionArn": self._model_control, "Map:DrainFunctionArn": self._drain,
-             SNS_PUBLISH: lambda _payload: Call({}, cloud.task_seconds)},
+             SNS_PUBLISH: self._notify},
             rng=random.Random(service.seed), clock=lambda: engine.now)
         self.running = 0
         self.outcomes: list[Outcome] = []
 
     # --- the Tasks' services ------------------------------------------------------------------
 
-    def _call(self, output: Any) -> Call:
-        return Call(output, self.cloud.task_seconds)
+    def _call(self, output: Any, function_name: str, action: str = "") -> Call:
+        """A Lambda Task's answer after its invocation (and the cold start it may have waited)."""
+        cold = self.meter.call(function_name, self.engine.now, action=action)
+        return Call(output, self.cloud.task_seconds + cold)
 
     def _check_work(self, payload: dict[str, Any]) -> Call:
         now = self.engine.now
-        check_work = function("check_work")  # the function's own decisions, not a copy
-        result = check_work.plan(self.queue.visible(now), self.queue.in_flight(now), self.settings)
-        return self._call({**result, "tally": check_work.tally(payload.get("tally"), payload.get("drained"))})
+        result = self.check_work.plan(self.queue.visible(now), self.queue.in_flight(now), self.settings)
+        tally = self.check_work.tally(payload.get("tally"), payload.get("drained"))
+        return self._call({**result, "tally": tally}, "check_work")
+
+    def _notify(self, _payload: Any) -> Call:
+        self.meter.notified()
+        return Call({}, self.cloud.task_seconds)
 
     def _lock(self, payload: dict[str, Any]) -> Call:
         owner, action, now = str(payload["execution"]), payload.get("action"), self.engine.now
@@ -149,8 +158,9 @@ class Pipeline:
         else:
             raise ValueError(f"unknown lock action {action!r}")
         if action == "renew" and not held:
+            self.meter.call("model_lock", now)
             raise LockLost("the model lock was lost (lease expired and taken over)")
-        return self._call({"held": held})
+        return self._call({"held": held}, "model_lock")
 
     def _model_control(self, payload: dict[str, Any]) -> Call:
         action = payload.get("action")
@@ -162,7 +172,7 @@ class Pipeline:
             state = self.backend.stop()
         else:
             raise ValueError(f"unknown model action {action!r}")
-        return self._call(state.to_dict())
+        return self._call(state.to_dict(), "model_control", str(action))
 
     def _drain(self, request: dict[str, Any]) -> Generator[float, None, list[dict[str, int]]]:
         """The Map's workers as one server at their combined rate, on the clock.
@@ -174,14 +184,15 @@ class Pipeline:
         if workers > int(request["max_concurrency"]):
             raise ValueError("more drain workers than the Map's MaxConcurrency")
         service_seconds = 1.0 / (workers * worker_rate(self.cloud, self.service))
-        limit = self.cloud.drain_timeout_seconds - function("drain").SAFETY_MARGIN_MS / 1000.0
-        yield self.cloud.task_seconds
-        begin, count, queue = self.engine.now, 0, self.queue
-        while self.engine.now - begin < limit:
+        wait = self.meter.drain_started(self.engine.now + self.cloud.task_seconds, workers)
+        yield self.cloud.task_seconds + wait
+        begin, queue, judged = self.engine.now, self.queue, []
+        last_done = begin
+        while self.engine.now - begin < self.drain_limit:
             nxt = queue.next_visible_at()
             if nxt is not None and nxt <= self.engine.now:
-                queue.take(self.engine.now, service_seconds)
-                count += 1
+                judged.append(queue.images[len(queue.started)])
+                last_done = queue.take(self.engine.now, service_seconds)
                 yield service_seconds
             elif nxt is not None and nxt <= self.engine.now + RECEIVE_WAIT_SECONDS:
                 yield nxt - self.engine.now
@@ -190,8 +201,12 @@ class Pipeline:
                 nxt = queue.next_visible_at()
                 if nxt is None or nxt > self.engine.now:
                     break
-        shares = [count // workers + (1 if k < count % workers else 0) for k in range(workers)]
-        return [{"processed": n, "anomalous": 0, "poisoned": 0, "retried": 0} for n in shares]
+        # drain(): a long poll runs while the last images are in flight, then the empty one that ends it
+        in_flight_poll = max(0.0, RECEIVE_WAIT_SECONDS - (last_done - begin)) if judged else 0.0
+        if in_flight_poll:
+            yield in_flight_poll
+        self.meter.drain_finished(self.engine.now, workers, seconds=self.engine.now - begin + wait, images=judged)
+        return _shares(judged, workers, self.meter.images)
 
     # --- executions ---------------------------------------------------------------------------
 
@@ -201,26 +216,37 @@ class Pipeline:
         def finished(outcome: Outcome) -> None:
             self.running -= 1
             self.outcomes.append(outcome)
+            self.meter.execution(outcome.transitions)
 
         self.engine.spawn(self.machine.run(execution_input, name=name), done=finished)
 
 
 def simulate_ours(arrivals: Sequence[float], policy: OurPolicy, service: ModelService, *,
-                  name: str = "batchsight", follow_on: bool = True,
-                  days_after: float = 2.0) -> PolicyResult:
+                  name: str = "batchsight", follow_on: bool | None = None, days_after: float = 2.0,
+                  backend: BackendPreset | None = None, images: Images = DEFAULT_IMAGES,
+                  shape: StackShape | None = None, drain_cold_seconds: float | None = None) -> PolicyResult:
     """The trace's days of batchsight: the gateway's cuts, their executions, the schedule.
 
-    ``follow_on`` is the component's ``batch.follow`` (on by default): the gateway's result
-    pull tells the batching policy when the model is hosted.
+    ``follow_on`` overrides the component's ``batch.follow`` (``policy.batching.follow``): the
+    gateway's result pull tells the batching policy when the model is hosted. ``backend`` (the
+    sagemaker preset unless given) decides what each call is charged; ``shape`` is the stack's
+    function sizes (the template's unless given).
     """
     engine = Engine()
-    pipeline = Pipeline(engine, service, policy.cloud)
+    meter = StackMeter(backend or PRESETS["sagemaker"], images, shape or template_shape(),
+                       drain_cold_seconds=drain_cold_seconds)
+    pipeline = Pipeline(engine, service, policy.cloud, meter=meter)
     state = {"submitted": 0, "started": 0, "gateway": True}
+    submitted: dict[int, float] = {}
+    follow = policy.batching.follow if follow_on is None else follow_on
 
     def submit(sub: Submission) -> None:
         state["submitted"] += 1
         for image in sub.images:
             pipeline.queue.put(image, sub.visible_at)
+            submitted[image] = sub.execution_at
+        gateway_charges.uploaded(meter.usage, len(sub.images))
+        gateway_charges.enqueued(meter.usage, len(sub.images))
         index = state["submitted"]
 
         def start() -> None:
@@ -230,7 +256,8 @@ def simulate_ours(arrivals: Sequence[float], policy: OurPolicy, service: ModelSe
         engine.at(sub.execution_at, start)
 
     engine.spawn(gateway(lambda: engine.now, arrivals, policy.batching, policy.uplink, submit,
-                         result_at=pipeline.queue.completed_at if follow_on else None),
+                         result_at=pipeline.queue.completed_at if follow else None,
+                         results_poll_seconds=policy.results.poll_seconds),
                  done=lambda _: state.__setitem__("gateway", False))
     if policy.cloud.schedule_seconds > 0:
         engine.spawn(_schedule(pipeline, policy.cloud.schedule_seconds))
@@ -243,7 +270,16 @@ def simulate_ours(arrivals: Sequence[float], policy: OurPolicy, service: ModelSe
     horizon = trace_horizon(arrivals) if arrivals else 86_400.0
     with backend_clock(engine):
         complete = engine.run(until=settled, limit=horizon + days_after * 86_400.0)
-    return _result(name, arrivals, pipeline, horizon, complete)
+    result = _result(name, arrivals, pipeline, horizon, complete)
+    result.submitted = submitted
+    return result
+
+
+def _shares(judged: list[int], workers: int, images: Images) -> list[dict[str, int]]:
+    """The Map's outputs: the images split across the workers, with their anomalies."""
+    shares = [judged[k::workers] for k in range(workers)]
+    return [{"processed": len(share), "anomalous": sum(1 for i in share if images.anomalous(i)),
+             "poisoned": 0, "retried": 0} for share in shares]
 
 
 def _schedule(pipeline: Pipeline, period: float) -> Generator[float, None, None]:
@@ -276,5 +312,6 @@ def _result(name: str, arrivals: Sequence[float], pipeline: Pipeline, horizon: f
     if failed:
         notes.append("failed executions: " + ", ".join(f"{n} {state}" for state, n in sorted(failed.items())))
     return PolicyResult(name, intervals, latencies, horizon, starts=pipeline.hosting.starts,
-                        executions=dict(ends), notes=notes)
+                        executions=dict(ends), notes=notes, usage=pipeline.meter.usage,
+                        metric_hours=pipeline.meter.metric_hours, stored=dict(completed))
 

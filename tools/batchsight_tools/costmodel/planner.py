@@ -11,10 +11,13 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from batchsight_tools.costmodel.backends import PRESETS, BackendPreset
 from batchsight_tools.costmodel.edge import DEFAULT_UPLINK, EdgeBatching, Uplink
+from batchsight_tools.costmodel.images import DEFAULT_IMAGES, Images
 from batchsight_tools.costmodel.model import ModelService, PolicyResult
 from batchsight_tools.costmodel.pipeline import CloudSettings, OurPolicy, simulate_ours, \
     template_cloud_settings, worker_rate
+from batchsight_tools.costmodel.stack_shape import template_shape
 
 POLL_SECONDS = 15  # 4 state transitions a poll are cheaper than 7.5 s of hosting on average
 SAFETY_SECONDS = 60.0  # Step Functions and Lambda latencies, clock skew between gateway and cloud
@@ -88,12 +91,21 @@ def edge_batching(arrivals: Sequence[float], budget: float, service: ModelServic
 
 
 def suggest(arrivals: Sequence[float], *, budget_seconds: float, service: ModelService,
-            uplink: Uplink = DEFAULT_UPLINK, base: CloudSettings | None = None) -> Plan:
-    """Settings for the budget, simulated on the trace and tightened until the budget holds."""
+            uplink: Uplink = DEFAULT_UPLINK, base: CloudSettings | None = None,
+            backend: BackendPreset = PRESETS["sagemaker"], images: Images = DEFAULT_IMAGES) -> Plan:
+    """Settings for the budget, simulated on the trace and tightened until the budget holds.
+
+    ``backend`` (a hosted one) decides what the calls are charged, with its drain memory.
+    """
     cloud = cloud_settings(service, base)
     batching = edge_batching(arrivals, budget_seconds, service, cloud, uplink)
     policy = OurPolicy(batching=batching, cloud=cloud, uplink=uplink)
-    result = simulate_ours(arrivals, policy, service)
+    shape = template_shape().with_drain_memory(backend.drain_memory_mb)
+
+    def simulate(policy: OurPolicy) -> PolicyResult:
+        return simulate_ours(arrivals, policy, service, backend=backend, images=images, shape=shape)
+
+    result = simulate(policy)
     for _ in range(MAX_REFINEMENTS):
         over = result.max_latency - budget_seconds
         if over <= 0:
@@ -103,5 +115,5 @@ def suggest(arrivals: Sequence[float], *, budget_seconds: float, service: ModelS
             break
         batching = replace(batching, max_age_seconds=float(age))
         policy = replace(policy, batching=batching)
-        result = simulate_ours(arrivals, policy, service)
+        result = simulate(policy)
     return Plan(policy, budget_seconds, result)

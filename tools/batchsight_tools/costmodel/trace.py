@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import math
 import random
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,28 +106,52 @@ def default_day(*, seed: int = 7, days: int = 1) -> list[float]:
     return sorted(t for t in arrivals if 0.0 <= t < days * DAY)
 
 
+SHIFTS_FORM = "HH:MM-HH:MM[,HH:MM-HH:MM...] in the order of the day, e.g. 06:00-14:00,14:00-22:00,22:00-06:00"
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
 def parse_shifts(text: str) -> list[tuple[float, float]]:
-    """'06:00-14:00,14:00-22:00' -> [(6.0, 14.0), (14.0, 22.0)]; an end before the start wraps."""
-    spans = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        try:
-            start, end = (_hours(x) for x in part.split("-"))
-        except ValueError as exc:
-            raise TraceError(f"shift {part!r}: expected HH:MM-HH:MM, e.g. 06:00-14:00") from exc
+    """'06:00-14:00,14:00-22:00' -> [(6.0, 14.0), (14.0, 22.0)]; an end before the start runs past
+    midnight ('22:00-06:00' -> (22.0, 30.0)).
+
+    The hours are a 24-hour clock with minutes (24:00 only as an end), the shifts come in the
+    order of the day and none overlaps another (the last one may run into the next morning
+    up to the first one's start); anything else is a TraceError naming the shift and the form.
+    """
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise TraceError(f"no shifts given: expected {SHIFTS_FORM}")
+    spans: list[tuple[float, float]] = []
+    for part in parts:
+        start_text, _, end_text = part.partition("-")
+        start, end = _clock(start_text), _clock(end_text)
+        if start is None or end is None or start >= 24.0:
+            raise TraceError(f"shift {part!r}: expected HH:MM-HH:MM on a 24-hour clock, e.g. 06:00-14:00")
+        if end == start:
+            raise TraceError(f"shift {part!r} ends when it starts; for a line that runs all day leave the "
+                             "shifts out")
         spans.append((start, end if end > start else end + 24.0))
-    if not spans:
-        raise TraceError("no shifts given: expected HH:MM-HH:MM[,HH:MM-HH:MM...]")
+    for index in range(1, len(spans)):
+        (start, _), (previous_start, previous_end) = spans[index], spans[index - 1]
+        part, previous = parts[index], parts[index - 1]
+        if start < previous_start:
+            raise TraceError(f"shift {part!r} comes after {previous!r} but starts earlier: expected {SHIFTS_FORM}")
+        if start < previous_end:
+            raise TraceError(f"shift {part!r} overlaps {previous!r}: expected {SHIFTS_FORM}")
+    if spans[-1][1] > spans[0][0] + 24.0:
+        raise TraceError(f"shift {parts[-1]!r} runs into {parts[0]!r} the next day: expected {SHIFTS_FORM}")
     return spans
 
 
-def _hours(text: str) -> float:
-    hours, _, minutes = text.strip().partition(":")
-    value = int(hours) + int(minutes or 0) / 60.0
-    if not 0.0 <= value <= 24.0:
-        raise ValueError(text)
-    return value
+def _clock(text: str) -> float | None:
+    """Hours of 'HH:MM' (00:00 to 24:00), or None."""
+    match = _CLOCK.match(text.strip())
+    if match is None:
+        return None
+    hours, minutes = int(match.group(1)), int(match.group(2))
+    if minutes > 59 or hours > 24 or (hours == 24 and minutes):
+        return None
+    return hours + minutes / 60.0
 
 
 def rate_trace(images_per_hour: float, *, shifts: Sequence[tuple[float, float]] | None = None,
@@ -160,7 +185,12 @@ def read_trace(path: Path) -> list[float]:
     """
     arrivals: list[float] = []
     with path.open(newline="") as f:
-        for number, row in enumerate(csv.reader(f), start=1):
+        try:
+            rows = list(csv.reader(f))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise TraceError(f"{path}: not a CSV text file ({exc}); expected arrival times in seconds, "
+                             "one per line") from None
+        for number, row in enumerate(rows, start=1):
             if not row or not row[0].strip() or row[0].lstrip().startswith("#"):
                 continue
             try:

@@ -5,6 +5,10 @@ Both run as child processes, so tests can stop and restart the broker (``stop()`
 it over real TCP. mosquitto speaks MQTT 5 and 3.1.1 and can also run a TLS listener
 (``tls=BrokerTls(...)``, client certificates required by default) and refuse anonymous
 clients (``users={"name": "password"}``); amqtt speaks MQTT 3.1.1 only.
+
+Its configuration and log live in ``folder`` (the caller's, kept) or in a temporary
+``batchsight-broker-*`` folder of its own, which ``close()`` (and leaving a ``with`` block)
+removes; ``stop()`` keeps it, so a stopped broker can be started again.
 """
 from __future__ import annotations
 
@@ -37,7 +41,8 @@ class BrokerTls:
 
 class MqttBroker:
     def __init__(self, *, port: int | None = None, prefer: str | None = None,
-                 tls: BrokerTls | None = None, users: dict[str, str] | None = None) -> None:
+                 tls: BrokerTls | None = None, users: dict[str, str] | None = None,
+                 folder: Path | None = None) -> None:
         self.port = port or free_port()
         prefer = prefer or os.environ.get("BATCHSIGHT_BROKER", "mosquitto")
         self.kind = "mosquitto" if prefer == "mosquitto" and _mosquitto() else "amqtt"
@@ -46,7 +51,9 @@ class MqttBroker:
         self.tls = tls
         self.users = users or {}
         self._process: subprocess.Popen[bytes] | None = None
-        self._folder = Path(tempfile.mkdtemp(prefix="batchsight-broker-"))
+        self._own_folder = folder is None
+        self._folder = Path(tempfile.mkdtemp(prefix="batchsight-broker-")) if folder is None else folder
+        self._folder.mkdir(parents=True, exist_ok=True)
 
     @property
     def protocols(self) -> tuple[str, ...]:
@@ -118,11 +125,17 @@ class MqttBroker:
                 self._process.wait()
         self._process = None
 
+    def close(self) -> None:
+        """Stop, and remove the temporary folder the broker made for itself (not a caller's)."""
+        self.stop()
+        if self._own_folder:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
     def __enter__(self) -> MqttBroker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.close()
 
 
 def protocol_for_port(port: int) -> str:

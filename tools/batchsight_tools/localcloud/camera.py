@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 
 
-def drop(source: Path, folder: Path, *, style: str) -> float:
-    """Copy ``source`` into ``folder``; returns the time the file became complete."""
+def drop(source: Path, folder: Path, *, style: str, name: str | None = None) -> float:
+    """Copy ``source`` into ``folder`` (as ``name``, by default its own); returns the time the
+    file became complete."""
     data = source.read_bytes()
-    target = folder / source.name
+    name = name or source.name
+    target = folder / name
     if style == "slow":
         with target.open("wb") as out:
             half = len(data) // 2
@@ -23,7 +25,7 @@ def drop(source: Path, folder: Path, *, style: str) -> float:
             time.sleep(0.4)
             out.write(data[half:])
     elif style == "rename":
-        temporary = folder / f".{source.name}.tmp"
+        temporary = folder / f".{name}.tmp"
         temporary.write_bytes(data)
         os.replace(temporary, target)
     else:

@@ -12,26 +12,11 @@ lives in files because Lambda invocations share nothing in memory.
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
-from batchsight_pipeline.backends.base import MASK_KEY, ModelRejectedImage
+from batchsight_pipeline.backends.detector_judge import judge, load
 from batchsight_tools.localcloud.hosting_record import RecordHostedBackend
-
-_models: dict[tuple[str, float], Any] = {}
-_models_lock = threading.Lock()
-
-
-def _load_model(path: Path) -> Any:
-    """Load once per file version: a warm Lambda keeps its model, like a hosted endpoint."""
-    from batchsight_detector import DetectorModel  # numpy only when this backend is used
-
-    key = (str(path), path.stat().st_mtime)
-    with _models_lock:
-        if key not in _models:
-            _models[key] = DetectorModel.load(path)
-        return _models[key]
 
 
 class LocalBackend(RecordHostedBackend):
@@ -63,14 +48,7 @@ class LocalBackend(RecordHostedBackend):
 
     def detect(self, image: bytes, *, content_type: str) -> dict[str, Any]:
         self._require_hosted()
-        model = _load_model(self.model_path)
-        try:
-            result = model.detect(image)
-            if result["IsAnomalous"]:  # where the defect is, for the report (a second pass, defects only)
-                result[MASK_KEY] = model.anomaly_mask_png(image)
-        except ValueError as exc:
-            raise ModelRejectedImage(str(exc)) from exc
-        return result
+        return judge(load(self.model_path), image)
 
     def hosted_seconds(self) -> float:
         """Total hosted time in the ledger (closed intervals only)."""

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 
 from batchsight_tools.localcloud import lambda_runtime
-from batchsight_tools.localcloud.template import load_template, resolve
+from batchsight_tools.localcloud.template import evaluate_condition, load_template, resolve
 from batchsight_tools.stack import cloud_dir
 
 REGION = "us-east-1"
@@ -125,9 +125,18 @@ class _StackBuilder:
             return REGION
         raise KeyError(f"template reference {logical}.{attribute} is not created yet")
 
+    def condition(self, name: str) -> bool:
+        conditions = self.template.get("Conditions", {})
+        return evaluate_condition(conditions[name], self.lookup, conditions)
+
+    def resolve(self, value: Any) -> Any:
+        return resolve(value, self.lookup, self.condition)
+
     def _resources(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        """The template's resources of one type that its conditions create with these parameters."""
         return [(name, spec.get("Properties", {}))
-                for name, spec in self.template["Resources"].items() if spec["Type"] == kind]
+                for name, spec in self.template["Resources"].items()
+                if spec["Type"] == kind and ("Condition" not in spec or self.condition(spec["Condition"]))]
 
     def build(self) -> StackOutputs:
         for name, props in self._resources("AWS::S3::Bucket"):
@@ -150,7 +159,7 @@ class _StackBuilder:
             self._state_machine(name, props, role)
         for name, props in self._resources("AWS::IAM::ManagedPolicy"):
             self._managed_policy(name, props)
-        outputs = {name: str(resolve(spec["Value"], self.lookup))
+        outputs = {name: str(self.resolve(spec["Value"]))
                    for name, spec in self.template["Outputs"].items()}
         return StackOutputs(
             endpoint_url=self.endpoint_url, source_bucket=outputs["SourceBucketName"],
@@ -178,9 +187,9 @@ class _StackBuilder:
         attributes: dict[str, str] = {}
         for key in ("VisibilityTimeout", "MessageRetentionPeriod", "SqsManagedSseEnabled"):
             if key in props:
-                attributes[key] = str(resolve(props[key], self.lookup)).lower()
+                attributes[key] = str(self.resolve(props[key])).lower()
         if "RedrivePolicy" in props:
-            attributes["RedrivePolicy"] = json.dumps(resolve(props["RedrivePolicy"], self.lookup))
+            attributes["RedrivePolicy"] = json.dumps(self.resolve(props["RedrivePolicy"]))
         name = f"{STACK}-{logical}"
         url = self._client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
@@ -200,13 +209,13 @@ class _StackBuilder:
 
     def _topic(self, logical: str, props: dict[str, Any]) -> None:
         name = f"{STACK}-{logical}"
-        attributes = ({"KmsMasterKeyId": resolve(props["KmsMasterKeyId"], self.lookup)}
+        attributes = ({"KmsMasterKeyId": self.resolve(props["KmsMasterKeyId"])}
                       if "KmsMasterKeyId" in props else {})
         arn = self._client("sns").create_topic(Name=name, Attributes=attributes)["TopicArn"]
         self.physical[logical] = {None: arn, "TopicName": name}
 
     def _managed_policy(self, logical: str, props: dict[str, Any]) -> None:
-        document = resolve(props["PolicyDocument"], self.lookup)
+        document = self.resolve(props["PolicyDocument"])
         arn = self._client("iam").create_policy(PolicyName=f"{STACK}-{logical}",
                                                 PolicyDocument=json.dumps(document))["Policy"]["Arn"]
         self.physical[logical] = {None: arn}
@@ -220,14 +229,14 @@ class _StackBuilder:
     def _function(self, logical: str, props: dict[str, Any], role: str) -> None:
         defaults = self.template.get("Globals", {}).get("Function", {})
         merged = {**defaults, **props}
-        environment = resolve(merged.get("Environment", {}).get("Variables", {}), self.lookup)
+        environment = self.resolve(merged.get("Environment", {}).get("Variables", {}))
         environment = {k: str(v) for k, v in {**environment, **self.function_environment}.items()}
         name = f"{STACK}-{logical}"
         created = self._client("lambda").create_function(
             FunctionName=name, Runtime=merged["Runtime"], Role=role, Handler=merged["Handler"],
-            Code={"ZipFile": _placeholder_zip()}, Timeout=int(merged.get("Timeout", 3)),
-            MemorySize=int(merged.get("MemorySize", 128)), Environment={"Variables": environment},
-            Layers=[str(layer) for layer in resolve(merged.get("Layers", []), self.lookup)])
+            Code={"ZipFile": _placeholder_zip()}, Timeout=int(self.resolve(merged.get("Timeout", 3))),
+            MemorySize=int(self.resolve(merged.get("MemorySize", 128))), Environment={"Variables": environment},
+            Layers=[str(layer) for layer in self.resolve(merged.get("Layers", []))])
         lambda_runtime.register(name, code_uri=str(merged["CodeUri"]), handler=str(merged["Handler"]))
         self.physical[logical] = {None: name, "Arn": created["FunctionArn"]}
 
@@ -240,7 +249,7 @@ class _StackBuilder:
 
     def _state_machine(self, logical: str, props: dict[str, Any], role: str) -> None:
         definition = (cloud_dir() / props["DefinitionUri"]).read_text()
-        for key, value in resolve(props.get("DefinitionSubstitutions", {}), self.lookup).items():
+        for key, value in self.resolve(props.get("DefinitionSubstitutions", {})).items():
             definition = definition.replace("${" + key + "}", str(value))
         arn = self._client("stepfunctions").create_state_machine(
             name=f"{STACK}-{logical}", definition=definition, roleArn=role)["stateMachineArn"]

@@ -1,7 +1,10 @@
 """Read cloud/template.yaml as data, so the local stack is built from the deployed definitions.
 
 moto's CloudFormation ignores the SAM transform and DefinitionSubstitutions, so the local
-stack resolves the few intrinsic functions the template uses (Ref, GetAtt, Sub) itself.
+stack resolves the few intrinsic functions the template uses itself: Ref, GetAtt and Sub, and
+the template's Conditions (Equals, Not, And, Or, a Condition by name) for If and for a
+resource's own ``Condition``; ``Ref AWS::NoValue`` drops the item or property it stands for,
+as CloudFormation does.
 """
 from __future__ import annotations
 
@@ -43,23 +46,54 @@ def load_template(path: Path | None = None) -> dict[str, Any]:
 
 
 Lookup = Callable[[str, str | None], str]
+Condition = Callable[[str], bool]
+_NO_VALUE = object()  # Ref AWS::NoValue: the element is left out
 
 
-def resolve(value: Any, lookup: Lookup) -> Any:
-    """Resolve Ref/GetAtt/Sub with ``lookup(logical_id, attribute_or_None)``."""
+def resolve(value: Any, lookup: Lookup, condition: Condition | None = None) -> Any:
+    """Resolve Ref/GetAtt/Sub with ``lookup(logical_id, attribute_or_None)``, and Fn::If with
+    ``condition(name)``; an element that resolves to AWS::NoValue is left out."""
+    resolved = _resolve(value, lookup, condition)
+    return None if resolved is _NO_VALUE else resolved
+
+
+def _resolve(value: Any, lookup: Lookup, condition: Condition | None) -> Any:
     if isinstance(value, dict) and len(value) == 1:
         (key, arg), = value.items()
         if key == "Ref":
-            return lookup(arg, None)
+            return _NO_VALUE if arg == "AWS::NoValue" else lookup(arg, None)
         if key == "Fn::GetAtt":
             return lookup(arg[0], arg[1])
         if key == "Fn::Sub":
             return re.sub(r"\$\{([^}]+)\}", lambda m: _sub(m.group(1), lookup), arg)
+        if key == "Fn::If":
+            if condition is None:
+                raise ValueError(f"Fn::If {arg[0]} needs the template's conditions")
+            return _resolve(arg[1] if condition(arg[0]) else arg[2], lookup, condition)
     if isinstance(value, dict):
-        return {k: resolve(v, lookup) for k, v in value.items()}
+        items = ((k, _resolve(v, lookup, condition)) for k, v in value.items())
+        return {k: v for k, v in items if v is not _NO_VALUE}
     if isinstance(value, list):
-        return [resolve(v, lookup) for v in value]
+        return [v for v in (_resolve(v, lookup, condition) for v in value) if v is not _NO_VALUE]
     return value
+
+
+def evaluate_condition(expression: Any, lookup: Lookup, conditions: dict[str, Any]) -> bool:
+    """A template condition (Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition) as a bool."""
+    (key, arg), = expression.items()
+    if key == "Condition":
+        return evaluate_condition(conditions[arg], lookup, conditions)
+    if key == "Fn::Equals":
+        left, right = (resolve(side, lookup) for side in arg)
+        return str(left) == str(right)
+    parts = [evaluate_condition(part, lookup, conditions) for part in arg]
+    if key == "Fn::Not":
+        return not parts[0]
+    if key == "Fn::And":
+        return all(parts)
+    if key == "Fn::Or":
+        return any(parts)
+    raise ValueError(f"condition function {key} is not supported by the local stack")
 
 
 def _sub(expression: str, lookup: Lookup) -> str:

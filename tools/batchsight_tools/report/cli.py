@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from batchsight_tools.aws_arguments import bucket_named, endpoint, region
 from batchsight_tools.report.results import s3_client
 from batchsight_tools.report.selection import Selection
 from batchsight_tools.report.times import parse_time
@@ -24,19 +26,25 @@ def build_parser() -> argparse.ArgumentParser:
         prog="batchsight report",
         description="Write a self-contained HTML report (counts, anomaly rate, anomalous images with "
                     "their confidence and mask) from the result documents in the final bucket.")
-    parser.add_argument("--bucket", required=True, help="the final bucket (stack output FinalBucketName)")
-    parser.add_argument("--site", type=_segment)
-    parser.add_argument("--line", type=_segment)
-    parser.add_argument("--device", type=_segment)
-    parser.add_argument("--batch", help="one batch (its id is the execution name)")
-    parser.add_argument("--since", type=_iso, help="images captured at or after this time (ISO 8601, UTC if no zone)")
+    parser.add_argument("--bucket", required=True, type=bucket_named("FinalBucketName"),
+                        help="the final bucket, the stack output FinalBucketName (required)")
+    parser.add_argument("--site", type=_segment, help="only this site (default: all)")
+    parser.add_argument("--line", type=_segment, help="only this line (default: all)")
+    parser.add_argument("--device", type=_segment, help="only this device (default: all)")
+    parser.add_argument("--batch", help="one batch, its id is the execution name (default: none; give "
+                                        "--batch or --since)")
+    parser.add_argument("--since", type=_iso, help="images captured at or after this time, ISO 8601, UTC if "
+                                                   "no zone (default: none; give --batch or --since)")
     parser.add_argument("--until", type=_iso, help="images captured before this time (default: now)")
-    parser.add_argument("--output", required=True, type=Path, help="the HTML file to write")
-    parser.add_argument("--endpoint-url", help="S3 endpoint (only for a local emulation)")
-    parser.add_argument("--region", help="AWS region (default: the AWS configuration)")
-    parser.add_argument("--max-images", type=int, default=500,
-                        help="anomalous images shown, highest confidence first (default 500; counts include all)")
-    parser.add_argument("--thumbnail-size", type=int, default=320, help="thumbnail side in px (default 320)")
+    parser.add_argument("--output", required=True, type=Path, help="the HTML file to write (required)")
+    parser.add_argument("--endpoint-url", type=endpoint,
+                        help="S3 endpoint, only for a local emulation (default: AWS's)")
+    parser.add_argument("--region", type=region,
+                        help="AWS region (default: AWS_REGION or AWS_DEFAULT_REGION, else us-east-1)")
+    parser.add_argument("--max-images", type=_at_least(0), default=500,
+                        help="anomalous images shown, highest confidence first; counts include all (default 500)")
+    parser.add_argument("--thumbnail-size", type=_at_least(32, 2048), default=320,
+                        help="thumbnail side in px, 32 to 2048 (default 320)")
     return parser
 
 
@@ -48,8 +56,8 @@ def selection_from(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         parser.error("give --batch ID, or --since ISO [--until ISO]")
     if args.until is not None and args.since is not None and args.until <= args.since:
         parser.error("--until must be after --since")
-    if args.max_images < 0 or not 32 <= args.thumbnail_size <= 2048:
-        parser.error("--max-images must be >= 0 and --thumbnail-size between 32 and 2048")
+    if args.output.is_dir():
+        parser.error(f"--output {args.output} is a folder; give a file name such as {args.output / 'report.html'}")
     return Selection(bucket=args.bucket, site=args.site, line=args.line, device=args.device,
                      batch=args.batch, since=args.since, until=args.until)
 
@@ -64,10 +72,33 @@ def main(argv: list[str] | None = None) -> int:
         summary = write_report(selection, args.output, s3=s3_client(args.endpoint_url, args.region),
                                max_images=args.max_images, thumbnail_size=args.thumbnail_size)
     except (BotoCoreError, ClientError) as exc:
-        print(f"report failed reading s3://{selection.bucket}: {exc}", file=sys.stderr)
+        print(f"report failed reading s3://{selection.bucket}: {_one_line(exc)}{_advice(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"report failed writing {args.output}: {exc.strerror or exc}; give a file in a folder you can "
+              "write to", file=sys.stderr)
         return 1
     _tell(args.output, summary)
     return 0
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _advice(exc: Exception) -> str:
+    """What to do about the S3 errors a person meets first."""
+    name = type(exc).__name__
+    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return "; configure AWS credentials (aws configure, AWS_PROFILE or AWS_ACCESS_KEY_ID)"
+    if name == "EndpointConnectionError":
+        return "; check --endpoint-url and the network"
+    if code == "NoSuchBucket":
+        return "; check --bucket (the stack output FinalBucketName) and --region"
+    if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
+        return "; the credentials need s3:ListBucket and s3:GetObject on the bucket"
+    return ""
 
 
 def _tell(output: Path, summary: Summary) -> None:
@@ -91,3 +122,14 @@ def _segment(text: str) -> str:
     if not SEGMENT.match(text):
         raise argparse.ArgumentTypeError(f"{text!r}: ids are letters, digits, '.', '_' and '-'")
     return text
+
+
+def _at_least(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` (to ``high``)."""
+    def whole(text: str) -> int:
+        value = int(text) if text.strip().lstrip("-").isdigit() else None
+        if value is None or value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"from {low}"
+            raise argparse.ArgumentTypeError(f"must be a whole number {bounds}, got {text!r}")
+        return value
+    return whole

@@ -1,6 +1,7 @@
 """Model backends behind one interface; chosen by the MODEL_BACKEND setting in one place.
 
-MODEL_BACKEND is one of the built-in names (``lookoutvision``, ``sagemaker``) or
+MODEL_BACKEND is one of the built-in names (``lambda``, ``lookoutvision``, ``sagemaker``,
+``sagemaker-serverless``) or
 ``plugin:package.module:ClassName``: a plant's own backend, imported from the function's
 code package (or a Lambda layer). The class must subclass
 :class:`batchsight_pipeline.backends.base.ModelBackend` and fill in its hooks (``_start``,
@@ -24,7 +25,7 @@ __all__ = ["ModelBackend", "ModelRejectedImage", "ModelState", "backend_from_set
            "load_plugin_class", "PLUGIN_PREFIX"]
 
 PLUGIN_PREFIX = "plugin:"
-BUILT_IN = ("lookoutvision", "sagemaker")
+BUILT_IN = ("lambda", "lookoutvision", "sagemaker", "sagemaker-serverless")
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -32,10 +33,18 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def backend_from_settings(settings: Settings) -> ModelBackend:
     """Build the configured backend; heavy imports stay inside each backend module."""
     timeout = settings.start_timeout_seconds
+    if settings.backend == "lambda":
+        from batchsight_pipeline.backends.serverless import ServerlessDetectorBackend
+
+        return ServerlessDetectorBackend.from_env(start_timeout_seconds=timeout)
     if settings.backend == "sagemaker":
         from batchsight_pipeline.backends.sagemaker import SageMakerBackend
 
         return SageMakerBackend.from_env(start_timeout_seconds=timeout)
+    if settings.backend == "sagemaker-serverless":
+        from batchsight_pipeline.backends.sagemaker_serverless import SageMakerServerlessBackend
+
+        return SageMakerServerlessBackend.from_env(start_timeout_seconds=timeout)
     if settings.backend == "lookoutvision":
         from batchsight_pipeline.backends.lookoutvision import LookoutVisionBackend
 

@@ -43,6 +43,7 @@ class ModelState:
     started_at: str = ""
     run_token: str = ""
     reason: str = ""
+    version: str = ""  # the model version this execution judges with ("" where the backend has none)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,6 +53,9 @@ class ModelBackend(ABC):
     """One hosted (or hostable) model; ``start`` and ``stop`` must be idempotent."""
 
     name: str = "base"
+    # A hosted model bills while it is up, work or not: the reaper stops one nobody owns. A
+    # serverless backend bills per image and has nothing to reap.
+    idle_cost: bool = True
 
     def __init__(self, *, start_timeout_seconds: float) -> None:
         self.start_timeout_seconds = start_timeout_seconds
@@ -65,6 +69,17 @@ class ModelBackend(ABC):
     @abstractmethod
     def model_id(self) -> str:
         """Human-readable identity of the model (endpoint name, project/version, file)."""
+
+    @property
+    def model_version(self) -> str:
+        """The version of the model this backend judges with, where the backend knows one."""
+        return ""
+
+    def pinned(self, state: ModelState) -> ModelBackend:
+        """This backend for the model an execution started (``state``): the drain judges every
+        image of an execution with the same version, even if a new one is deployed meanwhile.
+        A hosted endpoint is its model, so by default this is the backend itself."""
+        return self
 
     @abstractmethod
     def _start(self, run_token: str) -> str:
@@ -92,7 +107,7 @@ class ModelBackend(ABC):
         if status == STARTING and _age_seconds(previous.started_at) > self.start_timeout_seconds:
             status, reason = TIMED_OUT, f"not hosted within {self.start_timeout_seconds:.0f} s"
         return self._state(status, started_at=previous.started_at,
-                           run_token=previous.run_token, reason=reason)
+                           run_token=previous.run_token, reason=reason, version=previous.version)
 
     def hosting_status(self) -> str:
         """The backend's raw status now (STARTING, HOSTED, FAILED or STOPPED)."""
@@ -103,6 +118,7 @@ class ModelBackend(ABC):
         return self._state(STOPPED)
 
     def _state(self, status: str, **fields: str) -> ModelState:
+        fields.setdefault("version", self.model_version)
         return ModelState(backend=self.name, model_id=self.model_id, status=status, **fields)
 
 

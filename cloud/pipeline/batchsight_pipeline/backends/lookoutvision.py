@@ -128,7 +128,7 @@ class LookoutVisionBackend(ModelBackend):
         if inference_units < 1:
             raise SettingsError(f"LOOKOUTVISION_INFERENCE_UNITS={inference_units} must be >= 1")
         self.project = project
-        self.model_version = model_version
+        self._model_version = model_version
         self.inference_units = inference_units
         self._client = client
         self._model_path = model_path
@@ -153,6 +153,11 @@ class LookoutVisionBackend(ModelBackend):
     @property
     def model_id(self) -> str:
         return f"{self.project}:{self.model_version}"
+
+    @property
+    def model_version(self) -> str:
+        """Lookout for Vision's own model version (LOOKOUTVISION_MODEL_VERSION)."""
+        return self._model_version
 
     def _ids(self) -> dict[str, str]:
         return {"ProjectName": self.project, "ModelVersion": self.model_version}

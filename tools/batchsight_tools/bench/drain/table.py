@@ -5,6 +5,7 @@ The two targets are printed in capitals (RATIO TO IDEAL, HOSTED OVERHEAD) with m
 from __future__ import annotations
 
 from batchsight_tools.bench.drain.pipeline import PipelineRun
+from batchsight_tools.bench.heading import heading
 from batchsight_tools.bench.drain.setup import MAX_OVERHEAD_SECONDS, RECEIVE_BATCH, TARGET_RATIO, DrainConfig
 
 Row = tuple[str, str]
@@ -19,6 +20,8 @@ def print_table(cfg: DrainConfig, run: PipelineRun, baseline: float, ceiling: fl
             ("time per state", ", ".join(f"{k} {v:.1f} s" for k, v in sorted(run.phases.items(),
                                                                            key=lambda kv: -kv[1])[:5]))]
     width = max(len(r[0]) for r in rows)
+    print()
+    print(heading())
     print()
     print(f"| {'figure'.ljust(width)} | value |")
     print(f"|{'-' * (width + 2)}|-------|")

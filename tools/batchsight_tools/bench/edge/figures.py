@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from batchsight_tools.bench.heading import heading
+
 
 @dataclass
 class Figure:
@@ -65,6 +67,6 @@ class Figures:
         return not missed
 
     def markdown(self) -> str:
-        rows = ["| figure | value | baseline | ratio | goal |", "|---|---|---|---|---|"]
+        rows = [heading(), "", "| figure | value | baseline | ratio | goal |", "|---|---|---|---|---|"]
         rows += [f.markdown_row() for f in self.measured]
         return "\n".join(rows) + "\n"

@@ -1,0 +1,158 @@
+"""What our stack's functions are billed for each call, as the simulation makes the calls.
+
+Durations and log sizes of the small functions are estimates (the AWS calls each makes, tens of
+milliseconds each from Lambda, and Powertools' JSON logs); the drain's duration comes from the
+simulation. The requests are read from the code:
+
+- CheckWork: GetQueueAttributes on the image queue and on the dead-letter queue.
+- ModelLock: one conditional DynamoDB write (PutItem, UpdateItem or DeleteItem).
+- ModelControl, ``lambda`` backend: a start GETs the model index and the package.json (and the
+  model file in a cold function); status and stop call nothing.
+- Drain, per image: GET the image, (``lambda``: GET the package.json, model_store.fetch runs per
+  detect), PUT the result, (anomalous: PUT the mask), COPY the image to the final bucket, DELETE
+  it (free), DeleteMessage; per worker one ReceiveMessage per 10 images, an empty long poll while
+  the last images are in flight and the empty one that ends it.
+- Every function's EMF metrics (batchsight_pipeline.metrics) are custom metrics billed for the
+  hours they are published in: the hours each is published are recorded here.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from batchsight_pipeline import metrics as emf
+import batchsight_tools.costmodel.meters as meters
+from batchsight_tools.costmodel.backends import ENDPOINT, FUNCTION, ONE_VCPU_MB, BackendPreset
+from batchsight_tools.costmodel.images import Images
+from batchsight_tools.costmodel.stack_shape import StackShape
+from batchsight_tools.costmodel.usage import Usage
+from batchsight_tools.costmodel.warmth import WarmPool
+
+SMALL_FUNCTION_SECONDS = {"check_work": 0.08, "model_lock": 0.04, "reaper": 0.08}
+MODEL_CONTROL_SECONDS = {FUNCTION: {"start": 0.25, "status": 0.01, "stop": 0.01},
+                         ENDPOINT: {"start": 0.08, "status": 0.01, "stop": 0.01},
+                         "hosted": {"start": 0.2, "status": 0.08, "stop": 0.15}}
+LOG_BYTES = {"check_work": 1300, "model_lock": 700, "model_control": 1200, "drain": 1900, "reaper": 350}
+MESSAGE_BYTES = 500  # one SQS message (contracts: the image message)
+MESSAGES_PER_RECEIVE = 10
+EMPTY_RECEIVES = 2  # per worker: the long poll while the last images are in flight, and the last one
+LINE_METRICS = (emf.IMAGES_PROCESSED, emf.ANOMALIES, emf.ANOMALY_RATE)  # per site/line and as a total
+DRAIN_METRICS = (emf.IMAGES_DEAD_LETTERED, emf.IMAGES_RETRIED, emf.HOSTED_MODEL_AGE_MINUTES)
+CHECK_WORK_METRICS = (emf.QUEUE_VISIBLE, emf.QUEUE_IN_FLIGHT, emf.DEAD_LETTER_QUEUE_DEPTH)
+MODEL_CONTROL_METRICS = {"start": (emf.MODEL_STARTS,), "status": (emf.HOSTED_MODEL_AGE_MINUTES,),
+                         "stop": (emf.MODEL_STOPS, emf.HOSTED_MODEL_MINUTES)}
+HOUR = 3600.0
+
+
+class StackMeter:
+    """Charges our functions' calls to a Usage and keeps each function's warm environments."""
+
+    def __init__(self, preset: BackendPreset, images: Images, shape: StackShape, *, lines: int = 1,
+                 drain_cold_seconds: float | None = None) -> None:
+        self.preset, self.images, self.shape, self.lines = preset, images, shape, lines
+        self.drain_cold_seconds = preset.drain_cold_seconds if drain_cold_seconds is None else drain_cold_seconds
+        self.usage = Usage()
+        self.metric_hours: set[tuple[int, str]] = set()  # (hour of the trace, metric identity)
+        self.pools: dict[str, WarmPool] = {}
+        self.endpoint = WarmPool()  # the serverless endpoint's warm capacity
+        self.small_cold_seconds = 0.8  # python, boto3 and Powertools (estimate)
+
+    # --- the small functions ----------------------------------------------------------------------
+
+    def call(self, function: str, now: float, *, action: str = "") -> float:
+        """One invocation at ``now``; returns how long its cold start (if any) delayed it."""
+        if function == "model_control":
+            seconds = MODEL_CONTROL_SECONDS.get(self.preset.kind, MODEL_CONTROL_SECONDS["hosted"])[action]
+        else:
+            seconds = SMALL_FUNCTION_SECONDS[function]
+        cold = self._pool(function).take(now)
+        init = cold * self.small_cold_seconds
+        self._pool(function).give_back(now + init + seconds)
+        meters.lambda_invocations(self.usage, function, memory_mb=self.shape.memory_mb, seconds=seconds,
+                                  arch=self.shape.arch, init_seconds=init)
+        meters.log_ingestion(self.usage, "of the functions", LOG_BYTES[function])
+        if function == "check_work":
+            meters.sqs_requests(self.usage, "GetQueueAttributes by CheckWork", 2)
+            self._published(now, CHECK_WORK_METRICS)
+        elif function == "model_lock":
+            meters.dynamodb_writes(self.usage, "model lock writes", 1)
+        elif function == "model_control":
+            self._published(now, MODEL_CONTROL_METRICS.get(action, ()))
+            if self.preset.kind == FUNCTION and action == "start":
+                meters.s3_requests(self.usage, "GET", "of the model index and package", 2 + cold)
+        return init
+
+    def notified(self) -> None:
+        """NotifyDefects: one SNS publish (the topic is KMS-encrypted: one KMS call at most)."""
+        meters.sns_publishes(self.usage, "defect notifications", 1)
+        meters.kms_requests(self.usage, "SNS encryption of a notification", 1)
+        if self.shape.email_subscriptions:
+            self.usage.add("SNS", "e-mail deliveries", "sns.email", self.shape.email_subscriptions)
+
+    # --- the drain ----------------------------------------------------------------------------------
+
+    @property
+    def drain_vcpus(self) -> float:
+        return self.shape.drain_memory_mb / ONE_VCPU_MB
+
+    def drain_started(self, now: float, workers: int) -> float:
+        """Workers take their environments; the wait before the first image (cold starts, and a
+        serverless endpoint warming up after an idle spell). A cold start is imports and a model
+        fetch, work for the CPU: less than a vCPU stretches it."""
+        cold = self.drain_cold_seconds / min(1.0, self.drain_vcpus) if self.preset.kind == FUNCTION \
+            else self.drain_cold_seconds
+        wait = cold if self._pool("drain").take(now, workers) else 0.0
+        if self.preset.kind == ENDPOINT and self.endpoint.take(now + wait):
+            wait += self.preset.endpoint_cold_seconds
+        return wait
+
+    def drain_finished(self, now: float, workers: int, *, seconds: float, images: Sequence[int]) -> None:
+        """The workers ran ``seconds`` each (cold starts included) and judged ``images``."""
+        self._pool("drain").give_back(now, workers)
+        if self.preset.kind == ENDPOINT:
+            self.endpoint.give_back(now)
+        usage, n = self.usage, len(images)
+        anomalous = sum(1 for i in images if self.images.anomalous(i))
+        meters.lambda_invocations(usage, "drain", memory_mb=self.shape.drain_memory_mb, seconds=seconds,
+                                  arch=self.shape.arch, count=workers)
+        meters.log_ingestion(usage, "of the functions", LOG_BYTES["drain"] * workers)
+        receives = math.ceil(n / MESSAGES_PER_RECEIVE) + EMPTY_RECEIVES * workers
+        meters.sqs_requests(usage, "ReceiveMessage by the drain (empty ones too)", receives,
+                            payload_bytes=MESSAGE_BYTES * min(n, MESSAGES_PER_RECEIVE))
+        meters.sqs_requests(usage, "DeleteMessage by the drain", n)
+        meters.s3_requests(usage, "GET", "of the image by the drain", n)
+        meters.s3_requests(usage, "PUT", "of the result", n)
+        meters.s3_requests(usage, "PUT", "of the anomaly masks", anomalous)
+        meters.s3_requests(usage, "COPY", "of the image to the final bucket", n)
+        meters.s3_requests(usage, "DELETE", "of the image from the source bucket", n)
+        self._judged(n, anomalous)
+        self._published(now, DRAIN_METRICS)
+        if n:
+            self._published(now, LINE_METRICS, per_line=True)
+
+    def _judged(self, n: int, anomalous: int) -> None:
+        """What the backend itself bills per image (beyond the drain's own time)."""
+        judgements = n + anomalous  # an anomalous image is judged again for its mask
+        if self.preset.kind == FUNCTION:
+            meters.s3_requests(self.usage, "GET", "of the package.json per image (model_store.fetch)", n)
+        if self.preset.kind == ENDPOINT:
+            meters.sagemaker_serverless(self.usage, "", memory_mb=self.preset.endpoint_memory_mb,
+                                        seconds=self.images.detector_seconds, count=judgements)
+        if self.preset.data_processed:
+            meters.sagemaker_data(self.usage, "by the endpoint", bytes_in=judgements * self.images.image_bytes,
+                                  bytes_out=n * self.images.result_bytes + anomalous * self.images.mask_bytes)
+
+    # --- executions ---------------------------------------------------------------------------------
+
+    def execution(self, transitions: int) -> None:
+        meters.state_transitions(self.usage, "state transitions", transitions)
+
+    def _pool(self, function: str) -> WarmPool:
+        return self.pools.setdefault(function, WarmPool())
+
+    def _published(self, now: float, names: Sequence[str], *, per_line: bool = False) -> None:
+        hour = int(now // HOUR)
+        for name in names:
+            self.metric_hours.add((hour, name))
+            for line in range(self.lines if per_line else 0):
+                self.metric_hours.add((hour, f"{name}[line {line}]"))
