@@ -90,7 +90,7 @@ class CloudFixture:
                       timeout: float = 90.0) -> dict[str, Any]:
         return self.wait_execution(self.start_execution(name, payload), timeout)
 
-    def wait_for_executions(self, timeout: float = 60.0) -> None:
+    def wait_for_executions(self, timeout: float = 180.0) -> None:
         """Until no execution of the state machine is RUNNING (bounded)."""
         sfn = self.client("stepfunctions")
         deadline = time.monotonic() + timeout

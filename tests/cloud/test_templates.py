@@ -70,6 +70,17 @@ def test_every_path_after_start_model_reaches_a_stop() -> None:
         frontier.extend(successors(name))
 
 
+def test_only_the_drain_map_leads_to_the_step_that_sums_its_outputs() -> None:
+    """The tally adds ``$.drained``: a state reached again without a new round would count that round twice."""
+    states = json.loads(ASL.read_text())["States"]
+    summing = {name for name, state in states.items() if "drained.$" in state.get("Parameters", {}).get("Payload", {})}
+    assert summing, "some step must add each round's outputs to the tally"
+    for name, state in states.items():
+        nexts = {state.get("Next"), state.get("Default"), *(c.get("Next") for c in state.get("Choices", []))}
+        if nexts & summing:
+            assert state["Type"] == "Map", f"{name} leads to {nexts & summing} without a drain round"
+
+
 def _statements(policy: object) -> list[dict]:
     """Inline statements, with the backend-conditional ones (Fn::If) unwrapped."""
     found = []
