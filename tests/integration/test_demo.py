@@ -55,18 +55,29 @@ def summary(output: str) -> dict[str, str]:
 
 def test_demo_prints_a_markdown_summary_headed_by_date_and_command_and_leaves_nothing_behind(
         tmp_path: Path) -> None:
-    """The default backend: one result per image, alerts match, nothing left hosted; the summary is a
-    table the README can take as is; the temp folder is empty afterwards."""
+    """The default backend, the template's (lambda): version 1 made with the real `batchsight dataset
+    build`, `model fit`, `publish` and `deploy` in the local cloud's model bucket, every image one
+    result document naming it, alerts match, nothing hosted; the summary is a table the README can
+    take as is; the temp folder is empty afterwards."""
     output = passed(run_demo(tmp_path, *SMALL))
     command = "batchsight demo " + " ".join(SMALL)
     heading = f"Measured {dt.date.today().isoformat()} with `{command}` ("
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(heading))
     assert lines[start + 1: start + 4] == ["", "| figure | value |", "|---|---|"]
+    for step in ("batchsight model fit --dataset ",
+                 "batchsight dataset build --bucket batchsight-modelbucket --name demo",
+                 "batchsight model publish --bucket batchsight-modelbucket --name inspection",
+                 "batchsight model deploy --bucket batchsight-modelbucket --name inspection"):
+        assert re.search(rf"^    \$ {re.escape(step)}", output, re.M), f"the demo ran and printed `{step}...`"
+    assert "published inspection version 1: AUROC" in output
     table = summary(output)
     assert table["images dropped"] == "16 (4 with defects)"
     assert table["result documents in the final bucket"] == "16, one per image sent to the cloud"
-    assert table["detector"].startswith("aligned on 24 generated normal parts")
+    assert table["detector"].startswith("aligned on the training split of the generated training folder (24 normal, ")
+    assert table["judged by inspection version 1"] == "16 images (16 of the 16 dropped), 4 alerts", \
+        "every result document names the version"
+    assert table["hosted model time"].startswith("none: nothing is hosted")
     recall, precision = re.match(r"([\d.]+) / ([\d.]+) \(floor 0\.75 / 0\.65\)",
                                  table["recall / precision on the labels"]).groups()
     assert float(recall) >= 0.75 and float(precision) >= 0.65
@@ -80,12 +91,17 @@ def test_demo_with_the_sagemaker_backend(tmp_path: Path) -> None:
     assert table["hosted model time"] == "endpoint created for each batch and deleted after it"
 
 
-def test_demo_in_edge_first_mode(tmp_path: Path) -> None:
-    """Local verdicts at once; the audit sample (and the uncertain band) also checked by the cloud."""
-    table = summary(passed(run_demo(tmp_path, *SMALL, "--inference", "edge-first")))
+def test_demo_in_edge_first_mode_with_the_local_backend(tmp_path: Path) -> None:
+    """Local verdicts at once; the audit sample (and the uncertain band) also checked by the cloud,
+    whose model is the tools' hosted stand-in: hosted only while there was work."""
+    table = summary(passed(run_demo(tmp_path, *SMALL, "--inference", "edge-first", "--backend", "local")))
     assert table["results on MQTT"] == "16 (16 judged at the edge)"
     documents = int(table["result documents in the final bucket"].split(",")[0])
     assert 0 < documents < 16, "a sample, not every image, goes to the cloud"
+    assert table["detector"].startswith("aligned on 24 generated normal parts")
+    hosted, run = map(float, re.match(r"([\d.]+) s of a (\d+) s run", table["hosted model time"]).groups())
+    assert 0 < hosted < run
+    assert not any(name.startswith("judged by") for name in table), "the model file has no versions"
 
 
 def test_demo_keeps_its_work_folder_only_when_asked(tmp_path: Path) -> None:
@@ -93,7 +109,14 @@ def test_demo_keeps_its_work_folder_only_when_asked(tmp_path: Path) -> None:
     kept = tmp_path / "kept"
     output = passed(run_demo(tmp_path, *SMALL, "--count", "6", "--keep", str(kept)))
     assert f"work folder kept in {kept}" in output
-    assert {"edge.log", "cloud.log", "edge.yaml", "model", "broker"} <= {p.name for p in kept.iterdir()}
+    assert {"edge.log", "cloud.log", "edge.yaml", "model", "broker", "training", "lambda-tmp"} <= \
+        {p.name for p in kept.iterdir()}
+    assert list((kept / "lambda-tmp").rglob("model.npz")), "the drain function's /tmp is in the work folder"
     (kept / "drop" / "stale.jpg").write_bytes(b"from the first run")
-    passed(run_demo(tmp_path, *SMALL, "--count", "6", "--keep", str(kept)))
+    # the second run also shows the sagemaker-serverless backend: its endpoint is kept, idle at no cost
+    table = summary(passed(run_demo(tmp_path, *SMALL, "--count", "6", "--keep", str(kept),
+                                    "--backend", "sagemaker-serverless")))
     assert not (kept / "drop" / "stale.jpg").exists(), "an earlier demo's folder is cleared, then reused"
+    assert table["result documents in the final bucket"] == "6, one per image sent to the cloud"
+    assert re.fullmatch(r"serverless endpoint created at the first batch and kept: billed per inference, nothing "
+                        r"while idle \(6 invocations\)", table["hosted model time"]), table["hosted model time"]

@@ -28,6 +28,7 @@ import pytest
 from PIL import Image
 
 from batchsight_tools.localcloud.stack import CREDENTIALS
+from batchsight_tools.report.selection import RESULT_KEY
 from batchsight_tools.synth import generate
 from tests.integration.test_pipeline import _queue_image
 from tests.support import CloudFixture
@@ -64,7 +65,7 @@ def _documents(cloud: CloudFixture) -> list[dict[str, Any]]:
     s3 = cloud.client("s3")
     listed = s3.list_objects_v2(Bucket=cloud.outputs.final_bucket, Prefix="results/").get("Contents", [])
     return [json.loads(s3.get_object(Bucket=cloud.outputs.final_bucket, Key=o["Key"])["Body"].read())
-            for o in listed if o["Key"].endswith(".json")]
+            for o in listed if RESULT_KEY.match(o["Key"])]  # not results/pipeline-status.json
 
 
 def _mask_png(size: tuple[int, int]) -> bytes:
@@ -216,6 +217,74 @@ def test_batch_report_renders_counts_and_every_anomalous_image(batches: Batches,
     colours = picture.getcolors(maxcolors=1 << 20)
     assert colours is None or len(colours) > 50, "the screenshot is blank"
     assert any(low != high for low, high in picture.getextrema())
+
+
+class VersionPage(HTMLParser):
+    """The by-version table's rows, and each figure's data-model-version and "model ... version" caption."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.figures: list[tuple[str, str, str]] = []   # (image id, data-model-version, caption line)
+        self._table = ""
+        self._cell = False
+        self._caption = False
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {k: v or "" for k, v in attrs}
+        self._table = attributes.get("id", "") if tag == "table" else self._table
+        if tag == "tr" and self._table == "by-version":
+            self.rows.append([])
+        self._cell = tag == "td" and self._table == "by-version"
+        if tag == "figure":
+            self.figures.append((attributes["data-image-id"], attributes["data-model-version"], ""))
+        self._caption = tag == "span" and attributes.get("class") == "version"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._table = "" if tag == "table" else self._table
+
+    def handle_data(self, data: str) -> None:
+        if self._cell:
+            self.rows[-1].append(data.strip())
+            self._cell = False
+        if self._caption:
+            image_id, version, _ = self.figures[-1]
+            self.figures[-1] = (image_id, version, data.strip())
+            self._caption = False
+
+
+@needs_chromium
+def test_the_report_groups_images_by_model_version(batches: Batches, tmp_path: Path) -> None:
+    """Result documents of the lambda backend name the version that judged each image: the report
+    counts images, anomalous ones and the rate per version (10 sorts after 2), and every image it
+    draws says its version. The documents are b-1's, copied to site s2 on 2026-11-27 as versions
+    2 and 10 of model inspection judged them (the other tests select other sites or days)."""
+    s3, bucket = batches.cloud.client("s3"), batches.cloud.outputs.final_bucket
+    judged: dict[str, list[dict[str, Any]]] = {"2": [], "10": []}
+    for n, document in enumerate(batches.b1):
+        version = "2" if n % 3 else "10"
+        copy = {**document, "site": "s2", "batch_id": "b-3", "captured_at": f"2026-11-27T08:{n:02d}:00.000Z",
+                "model": {"backend": "lambda", "name": "inspection", "version": version}}
+        s3.put_object(Bucket=bucket, Key=f"results/s2/l1/d1/2026/11/27/{document['image_id']}.json",
+                      Body=json.dumps(copy).encode(), ContentType="application/json")
+        judged[version].append(copy)
+    output = tmp_path / "versions.html"
+    result = report(batches.cloud, output, "--site", "s2", "--since", "2026-11-27", "--until", "2026-11-28")
+    assert result.returncode == 0, result.stderr
+
+    page = VersionPage(rendered_dom(output, tmp_path / "profile"))
+    expected = []
+    for version in ("2", "10"):
+        bad = sum(d["result"]["IsAnomalous"] for d in judged[version])
+        expected.append(["inspection", version, str(len(judged[version])), str(bad),
+                         _percent(bad, len(judged[version]))])
+    assert [row for row in page.rows if row] == expected
+    versions = {d["image_id"]: v for v, documents in judged.items() for d in documents}
+    anomalous = {d["image_id"] for documents in judged.values() for d in documents if d["result"]["IsAnomalous"]}
+    assert {image_id for image_id, _, _ in page.figures} == anomalous, "every anomalous image is drawn"
+    for image_id, version, caption in page.figures:
+        assert version == versions[image_id] and caption == f"model inspection version {version}"
 
 
 # --- selections ------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ class Frame:
     label: str            # "normal" or "anomaly"
     name: str = ""        # its name in the drop folder (the source's, made unique)
     dropped_at: float = 0.0
+    stream: int = 1       # the model loop's second stream is 2
+    note: str = ""        # what is special about it, e.g. "lens dust" (streams.py)
 
     def __post_init__(self) -> None:
         self.name = self.name or self.path.name

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from batchsight_tools.demo.frames import ImageFolder, UsageProblem, read_folder
+from batchsight_tools.demo.training import check_photographs
 from batchsight_tools.demo.workdir import MARKER
+from batchsight_tools.localcloud.hosting import BACKENDS
 
 # The detection floor: the demo fails below it. PatchCore as `batchsight fit` fits it measured
 # recall 0.90 / precision 0.79 on ../shared/data/casting and 0.95 / 0.83 on circuitboard (its
@@ -81,9 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-startup", type=_number(float, 0.0, 600.0, "seconds"), default=3.0,
                         metavar="SECONDS", help="seconds the local model takes to become hosted "
                                                 "(default %(default)s)")
-    parser.add_argument("--backend", choices=("local", "sagemaker"), default="local",
-                        help="model backend the pipeline drives (sagemaker: moto's control plane plus a local "
-                             "InvokeEndpoint server; default %(default)s)")
+    parser.add_argument("--backend", choices=BACKENDS, default="lambda",
+                        help="model backend the pipeline drives: lambda, the template's default (the drain function "
+                             "runs the detector from the version that 'batchsight model publish' and 'model deploy' "
+                             "put in the model bucket), local (the tools' stand-in for a hosted model), sagemaker "
+                             "(moto's control plane plus a local InvokeEndpoint server) or sagemaker-serverless "
+                             "(the same, a serverless endpoint kept between batches) (default %(default)s)")
+    parser.add_argument("--model-loop", action="store_true",
+                        help="after the first stream an operator answers two alerts over MQTT (one defect confirmed, "
+                             "one false alarm), 'batchsight dataset build' adds the answers to the dataset, "
+                             "'batchsight model fit', 'publish' (gated against version 1) and 'deploy' make version 2, "
+                             "and a second stream is judged by the current version; lambda backend, cloud inference "
+                             "(default: off)")
     parser.add_argument("--inference", choices=("cloud", "edge", "edge-first"), default="cloud",
                         help="where images are judged: the cloud batch, the gateway's local detector, or the "
                              "gateway first with a 20%% audit sample and the uncertain band checked by the cloud "
@@ -107,11 +118,26 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, ImageFolder | None]:
     try:
         if args.images is not None:
             folder = read_folder(args.images)
+        _check_loop(args)
+        if folder is not None and args.backend == "lambda":
+            check_photographs(folder)
         _check_keep(args.keep)
         _check_report(args.report)
     except UsageProblem as exc:
         parser.error(str(exc))
     return args, folder
+
+
+def _check_loop(args: argparse.Namespace) -> None:
+    if not args.model_loop:
+        return
+    if args.backend != "lambda":
+        raise UsageProblem(f"--model-loop goes with --backend lambda (the default), not {args.backend}: the loop makes "
+                           "versions in the model bucket, which only the lambda backend reads")
+    if args.inference != "cloud":
+        raise UsageProblem(f"--model-loop goes with --inference cloud, not {args.inference}: gateways take a new "
+                           "version through a Greengrass deployment ('batchsight model deploy --gateways'), which "
+                           "the demo cannot make")
 
 
 def _check_keep(keep: Path | None) -> None:

@@ -22,7 +22,8 @@ from batchsight_tools.localcloud.hmi import Subscriber
 from batchsight_tools.localcloud.stack import LocalCloud, StackOutputs, free_port
 
 SITE, LINE, DEVICE = "demo-plant", "line-1", "gateway-1"
-TOPICS = f"factory/{SITE}/{LINE}/{DEVICE}/inspection/#"
+DEVICE_TOPIC = f"factory/{SITE}/{LINE}/{DEVICE}/inspection"
+TOPICS = f"{DEVICE_TOPIC}/#"
 
 
 def edge_config(work: Path, outputs: StackOutputs, broker_port: int, inference: str,
@@ -95,12 +96,15 @@ def wait_for_executions(cloud: LocalCloud, state_machine_arn: str, timeout: floa
 
 
 def result_documents(cloud: LocalCloud, bucket: str) -> dict[str, dict[str, Any]]:
-    """Result documents of the final bucket by image id; ``_copies`` counts documents per image."""
+    """Result documents of the final bucket by image id; ``_copies`` counts documents per image. Only
+    keys of the result layout count (``results/pipeline-status.json`` is the pipeline's own)."""
+    from batchsight_tools.report.selection import RESULT_KEY
+
     s3 = cloud.client("s3")
     documents: dict[str, dict[str, Any]] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="results/"):
         for item in page.get("Contents", []):
-            if item["Key"].endswith(".json"):
+            if RESULT_KEY.match(item["Key"]):
                 document = json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
                 documents.setdefault(document["image_id"], document)
                 documents[document["image_id"]]["_copies"] = documents[document["image_id"]].get("_copies", 0) + 1

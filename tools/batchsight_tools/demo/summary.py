@@ -10,10 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchsight_tools.demo.frames import Fitted, Frame
+from batchsight_tools.demo.versions import loop_problems, loop_rows, version_rows
 from batchsight_tools.localcloud.hmi import Subscriber, percentile
+
+if TYPE_CHECKING:
+    from batchsight_tools.demo.loop import Loop
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class Run:
     timeout: float
     edge_exit: int | None
     threshold_hint: str = ""               # what to try when recall is below the floor
+    hosting: str = ""                      # the hosted-time row, as the backend's hosting words it
+    loop: Loop | None = None               # what --model-loop did
 
     @property
     def sent_to_cloud(self) -> int:
@@ -89,8 +95,8 @@ def table(run: Run, *, command: str, broker: str) -> list[str]:
     copies = sum(d.get("_copies", 1) - 1 for d in run.documents.values())
     documents = (f"{len(run.documents)}, one per image sent to the cloud" if run.one_document_each else
                  f"{len(run.documents)} for {run.sent_to_cloud} images sent to the cloud ({copies} extra copies)")
-    hosted = (f"{run.hosted_seconds:.1f} s of a {run.elapsed:.0f} s run" if run.hosted_seconds is not None
-              else "endpoint created for each batch and deleted after it")
+    hosted = run.hosting or (f"{run.hosted_seconds:.1f} s of a {run.elapsed:.0f} s run" if run.hosted_seconds
+                             is not None else "endpoint created for each batch and deleted after it")
     rows = [
         ("images dropped", f"{len(run.frames)} ({found.defective} with defects)"),
         ("detector", run.fitted.description),
@@ -98,11 +104,13 @@ def table(run: Run, *, command: str, broker: str) -> list[str]:
         ("results on MQTT", f"{len(s.results)} ({at_edge} judged at the edge)"),
         ("corrections (the cloud overruled the edge)", f"{len(s.corrections)}"),
         ("alerts", f"{len(s.alerts)}: {found.found} of the {found.defective} defective parts, "
-                   f"{found.flagged - found.found} false alarms"),
+                   f"{found.flagged - found.found} false alarm{'' if found.flagged - found.found == 1 else 's'}"),
         ("recall / precision on the labels", f"{_share(found.recall)} / {_share(found.precision)} "
                                              f"(floor {run.floors[0]:.2f} / {run.floors[1]:.2f})"),
         ("batches (executions)", f"{len(s.batches)}"),
         ("hosted model time", hosted),
+        *(loop_rows(run.loop) if run.loop is not None else []),
+        *version_rows(run),
         ("drop-to-result latency p50 / p95", f"{percentile(latencies, 50):.1f} s / {percentile(latencies, 95):.1f} s"
          if latencies else "-"),
         ("duplicate MQTT messages", f"{s.duplicates}"),
@@ -137,4 +145,4 @@ def problems(run: Run) -> list[str]:
     if found.precision is not None and found.precision < run.floors[1]:
         why.append(f"precision {found.precision:.2f} ({found.found} of {found.flagged} alerts were defective "
                    f"parts) is below the floor {run.floors[1]:.2f}")
-    return why
+    return why + loop_problems(run)

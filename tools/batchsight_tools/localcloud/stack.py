@@ -52,9 +52,13 @@ class LocalCloud:
     """Start moto server with Step Functions execution on and Lambdas run in-process."""
 
     def __init__(self, *, parameters: dict[str, str] | None = None,
-                 function_environment: dict[str, str] | None = None) -> None:
+                 function_environment: dict[str, str] | None = None,
+                 timeouts: dict[str, int] | None = None) -> None:
+        """``timeouts``: seconds by function (logical id) instead of the template's Timeout, so a
+        test or a benchmark can make drain rounds as short as its scaled-down rates need."""
         self.parameters = parameters or {}
         self.function_environment = dict(function_environment or {})
+        self.timeouts = dict(timeouts or {})
         if self.parameters.get("ModelBackend") == "local":  # the tools' plug-in, not a template value
             from batchsight_tools.localcloud.local_backend import LocalBackend
 
@@ -77,7 +81,7 @@ class LocalCloud:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         self.outputs = _StackBuilder(self.endpoint_url, self.parameters,
-                                     self.function_environment).build()
+                                     self.function_environment, self.timeouts).build()
         return self.outputs
 
     def stop(self) -> None:
@@ -101,11 +105,12 @@ class _StackBuilder:
     """Creates the template's resources in dependency order and remembers their identities."""
 
     def __init__(self, endpoint_url: str, parameters: dict[str, str],
-                 function_environment: dict[str, str]) -> None:
+                 function_environment: dict[str, str], timeouts: dict[str, int] | None = None) -> None:
         self.template = load_template()
         self.endpoint_url = endpoint_url
         self.parameters = parameters
         self.function_environment = function_environment
+        self.timeouts = timeouts or {}
         self.physical: dict[str, dict[str | None, str]] = {}
         self._clients: dict[str, Any] = {}
 
@@ -234,7 +239,8 @@ class _StackBuilder:
         name = f"{STACK}-{logical}"
         created = self._client("lambda").create_function(
             FunctionName=name, Runtime=merged["Runtime"], Role=role, Handler=merged["Handler"],
-            Code={"ZipFile": _placeholder_zip()}, Timeout=int(self.resolve(merged.get("Timeout", 3))),
+            Code={"ZipFile": _placeholder_zip()},
+            Timeout=int(self.timeouts.get(logical, self.resolve(merged.get("Timeout", 3)))),
             MemorySize=int(self.resolve(merged.get("MemorySize", 128))), Environment={"Variables": environment},
             Layers=[str(layer) for layer in self.resolve(merged.get("Layers", []))])
         lambda_runtime.register(name, code_uri=str(merged["CodeUri"]), handler=str(merged["Handler"]))

@@ -47,6 +47,7 @@ class Counts:
     total: Tally = field(default_factory=Tally)
     per_line: dict[tuple[str, str, str], Tally] = field(default_factory=dict)
     per_batch: dict[str, Tally] = field(default_factory=dict)
+    per_version: dict[tuple[str, str], Tally] = field(default_factory=dict)
     models: Counter[str] = field(default_factory=Counter)
 
     @classmethod
@@ -60,7 +61,15 @@ class Counts:
             counts.per_batch.setdefault(str(d.get("batch_id", "")), Tally()).add(entry)
             model = d.get("model", {})
             counts.models[f"{model.get('backend', '?')} / {model.get('name', '?')}"] += 1
+            counts.per_version.setdefault(model_version(d), Tally()).add(entry)
         return counts
+
+
+def model_version(document: dict[str, Any]) -> tuple[str, str]:
+    """(model name, version) that judged the image; the version is "" for a model without versions."""
+    model = document.get("model", {})
+    model = model if isinstance(model, dict) else {}
+    return str(model.get("name") or "?"), str(model.get("version") or "")
 
 
 def render(selection: Selection, entries: list[Entry], shown: list[Entry], *, generated: datetime) -> str:
@@ -109,10 +118,20 @@ def _tables(selection: Selection, counts: Counts) -> list[str]:
     lines = []
     if counts.per_line:
         lines += _count_table("By line", "by-line", ("site", "line", "device"), sorted(counts.per_line.items()))
+    if counts.per_version:
+        lines += _count_table("By model version", "by-version", ("model", "version"),
+                              [((name, version or "(none)"), tally) for (name, version), tally
+                               in sorted(counts.per_version.items(), key=_version_order)])
     if selection.batch is None and counts.per_batch:
         lines += _count_table("By batch", "by-batch", ("batch",),
                               [((batch,), tally) for batch, tally in sorted(counts.per_batch.items())])
     return lines
+
+
+def _version_order(item: tuple[tuple[str, str], Tally]) -> tuple[str, int, str]:
+    """By model, then version as a number (2 before 10)."""
+    (name, version), _ = item
+    return name, int(version) if version.isdigit() else 0, version
 
 
 def _count_table(title: str, table_id: str, columns: tuple[str, ...],
@@ -147,7 +166,9 @@ def _anomalies(total: Tally, shown: list[Entry]) -> list[str]:
 def _figure(entry: Entry) -> list[str]:
     """One anomalous image: its thumbnail (or why there is none) and what the model said."""
     d = entry.document
-    lines = [f'<figure class="anomaly" data-image-id="{_e(d.get("image_id", ""))}">']
+    name, version = model_version(d)
+    lines = [f'<figure class="anomaly" data-image-id="{_e(d.get("image_id", ""))}" '
+             f'data-model-version="{_e(version)}">']
     if entry.thumbnail:
         alt = f"{d.get('file_name') or d.get('image_id')}, confidence {_confidence(entry)}"
         masked = ' data-mask="true"' if d.get("mask") else ""
@@ -163,6 +184,7 @@ def _figure(entry: Entry) -> list[str]:
                  + f'<div class="meta">captured {_e(display_time(d.get("captured_at")))}<br>'
                  f'{_e(d.get("site"))} / {_e(d.get("line"))} / {_e(d.get("device"))}, '
                  f'batch {_e(d.get("batch_id", "?"))}<br>'
+                 f'<span class="version">model {_e(name)}{" version " + _e(version) if version else ""}</span><br>'
                  f'{_e(entry.key)}</div></figcaption></figure>')
     return lines
 
