@@ -83,9 +83,9 @@ def test_a_check_work_call_is_one_invocation_two_queue_reads_and_three_metrics()
 
 def test_a_lambda_backend_start_reads_the_index_and_the_package() -> None:
     meter = StackMeter(PRESETS["lambda"], Images(), SHAPE)
-    meter.call("model_control", 0.0, action="start")  # cold: the model file too
-    meter.call("model_control", 2.0, action="start")  # warm: the first finished at 1.05 s
-    assert _q(meter.usage, "S3", "GET of the model index and package") == 3 + 2
+    meter.call("model_control", 0.0, action="start")  # cold: the index, the package.json, the model file
+    meter.call("model_control", 2.0, action="start")  # warm (the first finished at 1.05 s): the index only
+    assert _q(meter.usage, "S3", "GET of the model index and package") == 3 + 1
     hosted = StackMeter(PRESETS["sagemaker"], Images(), SHAPE)
     hosted.call("model_control", 0.0, action="start")  # CreateEndpoint: no S3, a free API call
     assert _q(hosted.usage, "S3", "GET of the model index and package") == 0
@@ -121,9 +121,9 @@ def test_one_batch_of_ten_images_counted_by_hand() -> None:
     renew, release), model_control x2 (start, stop), drain x1.
     SQS: GetQueueAttributes 2 per CheckWork call = 6; ReceiveMessage 1 (ten images) + 2 empty = 3;
     DeleteMessage 10.
-    S3 by the drain: GET 10 images, GET 10 package.json (model_store.fetch per detect), PUT 10
-    results, PUT 1 mask, COPY 10 images, DELETE 10 (free); by the start: GET index and package.json,
-    and the model file in the cold function = 3.
+    S3 by the drain: GET 10 images, PUT 10 results, PUT 1 mask, COPY 10 images, DELETE 10 (free),
+    and in its cold function the package.json and the model file once = 2; by the start: GET the
+    index, and in the cold function the package.json and the model file = 3.
     DynamoDB: 3 conditional writes. SNS: 1 publish (one anomaly), and 1 KMS call for it.
     Drain time: a cold start of 3 s, ten images of 50 + 5 ms on its vCPU = 0.55 s, the long poll
     in flight meanwhile ends 0.45 s later, then the empty one of 1 s: 5.0 s at 1,769 MB.
@@ -138,7 +138,7 @@ def test_one_batch_of_ten_images_counted_by_hand() -> None:
         ("Lambda", "model_lock requests", 3), ("Lambda", "model_control requests", 2), ("Lambda", "drain requests", 1),
         ("SQS", "GetQueueAttributes by CheckWork", 6), ("SQS", "ReceiveMessage by the drain (empty ones too)", 3),
         ("SQS", "DeleteMessage by the drain", 10), ("S3", "GET of the image by the drain", 10),
-        ("S3", "GET of the package.json per image (model_store.fetch)", 10), ("S3", "PUT of the result", 10),
+        ("S3", "GET of the package and model file by a cold drain", 2), ("S3", "PUT of the result", 10),
         ("S3", "PUT of the anomaly masks", 1), ("S3", "COPY of the image to the final bucket", 10),
         ("S3", "DELETE of the image from the source bucket", 10), ("S3", "GET of the model index and package", 3),
         ("DynamoDB", "model lock writes", 3), ("SNS", "defect notifications", 1),
@@ -152,7 +152,7 @@ def test_one_batch_of_ten_images_counted_by_hand() -> None:
 
 def test_one_image_counted_by_hand() -> None:
     """One normal image: no NotifyDefects (17 transitions), 3 receives (one with the image, two
-    empty), 1 delete; 1 GET, 1 package.json GET, 1 PUT, 1 COPY; the drain runs 3 s cold + 55 ms,
+    empty), 1 delete; 1 GET, 1 PUT, 1 COPY; the drain runs 3 s cold + 55 ms,
     0.945 s of the in-flight long poll, 1 s of the last one = 5.0 s."""
     meter, pipeline = _one_batch(1, Images(anomaly_rate=0.0))
     (outcome,) = pipeline.outcomes
@@ -175,4 +175,4 @@ def test_a_hosted_endpoint_bills_its_data_and_a_serverless_one_its_inference_too
         assert _q(meter.usage, "SageMaker", "data processed by the endpoint") == pytest.approx(
             2 * 201_200 / 1024 ** 3)
         assert _q(meter.usage, "SageMaker", "serverless inference ") == pytest.approx(2 * inference)
-        assert _q(meter.usage, "S3", "GET of the package.json per image (model_store.fetch)") == 0
+        assert _q(meter.usage, "S3", "GET of the package and model file by a cold drain") == 0

@@ -6,10 +6,11 @@ simulation. The requests are read from the code:
 
 - CheckWork: GetQueueAttributes on the image queue and on the dead-letter queue.
 - ModelLock: one conditional DynamoDB write (PutItem, UpdateItem or DeleteItem).
-- ModelControl, ``lambda`` backend: a start GETs the model index and the package.json (and the
-  model file in a cold function); status and stop call nothing.
-- Drain, per image: GET the image, (``lambda``: GET the package.json, model_store.fetch runs per
-  detect), PUT the result, (anomalous: PUT the mask), COPY the image to the final bucket, DELETE
+- ModelControl, ``lambda`` backend: a start GETs the model index, and in a cold function the
+  package.json and the model file (model_store keeps a verified version for the warm function's
+  life); status and stop call nothing.
+- Drain, ``lambda`` backend: a cold function GETs the package.json and the model file once.
+- Drain, per image: GET the image, PUT the result, (anomalous: PUT the mask), COPY the image to the final bucket, DELETE
   it (free), DeleteMessage; per worker one ReceiveMessage per 10 images, an empty long poll while
   the last images are in flight and the empty one that ends it.
 - Every function's EMF metrics (batchsight_pipeline.metrics) are custom metrics billed for the
@@ -79,7 +80,7 @@ class StackMeter:
         elif function == "model_control":
             self._published(now, MODEL_CONTROL_METRICS.get(action, ()))
             if self.preset.kind == FUNCTION and action == "start":
-                meters.s3_requests(self.usage, "GET", "of the model index and package", 2 + cold)
+                meters.s3_requests(self.usage, "GET", "of the model index and package", 1 + 2 * cold)
         return init
 
     def notified(self) -> None:
@@ -101,7 +102,10 @@ class StackMeter:
         fetch, work for the CPU: less than a vCPU stretches it."""
         cold = self.drain_cold_seconds / min(1.0, self.drain_vcpus) if self.preset.kind == FUNCTION \
             else self.drain_cold_seconds
-        wait = cold if self._pool("drain").take(now, workers) else 0.0
+        colds = self._pool("drain").take(now, workers)
+        wait = cold if colds else 0.0
+        if self.preset.kind == FUNCTION:
+            meters.s3_requests(self.usage, "GET", "of the package and model file by a cold drain", 2 * colds)
         if self.preset.kind == ENDPOINT and self.endpoint.take(now + wait):
             wait += self.preset.endpoint_cold_seconds
         return wait
@@ -133,8 +137,6 @@ class StackMeter:
     def _judged(self, n: int, anomalous: int) -> None:
         """What the backend itself bills per image (beyond the drain's own time)."""
         judgements = n + anomalous  # an anomalous image is judged again for its mask
-        if self.preset.kind == FUNCTION:
-            meters.s3_requests(self.usage, "GET", "of the package.json per image (model_store.fetch)", n)
         if self.preset.kind == ENDPOINT:
             meters.sagemaker_serverless(self.usage, "", memory_mb=self.preset.endpoint_memory_mb,
                                         seconds=self.images.detector_seconds, count=judgements)
