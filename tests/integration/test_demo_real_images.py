@@ -26,8 +26,11 @@ CASTING = SHARED / "data" / "casting"
 def test_demo_on_the_casting_photographs_reaches_the_floor(tmp_path: Path) -> None:
     table = summary(passed(run_demo(tmp_path, "--images", str(CASTING), timeout=600)))
     assert table["images dropped"] == "60 (30 with defects)"
-    assert table["detector"].startswith("patchcore on 30 normal images, augmented with flip_h/flip_v/rot180, "
-                                        "threshold from the 40 defective images of train/anomaly")
+    # the template's default backend: version 1 fitted and published as a quality engineer does
+    assert re.match(rf"patchcore on the training split of {re.escape(str(CASTING / 'train'))} \(\d+ normal, \d+ "
+                    r"anomaly; the anomaly images set the threshold\), fitted with `batchsight model fit`",
+                    table["detector"]), table["detector"]
+    assert table["judged by inspection version 1"].startswith("60 images"), table
     assert table["result documents in the final bucket"] == "60, one per image sent to the cloud"
     recall, precision = map(float, re.match(r"([\d.]+) / ([\d.]+) \(floor 0\.75 / 0\.65\)",
                                             table["recall / precision on the labels"]).groups())
@@ -51,6 +54,7 @@ def test_demo_below_the_floor_fails_with_one_line_that_says_why(tmp_path: Path) 
     images = _mislabelled(tmp_path / "images")
     result = run_demo(tmp_path, "--images", str(images), "--method", "aligned", "--model-startup", "1")
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "backend local, not the template's lambda: " in result.stdout  # no train/anomaly to measure a version
     assert "demo passed" not in result.stdout
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("batchsight demo: FAILED in "), result.stderr

@@ -83,12 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-startup", type=_number(float, 0.0, 600.0, "seconds"), default=3.0,
                         metavar="SECONDS", help="seconds the local model takes to become hosted "
                                                 "(default %(default)s)")
-    parser.add_argument("--backend", choices=BACKENDS, default="lambda",
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="model backend the pipeline drives: lambda, the template's default (the drain function "
                              "runs the detector from the version that 'batchsight model publish' and 'model deploy' "
                              "put in the model bucket), local (the tools' stand-in for a hosted model), sagemaker "
                              "(moto's control plane plus a local InvokeEndpoint server) or sagemaker-serverless "
-                             "(the same, a serverless endpoint kept between batches) (default %(default)s)")
+                             "(the same, a serverless endpoint kept between batches) (default: lambda; local for "
+                             "--images without train/anomaly, since publishing measures a version on defective parts)")
     parser.add_argument("--model-loop", action="store_true",
                         help="after the first stream an operator answers two alerts over MQTT (one defect confirmed, "
                              "one false alarm), 'batchsight dataset build' adds the answers to the dataset, "
@@ -118,6 +119,9 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, ImageFolder | None]:
     try:
         if args.images is not None:
             folder = read_folder(args.images)
+        args.backend_note = ""
+        if args.backend is None:
+            args.backend, args.backend_note = default_backend(folder, model_loop=args.model_loop)
         _check_loop(args)
         if folder is not None and args.backend == "lambda":
             check_photographs(folder)
@@ -126,6 +130,16 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, ImageFolder | None]:
     except UsageProblem as exc:
         parser.error(str(exc))
     return args, folder
+
+
+def default_backend(folder: ImageFolder | None, *, model_loop: bool) -> tuple[str, str]:
+    """The template's default, ``lambda``, which publishes a measured version; photographs with no
+    defective parts in train/ cannot be measured, so they run on ``local``, and the note says why."""
+    if folder is not None and not folder.anomalous and not model_loop:
+        return "local", (f"backend local, not the template's lambda: {folder.root} has no train/anomaly, and "
+                         "`batchsight model publish` measures a version on defective parts before the lambda "
+                         "backend may use it")
+    return "lambda", ""
 
 
 def _check_loop(args: argparse.Namespace) -> None:

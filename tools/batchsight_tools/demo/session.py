@@ -114,6 +114,8 @@ def _demo(args: argparse.Namespace, folder: ImageFolder | None, command: str, gu
     print(f"batchsight demo (work folder {work}, {kept})", flush=True)
     fitted, training = _fit(args, folder, work)
     print(f"  detector: {fitted.description}", flush=True)
+    if args.backend_note:
+        print(f"  {args.backend_note}", flush=True)
     frames = camera_frames(folder, count=args.count, size=args.size, seed=args.seed,
                            anomaly_rate=args.anomaly_rate, out=work / "camera")
     second: list[Frame] = []
