@@ -51,7 +51,7 @@ def _make_opcua(config: Config, journal: Journal) -> Sink:
 
 
 def _make_sparkplug(config: Config, journal: Journal) -> Sink:
-    from batchsight.publishers.sparkplug import SparkplugNode  # so is the Sparkplug library
+    from batchsight.sparkplug.node import SparkplugNode  # so are paho-mqtt and protobuf
 
     return SparkplugNode(config)
 

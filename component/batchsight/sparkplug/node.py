@@ -1,9 +1,11 @@
 """A Sparkplug B edge node: the gateway as SCADA (Ignition, a UNS) expects to find it.
 
-Library: pysparkplug (Eclipse Tahu's sparkplug_b.proto compiled, typed payload, metric and
-topic classes) encodes every payload; the session itself is ours, on paho-mqtt (which
-pysparkplug is built on), because pysparkplug's EdgeNode neither answers a rebirth request nor
-connects while the broker is down. The session follows the Sparkplug B 3.0 rules:
+Payloads are Eclipse Tahu's protobuf schema (payload.py); the session is ours, on paho-mqtt 2
+(the Eclipse MQTT client, kept current), because it needs a will that changes with each
+connection. The Python Sparkplug libraries looked at (pysparkplug 0.6, mqtt-spb-wrapper 2.1) pin
+paho-mqtt below 2 (the wrapper pins protobuf 3.20 too), and pysparkplug's edge node neither
+answers a rebirth request nor connects while the broker is down. The session follows the
+Sparkplug B 3.0 rules:
 
 - NDEATH is the MQTT will, carrying ``bdSeq``; each new MQTT connection uses the next bdSeq
   (0-255, wrapping), and its NBIRTH carries the same value;
@@ -30,12 +32,14 @@ from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as paho
-from pysparkplug import DataType, DBirth, DData, Metric, MessageType, NBirth, NCmd, NData, NDeath, Topic
+from paho.mqtt.enums import CallbackAPIVersion
 
 from batchsight import __version__
 from batchsight.config import Config
 from batchsight.config_plant import sparkplug_ids
 from batchsight.plant_state import condition
+from batchsight.sparkplug.payload import Metric, decode, encode
+from batchsight.sparkplug.sparkplug_b_pb2 import DataType
 from batchsight.verdicts import Evaluation, Messages, verdicts
 
 log = logging.getLogger(__name__)
@@ -44,21 +48,22 @@ REBIRTH = "Node Control/Rebirth"
 SEQ_LIMIT = 256
 BACKLOG = 1000
 _T = DataType
+NAMESPACE = "spBv1.0"
 # The metric set (contracts/schemas/sparkplug_metrics.json describes each; the tests hold the two alike).
 NODE_METRICS = {
-    "bdSeq": _T.INT64, REBIRTH: _T.BOOLEAN, "Properties/Software": _T.STRING, "Properties/Site": _T.STRING,
-    "Properties/Line": _T.STRING, "Properties/Device": _T.STRING, "Status/State": _T.STRING,
-    "Status/Ready": _T.BOOLEAN, "Status/ErrorCode": _T.INT32, "Status/ErrorText": _T.STRING,
-    "Status/Cloud": _T.STRING, "Status/Judging": _T.STRING, "Status/Waiting": _T.INT64,
-    "Status/Quarantined": _T.INT64,
+    "bdSeq": _T.Int64, REBIRTH: _T.Boolean, "Properties/Software": _T.String, "Properties/Site": _T.String,
+    "Properties/Line": _T.String, "Properties/Device": _T.String, "Status/State": _T.String,
+    "Status/Ready": _T.Boolean, "Status/ErrorCode": _T.Int32, "Status/ErrorText": _T.String,
+    "Status/Cloud": _T.String, "Status/Judging": _T.String, "Status/Waiting": _T.Int64,
+    "Status/Quarantined": _T.Int64,
 }
 DEVICE_METRICS = {
-    "Result/ResultId": _T.STRING, "Result/PartId": _T.STRING, "Result/Lot": _T.STRING,
-    "Result/FileName": _T.STRING, "Result/Evaluation": _T.INT32, "Result/IsAnomalous": _T.BOOLEAN,
-    "Result/Confidence": _T.DOUBLE, "Result/AnomalyNames": _T.STRING, "Result/JudgedBy": _T.STRING,
-    "Result/Model": _T.STRING, "Result/ModelVersion": _T.STRING, "Result/Corrected": _T.BOOLEAN,
-    "Result/CapturedAt": _T.DATETIME, "Result/DetectedAt": _T.DATETIME, "Counters/Results": _T.INT64,
-    "Counters/OK": _T.INT64, "Counters/NG": _T.INT64, "Counters/NotDecidable": _T.INT64,
+    "Result/ResultId": _T.String, "Result/PartId": _T.String, "Result/Lot": _T.String,
+    "Result/FileName": _T.String, "Result/Evaluation": _T.Int32, "Result/IsAnomalous": _T.Boolean,
+    "Result/Confidence": _T.Double, "Result/AnomalyNames": _T.String, "Result/JudgedBy": _T.String,
+    "Result/Model": _T.String, "Result/ModelVersion": _T.String, "Result/Corrected": _T.Boolean,
+    "Result/CapturedAt": _T.DateTime, "Result/DetectedAt": _T.DateTime, "Counters/Results": _T.Int64,
+    "Counters/OK": _T.Int64, "Counters/NG": _T.Int64, "Counters/NotDecidable": _T.Int64,
 }
 
 
@@ -90,7 +95,7 @@ class SparkplugNode:
         self._next_bd_seq = 0
         self._bd_seq = 0                # the current connection's
         self._connected = False
-        self._refused: int | None = None
+        self._refused: str | None = None
         self._client: paho.Client | None = None
         self._thread: threading.Thread | None = None
         self._identify()
@@ -103,8 +108,8 @@ class SparkplugNode:
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         mqtt = self.config.mqtt
-        client = paho.Client(client_id=f"{self.config.mqtt_client_id}-spb", clean_session=True,
-                             protocol=paho.MQTTv311)
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{self.config.mqtt_client_id}-spb",
+                             clean_session=True, protocol=paho.MQTTv311)
         if mqtt.username:
             client.username_pw_set(mqtt.username, mqtt.read_password() or None)
         if mqtt.tls:
@@ -112,7 +117,7 @@ class SparkplugNode:
                            keyfile=mqtt.key_file or None, cert_reqs=ssl.CERT_REQUIRED)
         client.reconnect_delay_set(1, 30)
         client.on_connect, client.on_disconnect = self._on_connect, self._on_disconnect
-        client.message_callback_add(self._topic(MessageType.NCMD), self._on_command)
+        client.message_callback_add(self._topic("NCMD"), self._on_command)
         self._client = client
         with self._lock:
             self._set_will()
@@ -135,7 +140,7 @@ class SparkplugNode:
             return
         with self._lock:
             if self._connected:
-                info = client.publish(self._topic(MessageType.NDEATH), self._ndeath(), qos=0)
+                info = client.publish(self._topic("NDEATH"), self._ndeath(), qos=0)
                 with contextlib.suppress(RuntimeError, ValueError):
                     info.wait_for_publish(max(timeout, 1.0))
             self._connected = False
@@ -194,7 +199,7 @@ class SparkplugNode:
                     "Counters/Results": self._device["Counters/Results"] + 1,
                     f"Counters/{counter}": self._device[f"Counters/{counter}"] + 1}
                 self._device.update(values)
-                self._send(MessageType.DDATA, values)
+                self._send("DDATA", values)
 
     def _status(self, payload: dict[str, Any]) -> None:
         now = condition(payload)
@@ -206,85 +211,82 @@ class SparkplugNode:
             changed = {k: v for k, v in values.items() if self._node.get(k) != v}
             self._node.update(values)
             if changed:
-                self._send(MessageType.NDATA, changed)
+                self._send("NDATA", changed)
 
     # --- the session (under the lock) ------------------------------------------------------------
-    def _topic(self, kind: MessageType, device: bool = False) -> str:
-        return str(Topic(group_id=self.group_id, message_type=kind, edge_node_id=self.node_id,
-                         device_id=DEVICE_ID if device else None))
+    def _topic(self, kind: str, device: bool = False) -> str:
+        """spBv1.0/{group}/{kind}/{edge node}[/{device}]"""
+        tail = f"/{DEVICE_ID}" if device else ""
+        return f"{NAMESPACE}/{self.group_id}/{kind}/{self.node_id}{tail}"
 
     @staticmethod
-    def _metrics(values: dict[str, Any], stamp: int) -> tuple[Metric, ...]:
+    def _metrics(values: dict[str, Any]) -> list[Metric]:
         types = {**NODE_METRICS, **DEVICE_METRICS}
-        return tuple(Metric(timestamp=stamp, name=name, datatype=types[name], value=value, is_null=value is None)
-                     for name, value in values.items())
+        return [Metric(name, types[name], value) for name, value in values.items()]
 
     def _next_seq(self) -> int:
         seq, self._seq = self._seq, (self._seq + 1) % SEQ_LIMIT
         return seq
 
-    def _send(self, kind: MessageType, values: dict[str, Any]) -> None:
+    def _send(self, kind: str, values: dict[str, Any]) -> None:
         if not self._connected or self._client is None:
             return  # the next connection's births carry the current values
-        stamp = _now_ms()
-        kinds: dict[MessageType, type[DData] | type[NData]] = {MessageType.DDATA: DData, MessageType.NDATA: NData}
-        body = kinds[kind](timestamp=stamp, seq=self._next_seq(), metrics=self._metrics(values, stamp))
-        self._client.publish(self._topic(kind, kind is MessageType.DDATA), body.encode(include_dtypes=True), qos=0)
+        body = encode(self._metrics(values), timestamp=_now_ms(), seq=self._next_seq())
+        self._client.publish(self._topic(kind, kind == "DDATA"), body, qos=0)
 
     def _births(self, client: paho.Client) -> None:
         """NBIRTH (seq 0, this connection's bdSeq) and DBIRTH with every metric's current value."""
         stamp = _now_ms()
         self._seq = 0
-        node = NBirth(timestamp=stamp, seq=self._next_seq(),
-                      metrics=self._metrics({**self._node, "bdSeq": self._bd_seq, REBIRTH: False}, stamp))
-        client.publish(self._topic(MessageType.NBIRTH), node.encode(include_dtypes=True), qos=0)
-        device = DBirth(timestamp=stamp, seq=self._next_seq(), metrics=self._metrics(self._device, stamp))
-        client.publish(self._topic(MessageType.DBIRTH, True), device.encode(include_dtypes=True), qos=0)
+        node = self._metrics({**self._node, "bdSeq": self._bd_seq, REBIRTH: False})
+        client.publish(self._topic("NBIRTH"), encode(node, timestamp=stamp, seq=self._next_seq()), qos=0)
+        device = self._metrics(self._device)
+        client.publish(self._topic("DBIRTH", True), encode(device, timestamp=stamp, seq=self._next_seq()), qos=0)
 
     def _ndeath(self) -> bytes:
-        stamp = _now_ms()
-        metric = Metric(timestamp=stamp, name="bdSeq", datatype=DataType.INT64, value=self._bd_seq)
-        return NDeath(timestamp=stamp, bd_seq_metric=metric).encode(include_dtypes=True)
+        return encode([Metric("bdSeq", DataType.Int64, self._bd_seq)], timestamp=_now_ms(), seq=None)
 
     def _set_will(self) -> None:
         """The NDEATH the broker publishes if the next connection dies: the next bdSeq's."""
         if self._client is None:
             return
         self._bd_seq, self._next_bd_seq = self._next_bd_seq, (self._next_bd_seq + 1) % SEQ_LIMIT
-        self._client.will_set(self._topic(MessageType.NDEATH), self._ndeath(), qos=0, retain=False)
+        self._client.will_set(self._topic("NDEATH"), self._ndeath(), qos=0, retain=False)
 
     # --- paho's callbacks (its network thread) -----------------------------------------------------
-    def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any, rc: int) -> None:
-        if rc != 0:
-            if self._refused != rc:
-                log.error("Sparkplug broker refused the connection", extra={"reason": paho.connack_string(rc)})
-            self._refused, self.alarm = rc, f"Sparkplug: the broker refused the connection ({paho.connack_string(rc)})"
+    def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            said = str(reason)
+            if self._refused != said:
+                log.error("Sparkplug broker refused the connection; check mqtt.username and mqtt.password",
+                          extra={"reason": said})
+            self._refused, self.alarm = said, f"Sparkplug: the broker refused the connection ({said})"
             with self._lock:
                 self._set_will()  # a CONNECT was sent: the next one announces the next bdSeq
             return
         self._refused, self.alarm = None, None
-        client.subscribe(self._topic(MessageType.NCMD), qos=1)
+        client.subscribe(self._topic("NCMD"), qos=1)
         with self._lock:
             self._connected = True
             self._births(client)
         log.info("Sparkplug B node born", extra={"bdSeq": self._bd_seq, "group_id": self.group_id,
                                                  "edge_node_id": self.node_id})
 
-    def _on_disconnect(self, _client: paho.Client, _userdata: Any, rc: int) -> None:
+    def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         with self._lock:
             was, self._connected = self._connected, False
             if was:
                 self._set_will()
-        if was and rc != 0:
-            log.warning("Sparkplug connection lost; reconnecting", extra={"reason": paho.error_string(rc)})
+        if was and reason.is_failure:
+            log.warning("Sparkplug connection lost; reconnecting", extra={"reason": str(reason)})
 
     def _on_command(self, client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         try:
-            command = NCmd.decode(message.payload)
+            command = decode(bytes(message.payload))
         except Exception:  # noqa: BLE001 - a malformed command is ignored, never fatal
             log.warning("Sparkplug NCMD not understood", extra={"topic": message.topic})
             return
-        if any(m.name == REBIRTH and m.value is True for m in command.metrics):
+        if command.metrics.get(REBIRTH) is True:
             log.info("Sparkplug rebirth requested")
             with self._lock:
                 if self._connected:
