@@ -29,7 +29,7 @@ SEND_BATCH = 10  # SQS SendMessageBatch limit
 RECORD_UPLOADS = 10  # finished uploads per journal transaction
 
 
-def _part_metadata(image: ImageRecord) -> dict[str, str]:
+def part_metadata(image: ImageRecord) -> dict[str, str]:
     """The part context as object metadata (``part-id``, ``lot``; URL-encoded like the file name),
     only when the image has it."""
     return {name: quote(value) for name, value in (("part-id", image.part_id), ("lot", image.lot)) if value}
@@ -123,7 +123,7 @@ class CloudLink(Configured):
             ContentType="image/jpeg" if image.ext == "jpg" else "image/png",
             ChecksumSHA256=base64.b64encode(bytes.fromhex(image.image_id)).decode(),
             Metadata={"file-name": quote(image.file_name), "captured-at": image.captured_at,
-                      "device": self.config.device, **_part_metadata(image)})
+                      "device": self.config.device, **part_metadata(image)})
         return image
 
     def message(self, batch_id: str, image: ImageRecord) -> dict[str, Any]:
