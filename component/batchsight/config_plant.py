@@ -78,12 +78,14 @@ def _check_opcua(opcua: OpcUaSettings) -> None:
     policies = opcua.policies()
     unknown = [p for p in policies if p not in SECURITY_POLICIES]
     if not policies or unknown:
-        raise ConfigError(f"setting opcua.security: a comma-separated list of {', '.join(SECURITY_POLICIES)}, "
+        raise ConfigError(f"setting opcua.security: write a comma-separated list of {', '.join(SECURITY_POLICIES)}; "
                           f"got {opcua.security!r}")
     if opcua.users_file:
         path = Path(opcua.users_file)
         if not path.is_file():
-            raise ConfigError(f"setting opcua.users_file: file {opcua.users_file} does not exist")
+            raise ConfigError(f"setting opcua.users_file: file {opcua.users_file} does not exist; write one "
+                              "'name:password' per line there, or leave the setting empty to log in with "
+                              "trusted certificates only")
         try:
             lines = [line for line in path.read_text(encoding="utf-8").splitlines()
                      if line.strip() and not line.lstrip().startswith("#")]
@@ -109,8 +111,8 @@ def _check_part(part: PartSettings) -> None:
     try:
         pattern = re.compile(part.file_pattern)
     except re.error as exc:
-        raise ConfigError(f"setting part.file_pattern: not a regular expression ({exc}): {part.file_pattern!r}") \
-            from exc
+        raise ConfigError(f"setting part.file_pattern: not a regular expression ({exc}): {part.file_pattern!r}; "
+                          "write one like (?P<lot>LOT\\d+)_(?P<part_id>P\\d+)") from exc
     if not set(PART_GROUPS) & set(pattern.groupindex):
         raise ConfigError("setting part.file_pattern: name the groups, (?P<part_id>...) and/or (?P<lot>...), "
                           f"got {part.file_pattern!r}")
