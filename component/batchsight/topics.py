@@ -36,8 +36,3 @@ def check_layout(layout: str, area: str, cell: str) -> str | None:
         return f"setting mqtt.{'area' if area else 'cell'}: used only with mqtt.topic_layout: isa95"
     return None
 
-
-def bridge_filter(*, layout: str, prefix: str) -> str:
-    """The MQTT filter that matches every inspection topic of every device (the Greengrass bridge's)."""
-    levels = 4 if layout == "isa95" else 3
-    return f"{prefix}/{'+/' * levels}inspection/+"

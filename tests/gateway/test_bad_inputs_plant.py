@@ -42,7 +42,8 @@ CASES = [
              r"setting sparkplug\.group_id: 1 to 128 characters without '/', '\+', '#' or spaces, got 'a/b'",
              edge("sparkplug:\n  group_id: a/b\n")),
     BadInput("doctor: an unknown topic layout", ["doctor", *CONFIG], 2,
-             r"setting mqtt\.topic_layout: must be one of prefix, isa95, got 'isa'", edge("mqtt:\n  topic_layout: isa\n")),
+             r"setting mqtt\.topic_layout: must be one of prefix, isa95, got 'isa'",
+             edge("mqtt:\n  topic_layout: isa\n")),
     BadInput("run: isa95 without an area", ["run", *CONFIG], 2,
              r"setting mqtt\.area: the isa95 layout needs the area", edge("mqtt:\n  topic_layout: isa95\n")),
 ]
