@@ -7,24 +7,20 @@ import json
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from batchsight.alerter import Alerter
 from batchsight.config import Config, config_from_dict
 from batchsight.journal import Journal
 from batchsight.publishers.plant import ObservedOutbox
 from batchsight.sparkplug.node import DEVICE_METRICS, NODE_METRICS, REBIRTH, SparkplugNode
-from batchsight.sparkplug.payload import Decoded, Metric, decode, encode
 from batchsight.sparkplug.sparkplug_b_pb2 import DataType
 from tests.gateway.opcua_support import AWS, stored_result
+from tests.gateway.sparkplug_support import Scada
 from tests.gateway.test_outbox import FakeBroker
 from tests.support import wait_for
 
@@ -39,43 +35,9 @@ def node_config(tmp: Path, port: int) -> Config:
                              "mqtt": {"port": port, "protocol": "3.1.1"}, "sparkplug": {"enabled": True}})
 
 
-class Scada:
-    """A Sparkplug host application's view: every message under spBv1.0/, decoded."""
-
-    def __init__(self, port: int) -> None:
-        self.seen: list[tuple[str, Decoded]] = []
-        self.lock = threading.Lock()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="scada")
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe("spBv1.0/#", qos=0)
-        self.client.loop_start()
-        time.sleep(0.3)
-
-    def _on_message(self, _client: Any, _userdata: Any, message: paho.MQTTMessage) -> None:
-        with self.lock:
-            self.seen.append((message.topic.removeprefix(PREFIX), decode(bytes(message.payload))))
-
-    def kinds(self) -> list[str]:
-        with self.lock:
-            return [topic.split("/")[0] for topic, _ in self.seen]
-
-    def of(self, kind: str) -> list[Decoded]:
-        with self.lock:
-            return [payload for topic, payload in self.seen if topic.split("/")[0] == kind]
-
-    def rebirth(self) -> None:
-        body = encode([Metric(REBIRTH, DataType.Boolean, True)], timestamp=int(time.time() * 1000), seq=None)
-        self.client.publish(f"{PREFIX}NCMD/{NODE}", body)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 @pytest.fixture
 def scada(mqtt_broker: Any) -> Iterator[Scada]:
-    host = Scada(mqtt_broker.port)
+    host = Scada(mqtt_broker.port, "plant1", NODE)
     yield host
     host.close()
 
