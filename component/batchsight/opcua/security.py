@@ -19,6 +19,7 @@ once every ten minutes per client and reason; asyncua's own error lines for it a
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -39,7 +40,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from batchsight.opcua.users import UserFile
-import contextlib
 
 log = logging.getLogger(__name__)
 CERT_DAYS = 5 * 365
@@ -189,11 +189,17 @@ class Gatekeeper:
         return None
 
     def refuse(self, who: str, why: str, what_to_do: str, code: int = ua.StatusCodes.BadUserAccessDenied) -> None:
+        """Say it (``say``), then refuse: asyncua answers the client with ``code``."""
+        self.say(who, why, what_to_do)
+        raise ServiceError(code)
+
+    def say(self, who: str, why: str, what_to_do: str) -> None:
+        """The one warning of a refusal, at most every ten minutes per client and reason (a PLC
+        retrying every second must not flood the log)."""
         key, now = (who, why), time.monotonic()
         if now - self._said.get(key, -REPEAT_SECONDS) >= REPEAT_SECONDS:
             self._said[key] = now
-            log.warning(f"OPC UA client refused: {who}: {why}; {what_to_do}")
-        raise ServiceError(code)
+            log.warning(f"OPC UA client refused: {who}: {why}; {what_to_do}", extra={"client": who, "reason": why})
 
 
 class _Quiet(logging.Filter):
@@ -207,9 +213,8 @@ class _Quiet(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
         if message.startswith("Rejected active session"):
-            with contextlib.suppress(ServiceError):
-                self.gatekeeper.refuse("a client", "anonymous access is off", "log in with a user name and "
-                                       "password or a trusted certificate")
+            self.gatekeeper.say("a client", "anonymous access is off",
+                                "log in with a user name and password or a trusted certificate")
             return False
         return not message.startswith(_NOISE)
 

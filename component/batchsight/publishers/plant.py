@@ -176,10 +176,3 @@ class PlantFloorPublisher(Publisher):
     def reconfigure(self, config: Config) -> None:
         self.config = config
         self.plant.reconfigure(config)
-
-    def __getattr__(self, name: str) -> Any:
-        """Anything else is the chosen publisher's (a test's fake keeps what it was sent)."""
-        inner = self.__dict__.get("inner")
-        if inner is None:
-            raise AttributeError(name)
-        return getattr(inner, name)
