@@ -9,7 +9,7 @@ journaled with the image in the same transaction (``PartJournal``) and travels f
 the S3 metadata, the SQS message, the result document, the MQTT payloads, OPC UA and Sparkplug.
 
 The sidecar must be in place when the image is taken: written before it, or within
-``ingest.stable_seconds`` after it. It is never ingested itself (``is_sidecar``, asked by ingest
+``ingest.stable_seconds`` after it. It is never ingested itself (``hold_sidecar``, asked by ingest
 for each file it takes) and is deleted once its image is journaled; one left an hour without
 its image is deleted too.
 """
@@ -35,9 +35,10 @@ ORPHAN_SECONDS = 3600.0         # a sidecar whose image never came is deleted af
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def is_sidecar(settings: PartSettings, path: Path) -> bool:
-    """True for a part's sidecar in the drop folder: read with its image, never ingested itself.
-    An orphan (no image beside it for an hour) is deleted here, so the drop folder does not fill."""
+def hold_sidecar(settings: PartSettings, path: Path) -> bool:
+    """True for a part's sidecar in the drop folder: it stays there to be read with its image and
+    is never ingested itself. One without an image beside it for an hour is deleted here (ingest
+    sees it again at each scan of the folder), so the drop folder does not fill."""
     if not settings.sidecar or not path.name.lower().endswith(".json"):
         return False
     try:

@@ -67,6 +67,7 @@ def test_a_sidecar_wins_over_the_name_is_never_ingested_and_goes_with_its_image(
     image = drop(config, "LOT42_P000001.jpg", make_image())
     journal, outcomes = ingest(config, [sidecar, image])
     assert not outcomes[0].accepted and outcomes[0].reason is None, "the sidecar is not an image to quarantine"
+    assert outcomes[0].skipped, "left in place: the watcher offers it again, as a retry"
     record = journal.get(str(outcomes[1].image_id))
     assert record is not None and (record.part_id, record.lot) == ("P999", "LOT42")
     assert not sidecar.exists(), "read with its image, then deleted"
