@@ -26,16 +26,22 @@ HS = "VisionSystem.PlcHandshake"
 LAST = "VisionSystem.ResultManagement.LastResult"
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> Iterator[tuple[Config, Journal, OpcUaServer, ClientCert]]:
-    config = opcua_config(tmp_path, free_port())
+def started(tmp_path: Path, **opcua: Any) -> tuple[Config, Journal, OpcUaServer, ClientCert]:
+    """A running server with a trusted PLC certificate."""
+    config = opcua_config(tmp_path, free_port(), **opcua)
     journal = Journal(config.journal_path)
     cert = client_certificate(tmp_path / "plc")
     trust(config, cert)
     server = OpcUaServer(config, journal)
     server.start()
     assert server.running.wait(30), server.alarm
-    yield config, journal, server, cert
+    return config, journal, server, cert
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[Config, Journal, OpcUaServer, ClientCert]]:
+    config, journal, server, cert = parts = started(tmp_path)
+    yield parts
     server.stop()
     journal.close()
 
@@ -208,3 +214,25 @@ def test_the_server_certificate_is_made_once_and_kept(setup: Any) -> None:
     assert again.running.wait(30), again.alarm
     again.stop()
     assert (own / "cert.der").read_bytes() == first
+
+
+def test_a_result_older_than_the_ones_kept_is_read_from_the_journal(tmp_path: Path) -> None:
+    config, journal, server, cert = started(tmp_path, results_kept=1)
+    try:
+        first, _second = hand_off(config, journal, server, [True, False])
+        wait_for(lambda: server.book.counter == 2, 10, "both results counted")
+
+        async def session() -> list[Any]:
+            async with plc(config.opcua.endpoint, cert) as client:
+                results = await node(client, "VisionSystem.ResultManagement")
+                index = await client.get_namespace_index("urn:batchsight:plant1:line-7:gw-1")
+                kept = await results.call_method(f"{index}:GetLastResults", ua.Variant(5, ua.VariantType.UInt32))
+                assert len(kept[0]) == 1, "only opcua.results_kept results in memory"
+                return list(await results.call_method(f"{index}:GetResultComponentsById", first))
+
+        found = asyncio.run(session())
+        assert found[0] == "P0000" and found[-1] == 0, "found in the journal"
+        assert found[5] == 2, "ResultEvaluation NotOK: it was an alert"
+    finally:
+        server.stop()
+        journal.close()
