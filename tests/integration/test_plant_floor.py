@@ -16,7 +16,7 @@ from asyncua import Client
 
 from batchsight_tools.localcloud.stack import free_port
 from batchsight_tools.synth import generate
-from tests.edge_process import DEVICE, LINE, SITE, Edge, write_config
+from tests.edge_process import DEVICE, LINE, SITE, Edge, edit_config, write_config
 from tests.gateway.opcua_support import ClientCert, client_certificate, plc
 from tests.gateway.sparkplug_support import Scada
 from tests.support import CloudFixture, wait_for
@@ -154,3 +154,31 @@ def test_results_from_the_cloud_reach_the_plc_with_their_parts(
     assert sorted(d["part_id"] for d in ours) == sorted(e.PartId for e in seen["events"]), "in the result documents"
     metadata = s3.head_object(Bucket=final, Key=ours[0]["image"]["key"])["Metadata"]
     assert (metadata["part-id"], metadata["lot"]) == (ours[0]["part_id"], "LOT8"), "and on the image in S3"
+
+
+def test_the_server_is_switched_on_and_moved_by_a_configuration_reload(
+        local_cloud: CloudFixture, mqtt_broker: Any, tmp_path: Path) -> None:
+    cert = client_certificate(tmp_path / "plc")
+    config = plant_config(tmp_path, local_cloud, mqtt_broker.port, free_port(), cert)
+    edit_config(config, opcua={"enabled": False}, sparkplug={"enabled": False})
+    edge = Edge(config, tmp_path / "edge.log")
+
+    async def read_counter(endpoint: str) -> Any:
+        session, client = await connected(endpoint, cert, timeout=30)
+        try:
+            index = await client.get_namespace_index(NS)
+            return await client.get_node(f"ns={index};s={HS}.ResultReady").read_value()
+        finally:
+            await session.__aexit__(None, None, None)
+
+    try:
+        wait_for(lambda: "batchsight running" in (tmp_path / "edge.log").read_text(), 60, "the component running")
+        for port in (free_port(), free_port()):
+            endpoint = f"opc.tcp://127.0.0.1:{port}/batchsight"
+            edit_config(config, opcua={"enabled": True, "endpoint": endpoint})
+            edge.reload()
+            assert asyncio.run(read_counter(endpoint)) == 0
+    finally:
+        assert edge.stop() == 0
+    log = (tmp_path / "edge.log").read_text()
+    assert log.count("OPC UA server listening") == 2 and log.count("OPC UA server stopped") == 2
