@@ -23,8 +23,9 @@ class Scada:
         self.lock = threading.Lock()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="scada")
         self.client.on_message = self._on_message
+        self.client.on_connect = lambda client, *_: client.subscribe("spBv1.0/#", qos=0)  # again after a reconnect
+        self.client.reconnect_delay_set(1, 2)
         self.client.connect("127.0.0.1", port)
-        self.client.subscribe("spBv1.0/#", qos=0)
         self.client.loop_start()
         time.sleep(0.3)
 

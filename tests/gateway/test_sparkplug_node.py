@@ -118,3 +118,21 @@ def test_the_metric_set_is_the_one_the_contract_lists() -> None:
     names = {**NODE_METRICS, **DEVICE_METRICS}
     assert {name: m["datatype"] for name, m in {**listed["node"], **listed["device"]}.items()} == \
         {name: DataType.Name(kind) for name, kind in names.items()}
+
+
+def test_a_new_connection_after_a_broker_restart_is_born_with_the_next_bdseq(tmp_path: Path, mqtt_broker: Any,
+                                                                              scada: Scada) -> None:
+    node = SparkplugNode(node_config(tmp_path, mqtt_broker.port))
+    node.start()
+    try:
+        wait_for(lambda: "NBIRTH" in scada.kinds(), 15, "the first birth")
+        mqtt_broker.stop()
+        mqtt_broker.start()
+
+        def born_again() -> bool:  # the births of the new connection, or (if the host came back later) a rebirth
+            return any(b.metrics["bdSeq"] == 1 for b in scada.of("NBIRTH"))
+
+        wait_for(born_again, 60, "a birth with the next bdSeq", tick=scada.rebirth, every=2.0)
+        assert [b.metrics["bdSeq"] for b in scada.of("NBIRTH")][:2] == [0, 1]
+    finally:
+        node.stop()
