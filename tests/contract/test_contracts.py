@@ -212,6 +212,14 @@ def test_the_part_context_travels_from_the_edge_message_into_the_result_document
     assert (payload["part_id"], payload["lot"]) == ("P-00012", "LOT 7/ü")
 
 
+def test_payloads_from_before_part_context_stay_valid() -> None:
+    document = {"processed_at": "2026-12-31T23:59:59.999Z", "model": {"name": "m.npz"}, "result": {}}
+    payload = alerts.result_payload(CONFIG, _record(is_anomalous=False, confidence=0.5,
+                                                    result_json=json.dumps(document)))
+    del payload["part_id"], payload["lot"]
+    jsonschema.validate(payload, load_schema("mqtt_result"))
+
+
 def test_a_message_from_a_gateway_without_part_context_gives_empty_fields() -> None:
     message = {k: v for k, v in _edge_message(_record()).items() if k not in ("part_id", "lot")}
     document = result_document(parse_message(json.dumps(message)), result={"IsAnomalous": False},
