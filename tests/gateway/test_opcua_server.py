@@ -200,7 +200,7 @@ def test_a_new_endpoint_rebuilds_the_server_and_keeps_the_counts(setup: Any, tmp
         async with plc(moved.opcua.endpoint, cert) as client:
             assert await read(client, f"{HS}.ResultReady") == 1
 
-    wait_for(lambda: asyncio.run(session()) is None, 30, "a session on the new endpoint", every=0.5)
+    asyncio.run(session())
 
 
 def test_the_server_certificate_is_made_once_and_kept(setup: Any) -> None:

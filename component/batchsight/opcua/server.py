@@ -67,7 +67,7 @@ class OpcUaServer:
         self.config, self.journal = config, journal
         self.alarm: str | None = None
         self.book = ResultBook(config.opcua.results_kept, config.opcua.shift_starts())
-        self.running = threading.Event()       # set while the server listens (for tests and the demo)
+        self.running = threading.Event()       # set while the server listens with the current settings
         self._work: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=BACKLOG)
         self._stopping = threading.Event()
         self._rebuild = False
@@ -88,7 +88,10 @@ class OpcUaServer:
             self._thread.join(timeout)
 
     def reconfigure(self, config: Config) -> None:
+        """New settings: the loop builds the server again with them (``running`` is set again once
+        it listens with them)."""
         if _settings(config) != _settings(self.config):
+            self.running.clear()
             self._rebuild = True
         self.config = config
         self._nudge()
@@ -131,7 +134,8 @@ class OpcUaServer:
                 await self._sleep(RETRY_SECONDS)
                 continue
             self.alarm = None
-            self.running.set()
+            if not self._rebuild:  # not already outdated by a reconfigure while it started
+                self.running.set()
             log.info("OPC UA server listening", extra={"endpoint": config.opcua.endpoint,
                                                        "for_clients": client_endpoint(config),
                                                        "namespace": namespace(config)})
