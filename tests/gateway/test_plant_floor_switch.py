@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from batchsight.journal import Journal
@@ -56,3 +58,10 @@ def test_a_taken_port_is_an_alarm_in_the_status_until_the_server_runs(tmp_path: 
         blocker.close()
         publisher.close()
         journal.close()
+
+
+def test_a_gateway_with_both_off_never_loads_their_libraries(tmp_path: Path) -> None:
+    script = ("import sys; from batchsight import wiring, runtime; "
+              "print(sorted(m for m in ('asyncua', 'paho', 'google.protobuf') if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert found.strip() == "[]"
