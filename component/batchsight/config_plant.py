@@ -51,7 +51,7 @@ class OpcUaSettings:
 
 @dataclass(frozen=True)
 class SparkplugSettings:
-    """A Sparkplug B edge node on the mqtt.* broker (publishers/sparkplug.py): off unless enabled."""
+    """A Sparkplug B edge node on the mqtt.* broker (sparkplug/node.py): off unless enabled."""
 
     enabled: bool = False
     group_id: str = ""             # empty: the site

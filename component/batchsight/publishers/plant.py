@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
-    """A plant-floor protocol fed by the alert path (opcua/, publishers/sparkplug.py)."""
+    """A plant-floor protocol fed by the alert path (opcua/, sparkplug/)."""
 
     alarm: str | None
 
