@@ -56,7 +56,8 @@ def client_certificate(folder: Path, name: str = "plc") -> ClientCert:
     uri = f"urn:test:{name}"
     key = cert_gen.generate_private_key()
     cert = cert_gen.generate_self_signed_app_certificate(
-        key, name, {"organizationName": "test"}, [x509.UniformResourceIdentifier(uri), x509.DNSName("localhost")],
+        key, name, {"organizationName": "test"},
+        [x509.UniformResourceIdentifier(uri), x509.DNSName("localhost"), x509.DNSName(socket.gethostname())],
         [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH])
     paths = ClientCert(folder / f"{name}.der", folder / f"{name}-key.pem", uri)
     paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.DER))

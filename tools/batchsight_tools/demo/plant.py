@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,8 @@ def _client_certificate(access: OpcUaAccess) -> None:
     key = cert_gen.generate_private_key()
     cert = cert_gen.generate_self_signed_app_certificate(
         key, "batchsight demo PLC", {"organizationName": "batchsight demo"},
-        [x509.UniformResourceIdentifier(CLIENT_URI), x509.DNSName("localhost")], [ExtendedKeyUsageOID.CLIENT_AUTH])
+        [x509.UniformResourceIdentifier(CLIENT_URI), x509.DNSName("localhost"), x509.DNSName(socket.gethostname())],
+        [ExtendedKeyUsageOID.CLIENT_AUTH])
     access.client_cert.write_bytes(cert.public_bytes(serialization.Encoding.DER))
     access.client_key.write_bytes(cert_gen.dump_private_key_as_pem(key))
 
