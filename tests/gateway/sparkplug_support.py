@@ -22,12 +22,14 @@ class Scada:
         self.seen: list[tuple[str, Decoded]] = []
         self.lock = threading.Lock()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="scada")
+        self.subscribed = threading.Event()
         self.client.on_message = self._on_message
         self.client.on_connect = lambda client, *_: client.subscribe("spBv1.0/#", qos=0)  # again after a reconnect
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.reconnect_delay_set(1, 2)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
-        time.sleep(0.3)
+        assert self.subscribed.wait(10), "the test's Sparkplug host could not subscribe"
 
     def _on_message(self, _client: Any, _userdata: Any, message: paho.MQTTMessage) -> None:
         with self.lock:
