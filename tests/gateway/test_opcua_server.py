@@ -236,3 +236,30 @@ def test_a_result_older_than_the_ones_kept_is_read_from_the_journal(tmp_path: Pa
     finally:
         server.stop()
         journal.close()
+
+
+def test_the_address_space_is_the_one_docs_plant_floor_describes(setup: Any) -> None:
+    config, _journal, _server, cert = setup
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "plant-floor.md").read_text()
+
+    async def browse() -> set[str]:
+        async with plc(config.opcua.endpoint, cert) as client:
+            names: set[str] = set()
+
+            async def walk(parent: Any, path: str) -> None:
+                for child in await parent.get_children():
+                    name = (await child.read_browse_name()).Name
+                    names.add(f"{path}/{name}")
+                    await walk(child, f"{path}/{name}")
+
+            await walk(await node(client, "VisionSystem"), "VisionSystem")
+            return names
+
+    found = asyncio.run(browse())
+    for leaf in ("PlcHandshake/ResultAck", "PlcHandshake/Shift/NotDecidable", "PlcHandshake/PreviousShift/OK",
+                 "ResultManagement/LastResult/PartId", "ResultManagement/GetLastResults",
+                 "ResultManagement/GetResultComponentsById", "VisionStateMachine/CurrentState",
+                 "Identification/SoftwareRevision"):
+        assert f"VisionSystem/{leaf}" in found
+    variables = {name.rsplit("/", 1)[-1] for name in found if "/PlcHandshake/" in name or "/LastResult/" in name}
+    assert [name for name in sorted(variables) if name not in guide] == [], "every tag a PLC reads is documented"
