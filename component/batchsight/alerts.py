@@ -1,9 +1,10 @@
 """The MQTT payloads PLCs and HMIs read: flat, small, versioned (schemas/ holds their JSON Schemas).
 
 Topics: {prefix}/{site}/{line}/{device}/inspection/{alert|result|correction|batch|status|shadow}
-(shadow.py: the shadow model's figures). Every verdict names the model that gave it: ``model``
-(its name, as before) and ``model_version`` (empty when the model has none: a plain model file,
-or a cloud backend that does not say).
+(shadow.py: the shadow model's figures), or the ISA-95 layout (topics.py). Every verdict names the
+model that gave it: ``model`` (its name, as before) and ``model_version`` (empty when the model has
+none: a plain model file, or a cloud backend that does not say), and the part it judged:
+``part_id`` and ``lot`` (part_context.py; empty when the image did not say).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def result_payload(config: Config, image: ImageRecord) -> dict[str, Any]:
         "v": PAYLOAD_VERSION,
         "site": config.site, "line": config.line, "device": config.device,
         "image_id": image.image_id, "file_name": image.file_name, "batch_id": image.batch_id or "",
+        "part_id": image.part_id or "", "lot": image.lot or "",
         "is_anomalous": bool(image.is_anomalous), "confidence": round(float(image.confidence or 0.0), 4),
         "anomaly_names": _anomaly_names(result),
         "captured_at": image.captured_at,

@@ -29,6 +29,12 @@ SEND_BATCH = 10  # SQS SendMessageBatch limit
 RECORD_UPLOADS = 10  # finished uploads per journal transaction
 
 
+def part_metadata(image: ImageRecord) -> dict[str, str]:
+    """The part context as object metadata (``part-id``, ``lot``; URL-encoded like the file name),
+    only when the image has it."""
+    return {name: quote(value) for name, value in (("part-id", image.part_id), ("lot", image.lot)) if value}
+
+
 class DamagedSpoolFile(RuntimeError):
     """An image's spool file is gone or holds other bytes: it can never be uploaded as journaled."""
 
@@ -117,14 +123,15 @@ class CloudLink(Configured):
             ContentType="image/jpeg" if image.ext == "jpg" else "image/png",
             ChecksumSHA256=base64.b64encode(bytes.fromhex(image.image_id)).decode(),
             Metadata={"file-name": quote(image.file_name), "captured-at": image.captured_at,
-                      "device": self.config.device})
+                      "device": self.config.device, **part_metadata(image)})
         return image
 
     def message(self, batch_id: str, image: ImageRecord) -> dict[str, Any]:
         c = self.config
         return {"v": CONTRACT_VERSION, "bucket": c.aws.source_bucket, "key": self.source_key(image),
                 "image_id": image.image_id, "site": c.site, "line": c.line, "device": c.device,
-                "captured_at": image.captured_at, "batch_id": batch_id, "file_name": image.file_name}
+                "captured_at": image.captured_at, "batch_id": batch_id, "file_name": image.file_name,
+                "part_id": image.part_id or "", "lot": image.lot or ""}
 
     def _enqueue(self, batch_id: str, images: list[ImageRecord]) -> None:
         for start in range(0, len(images), SEND_BATCH):

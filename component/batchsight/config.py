@@ -15,8 +15,10 @@ from urllib.parse import urlsplit
 
 from croniter import croniter
 
+from batchsight import topics
 from batchsight.config_parse import ConfigError as ConfigError
 from batchsight.config_parse import build, located, read_yaml
+from batchsight.config_plant import OpcUaSettings, PartSettings, SparkplugSettings, check_plant_floor
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")  # us-east-1, eu-central-2, us-gov-west-1
@@ -73,6 +75,9 @@ class MqttSettings:
     username: str = ""
     password: str = field(default="", repr=False)  # never logged; prefer password_file
     password_file: str = ""        # file holding the password (wins over password)
+    topic_layout: str = "prefix"   # prefix | isa95 (topics.py): {prefix}/{site}/{area}/{line}/{cell}/inspection/...
+    area: str = ""                 # isa95: the area level
+    cell: str = ""                 # isa95: the work cell level; empty: the device id
 
     def read_password(self) -> str:
         """The password to send: password_file's first line when set, else password."""
@@ -144,6 +149,9 @@ class Config:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     disk: DiskSettings = field(default_factory=DiskSettings)
     inference: InferenceSettings = field(default_factory=InferenceSettings)
+    opcua: OpcUaSettings = field(default_factory=OpcUaSettings)
+    sparkplug: SparkplugSettings = field(default_factory=SparkplugSettings)
+    part: PartSettings = field(default_factory=PartSettings)
     log_level: str = "INFO"
 
     @property
@@ -182,7 +190,10 @@ class Config:
         return self.mqtt.client_id or f"batchsight-{self.device}"
 
     def topic(self, kind: str) -> str:
-        return f"{self.mqtt.topic_prefix}/{self.site}/{self.line}/{self.device}/inspection/{kind}"
+        m = self.mqtt
+        base = topics.inspection_base(layout=m.topic_layout, prefix=m.topic_prefix, site=self.site, line=self.line,
+                                      device=self.device, area=m.area, cell=m.cell)
+        return f"{base}/{kind}"
 
 
 def _float_settings(obj: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
@@ -314,7 +325,11 @@ def _check(config: Config) -> None:
     if config.mqtt.port > 65535:
         raise ConfigError(f"setting mqtt.port: must be 1 to 65535, got {config.mqtt.port}")
     _check_topic_prefix(config.mqtt.topic_prefix)
+    layout_problem = topics.check_layout(config.mqtt.topic_layout, config.mqtt.area, config.mqtt.cell)
+    if layout_problem:
+        raise ConfigError(layout_problem)
     _check_mqtt(config.mqtt)
+    check_plant_floor(config)
     if config.batch.schedule and not croniter.is_valid(config.batch.schedule):
         raise ConfigError(f"setting batch.schedule: {config.batch.schedule!r} is not a cron expression "
                           "(five fields, UTC, e.g. '0 */2 * * *')")

@@ -33,6 +33,7 @@ from batchsight.images import CheckedImage, InvalidImage, check_size, inspect
 from batchsight.journal import ImageState, Journal
 from batchsight.live_config import Configured
 from batchsight.names import flat, may_be_cut, unflat
+from batchsight.part_context import hold_sidecar
 from batchsight.quarantine import quarantine
 from batchsight.quarantine import recover as recover_quarantine
 
@@ -157,6 +158,8 @@ class Ingestor(Configured):
 
     def _stage(self, path: Path, target: str) -> IngestOutcome | None:
         """Move one file into staging; None when it is there, else what became of it."""
+        if hold_sidecar(self.config.part, path):  # a part's JSON beside its image: read with it (part_context.py)
+            return IngestOutcome(path, None, None, skipped=True)  # left in place: scans offer it again
         try:
             if not os.access(path, os.R_OK):  # an unreadable file stays in the drop folder, ...
                 os.close(os.open(path, os.O_RDONLY))  # ... and opening it raises why (EACCES, ELOOP)

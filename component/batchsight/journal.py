@@ -45,10 +45,12 @@ class Handoff:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        self.queued: list[tuple[str, bytes]] = []  # what put() queued: the plant-floor sinks read it after commit
 
     def put(self, topic: str, body: bytes, *, retain: bool = False) -> int:
         cursor = self._db.execute("INSERT INTO outbox (topic, body, retain, created_at) VALUES (?, ?, ?, ?)",
                                   (topic, body, int(retain), time.time()))
+        self.queued.append((topic, body))
         return int(cursor.lastrowid or 0)
 
     def claim_image(self, image_id: str, *, corrected: bool | None = None) -> bool:
@@ -141,9 +143,10 @@ class Journal(ShadowRecords):
                 known.add(record["image_id"])
             db.executemany(
                 "INSERT OR IGNORE INTO images (image_id, file_name, path, ext, size, width, height,"
-                " captured_at, seen_at, state, updated_at, route) VALUES (:image_id, :file_name, :path,"
-                " :ext, :size, :width, :height, :captured_at, :seen_at, :state, :updated_at, :route)",
-                [{"route": Route.CLOUD.value, **record, **stamps} for record in records])
+                " captured_at, seen_at, state, updated_at, route, part_id, lot) VALUES (:image_id, :file_name,"
+                " :path, :ext, :size, :width, :height, :captured_at, :seen_at, :state, :updated_at, :route,"
+                " :part_id, :lot)",
+                [{"route": Route.CLOUD.value, "part_id": None, "lot": None, **record, **stamps} for record in records])
             return is_new
 
     def get(self, image_id: str) -> ImageRecord | None:

@@ -29,7 +29,9 @@ CREATE TABLE IF NOT EXISTS images (
     updated_at    REAL NOT NULL,
     route         TEXT,
     local_json    TEXT,
-    corrected     INTEGER
+    corrected     INTEGER,
+    part_id       TEXT,
+    lot           TEXT
 );
 CREATE INDEX IF NOT EXISTS images_state ON images(state, seen_at);
 CREATE INDEX IF NOT EXISTS images_route ON images(route, state);
@@ -74,13 +76,29 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 
 
-def create_tables(conn: sqlite3.Connection) -> None:
-    """Create what is missing; a journal written before the edge modes gains their columns."""
+# Columns added to ``images`` after its first version, with their definitions: a journal file
+# written by an older version gains each one it lacks (an additive upgrade, nothing rewritten).
+ADDED_COLUMNS = (
+    ("route", f"TEXT DEFAULT '{Route.CLOUD.value}'"),  # edge modes: every older image was bound for the cloud
+    ("local_json", "TEXT"),
+    ("corrected", "INTEGER"),
+    ("part_id", "TEXT"),                                 # part context (part_context.py)
+    ("lot", "TEXT"),
+)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
     columns = {r[1] for r in conn.execute("PRAGMA table_info(images)")}
-    if columns and "route" not in columns:  # every image it holds was bound for the cloud
-        conn.execute(f"ALTER TABLE images ADD COLUMN route TEXT DEFAULT '{Route.CLOUD.value}'")
-        conn.execute("ALTER TABLE images ADD COLUMN local_json TEXT")
-        conn.execute("ALTER TABLE images ADD COLUMN corrected INTEGER")
+    if not columns:
+        return  # a new file: SCHEMA creates the table whole
+    for name, definition in ADDED_COLUMNS:
+        if name not in columns:
+            conn.execute(f"ALTER TABLE images ADD COLUMN {name} {definition}")
+
+
+def create_tables(conn: sqlite3.Connection) -> None:
+    """Create what is missing; a journal written by an older version gains the newer columns."""
+    _add_missing_columns(conn)
     conn.executescript(SCHEMA)
 
 
@@ -103,6 +121,8 @@ class ImageRecord:
     route: str | None = Route.CLOUD.value
     local_json: str | None = None   # audit images: the local verdict published before the cloud's
     corrected: bool | None = None   # audit images: the cloud's verdict differed from the local one
+    part_id: str | None = None      # the part the image shows, and its lot (part_context.py)
+    lot: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ImageRecord:

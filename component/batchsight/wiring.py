@@ -6,8 +6,10 @@ the recipe writes, when IPC cannot be reached), alerts go out on Greengrass loca
 Greengrass hears the lifecycle state; anywhere else the configuration is a YAML file and
 alerts go straight to an MQTT broker. The AWS clients (botocore's own retries kept short) and
 the local detector (a process of our own when ``inference.model`` names a model, else the
-configured endpoint) are made here too. Tests hand in fakes for the adapters (``publisher``,
-``clients``); every other part is built the same way in every mode.
+configured endpoint) are made here too, and the plant floor's protocols (the OPC UA server and
+the Sparkplug B node, when switched on) are hooked onto the alert path here: around the chosen
+publisher and the outbox (publishers/plant.py), never in the loop. Tests hand in fakes for the
+adapters (``publisher``, ``clients``); every other part is built the same way in every mode.
 
 runtime.py keeps the loop; it asks ``build`` for its parts, and hands a configuration update
 to each of them that takes one (``Parts.reconfigurable``).
@@ -37,9 +39,11 @@ from batchsight.ingest import Ingestor
 from batchsight.journal import Journal
 from batchsight.live_config import Reconfigurable
 from batchsight.local_detector import LocalDetector
+from batchsight.part_context import PartJournal
 from batchsight.publishers import Publisher
 from batchsight.publishers.greengrass import GreengrassPublisher
 from batchsight.publishers.mqtt import MqttPublisher, TlsFiles
+from batchsight.publishers.plant import ObservedOutbox, PlantFloor, PlantFloorPublisher
 from batchsight.results import ResultPuller
 from batchsight.shadow import ShadowReporter
 from batchsight.verifier import PixelVerifier
@@ -129,9 +133,12 @@ def build(config: Config, *, ipc: GreengrassIpc | None = None, publisher: Publis
     ``on_validated`` is called on the verifier's thread when newly decoded images await the loop.
     """
     clients = aws_clients(config) if clients is None else clients
-    publisher = choose_publisher(config, ipc) if publisher is None else publisher
-    journal = Journal(config.journal_path)
-    alerter = Alerter(config, journal, publisher)
+    journal = PartJournal(config.journal_path, config)  # each image journaled with its part id and lot
+    # The plant floor's protocols (OPC UA server, Sparkplug B node) ride on the alert path: they
+    # see each hand-off once it commits, and the status the loop publishes (publishers/plant.py).
+    plant = PlantFloor(config, journal)
+    publisher = PlantFloorPublisher(config, choose_publisher(config, ipc) if publisher is None else publisher, plant)
+    alerter = Alerter(config, journal, publisher, outbox=ObservedOutbox(journal, plant.committed))
     server = DetectorServer(config, s3=clients["s3"])
     detector = LocalDetector(config.inference.endpoint, timeout=config.inference.timeout_seconds)
     return Parts(

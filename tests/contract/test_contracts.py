@@ -194,3 +194,34 @@ def test_the_gateway_reads_model_packages_as_the_contract_writes_them(tmp_path) 
     (tmp_path / "package.json").write_text(json.dumps(document))
     (tmp_path / "model.npz").write_bytes(data)
     assert prepare(str(tmp_path), s3=None, models_folder=tmp_path).identity == ModelIdentity("castings", "12")
+
+
+def test_the_part_context_travels_from_the_edge_message_into_the_result_document_and_back() -> None:
+    record = _record(part_id="P-00012", lot="LOT 7/ü")
+    message = _edge_message(record)
+    jsonschema.validate(message, load_schema("image_message"))
+    parsed = parse_message(json.dumps(message))
+    document = result_document(parsed, result={"Source": {"Type": "direct"}, "IsAnomalous": False, "Confidence": 0.1},
+                               model={"backend": "local", "name": "m.npz"}, execution="x")
+    jsonschema.validate(document, load_schema("result_document"))
+    assert (document["part_id"], document["lot"]) == ("P-00012", "LOT 7/ü")
+    stored = _record(part_id="P-00012", lot="LOT 7/ü", is_anomalous=False, confidence=0.1,
+                     result_json=json.dumps(document), state=ImageState.RESULT_STORED)
+    payload = alerts.result_payload(CONFIG, stored)
+    jsonschema.validate(payload, load_schema("mqtt_result"))
+    assert (payload["part_id"], payload["lot"]) == ("P-00012", "LOT 7/ü")
+
+
+def test_payloads_from_before_part_context_stay_valid() -> None:
+    document = {"processed_at": "2026-12-31T23:59:59.999Z", "model": {"name": "m.npz"}, "result": {}}
+    payload = alerts.result_payload(CONFIG, _record(is_anomalous=False, confidence=0.5,
+                                                    result_json=json.dumps(document)))
+    del payload["part_id"], payload["lot"]
+    jsonschema.validate(payload, load_schema("mqtt_result"))
+
+
+def test_a_message_from_a_gateway_without_part_context_gives_empty_fields() -> None:
+    message = {k: v for k, v in _edge_message(_record()).items() if k not in ("part_id", "lot")}
+    document = result_document(parse_message(json.dumps(message)), result={"IsAnomalous": False},
+                               model={"backend": "local", "name": "m.npz"}, execution="x")
+    assert (document["part_id"], document["lot"]) == ("", "")

@@ -43,7 +43,7 @@ def component(config: Config) -> Iterator[Component]:
 def test_the_component_writes_the_status_it_publishes(component: Component, config: Config) -> None:
     component._cloud_state, component._cloud_alarm = "unreachable", ALARM
     component._publish_status("running")
-    [(topic, body, retain)] = [sent for sent in component.publisher.sent if sent[0].endswith("/status")]  # type: ignore[attr-defined]
+    [(topic, body, retain)] = [sent for sent in component.publisher.inner.sent if sent[0].endswith("/status")]  # type: ignore[attr-defined]
     assert retain and json.loads(config.status_path.read_text()) == json.loads(body)
     assert json.loads(body)["alarms"] == [ALARM]
     assert [p.name for p in config.work_folder.iterdir() if p.name.startswith(".status-")] == []

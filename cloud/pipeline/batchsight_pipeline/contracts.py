@@ -34,6 +34,8 @@ class ImageMessage:
     captured_at: datetime
     batch_id: str
     file_name: str
+    part_id: str = ""   # the part and lot the gateway's part context gave (empty when none)
+    lot: str = ""
 
     @property
     def extension(self) -> str:
@@ -86,6 +88,7 @@ def parse_message(raw: str) -> ImageMessage:
         site=_field(body, "site", _SEGMENT), line=_field(body, "line", _SEGMENT),
         device=_field(body, "device", _SEGMENT), captured_at=captured,
         batch_id=_field(body, "batch_id"), file_name=str(body.get("file_name", "")),
+        part_id=str(body.get("part_id") or ""), lot=str(body.get("lot") or ""),
     )
 
 
@@ -104,6 +107,8 @@ def result_document(msg: ImageMessage, *, result: dict[str, Any], model: dict[st
         "device": msg.device,
         "batch_id": msg.batch_id,
         "file_name": msg.file_name,
+        "part_id": msg.part_id,
+        "lot": msg.lot,
         "captured_at": msg.captured_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "source": {"bucket": msg.bucket, "key": msg.key},
         "image": {"key": msg.image_key()},

@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where images are judged: the cloud batch, the gateway's local detector, or the "
                              "gateway first with a 20%% audit sample and the uncertain band checked by the cloud "
                              "(default %(default)s)")
+    parser.add_argument("--opcua", action="store_true",
+                        help="the gateway also runs its OPC UA server (docs/plant-floor.md) on a free port, with a "
+                             "login and certificates made for the run; the demo prints the endpoint for your own "
+                             "client and reads the PLC handshake at the end (default: off)")
     parser.add_argument("--keep", "--workdir", dest="keep", metavar="DIR", type=Path,
                         help="keep the work folder (model, logs, edge journal) in DIR, a new or empty folder or "
                              "an earlier demo's (default: a temp folder, removed at the end)")

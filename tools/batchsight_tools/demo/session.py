@@ -26,10 +26,11 @@ from batchsight_tools.demo.loop import Loop, give_feedback, pick_alerts, rebuild
 from batchsight_tools.demo.frames import (
     Fitted, Frame, ImageFolder, UsageProblem, camera_frames, fit_model, method_for,
 )
+from batchsight_tools.demo.plant import opcua_settings, read_handshake
 from batchsight_tools.demo.signals import SignalGuard, Stopped
 from batchsight_tools.demo.stage import (
-    DEVICE_TOPIC, TOPICS, edge_config, play_camera, result_documents, wait_for_executions, wait_for_results,
-    write_run_report,
+    DEVICE, DEVICE_TOPIC, LINE, SITE, TOPICS, edge_config, play_camera, result_documents, wait_for_executions,
+    wait_for_results, write_run_report,
 )
 from batchsight_tools.demo.streams import loop_streams
 from batchsight_tools.demo.summary import Run, problems, table
@@ -154,12 +155,15 @@ def _demo(args: argparse.Namespace, folder: ImageFolder | None, command: str, gu
     with guard.deferred():
         subscriber.start()
         cleanup.callback(_quietly, subscriber.stop)
-    config, detector_port = edge_config(work, outputs, broker.port, args.inference, fitted.path)
+    plant, opcua = opcua_settings(work, f"urn:batchsight:{SITE}:{LINE}:{DEVICE}") if args.opcua else ({}, None)
+    config, detector_port = edge_config(work, outputs, broker.port, args.inference, fitted.path, plant)
     with guard.deferred():
         edge = start_gateway(config, work / "edge.log")
         cleanup.callback(_quietly, stop_gateway, edge, EDGE_STOP_SECONDS)
     detector = f", its local detector on 127.0.0.1:{detector_port}" if detector_port else ""
     print(f"  edge program running (pid {edge.pid}{detector}); camera dropping images...", flush=True)
+    if opcua is not None:
+        print("\n".join(opcua.lines()), flush=True)
     camera = _camera(frames, work, args.gap, cleanup)
     finished = wait_for_results(subscriber, frames, camera, edge, args.timeout)
     loop = None
@@ -175,6 +179,8 @@ def _demo(args: argparse.Namespace, folder: ImageFolder | None, command: str, gu
               flush=True)
         finished = wait_for_results(subscriber, frames, _camera(second, work, args.gap, cleanup), edge, args.timeout)
     time.sleep(1.5)  # let the last batch summary arrive
+    if opcua is not None:
+        print(read_handshake(opcua), flush=True)
     edge_exit = edge.poll()
     stop_gateway(edge, EDGE_STOP_SECONDS)  # no upload after this: the bucket's count is final
     wait_for_executions(cloud, outputs.state_machine_arn, EXECUTIONS_END_SECONDS)

@@ -27,8 +27,9 @@ TOPICS = f"{DEVICE_TOPIC}/#"
 
 
 def edge_config(work: Path, outputs: StackOutputs, broker_port: int, inference: str,
-                model: Path) -> tuple[Path, int | None]:
-    """The edge program's YAML file, and the port of its local detector (edge modes)."""
+                model: Path, extra: dict[str, Any] | None = None) -> tuple[Path, int | None]:
+    """The edge program's YAML file, and the port of its local detector (edge modes); ``extra``:
+    more setting groups (--opcua's, plant.py)."""
     config: dict[str, Any] = {
         "site": SITE, "line": LINE, "device": DEVICE,
         "drop_folder": str(work / "drop"), "work_folder": str(work / "edge"),
@@ -41,6 +42,7 @@ def edge_config(work: Path, outputs: StackOutputs, broker_port: int, inference: 
         # MQTT 5 by default; the amqtt fallback broker speaks only 3.1.1
         "mqtt": {"host": "127.0.0.1", "port": broker_port, "protocol": protocol_for_port(broker_port)},
         "log_level": "INFO",
+        **(extra or {}),
     }
     port = None
     if inference != "cloud":  # the component serves the same model file itself (batchsight serve)
