@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +41,32 @@ class Alerter(Configured):
         self.publisher = publisher
         self.outbox = outbox or Outbox(journal)
         self._swept = False
+        self._lock = threading.Lock()  # hand-offs come from the judge stage and the main loop
 
     def publish_pending(self) -> int:
-        """Hand off what is ready, then send the outbox; returns the images handed off."""
-        if not self._swept:
-            self._retire_leftovers()
-            self._swept = True
+        """Hand off what is ready, then send the outbox; returns the images handed off. (The
+        component does the two on separate threads: event_path.py.)"""
+        self.retire_leftovers()
         done = self.hand_off()
         self.outbox.drain(self.publisher)
         return done
 
+    def retire_leftovers(self) -> None:
+        """Once, at start: files of images handed off just before a crash, not yet retired."""
+        if not self._swept:
+            self._retire_leftovers()
+            self._swept = True
+
     def hand_off(self) -> int:
-        """Queue every stored result (and its alert), then the summaries of finished batches."""
+        """Queue every stored result (and its alert), then the summaries of finished batches.
+
+        From any thread, one at a time (each claim is guarded in the journal anyway: a result is
+        never handed off twice).
+        """
+        with self._lock:
+            return self._hand_off()
+
+    def _hand_off(self) -> int:
         prepared: list[tuple[ImageRecord, list[tuple[str, bytes]], bool, bool | None]] = []
         for image in self.journal.in_state(ImageState.RESULT_STORED):
             corrected = self._overrules(image)
