@@ -1,10 +1,11 @@
 """The event path: from a camera's close to the PLC's message, each stage woken by the one before.
 
-    watcher (inotify thread): a file closed with a whole stream ----on_ready----> [ingest]
+    watcher (watchdog's thread): a file closed with a whole stream ----on_ready----> [ingest]
     [ingest]: stage, inspect, sync, journal ``received`` --verifier.submit--> [pixel-verifier]
     [pixel-verifier]: every pixel decoded in the decoder child, ``validated`` --on_validated--> [judge]
-    [judge]: the local detector's verdict, ``result_stored``, hand-off to the outbox --poke--> [outbox]
-    [outbox]: publish in order, delete each row after the broker's PUBACK
+    [judge]: the local detector's verdict, ``result_stored`` --on_verdict (poke)--> [outbox]
+    [outbox]: hand-off (result and alert in the outbox, one transaction), publish in order,
+              delete each row after the broker's PUBACK, then retire the images' files
 
 Each stage is a thread of its own that sleeps until the stage before it pokes it, so an image
 meets no tick on its way; the main loop (runtime.py) keeps what has its own schedule: batches,
@@ -195,13 +196,18 @@ class EventPath:
                 self._on_status()  # say at once where images are judged now, and by which model
 
     def _verdict(self) -> None:
-        """A verdict is in the journal (result_stored, or a provisional one in the outbox): hand
-        it off and send it now, while the judge goes on to the next image."""
-        self.parts.alerter.hand_off()
+        """A verdict is in the journal (result_stored, or a provisional one in the outbox): the
+        outbox stage hands it off and sends it, while the judge goes on to the next image."""
         self.outbox.poke()
 
     def _send_step(self) -> None:
+        """Hand off stored results, send the outbox, and only then retire the images' files: the
+        PLC's message does not wait for the file system."""
         parts = self.parts
-        while parts.alerter.outbox.drain(parts.publisher, budget=SEND_BUDGET_SECONDS):
-            if self.outbox.stopping:
-                return
+        parts.alerter.queue_results()
+        try:
+            while parts.alerter.outbox.drain(parts.publisher, budget=SEND_BUDGET_SECONDS):
+                if self.outbox.stopping:
+                    return
+        finally:
+            parts.alerter.retire_handed_off()

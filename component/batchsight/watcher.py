@@ -23,7 +23,12 @@ kept for a year is 8,760 watches), the folder is scanned every few seconds inste
 ``alarm`` says so: a gateway that cannot watch must still inspect.
 The events come from watchdog's observer: on Linux its inotify emitter reports a close after
 writing (``FileClosedEvent``) and a rename into the folder (``FileMovedEvent``) within a
-millisecond; elsewhere (a developer's Mac) it reports no closes, and files settle.
+millisecond; elsewhere (a developer's Mac) it reports no closes, and files settle. One setting
+of watchdog's is ours (``MOVE_PAIRING_SECONDS``): it holds a file moved out of the folder for
+half a second, in case the move's other half follows, and every event behind it waits too. Ingest
+moves each image out (into staging), so at 10 images a second each close would wait behind the
+last image's move; the two halves of a rename come from the kernel together, so a few
+milliseconds still pair them.
 """
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
+from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
 
 from batchsight.config import Config
 from batchsight.images import looks_whole
@@ -61,6 +67,7 @@ NO_EVENTS_SCAN_SECONDS = 2.0  # how often the folder is scanned when inotify can
 # A file still changing this long after it appeared: a camera rewriting one name ("last image"
 # mode) never lets it settle, and nothing would ever say so.
 RESTLESS_SECONDS = 60.0
+MOVE_PAIRING_SECONDS = 0.02  # watchdog's wait for a move's second half (its default: 0.5 s)
 _HEAD_BYTES = 128 * 1024  # a JPEG's segments up to its image data: EXIF and maker notes fit
 _TAIL_BYTES = 4096         # its end-of-image marker, past any zero padding (images._TAIL)
 
@@ -291,6 +298,7 @@ class DropFolderWatcher:
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+        InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS  # read when the observer's watch is made
         try:
             observer = Observer()
             observer.schedule(_Handler(self), str(self.folder), recursive=self.subfolders)
