@@ -102,8 +102,10 @@ class EventPath:
         self.disk_lock = threading.Lock()
         self._restage = False  # a full disk left files in staging: ingest them once space returns
         self.ingest = Stage("ingest", self._ingest_step, every=POLL_SECONDS, on_failure=on_failure)
-        self.judge = Stage("judge", self._judge_step, every=POLL_SECONDS, on_failure=on_failure)
-        self.outbox = Stage("outbox", self._send_step, every=POLL_SECONDS, on_failure=on_failure)
+        self.judge = Stage("judge", self._unless_disk_full(self._judge_step), every=POLL_SECONDS,
+                           on_failure=on_failure)
+        self.outbox = Stage("outbox", self._unless_disk_full(self._send_step), every=POLL_SECONDS,
+                            on_failure=on_failure)
         parts.watcher.on_ready = self.ingest.poke
         parts.judge.on_verdict = self._verdict
 
@@ -174,6 +176,18 @@ class EventPath:
         """Journaled images to the verifier; files ingest could not read back to the watcher."""
         self.parts.verifier.submit([o.image_id for o in outcomes if o.image_id is not None])
         self.parts.watcher.left_in_place([o.path for o in outcomes if o.skipped])
+
+    def _unless_disk_full(self, step: Callable[[], None]) -> Callable[[], None]:
+        """``step``, with a full disk reported (``disk_full``) and retried at the next poke or
+        poll instead of ending the stage: the journal rolled the step's transaction back."""
+        def guarded() -> None:
+            try:
+                step()
+            except Exception as exc:
+                if not disk_full(exc):
+                    raise
+                self.disk_full(exc)
+        return guarded
 
     def disk_full(self, exc: BaseException) -> None:
         """The work folder's file system is full, whatever the guard's thresholds said (from any

@@ -5,9 +5,9 @@ broker carries the results, and the edge program is its own process with an imme
 trigger (``batch.max_age_seconds: 0.01``). A camera drops casting stream images at a steady
 rate, twice: with the cloud judging, then with the gateway judging (the same model, served by
 the component's own ``batchsight serve``; edge_mode.py, at 10 images a second, against the
-floor of floor.py). The cloud's baseline is the configured waits an image meets: file settle +
-main-loop tick + result poll while the model is hosted (the detail also gives the cold floor,
-with the model start on its readiness poll).
+floor of floor.py). The cloud's baseline is the configured waits an image meets while the model
+is hosted: main-loop tick + result poll (a whole image is taken at its close, without a settle);
+the detail also gives the cold floor, with the model start on its readiness poll.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from batchsight_tools.localcloud.stack import LocalCloud, StackOutputs, free_por
 
 MODEL_START_SECONDS = 2.0   # the local backend's simulated start (LOCAL_MODEL_STARTUP_SECONDS)
 POLL_SECONDS = 1            # the state machine's readiness poll (PollSeconds, whole seconds)
-STABLE_SECONDS = 0.5        # edge ingest.stable_seconds; a closed file settles this long
+STABLE_SECONDS = 0.5        # edge ingest.stable_seconds: only for a file not whole at its close
 RESULT_POLL_SECONDS = 0.5   # edge results.poll_seconds
 # The immediate trigger: everything waiting is cut at the first tick after it was journaled.
 # (batch.max_images: 1 cuts one image per tick instead, which caps the edge near 2 images/s.)
@@ -49,13 +49,12 @@ def bench_latency(data: Path, sizes: Sizes, work: Path, figures: Figures) -> Non
                                     sizes.edge_rate, figures)
     ledger = work / "hosting" / "ledger.jsonl"
     starts = len(ledger.read_text().splitlines()) if ledger.exists() else 0
-    settle = min(STABLE_SECONDS, 1.0)
-    warm = settle + TICK_SECONDS + RESULT_POLL_SECONDS
+    warm = TICK_SECONDS + RESULT_POLL_SECONDS  # a whole image is taken at its close: no settle
     cold = warm + math.ceil(MODEL_START_SECONDS / POLL_SECONDS) * POLL_SECONDS
     add_percentiles(figures, "", latencies["cloud"], warm, "floor (hosted)",
                     f"{len(latencies['cloud'])} of {len(frames)} images, one every {sizes.latency_gap} s, "
                     f"batch.max_age_seconds {IMMEDIATE_AGE_SECONDS}; {executions} executions, {starts} model "
-                    f"starts; floor with the model hosted = settle {settle} + edge tick "
+                    f"starts; floor with the model hosted = edge tick "
                     f"{TICK_SECONDS} + result poll {RESULT_POLL_SECONDS} s; an image that waits for a start "
                     f"also pays {MODEL_START_SECONDS} s on a {POLL_SECONDS} s readiness poll ({cold:.1f} s)")
 
