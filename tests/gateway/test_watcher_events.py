@@ -148,3 +148,22 @@ def test_whole_streams_are_told_from_unfinished_ones() -> None:
     assert not looks_whole(jpeg[:-2], jpeg[:-2])
     assert not looks_whole(png[:-12], png[:-12])
     assert not looks_whole(b"", b"") and not looks_whole(b"GIF89a", b"GIF89a")
+
+
+def test_a_move_out_of_the_folder_holds_later_events_back_only_briefly(
+        watch: Callable[..., tuple[DropFolderWatcher, Ready]], tmp_path: Path) -> None:
+    """Ingest moves every image out of the drop folder (into staging); watchdog holds a move out
+    for its pairing delay, and every event behind it. The watcher sets that delay to a few
+    milliseconds, and a rename in the folder still pairs (the test above)."""
+    from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+
+    watcher, ready = watch()
+    assert InotifyMoveEventGrouper().delay == watcher_module.MOVE_PAIRING_SECONDS < 0.1
+    moved = watcher.folder / "part-6.jpg"
+    moved.write_bytes(picture("JPEG"))
+    assert ready.wait()
+    os.replace(moved, tmp_path / "elsewhere.jpg")
+    path = watcher.folder / "part-7.jpg"
+    path.write_bytes(picture("JPEG"))
+    seen, _ = poll(watcher.complete_files, {path})
+    assert path in seen
