@@ -22,8 +22,13 @@ Figures (one line each, then a summary; exit 0 when every goal is met, else 1):
     the real state machine and the local backend, a real MQTT broker, the edge program as its
     own process with an immediate batch trigger, ``batch.max_age_seconds: 0.01``), a camera dropping
     casting stream images at a steady rate; baseline: the configured waits an image meets
-    while the model is hosted (file settle + edge tick + result poll; the detail also gives
-    the cold floor, with the model start on its readiness poll).
+    while the model is hosted (edge tick + result poll; the detail also gives the cold floor,
+    with the model start on its readiness poll).
+  - drop-to-alert latency in edge mode, p50 and p95, and CPU time per image: the edge program
+    judging with its own ``batchsight serve`` child, 200 casting images at 10 a second, the alert
+    (or result) as an HMI subscriber receives it; baseline: the floor, read + decode + detect +
+    publish (QoS 1, PUBACK) of the same images in this process. Goal: p50 at most 3x the floor
+    and under 0.25 s, p95 under 0.5 s.
   - memory: peak (VmHWM) and steady (median VmRSS) of ``python -m batchsight run`` with
     10,000 images waiting in its journal while the cloud is unreachable; baseline: a bare
     ``python -c 'import batchsight.runtime'``. Goal: under 100 MB steady.

@@ -8,15 +8,15 @@ drains them, and the run prints:
 
   - drain throughput: images / (first ``Drain`` MapStateEntered -> last MapStateExited in the
     execution history), against ideal = min(cap, workers * concurrency / latency); the target
-    is 0.85 of ideal;
+    is 0.95 of ideal when the rate cap bounds it, 0.9 when concurrency / latency does;
   - hosted time (the backend's start/stop ledger) against start time + images / ideal
     throughput, and the overhead in seconds (target: under 120 s);
   - the baseline measured in the same run: the same backend and the same limiter (one
     RateLimiter(cap / workers, burst=concurrency) per worker, ``concurrency`` threads each) fed
     from memory by plain thread pools, no SQS / S3 / Step Functions;
   - what limits: moto's ceiling for the drain's calls per image (``--probe``, same threads,
-    queue of the same average depth), the detect calls and their mean concurrency as the
-    backend saw them, and the drain's own batch bound.
+    queue of the same average depth), and the detect calls and their mean concurrency as the
+    backend saw them.
 
 moto runs with a cheaper SQS clock (see ``speed_up_moto``; ``--stock-moto`` turns it off).
 Exit status 0 when both targets are met. The code is ``batchsight_tools.bench.drain``

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +41,49 @@ class Alerter(Configured):
         self.publisher = publisher
         self.outbox = outbox or Outbox(journal)
         self._swept = False
+        self._lock = threading.Lock()  # hand-offs come from the outbox stage and the main loop
+        self._handed: list[tuple[ImageRecord, bool]] = []  # queued, their files not retired yet
 
     def publish_pending(self) -> int:
-        """Hand off what is ready, then send the outbox; returns the images handed off."""
-        if not self._swept:
-            self._retire_leftovers()
-            self._swept = True
+        """Hand off what is ready, then send the outbox; returns the images handed off. (The
+        component does the two on separate threads: event_path.py.)"""
+        self.retire_leftovers()
         done = self.hand_off()
         self.outbox.drain(self.publisher)
         return done
 
+    def retire_leftovers(self) -> None:
+        """Once, at start: files of images handed off just before a crash, not yet retired."""
+        if not self._swept:
+            self._retire_leftovers()
+            self._swept = True
+
     def hand_off(self) -> int:
-        """Queue every stored result (and its alert), then the summaries of finished batches."""
+        """Queue every stored result (and its alert) and the summaries of finished batches, then
+        retire the files of the images queued; returns the images handed off."""
+        count = self.queue_results()
+        self.retire_handed_off()
+        return count
+
+    def queue_results(self) -> int:
+        """``hand_off`` without the retiring, for a caller that sends first (event_path.py): the
+        files wait in ``retire_handed_off``, and a crash before it leaves them to the start-up's
+        sweep (``retire_leftovers``).
+
+        From any thread, one at a time (each claim is guarded in the journal anyway: a result is
+        never handed off twice).
+        """
+        with self._lock:
+            return self._hand_off()
+
+    def retire_handed_off(self) -> None:
+        """Retire the files of the images queued so far (their results are safe in the outbox)."""
+        with self._lock:
+            handed, self._handed = self._handed, []
+        for image, alert in handed:
+            self._retire(image, alert)
+
+    def _hand_off(self) -> int:
         prepared: list[tuple[ImageRecord, list[tuple[str, bytes]], bool, bool | None]] = []
         for image in self.journal.in_state(ImageState.RESULT_STORED):
             corrected = self._overrules(image)
@@ -77,7 +109,7 @@ class Alerter(Configured):
                 log.info("defect alert queued", extra={"image_id": image.image_id,
                                                        "file_name": image.file_name,
                                                        "confidence": round(float(image.confidence or 0), 4)})
-            self._retire(image, alert)  # its result is safe in the cloud and in the outbox
+            self._handed.append((image, alert))  # its result is safe in the cloud and in the outbox: retire it
         for batch_id in self.journal.batch_done_unsummarized():
             topic = self.config.topic("batch")
             body = encode(topic, alerts.batch_payload(self.config, batch_id, self.journal.batch_images(batch_id)))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ class EdgeJudge(Configured):
         self.problem = "not checked yet"
         self._next_check = 0.0
         self._loading = False
+        self.on_verdict: Callable[[], None] = lambda: None  # after each verdict is recorded: hand it off now
 
     @property
     def judging(self) -> str:
@@ -168,6 +170,7 @@ class EdgeJudge(Configured):
             if shadow is not None and not self._compare(image, data, answer, judged_by, *shadow):
                 shadow = None  # it failed: the rest go without it
             self._record(image, answer, judged_by)
+            self.on_verdict()
 
     def _compare(self, image: ImageRecord, data: bytes, answer: dict[str, Any], judged_by: ModelIdentity,
                  client: LocalDetector, shadow: ModelIdentity) -> bool:

@@ -29,6 +29,7 @@ _PIL_FORMATS = {"jpg": ("JPEG", "MPO"), "png": ("PNG",)}
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _SOS, _EOI = 0xDA, b"\xff\xd9"
 _PNG_SIGNATURE = 8
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: no data, and its CRC
 _TAIL = 4096   # cameras may pad a JPEG with zero bytes after its end-of-image marker
 
 
@@ -91,6 +92,36 @@ def check_image(data: bytes, limits: IngestSettings) -> CheckedImage:
     checked = inspect(data, limits)
     check_pixels(data, checked.ext, limits)
     return checked
+
+
+def looks_whole(head: bytes, tail: bytes) -> bool:
+    """True when a file whose first bytes are ``head`` and last bytes are ``tail`` holds a whole
+    stream: a JPEG whose marker segments lead to its image data (SOS) within ``head`` and that
+    ends with its end-of-image marker (zero padding allowed, as ``inspect`` allows), or a PNG
+    that ends with its IEND chunk.
+
+    The watcher asks this of a file just closed, to take it without a settle window. Walking the
+    segments matters: a camera writing in several goes may stop after an EXIF segment whose
+    thumbnail ends with an end-of-image marker of its own.
+    """
+    if head.startswith(b"\xff\xd8\xff"):
+        return _reaches_scan(head) and tail[-_TAIL:].rstrip(b"\0").endswith(_EOI)
+    return head.startswith(b"\x89PNG\r\n\x1a\n") and tail.endswith(_PNG_IEND)
+
+
+def _reaches_scan(head: bytes) -> bool:
+    """The JPEG's segments after SOI lead, within ``head``, to a start-of-scan header."""
+    pos = 2
+    while pos + 4 <= len(head) and head[pos] == 0xFF:
+        while pos < len(head) - 3 and head[pos + 1] == 0xFF:
+            pos += 1  # fill bytes before a marker
+        marker, length = head[pos + 1], int.from_bytes(head[pos + 2:pos + 4], "big")
+        if marker == _SOS:
+            return pos + 2 + length <= len(head)
+        if marker == _EOI[1] or length < 2:
+            return False
+        pos += 2 + length
+    return False
 
 
 def _incomplete(what: str) -> InvalidImage:

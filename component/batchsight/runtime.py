@@ -1,9 +1,13 @@
-"""The component's main loop: watch -> ingest -> batch -> submit -> pull results -> alert.
+"""The component: the event path (event_path.py) and the main loop beside it.
 
-One loop thread does the work in order (watchdog has its own thread; the pixel verifier has
-one too, which only moves images from ``received`` to ``validated`` or quarantine), which
-keeps every journal transition simple to reason about. Cloud and broker failures back off and retry;
-they never stop ingestion, so images keep spooling while the line runs.
+An image travels the event path: the watcher hears a file closed whole, and the ingest, pixel
+verifier, judge and outbox stages each wake the next as soon as their step is recorded in the
+journal, so a verdict made on the gateway reaches MQTT without waiting for a tick. The main loop
+does what has its own schedule, every TICK_SECONDS or when woken: batches, the cloud (submit,
+result polls), stored cloud results to the outbox, operator feedback, housekeeping, the status.
+Each journal transition is recorded by one stage or by the loop, after its side effect. Cloud
+and broker failures back off and retry; they never stop ingestion or edge verdicts, so images
+keep spooling and the PLC keeps hearing while the line runs.
 
 Two clocks: the wall clock for what is compared with times the journal keeps (batch ages,
 result timeouts, retention), the monotonic clock for the loop's own timers (result polls, the
@@ -20,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import queue
 import random
 import signal
@@ -34,8 +37,8 @@ from batchsight.batcher import new_batch_id
 from batchsight.cloud_errors import refusal
 from batchsight.config import Config, ConfigError, load_config
 from batchsight.greengrass import GreengrassIpc
+from batchsight.event_path import EventPath
 from batchsight.housekeeping import disk_full
-from batchsight.ingest import IngestOutcome
 from batchsight.live_config import reloadable
 from batchsight.publishers import Publisher, PublishError
 
@@ -80,8 +83,9 @@ class Component:
         self.config_file = config_file  # read again on SIGHUP
         self._pending_config: Config | None = None  # from another thread, applied by the loop
         self._reread = False
-        self.wake = threading.Event()  # newly validated images: judge or batch them without waiting a tick
-        parts = wiring.build(config, ipc=ipc, publisher=publisher, clients=clients, on_validated=self.wake.set)
+        self.wake = threading.Event()  # something for the main loop now: a batch to cut, a config, a stop
+        parts = wiring.build(config, ipc=ipc, publisher=publisher, clients=clients,
+                             on_validated=lambda: self.events.validated())
         self.journal, self.publisher, self.watcher = parts.journal, parts.publisher, parts.watcher
         self.ingestor, self.verifier, self.policy = parts.ingestor, parts.verifier, parts.policy
         self.link, self.puller, self.alerter = parts.link, parts.puller, parts.alerter
@@ -89,13 +93,16 @@ class Component:
         self.shadow = parts.shadow
         self.disk, self.housekeeper = parts.disk, parts.housekeeper
         self._reconfigurable = parts.reconfigurable()  # every part that holds settings: see apply_config
+        self._failure: BaseException | None = None  # what ended a stage of the event path
+        self._status_due = threading.Event()  # a stage saw a change the status topic shows
+        self.events = EventPath(parts, on_status=self._status_now, on_failure=self._stage_failed,
+                                wake_main=self.wake.set)
         self._answers: queue.Queue[bytes] = queue.Queue(maxsize=FEEDBACK_BACKLOG)
         self.publisher.subscribe(config.topic("feedback"), self._feedback_arrived)
         self.stop_event = threading.Event()
         self._cloud_backoff = Backoff()
         self._cloud_state = "ok"
         self._cloud_alarm: str | None = None  # an AWS refusal only a person can fix
-        self._restage = False  # a full disk left files in staging: ingest them once space returns
         self._next_poll = 0.0
         self._next_status = 0.0
         self._next_housekeeping = 0.0
@@ -115,8 +122,9 @@ class Component:
         if ignored:
             log.warning("settings that need a restart were not applied", extra={"settings": ignored})
         self.config = applied
-        for part in self._reconfigurable:
-            part.reconfigure(applied)
+        with self.events.paused():  # between two steps of the ingest and judge stages
+            for part in self._reconfigurable:
+                part.reconfigure(applied)
         logging.getLogger().setLevel(applied.log_level.upper())
         log.info("configuration updated", extra={"batch": dataclasses.asdict(applied.batch),
                                                  "model": applied.inference.model,
@@ -173,7 +181,9 @@ class Component:
     def run(self) -> None:
         self.publisher.connect()
         self.ingestor.recover_staging()  # files a crash left half-way, before new ones arrive
+        self.alerter.retire_leftovers()  # files of images handed off just before a crash
         self.verifier.start()  # then every received image is in the spool
+        self.events.start()
         self.watcher.start()
         log.info("batchsight running", extra={"device": self.config.device,
                                               "drop_folder": str(self.config.drop_folder)})
@@ -189,18 +199,28 @@ class Component:
                 self.wake.clear()
         finally:
             self._shutdown()
+        if self._failure is not None:
+            raise self._failure
+
+    def _stage_failed(self, exc: BaseException) -> None:
+        """A stage of the event path failed (not a full disk: that is retried): stop, as a failing
+        main loop does; run() raises it, and Greengrass restarts the component."""
+        log.error("event path failed; stopping", extra={"error": repr(exc)}, exc_info=exc)
+        self._failure = self._failure or exc
+        self.stop_event.set()
+        self.wake.set()
+
+    def _status_now(self) -> None:
+        """From any thread: publish the status at the main loop's next pass, and make that now."""
+        self._status_due.set()
+        self.wake.set()
 
     def tick(self, now: float, mono: float) -> None:
-        """One pass of the loop at wall time ``now`` and monotonic time ``mono``."""
+        """One pass of the main loop at wall time ``now`` and monotonic time ``mono``."""
         self._take_config()
-        disk_state = self.disk.state
-        if self.disk.check() is None:  # when full, complete files stay tracked in the drop folder
-            self._ingest(self.watcher.complete_files())
-        if self.disk.state != disk_state:
-            self._next_status = 0.0  # say at once that ingestion stopped or resumed
-        models = self.detector_server.models()
-        if self.judge.step(mono) or self.detector_server.models() != models:
-            self._next_status = 0.0  # say at once where images are judged now, and by which model
+        if self._status_due.is_set():
+            self._status_due.clear()
+            self._next_status = 0.0  # ingestion stopped or resumed, or images are judged elsewhere now
         if self.config.inference.mode != "cloud":
             self.shadow.publish_due(mono)
         waiting, oldest = self.journal.waiting()
@@ -212,7 +232,8 @@ class Component:
             log.info("batch cut", extra={"batch_id": batch_id, "images": count, "trigger": trigger})
         if self._cloud_backoff.ready(mono):
             self._cloud_step(mono)
-        self.alerter.publish_pending()
+        self.alerter.hand_off()  # results the cloud stored, and batch summaries
+        self.events.handed_off()  # the outbox stage sends whatever waits (and looks again while the broker is down)
         self._answer_feedback()
         if mono >= self._next_housekeeping:
             self.housekeeper.resubmit_overdue(now)
@@ -222,42 +243,11 @@ class Component:
             self._publish_status("running")
             self._next_status = mono + STATUS_EVERY_SECONDS
 
-    def _ingest(self, paths: list[Path]) -> None:
-        """Ingest complete files in groups, handing each group's journaled images to the verifier
-        as it comes (a later group's failure must not hold them back); first, after a full disk,
-        what the failure left in staging.
-
-        Files not taken because the disk filled up go back to the watcher, so they are tried
-        again once there is space instead of waiting in the drop folder for a restart.
-        """
-        try:
-            if self._restage:
-                self._hand_on(self.ingestor.recover_staging())
-                self._restage = False
-            for outcomes in self.ingestor.ingest_groups(paths):
-                self._hand_on(outcomes)
-        except BaseException:
-            for path in paths:
-                if os.path.lexists(path):
-                    self.watcher.tracker.touch(path)
-            raise
-
-    def _hand_on(self, outcomes: list[IngestOutcome]) -> None:
-        """Journaled images to the verifier; files ingest could not read back to the watcher."""
-        self.verifier.submit([o.image_id for o in outcomes if o.image_id is not None])
-        self.watcher.left_in_place([o.path for o in outcomes if o.skipped])
-
     def _disk_full(self, exc: BaseException) -> None:
-        """The work folder's file system is full, whatever the guard's thresholds said.
-
-        The step that hit it changed nothing (SQLite rolled its transaction back; a file that
-        could not be moved stayed where it was), and every step is retried: hold new images in
-        the drop folder, say so on the status topic, and pick everything up once space returns.
-        """
-        news = self.disk.full(exc)
-        self._restage = True
+        """The main loop's step hit a full disk (a batch, a result): as for ingest (event_path)."""
+        self.events.disk_full(exc)
         mono = time.monotonic()
-        if news or mono >= self._next_status:  # the failed tick did not reach its status
+        if self._status_due.is_set() or mono >= self._next_status:  # the failed tick did not reach its status
             self._publish_status("running")
             self._next_status = mono + STATUS_EVERY_SECONDS
 
@@ -306,8 +296,10 @@ class Component:
             status_file.write(self.config.status_path, payload)
 
     def _shutdown(self) -> None:
+        self.events.ingest.stop()
         self.watcher.stop()
         self.verifier.stop()
+        self.events.stop()
         self.detector_server.stop()
         self._publish_status("stopped")
         self.publisher.close()

@@ -1,10 +1,15 @@
 """Watch the drop folder and hand over files only once they are complete.
 
-A file counts as complete once its size and mtime have not changed for ``stable_seconds``.
-inotify's "closed after writing" shortens that wait to a settle window but does not end it:
-a camera may write one image in several open/write/close goes, and only a file that stays
-unchanged after its close shows the last go is done. Polling observers report no closes, so
-there the full ``stable_seconds`` applies.
+A file is complete at once when it was closed after writing (or moved into the folder) and its
+stream is whole: a JPEG that starts with its start-of-image marker and ends with its
+end-of-image marker, a PNG that ends with its IEND chunk. Such a file is handed over the moment
+its event arrives (``on_ready``), with no wait: a camera's image is on the conveyor while we
+look. Any other file counts as complete once its size and mtime have not changed for
+``stable_seconds``; a close cuts that wait to a settle window (a camera may write one image in
+several open/write/close goes, and a stream that is not whole yet shows it is not done), and
+without close events (a network mount, a platform without inotify, scans) the full
+``stable_seconds`` applies. Any later event on a file (a new go writing, a chmod) undoes what
+its close said.
 
 With ``subfolders`` on, files in subfolders count too (cameras that write a folder per camera
 or per day); hidden folders are skipped, as hidden files are, and links are never followed.
@@ -16,6 +21,14 @@ do it), and reports nothing for files written by another machine on a network mo
 inotify cannot be had at all (the user's instance or watch limit reached: a folder per hour
 kept for a year is 8,760 watches), the folder is scanned every few seconds instead, and
 ``alarm`` says so: a gateway that cannot watch must still inspect.
+The events come from watchdog's observer: on Linux its inotify emitter reports a close after
+writing (``FileClosedEvent``) and a rename into the folder (``FileMovedEvent``) within a
+millisecond; elsewhere (a developer's Mac) it reports no closes, and files settle. One setting
+of watchdog's is ours (``MOVE_PAIRING_SECONDS``): it holds a file moved out of the folder for
+half a second, in case the move's other half follows, and every event behind it waits too. Ingest
+moves each image out (into staging), so at 10 images a second each close would wait behind the
+last image's move; the two halves of a rename come from the kernel together, so a few
+milliseconds still pair them.
 """
 from __future__ import annotations
 
@@ -24,29 +37,68 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from watchdog.events import FileClosedEvent, FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileClosedNoWriteEvent,
+    FileMovedEvent,
+    FileOpenedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
+from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
 
 from batchsight.config import Config
+from batchsight.images import looks_whole
 
 log = logging.getLogger(__name__)
 _TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp", "~")
-# How long a closed file must stay unchanged: longer than a camera's pause between the goes of
-# one image, far shorter than stable_seconds needs to be without close events.
+# How long a closed file whose stream is not whole yet must stay unchanged: longer than a
+# camera's pause between the goes of one image, far shorter than stable_seconds needs to be
+# without close events.
 CLOSED_SETTLE_SECONDS = 1.0
 NO_EVENTS_SCAN_SECONDS = 2.0  # how often the folder is scanned when inotify cannot be had
 # A file still changing this long after it appeared: a camera rewriting one name ("last image"
 # mode) never lets it settle, and nothing would ever say so.
 RESTLESS_SECONDS = 60.0
+MOVE_PAIRING_SECONDS = 0.02  # watchdog's wait for a move's second half (its default: 0.5 s)
+_HEAD_BYTES = 128 * 1024  # a JPEG's segments up to its image data: EXIF and maker notes fit
+_TAIL_BYTES = 4096         # its end-of-image marker, past any zero padding (images._TAIL)
 
 
 def is_candidate_name(name: str) -> bool:
     """Hidden and temporary files are a camera's work in progress, not images."""
     return not name.startswith(".") and not name.lower().endswith(_TEMP_SUFFIXES)
+
+
+def whole_stream(path: Path) -> tuple[int, float] | None:
+    """(size, mtime) of a regular file whose stream is whole (``images.looks_whole``), else None.
+
+    Two small reads, not a parse: ingest inspects every byte (images.inspect) and the decoder
+    every pixel. This only tells a finished image from one still being written, so the
+    finished one need not wait out a settle window.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or not info.st_size:
+            return None
+        head = os.pread(fd, _HEAD_BYTES, 0)
+        tail = head if info.st_size <= len(head) else os.pread(fd, _TAIL_BYTES, info.st_size - _TAIL_BYTES)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return (info.st_size, info.st_mtime) if looks_whole(head, tail) else None
 
 
 def _new_entry() -> tuple[int, float, float, float]:
@@ -55,13 +107,15 @@ def _new_entry() -> tuple[int, float, float, float]:
 
 
 class StabilityTracker:
-    """Remembers candidate files and reports those whose size and mtime have settled."""
+    """Remembers candidate files and reports those that are complete: at once when closed with a
+    whole stream, else once their size and mtime have settled."""
 
     def __init__(self, stable_seconds: float, restless_seconds: float = RESTLESS_SECONDS) -> None:
         self.restless_seconds = restless_seconds
         # path -> (size, mtime, unchanged since, first seen)
         self._seen: dict[Path, tuple[int, float, float, float]] = {}
         self._closed: set[Path] = set()
+        self._whole: dict[Path, tuple[int, float]] = {}  # closed with a whole stream: (size, mtime) then
         self._restless: set[Path] = set()  # said once: still changing after restless_seconds
         self._lock = threading.Lock()
         self.retime(stable_seconds)
@@ -91,17 +145,32 @@ class StabilityTracker:
             return
         with self._lock:
             self._seen.setdefault(path, _new_entry())
+            self._whole.pop(path, None)
             if closed:
                 self._closed.add(path)
             else:
                 self._closed.discard(path)
+
+    def closed(self, path: Path) -> bool:
+        """Note a close after writing (or a move into the folder); True when the file's stream is
+        whole, so that ``complete`` reports it at once, without a settle window."""
+        self.touch(path, closed=True)
+        if not is_candidate_name(path.name):
+            return False
+        whole = whole_stream(path)
+        with self._lock:
+            if whole is None or path not in self._closed:  # taken meanwhile, or a newer event came
+                return False
+            self._whole[path] = whole
+            return True
 
     def pending(self) -> int:
         with self._lock:
             return len(self._seen)
 
     def complete(self) -> list[Path]:
-        """Regular files unchanged for settle_seconds after a close, else for stable_seconds.
+        """Regular files closed with a whole stream and unchanged since; else unchanged for
+        settle_seconds after a close, or for stable_seconds.
 
         Vanished files and anything not a regular file are dropped.
         """
@@ -116,6 +185,10 @@ class StabilityTracker:
                     continue
                 if not stat.S_ISREG(info.st_mode):
                     self._forget(path)  # symlinks, FIFOs, folders: never ours
+                    continue
+                if self._whole.get(path) == (info.st_size, info.st_mtime):
+                    ready.append(path)
+                    self._forget(path)
                     continue
                 if (info.st_size, info.st_mtime) != (size, mtime):
                     self._seen[path] = (info.st_size, info.st_mtime, now, first)
@@ -138,6 +211,7 @@ class StabilityTracker:
     def _forget(self, path: Path) -> None:
         del self._seen[path]
         self._closed.discard(path)
+        self._whole.pop(path, None)
         self._restless.discard(path)
 
 
@@ -166,23 +240,33 @@ def _regular_files(folder: str, subfolders: bool, *, top: bool = True) -> Iterat
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, tracker: StabilityTracker, folder: Path) -> None:
-        self.tracker = tracker
-        self.folder = folder
+    """watchdog's events, on its observer's thread, to the watcher."""
+
+    def __init__(self, watcher: DropFolderWatcher) -> None:
+        self.watcher = watcher
+        self.folder = watcher.folder
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if isinstance(event, FileOpenedEvent | FileClosedNoWriteEvent):
+            return  # a read (ingest's, ours) changes nothing
         if event.is_directory:
+            if isinstance(event, DirCreatedEvent | DirMovedEvent):
+                self.watcher.new_folder()
             return
         target = Path(os.fsdecode(getattr(event, "dest_path", "") or event.src_path))
         if target.parent != self.folder and (self.folder not in target.parents
                                              or _in_hidden_folder(self.folder, target)):
             return  # moved out of the drop folder, or into a hidden folder of it
-        self.tracker.touch(target, closed=isinstance(event, FileClosedEvent))
+        if isinstance(event, FileClosedEvent | FileMovedEvent):
+            self.watcher.closed(target)
+        else:
+            self.watcher.tracker.touch(target)
 
 
 class DropFolderWatcher:
-    """watchdog observer plus scans of the folder (at start, then every rescan_seconds),
-    feeding one StabilityTracker."""
+    """watchdog's observer plus scans of the folder (at start, then every rescan_seconds),
+    feeding one StabilityTracker. ``on_ready`` is called (on the observer's thread) when there
+    is something to take now: a file closed whole, or a scan due at once."""
 
     def __init__(self, folder: Path, stable_seconds: float, rescan_seconds: float,
                  subfolders: bool) -> None:
@@ -191,6 +275,7 @@ class DropFolderWatcher:
         self.subfolders = subfolders
         self.tracker = StabilityTracker(stable_seconds)
         self.alarm: str | None = None  # set when the folder is scanned instead of watched
+        self.on_ready: Callable[[], None] = lambda: None
         self._observer: BaseObserver | None = None
         self._scan_only_reason: str | None = None  # why file events cannot be had, if they cannot
         self._next_scan = 0.0
@@ -213,10 +298,10 @@ class DropFolderWatcher:
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+        InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS  # read when the observer's watch is made
         try:
             observer = Observer()
-            observer.schedule(_Handler(self.tracker, self.folder), str(self.folder),
-                              recursive=self.subfolders)
+            observer.schedule(_Handler(self), str(self.folder), recursive=self.subfolders)
             observer.start()
         except OSError as exc:
             self._scan_only(str(exc.strerror or exc))
@@ -233,6 +318,16 @@ class DropFolderWatcher:
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=5)
+
+    def closed(self, path: Path) -> None:
+        """A close after writing, or a move into the folder: take the file now if it is whole."""
+        if self.tracker.closed(path):
+            self.on_ready()
+
+    def new_folder(self) -> None:
+        """Files may be written into a new subfolder before its watch exists: scan now."""
+        self._next_scan = 0.0
+        self.on_ready()
 
     def _scan_only(self, reason: str) -> None:
         self._scan_only_reason = reason
@@ -253,6 +348,10 @@ class DropFolderWatcher:
                             "limit (raise fs.inotify.max_user_watches)",
                             extra={"files": missed, "folder": str(self.folder)})
         return self.tracker.complete()
+
+    def seconds_to_next_scan(self) -> float:
+        """How long until complete_files scans again (a caller may sleep that long, no longer)."""
+        return max(0.0, self._next_scan - time.monotonic())
 
     def left_in_place(self, paths: list[Path]) -> None:
         """Ingest could not read these and left them: scans offer them again, as retries, not

@@ -130,7 +130,8 @@ def build(config: Config, *, ipc: GreengrassIpc | None = None, publisher: Publis
     """The parts for ``config``, with the adapters handed in or else the ones for this device.
 
     ``clients`` maps "s3", "sqs" and "stepfunctions" to boto3 clients (or stand-ins);
-    ``on_validated`` is called on the verifier's thread when newly decoded images await the loop.
+    ``on_validated`` is called on the verifier's thread when newly decoded images await judging
+    (the event path's judge stage) or batching (the main loop).
     """
     clients = aws_clients(config) if clients is None else clients
     journal = PartJournal(config.journal_path, config)  # each image journaled with its part id and lot

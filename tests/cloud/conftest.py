@@ -124,4 +124,4 @@ def lambda_context() -> Any:
     """The parts of Lambda's context object that the handlers and Powertools read."""
     return SimpleNamespace(function_name="fn", function_version="$LATEST", memory_limit_in_mb=1024,
                            invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fn",
-                           aws_request_id="req-1", get_remaining_time_in_millis=lambda: 60_000)
+                           aws_request_id="req-1", get_remaining_time_in_millis=lambda: 300_000)

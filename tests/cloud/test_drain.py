@@ -13,12 +13,15 @@ from typing import Any
 
 import pytest
 
+from batchsight_pipeline import aws
 from batchsight_pipeline.backends import backend_from_settings
+from batchsight_pipeline.backends.sagemaker import SageMakerBackend
 from batchsight_pipeline.contracts import ImageMessage, parse_message
 from batchsight_pipeline.settings import Settings
 from batchsight_tools.stack import function
+from tests.cloud import fake_backend
 from tests.cloud.fake_backend import MASK, MODEL_ID
-from tests.cloud.moto_stack import Stack
+from tests.cloud.moto_stack import Moto, Stack
 
 drain = function("drain")
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:batch:run-1"
@@ -27,8 +30,8 @@ EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:batch:run-1"
 def process_next() -> Any:
     """Receive the next message as a drain worker does, and process it; the Outcome."""
     settings = Settings.from_env()
-    worker = drain.Drainer(settings, backend_from_settings(settings), EXECUTION)
-    (message,) = worker.receive(60_000)
+    worker = drain.Drainer(settings, backend_from_settings(settings), EXECUTION, remaining_ms=lambda: 300_000)
+    (message,) = worker.receive()
     return worker.process(message)
 
 
@@ -124,3 +127,51 @@ def test_a_failing_image_is_dead_lettered_with_its_last_error_on_its_last_delive
     assert dead["MessageAttributes"]["reason"]["StringValue"] == (
         "failed 1 time(s), last error RuntimeError: the model is overloaded")
     assert stack.depth(stack.queue) == 0
+
+
+# --- the end of a round ------------------------------------------------------------------------
+def detect_deadline_ms() -> int:
+    """The least time left in which the drain still starts a detect call (the fake backend's)."""
+    return int((fake_backend.FakeBackend.max_detect_seconds + drain.FINISH_SECONDS) * 1000)
+
+
+def test_a_detect_call_that_could_outlast_the_function_is_not_started_and_its_message_goes_back(
+        stack: Stack) -> None:
+    """Received with time to spare, then the slot came too late: the image stays where it is, and
+    the message is visible again at once, for the next round (not after the visibility timeout)."""
+    image = image_of(stack.queue_image(b"normal image"))
+    left = [300_000]
+    settings = Settings.from_env()
+    worker = drain.Drainer(settings, backend_from_settings(settings), EXECUTION, remaining_ms=lambda: left[0])
+    (message,) = worker.receive()
+    left[0] = detect_deadline_ms() - 1
+    assert worker.process(message) == drain.Outcome(returned=1)
+    assert stored(stack, stack.source_bucket, image.key) == b"normal image"
+    assert stored(stack, stack.final_bucket, image.result_key()) is None
+    (again,) = stack.sqs.receive_message(QueueUrl=stack.queue, WaitTimeSeconds=0,
+                                         AttributeNames=["ApproximateReceiveCount"])["Messages"]
+    assert again["MessageId"] == message["MessageId"] and again["Attributes"]["ApproximateReceiveCount"] == "2"
+
+
+def test_with_too_little_time_left_a_round_receives_nothing_and_ends(stack: Stack, lambda_context: Any) -> None:
+    for n in range(3):
+        stack.queue_image(b"normal image", n=n)
+    lambda_context.get_remaining_time_in_millis = lambda: drain.SAFETY_MARGIN_MS - 1
+    assert drain.handler({"worker": 0, "execution": EXECUTION}, lambda_context) == drain.Outcome().__dict__
+    assert stack.depth(stack.queue) == 3
+
+
+def test_a_round_with_time_drains_the_queue(stack: Stack, lambda_context: Any) -> None:
+    for n in range(25):
+        stack.queue_image(b"Anomalous image" if n % 5 == 0 else b"normal image", n=n)
+    outcome = drain.handler({"worker": 0, "execution": EXECUTION}, lambda_context)
+    assert outcome == drain.Outcome(processed=25, anomalous=5).__dict__
+    assert stack.depth(stack.queue) == 0
+
+
+def test_a_detect_call_is_bounded_by_its_client_timeouts_and_retries(moto: Moto) -> None:
+    """The drain's deadline rests on these: two attempts of connect + read, and one backoff."""
+    runtime = aws.client("sagemaker-runtime")
+    assert (runtime.meta.config.retries["total_max_attempts"], runtime.meta.config.read_timeout) == (2, 20)
+    assert SageMakerBackend.max_detect_seconds == aws.call_seconds(aws.DETECT_CONFIG) == 2 * (5 + 20) + 2
+    assert drain.SAFETY_MARGIN_MS < 300_000 / 2  # most of a round's 300 s goes to work

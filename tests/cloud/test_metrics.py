@@ -80,7 +80,7 @@ def test_drain_emits_one_metric_set_per_line_with_a_pipeline_total(
                              "model": {"backend": "fake", "model_id": MODEL_ID, "status": HOSTED,
                                        "started_at": minutes_ago(12), "run_token": "r", "reason": ""}},
                             lambda_context)
-    assert outcome == {"processed": 5, "anomalous": 2, "poisoned": 1, "retried": 0}
+    assert outcome == {"processed": 5, "anomalous": 2, "poisoned": 1, "retried": 0, "returned": 0}
 
     documents = emf_documents(capsys.readouterr().out)
     assert {d["_aws"]["CloudWatchMetrics"][0]["Namespace"] for d in documents} == {"batchsight"}

@@ -48,9 +48,17 @@ def test_the_drain_table_gives_the_ratio_to_ideal_and_says_what_limits(capsys: p
     ratio = print_table(cfg, _run(12.5), baseline=16.4, ceiling=30.0)
     out = capsys.readouterr().out
     assert ratio == pytest.approx(1.0) and targets_met(cfg, _run(12.5), ratio)
-    assert "| RATIO TO IDEAL             | 1.000 (target >= 0.85: met) |" in out
+    assert "| RATIO TO IDEAL             | 1.000 (target >= 0.95 when bound by the rate cap: met) |" in out
     assert "| HOSTED OVERHEAD            | 1.5 s (target < 120 s: met) |" in out
     slow = _run(40.0)
     assert verdict(cfg, slow, 0.3125, ceiling=10.0).startswith("moto: it serves the drain's calls for at most 10.0")
     assert verdict(cfg, slow, 0.3125, ceiling=30.0).startswith("the drain (moto has headroom)")
     assert not targets_met(cfg, slow, 0.3125)
+    assert not targets_met(cfg, _run(12.5 / 0.94), 0.94)  # cap-bound: 0.95 is the least
+
+
+def test_a_drain_bound_by_concurrency_must_reach_nine_tenths_of_its_ideal() -> None:
+    cfg = DrainConfig(images=200, latency=0.5, concurrency=4, workers=2, cap=100.0, start_seconds=5.0, probe=0)
+    assert (cfg.ideal, cfg.limited_by, cfg.target_ratio) == (16.0, "concurrency / latency", 0.9)
+    assert targets_met(cfg, _run(200 / 16.0 / 0.91), 0.91)
+    assert not targets_met(cfg, _run(200 / 16.0 / 0.89), 0.89)

@@ -3,6 +3,13 @@
 Order matters for exactly-one-result: the result document is written first, then the image
 is moved, and only then is the message deleted. A crash anywhere leaves the message to be
 redelivered, and the deterministic result key turns the redelivery into an overwrite.
+
+A round ends before the function's time does. A detect call starts only while it can still
+finish, however slowly the model answers (``ModelBackend.max_detect_seconds``: its client's
+timeouts and retries), with ``FINISH_SECONDS`` left for the image's result, move and delete;
+messages are received only while those held and the new ones can be judged in the time left.
+A message received but not started by then goes back to the queue at once (its visibility set
+to 0), so the next round takes it without waiting out the visibility timeout.
 """
 from __future__ import annotations
 
@@ -25,8 +32,10 @@ from batchsight_pipeline.ratelimit import RateLimiter
 from batchsight_pipeline.settings import Settings
 
 logger = Logger(service="batchsight-drain")
-# Leave this much of the Lambda's time for the last receive batch to finish.
-SAFETY_MARGIN_MS = 20_000
+FINISH_SECONDS = 15.0       # after a detect call: the result document, the image's move, the delete
+RECEIVE_LEAD_SECONDS = 10.0  # a message received now waits for a detect slot: none this close to the end
+# How long before its function's time ends a drain with the default backend receives no more.
+SAFETY_MARGIN_MS = int((ModelBackend.max_detect_seconds + FINISH_SECONDS + RECEIVE_LEAD_SECONDS) * 1000)
 VISIBILITY_SECONDS_PER_BATCH = 60
 RETRY_BACKOFF_SECONDS = 2
 MESSAGES_PER_RECEIVE = 10
@@ -40,31 +49,41 @@ class Outcome:
     anomalous: int = 0
     poisoned: int = 0
     retried: int = 0
+    returned: int = 0  # received, then given back unstarted: too little time was left
 
     def add(self, other: Outcome) -> None:
         self.processed += other.processed
         self.anomalous += other.anomalous
         self.poisoned += other.poisoned
         self.retried += other.retried
+        self.returned += other.returned
+
+
+class OutOfTime(Exception):
+    """Too little of the function's time is left to start this image's detect call."""
 
 
 class Drainer:
-    """Processes received messages; one instance per invocation."""
+    """Processes received messages; one instance per invocation. ``remaining_ms`` is the
+    function's time left (Lambda's ``context.get_remaining_time_in_millis``)."""
 
-    def __init__(self, settings: Settings, backend: ModelBackend, execution: str) -> None:
+    def __init__(self, settings: Settings, backend: ModelBackend, execution: str, *,
+                 remaining_ms: Callable[[], int]) -> None:
         self.settings = settings
         self.backend = backend
         self.execution = execution
+        self.remaining_ms = remaining_ms
         self.limiter = RateLimiter(settings.worker_tps, burst=settings.detect_concurrency)
         self.detect_slots = threading.Semaphore(settings.detect_concurrency)
         self.s3 = client("s3")
         self.sqs = client("sqs")
         self.lines = LineTally()  # per site/line counts for the metrics
 
-    def receive(self, remaining_ms: int) -> list[dict[str, Any]]:
-        """Take only as many messages as the rate allows before the Lambda's time runs out."""
-        affordable = int((remaining_ms - SAFETY_MARGIN_MS) / 1000 * self.settings.worker_tps)
-        count = max(0, min(10, affordable))
+    def receive(self, *, held: int = 0) -> list[dict[str, Any]]:
+        """Take only as many messages as the rate lets us start, ``held`` ones first, while a
+        detect call started then could still finish."""
+        usable = self._seconds_left() - self.backend.max_detect_seconds - FINISH_SECONDS - RECEIVE_LEAD_SECONDS
+        count = max(0, min(MESSAGES_PER_RECEIVE, int(usable * self.settings.worker_tps) - held))
         if count == 0:
             return []
         response = self.sqs.receive_message(
@@ -73,10 +92,15 @@ class Drainer:
         return list(response.get("Messages", []))
 
     def process(self, message: dict[str, Any]) -> Outcome:
-        """Handle one message; transient failures leave it in the queue for redelivery."""
+        """Handle one message; transient failures leave it in the queue for redelivery, and one
+        there is no time left for goes back to the queue at once."""
         try:
             image = parse_message(message["Body"])
             anomalous = self._detect_and_store(image)
+        except OutOfTime:
+            self.sqs.change_message_visibility(QueueUrl=self.settings.queue_url, ReceiptHandle=message["ReceiptHandle"],
+                                               VisibilityTimeout=0)
+            return Outcome(returned=1)
         except (PoisonMessage, ModelRejectedImage) as exc:
             self._dead_letter(message, reason=str(exc))
             return Outcome(poisoned=1)
@@ -86,12 +110,23 @@ class Drainer:
         self.lines.record(image.site, image.line, anomalous)
         return Outcome(processed=1, anomalous=int(anomalous))
 
+    def _seconds_left(self) -> float:
+        return self.remaining_ms() / 1000
+
+    def _check_time(self) -> None:
+        """Raise OutOfTime unless a detect call started now finishes, with its image's S3 and
+        SQS calls, before the function's time runs out."""
+        if self._seconds_left() < self.backend.max_detect_seconds + FINISH_SECONDS:
+            raise OutOfTime
+
     def _detect_and_store(self, image: ImageMessage) -> bool:
+        self._check_time()
         body = self._fetch(image)
         if body is None:
             return False  # already processed by an earlier delivery: nothing to redo
         with self.detect_slots:  # the model never sees more than DetectConcurrency calls at once
             self.limiter.acquire()
+            self._check_time()  # the wait for a slot and a token may have used it up
             result = self.backend.detect(body, content_type=CONTENT_TYPES[image.extension])
         mask = result.pop(MASK_KEY, None)
         model = {"backend": self.backend.name, "name": self.backend.model_id}
@@ -162,7 +197,7 @@ class Drainer:
         self.sqs.delete_message(QueueUrl=self.settings.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def drain(drainer: Drainer, concurrency: int, remaining_ms: Callable[[], int], *, tps: float) -> Outcome:
+def drain(drainer: Drainer, concurrency: int, *, tps: float) -> Outcome:
     """Keep every detect slot busy until the queue is empty or time runs out.
 
     Each image also needs S3 and SQS calls around its detect, so those run on more threads
@@ -177,7 +212,7 @@ def drain(drainer: Drainer, concurrency: int, remaining_ms: Callable[[], int], *
         pending: set[Future[Outcome]] = set()
         while True:
             if len(pending) < in_flight_limit:
-                messages = drainer.receive(remaining_ms())
+                messages = drainer.receive(held=len(pending))
                 pending |= {pool.submit(drainer.process, message) for message in messages}
                 if not pending:
                     return total
@@ -195,9 +230,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     backend = backend_from_settings(settings)
     if event.get("model"):  # judge with the model version this execution started
         backend = backend.pinned(ModelState(**event["model"]))
-    drainer = Drainer(settings, backend, str(event.get("execution", "")))
-    total = drain(drainer, settings.detect_concurrency, context.get_remaining_time_in_millis,
-                  tps=settings.worker_tps)
+    drainer = Drainer(settings, backend, str(event.get("execution", "")),
+                      remaining_ms=context.get_remaining_time_in_millis)
+    total = drain(drainer, settings.detect_concurrency, tps=settings.worker_tps)
     logger.info("drain finished", extra={"worker": event.get("worker"), **total.__dict__})
     record_drain(drainer.lines, poisoned=total.poisoned, retried=total.retried, model=event.get("model"))
     return dict(total.__dict__)

@@ -24,6 +24,7 @@ refreshed every few seconds, and an old one must not be delivered after a newer 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from contextlib import AbstractContextManager
 
@@ -43,6 +44,7 @@ class Outbox:
         self._inflight: tuple[int, Delivery] | None = None
         self._failures = 0
         self._next_try = 0.0
+        self._sending = threading.Lock()  # one sender at a time keeps the order and the in-flight message
 
     # --- storing ----------------------------------------------------------------------------
     def handoff(self) -> AbstractContextManager[Handoff]:
@@ -73,7 +75,11 @@ class Outbox:
     def drain(self, publisher: Publisher, *, budget: float = 0.5) -> int:
         """Send waiting messages in order for up to ``budget`` seconds; returns how many were
         acknowledged (and deleted). Never raises for a broker problem: it stops and retries
-        at a later call."""
+        at a later call. Callers on other threads wait for the one sending."""
+        with self._sending:
+            return self._drain(publisher, budget)
+
+    def _drain(self, publisher: Publisher, budget: float) -> int:
         started = time.monotonic()
         if started < self._next_try:
             return 0

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, UTC
 from typing import Any, Self
 
+from batchsight_pipeline.aws import DETECT_CONFIG, call_seconds
+
 STARTING, HOSTED, FAILED, TIMED_OUT, STOPPED = "STARTING", "HOSTED", "FAILED", "TIMED_OUT", "STOPPED"
 # A detect result may carry its anomaly mask as PNG bytes under this private key; the drain
 # pops it and stores it as an object of its own next to the result (never inline in the JSON).
@@ -56,6 +58,9 @@ class ModelBackend(ABC):
     # A hosted model bills while it is up, work or not: the reaper stops one nobody owns. A
     # serverless backend bills per image and has nothing to reap.
     idle_cost: bool = True
+    # The longest one detect call can take (its client's timeouts and retries, aws.py): the
+    # drain starts no call it could not finish before its function's time runs out.
+    max_detect_seconds: float = call_seconds(DETECT_CONFIG)
 
     def __init__(self, *, start_timeout_seconds: float) -> None:
         self.start_timeout_seconds = start_timeout_seconds

@@ -35,6 +35,7 @@ from batchsight_pipeline.backends.base import (
     UnexpectedModelResponse,
 )
 from batchsight_pipeline.backends.responses import error_code, error_message, normalise_result
+from batchsight_pipeline.aws import DETECT_CONFIG
 from batchsight_pipeline.environment import SettingsError, number, required
 
 SERVICE = "lookoutvision"
@@ -79,13 +80,14 @@ def build_client(model_path: str | os.PathLike[str] | None = None) -> Any:
     ``model_path`` is the folder that contains ``lookoutvision/2020-11-20/``; it goes first
     on the botocore Loader's search path, in front of AWS_DATA_PATH (which botocore honours
     on its own, so without ``model_path`` AWS_DATA_PATH alone must lead to the model).
+    Its calls have the model runtime's bounded timeouts and retries (``aws.DETECT_CONFIG``),
+    DetectAnomalies among them, so the drain knows how long one can take; the state machine
+    retries a start or stop that fails.
     """
     import boto3
     import botocore.session
     from botocore.exceptions import UnknownServiceError
     from botocore.loaders import create_loader
-
-    from batchsight_pipeline.aws import CLIENT_CONFIG
 
     session = botocore.session.get_session()
     if model_path:
@@ -97,7 +99,7 @@ def build_client(model_path: str | os.PathLike[str] | None = None) -> Any:
         session.register_component("data_loader", create_loader(os.pathsep.join(
             [str(folder), *[p for p in data_path.split(os.pathsep) if p]])))
     try:
-        return boto3.session.Session(botocore_session=session).client(SERVICE, config=CLIENT_CONFIG)
+        return boto3.session.Session(botocore_session=session).client(SERVICE, config=DETECT_CONFIG)
     except UnknownServiceError as exc:
         raise SettingsError("this botocore has no Lookout for Vision client: set "
                             "LOOKOUTVISION_MODEL_PATH (or AWS_DATA_PATH) to the folder holding "

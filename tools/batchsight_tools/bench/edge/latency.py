@@ -4,26 +4,26 @@ LocalCloud runs the real state machine with the local backend in this process, a
 broker carries the results, and the edge program is its own process with an immediate batch
 trigger (``batch.max_age_seconds: 0.01``). A camera drops casting stream images at a steady
 rate, twice: with the cloud judging, then with the gateway judging (the same model, served by
-the component's own ``batchsight serve``). The baseline is the configured waits an image meets:
-for the cloud, file settle + edge tick + result poll while the model is hosted (the detail
-also gives the cold floor, with the model start on its readiness poll); for the edge, the
-settle and one tick.
+the component's own ``batchsight serve``; edge_mode.py, at 10 images a second, against the
+floor of floor.py). The cloud's baseline is the configured waits an image meets while the model
+is hosted: main-loop tick + result poll (a whole image is taken at its close, without a settle);
+the detail also gives the cold floor, with the model start on its readiness poll.
 """
 from __future__ import annotations
 
 import logging
 import math
 import os
-import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from batchsight.runtime import TICK_SECONDS
 from batchsight_detector import fit
+from batchsight_tools.bench.edge.edge_mode import bench_edge_mode
 from batchsight_tools.bench.edge.figures import Figure, Figures
 from batchsight_tools.bench.edge.inputs import edge_settings
+from batchsight_tools.bench.edge.proc import wait_until
 from batchsight_tools.bench.edge.sizes import Sizes
 from batchsight_tools.localcloud.broker import MqttBroker, protocol_for_port
 from batchsight_tools.localcloud.camera import drop
@@ -33,33 +33,30 @@ from batchsight_tools.localcloud.stack import LocalCloud, StackOutputs, free_por
 
 MODEL_START_SECONDS = 2.0   # the local backend's simulated start (LOCAL_MODEL_STARTUP_SECONDS)
 POLL_SECONDS = 1            # the state machine's readiness poll (PollSeconds, whole seconds)
-STABLE_SECONDS = 0.5        # edge ingest.stable_seconds; a closed file settles this long
+STABLE_SECONDS = 0.5        # edge ingest.stable_seconds: only for a file not whole at its close
 RESULT_POLL_SECONDS = 0.5   # edge results.poll_seconds
 # The immediate trigger: everything waiting is cut at the first tick after it was journaled.
 # (batch.max_images: 1 cuts one image per tick instead, which caps the edge near 2 images/s.)
 IMMEDIATE_AGE_SECONDS = 0.01
 TOPICS = "factory/bench/line-1/gw-bench/inspection/#"
-MODES = ("cloud", "edge")   # edge: the same model, served on the gateway (batchsight serve)
 
 
 def bench_latency(data: Path, sizes: Sizes, work: Path, figures: Figures) -> None:
     """The product end to end; the cloud runs in this process, as in the demo and the tests."""
-    frames = sorted((data / "casting" / "stream" / "images").glob("*.jp*g"))[: sizes.latency]
-    latencies, executions = measure(data, frames, sizes.latency_gap, work)
+    stream = sorted((data / "casting" / "stream" / "images").glob("*.jp*g"))
+    frames = stream[: sizes.latency]
+    latencies, executions = measure(data, frames, sizes.latency_gap, work, stream[: sizes.edge_latency],
+                                    sizes.edge_rate, figures)
     ledger = work / "hosting" / "ledger.jsonl"
     starts = len(ledger.read_text().splitlines()) if ledger.exists() else 0
-    settle = min(STABLE_SECONDS, 1.0)
-    warm = settle + TICK_SECONDS + RESULT_POLL_SECONDS
+    warm = TICK_SECONDS + RESULT_POLL_SECONDS  # a whole image is taken at its close: no settle
     cold = warm + math.ceil(MODEL_START_SECONDS / POLL_SECONDS) * POLL_SECONDS
     add_percentiles(figures, "", latencies["cloud"], warm, "floor (hosted)",
                     f"{len(latencies['cloud'])} of {len(frames)} images, one every {sizes.latency_gap} s, "
                     f"batch.max_age_seconds {IMMEDIATE_AGE_SECONDS}; {executions} executions, {starts} model "
-                    f"starts; floor with the model hosted = settle {settle} + edge tick "
+                    f"starts; floor with the model hosted = edge tick "
                     f"{TICK_SECONDS} + result poll {RESULT_POLL_SECONDS} s; an image that waits for a start "
                     f"also pays {MODEL_START_SECONDS} s on a {POLL_SECONDS} s readiness poll ({cold:.1f} s)")
-    add_percentiles(figures, ", edge mode", latencies["edge"], settle + TICK_SECONDS, "floor (settle + tick)",
-                    f"{len(latencies['edge'])} of {len(frames)} images judged by "
-                    "the gateway's own detector process, no cloud call")
 
 
 def add_percentiles(figures: Figures, mode: str, latencies: list[float], floor: float, floor_name: str,
@@ -71,12 +68,17 @@ def add_percentiles(figures: Figures, mode: str, latencies: list[float], floor: 
                            detail=detail if percent == 50 else ""))
 
 
-def measure(data: Path, frames: list[Path], gap: float, work: Path) -> tuple[dict[str, list[float]], int]:
-    """Latencies (s) per mode, and how many executions the cloud ran for them."""
+def measure(data: Path, frames: list[Path], gap: float, work: Path, edge_frames: list[Path], edge_rate: float,
+            figures: Figures) -> tuple[dict[str, list[float]], int]:
+    """The cloud's latencies (s), and how many executions it ran for them; the edge mode's figures
+    are added to ``figures`` on the way."""
     saved_environment = dict(os.environ)  # LocalCloud points this process's AWS settings at moto
     cloud, outputs = start_local_cloud(data, work)
     try:
-        latencies = {mode: run_mode(outputs, frames, gap, work, mode) for mode in MODES}
+        latencies = {"cloud": run_mode(outputs, frames, gap, work, "cloud")}
+        model = work / "model" / "detector.npz"
+        bench_edge_mode(camera_run_settings(outputs, 0, work / "edge", "edge", model), edge_frames, edge_rate,
+                        work / "edge", model, TOPICS, figures)
         wait_for_executions(cloud, outputs.state_machine_arn)
         executions = count_executions(cloud, outputs.state_machine_arn)
     finally:
@@ -156,21 +158,6 @@ def drop_frames(frames: list[Path], folder: Path, gap: float) -> dict[str, float
         dropped[frame.name] = drop(frame, folder, style="plain")
         time.sleep(gap)
     return dropped
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str,
-               process: subprocess.Popen[bytes], *, required: bool = True) -> None:
-    """Poll ``predicate`` while the edge runs; a timeout is an error only when ``required``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if process.poll() is not None:
-            raise RuntimeError(f"the edge program exited with {process.returncode} before {what}")
-        time.sleep(0.1)
-    if required:
-        raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-    print(f"  (timed out after {timeout:.0f} s waiting for {what})", flush=True)
 
 
 def wait_for_executions(cloud: LocalCloud, arn: str, timeout: float = 60.0) -> None:

@@ -1,13 +1,18 @@
-"""Memory as Linux reports it in ``/proc/<pid>/status``: VmRSS now, VmHWM the peak.
+"""Processes as Linux reports them in ``/proc``: memory (VmRSS now, VmHWM the peak), CPU time of a
+process tree, and waiting on a process that may exit early.
 
-Baselines are a bare import of the module a process runs: what the code alone costs.
+Memory baselines are a bare import of the module a process runs: what the code alone costs.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def status_mb(status: str, field: str) -> float:
@@ -41,3 +46,41 @@ def sample_rss(process: subprocess.Popen[bytes], seconds: float) -> tuple[list[f
         samples.append(status_mb(status.read_text(), "VmRSS"))
         time.sleep(0.25)
     return samples, peak_mb(process.pid)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and every live process below it (from /proc)."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()  # after the command name, which may hold spaces
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent and child not in tree]
+        tree.update(children)
+        frontier += children
+    return sum(cpu.get(p, 0.0) for p in tree)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str,
+               process: subprocess.Popen[bytes], *, required: bool = True) -> None:
+    """Poll ``predicate`` while ``process`` (the edge) runs; a timeout is an error only when ``required``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if process.poll() is not None:
+            raise RuntimeError(f"the edge program exited with {process.returncode} before {what}")
+        time.sleep(0.05)
+    if required:
+        raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+    print(f"  (timed out after {timeout:.0f} s waiting for {what})", flush=True)

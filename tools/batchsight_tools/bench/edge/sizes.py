@@ -15,6 +15,8 @@ class Sizes:
     upload_rounds: int = 4
     latency: int = 100
     latency_gap: float = 0.25
+    edge_latency: int = 200     # images dropped with the gateway judging, at edge_rate a second
+    edge_rate: float = 10.0
     memory: int = 10_000
     memory_seconds: float = 20.0
     memory_batch: int = 500     # batch.max_images: the backlog is cut into batches that fail to upload
@@ -26,6 +28,6 @@ class Sizes:
 
 
 QUICK = Sizes(casting=60, circuitboard=6, ingest_rounds=1, upload=30, upload_rounds=1, latency=6,
-              latency_gap=0.3, memory=300, memory_seconds=4.0, memory_batch=100, detect_casting=10,
+              latency_gap=0.3, edge_latency=20, memory=300, memory_seconds=4.0, memory_batch=100, detect_casting=10,
               detect_circuitboard=3, patchcore_casting=4, patchcore_circuitboard=2,
               fit_normals=4)
