@@ -81,12 +81,13 @@ def batch_payload(config: Config, batch_id: str, images: list[ImageRecord]) -> d
 
 
 def status_payload(config: Config, *, state: str, counts: dict[str, int], cloud: str,
-                   alarms: list[str] | None = None, judging: str = "cloud",
+                   alarms: list[str] | None = None, alarm_codes: list[int] | None = None, judging: str = "cloud",
                    detector_problem: str = "", models: dict[str, str] | None = None) -> dict[str, Any]:
-    """``models``: the model judging at the edge and the shadow beside it, by name and version
-    (DetectorServer.models); empty in cloud mode."""
+    """``alarm_codes``: one code per alarm, in its order (plant_state.Alarm), for a PLC that must
+    not parse text. ``models``: the model judging at the edge and the shadow beside it, by name
+    and version (DetectorServer.models); empty in cloud mode."""
     return {"v": PAYLOAD_VERSION, "site": config.site, "line": config.line, "device": config.device,
-            "state": state, "cloud": cloud, "alarms": (alarms or [])[:10],
+            "state": state, "cloud": cloud, "alarms": (alarms or [])[:10], "alarm_codes": (alarm_codes or [])[:10],
             "inference": config.inference.mode, "judging": judging,
             "detector_problem": detector_problem[:500],
             **{k: (models or {}).get(k, "") for k in ("model", "model_version", "shadow_model",

@@ -2,23 +2,45 @@
 
 Derived from the retained status payload (alerts.status_payload) the main loop publishes, so
 OPC UA's handshake block and Sparkplug's status metrics say exactly what the MQTT status says.
-One code at a time, the most severe first; the text is the alarm a person must act on.
+Each alarm is coded where it is raised (runtime.py gives ``alarm_codes`` beside ``alarms``), so
+a PLC's code never depends on an alarm's wording. One code at a time, the most severe (the
+lowest) first; the text is the alarm a person must act on.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
-# code -> what it means (docs/plant-floor.md lists them for the PLC programmer)
+
+class Alarm(IntEnum):
+    """The codes a PLC reads; docs/plant-floor.md lists them for the PLC programmer."""
+
+    NONE = 0
+    STOPPED = 1
+    DISK = 10
+    CLOUD_UNREACHABLE = 20
+    RESULTS_OVERDUE = 21
+    CLOUD_REFUSES = 22
+    DETECTOR_UNAVAILABLE = 30
+    MODEL_NOT_USED = 31
+    NOT_WATCHED = 40
+    PLANT_FLOOR = 50
+    OTHER = 90
+
+
 ERROR_CODES = {
-    0: "no problem",
-    1: "component stopped",
-    10: "disk full or quota reached: new images wait in the drop folder",
-    20: "cloud unreachable: results of images judged in the cloud are delayed",
-    21: "results overdue: images re-submitted",
-    30: "local detector unavailable: images are judged in the cloud",
-    40: "drop folder not watched, only scanned",
-    90: "another alarm: see the error text",
+    Alarm.NONE: "no problem",
+    Alarm.STOPPED: "component stopped",
+    Alarm.DISK: "disk full or quota reached: new images wait in the drop folder",
+    Alarm.CLOUD_UNREACHABLE: "cloud unreachable: results of images judged in the cloud are delayed",
+    Alarm.RESULTS_OVERDUE: "results overdue: images re-submitted",
+    Alarm.CLOUD_REFUSES: "the cloud refuses the gateway's requests (credentials, permissions, resources): see the text",
+    Alarm.DETECTOR_UNAVAILABLE: "local detector unavailable: images are judged in the cloud",
+    Alarm.MODEL_NOT_USED: "a new or shadow model cannot be used: the current one goes on judging",
+    Alarm.NOT_WATCHED: "drop folder not watched, only scanned",
+    Alarm.PLANT_FLOOR: "a plant-floor protocol (OPC UA server, Sparkplug node) is not running: see the text",
+    Alarm.OTHER: "another alarm: see the error text",
 }
 
 
@@ -30,23 +52,14 @@ class Condition:
     error_text: str = ""
 
 
-def _code(alarm: str) -> int:
-    text = alarm.lower()
-    for words, code in ((("disk",), 10), (("had no result",), 21), (("local detector",), 30),
-                        (("no file events",), 40)):
-        if any(word in text for word in words):
-            return code
-    return 90
-
-
 def condition(payload: dict[str, Any]) -> Condition:
     state = str(payload.get("state", "starting"))
-    alarms = [str(a) for a in payload.get("alarms", [])]
     if state != "running":
-        return Condition(state, False, 1, f"component {state}")
-    coded = sorted(((_code(a), a) for a in alarms), key=lambda pair: pair[0])
-    if payload.get("cloud") == "unreachable":
-        coded.append((20, ERROR_CODES[20]))
-        coded.sort(key=lambda pair: pair[0])
-    code, text = coded[0] if coded else (0, "")
-    return Condition(state, code != 10, code, text[:500])
+        return Condition(state, False, Alarm.STOPPED, f"component {state}")
+    alarms = [str(a) for a in payload.get("alarms", [])]
+    codes = [int(c) for c in payload.get("alarm_codes", [])]
+    coded = list(zip(codes, alarms, strict=True)) if len(codes) == len(alarms) else [(Alarm.OTHER, a) for a in alarms]
+    if payload.get("cloud") == "unreachable" and Alarm.CLOUD_REFUSES not in codes:
+        coded.append((Alarm.CLOUD_UNREACHABLE, ERROR_CODES[Alarm.CLOUD_UNREACHABLE]))
+    code, text = min(coded, key=lambda pair: pair[0]) if coded else (Alarm.NONE, "")
+    return Condition(state, code != Alarm.DISK, int(code), text[:500])

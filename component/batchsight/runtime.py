@@ -40,6 +40,7 @@ from batchsight.greengrass import GreengrassIpc
 from batchsight.event_path import EventPath
 from batchsight.housekeeping import disk_full
 from batchsight.live_config import reloadable
+from batchsight.plant_state import Alarm
 from batchsight.publishers import Publisher, PublishError
 
 # Made by the wiring; still importable from here, where bench/edge.py and tests look for them.
@@ -277,17 +278,26 @@ class Component:
         self._cloud_state, self._cloud_alarm = "ok", None
         self._cloud_backoff.succeeded()
 
-    def _publish_status(self, state: str) -> None:
-        alarms = [a for a in (self.disk.alarm, self.housekeeper.alarm, self.watcher.alarm,
-                              self._cloud_alarm) if a]
-        judging, problem = self.judge.status()
-        if judging == "cloud" and problem:
-            alarms.append(f"local detector unavailable, images go to the cloud: {problem}"[:500])
+    def _alarms(self, judging: str, problem: str) -> list[tuple[Alarm, str]]:
+        """Every condition a person must act on, coded where it is raised (plant_state.py)."""
         edge = self.config.inference.mode != "cloud"
-        alarms += self.detector_server.alarms() if edge else []
+        raised = [(Alarm.DISK, self.disk.alarm), (Alarm.RESULTS_OVERDUE, self.housekeeper.alarm),
+                  (Alarm.NOT_WATCHED, self.watcher.alarm), (Alarm.CLOUD_REFUSES, self._cloud_alarm)]
+        if judging == "cloud" and problem:
+            raised.append((Alarm.DETECTOR_UNAVAILABLE,
+                           f"local detector unavailable, images go to the cloud: {problem}"))
+        raised += [(Alarm.MODEL_NOT_USED, text) for text in (self.detector_server.alarms() if edge else [])]
+        return [(code, text[:500]) for code, text in raised if text]
+
+    def _publish_status(self, state: str) -> None:
+        judging, problem = self.judge.status()
+        alarms = self._alarms(judging, problem)
+        edge = self.config.inference.mode != "cloud"
         counts = {**self.journal.counts(), **self.journal.judgements()}
         payload = alerts.status_payload(self.config, state=state, counts=counts, cloud=self._cloud_state,
-                                        alarms=alarms, judging=judging, detector_problem=problem,
+                                        alarms=[text for _, text in alarms],
+                                        alarm_codes=[int(code) for code, _ in alarms], judging=judging,
+                                        detector_problem=problem,
                                         models=self.detector_server.models() if edge else None)
         # the status is refreshed every few seconds; a missed one is not a loss
         with contextlib.suppress(PublishError):

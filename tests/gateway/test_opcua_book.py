@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from batchsight.opcua.book import COUNTER_MODULO, ResultBook, shift_start
-from batchsight.plant_state import condition
+from batchsight.plant_state import Alarm, condition
 from batchsight.verdicts import Evaluation, Verdict
 
 SHIFTS = [(6, 0), (14, 0), (22, 0)]
@@ -47,12 +47,18 @@ def test_the_plc_acknowledges_and_the_counter_wraps() -> None:
     assert book.pending == 0
 
 
-def test_the_condition_names_the_most_severe_alarm() -> None:
+def test_the_condition_names_the_most_severe_alarm_by_its_code_not_its_words() -> None:
     assert condition({"state": "running", "alarms": []}).ready
     full = condition({"state": "running", "cloud": "unreachable",
                       "alarms": ["no file events for the drop folder (limit reached): it is scanned",
-                                 "disk full in /work (No space left); new images wait in the drop folder"]})
-    assert (full.ready, full.error_code, full.error_text[:9]) == (False, 10, "disk full")
+                                 "quota of 2 GiB reached; new images wait in the drop folder"],
+                      "alarm_codes": [Alarm.NOT_WATCHED, Alarm.DISK]})
+    assert (full.ready, full.error_code, full.error_text[:5]) == (False, 10, "quota")
     offline = condition({"state": "running", "cloud": "unreachable", "alarms": []})
     assert (offline.ready, offline.error_code) == (True, 20)
+    refused = condition({"state": "running", "cloud": "unreachable", "alarms": ["AccessDenied: attach the policy"],
+                         "alarm_codes": [Alarm.CLOUD_REFUSES]})
+    assert (refused.error_code, refused.error_text) == (22, "AccessDenied: attach the policy")
+    uncoded = condition({"state": "running", "alarms": ["disk full"]})  # a status from before the codes
+    assert (uncoded.ready, uncoded.error_code) == (True, 90)
     assert condition({"state": "stopped"}).error_code == 1

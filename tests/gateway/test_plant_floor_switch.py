@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from batchsight.journal import Journal
+from batchsight.plant_state import Alarm
 from batchsight.publishers.plant import PlantFloor, PlantFloorPublisher
 from tests.gateway.opcua_support import free_port, opcua_config
 from tests.gateway.test_outbox import FakeBroker
@@ -51,9 +52,11 @@ def test_a_taken_port_is_an_alarm_in_the_status_until_the_server_runs(tmp_path: 
         wait_for(lambda: publisher.plant.alarms(), 30, "the alarm of a server that cannot start")
         publisher.publish(config.topic("status"), {"state": "running", "alarms": ["disk full"]}, retain=True)
         [(_, body, _)] = broker.sent
-        alarms = json.loads(body)["alarms"]
+        status = json.loads(body)
+        alarms = status["alarms"]
         assert alarms[0] == "disk full"
         assert alarms[1].startswith(f"OPC UA server not running at {config.opcua.endpoint}")
+        assert status["alarm_codes"] == [Alarm.OTHER, Alarm.PLANT_FLOOR]  # the first came without its code
     finally:
         blocker.close()
         publisher.close()

@@ -55,7 +55,7 @@ def test_births_data_rebirth_and_death_on_a_clean_stop(tmp_path: Path, mqtt_brok
     node.status({"state": "running", "alarms": []})
     wait_for(lambda: len(scada.of("NDATA")) == 1, 15, "the status, once it changed")
     node.status({"state": "running", "alarms": []})
-    node.status({"state": "running", "alarms": ["disk full: 3 images wait"], "waiting": 3})
+    node.status({"state": "running", "alarms": ["disk full: 3 images wait"], "alarm_codes": [10], "waiting": 3})
     journal = Journal(config.journal_path)
     ids = [stored_result(journal, config, n, anomalous=(n == 1), part_id=f"P{n}", lot="L9") for n in range(2)]
     Alerter(config, journal, FakeBroker(), outbox=ObservedOutbox(journal, node.committed)).hand_off()

@@ -46,6 +46,7 @@ def test_the_component_writes_the_status_it_publishes(component: Component, conf
     [(topic, body, retain)] = [sent for sent in component.publisher.inner.sent if sent[0].endswith("/status")]  # type: ignore[attr-defined]
     assert retain and json.loads(config.status_path.read_text()) == json.loads(body)
     assert json.loads(body)["alarms"] == [ALARM]
+    assert json.loads(body)["alarm_codes"] == [22], "an AWS refusal: the code a PLC reads (plant_state.Alarm)"
     assert [p.name for p in config.work_folder.iterdir() if p.name.startswith(".status-")] == []
 
 

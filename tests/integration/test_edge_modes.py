@@ -135,7 +135,8 @@ def test_missing_local_model_falls_back_to_the_cloud_and_recovers(local_cloud: C
                   "the status to say the cloud judges while the model is missing")
         fallback = next(s for s in hmi.statuses if s.get("judging") == "cloud")
         assert "cannot be read" in fallback["detector_problem"] and str(model) in fallback["detector_problem"]
-        assert any("local detector unavailable" in alarm for alarm in fallback["alarms"])
+        coded = dict(zip(fallback["alarm_codes"], fallback["alarms"], strict=True))
+        assert "local detector unavailable" in coded[30], "the code a PLC reads (docs/plant-floor.md)"
         wait_for(lambda: len(hmi.results) >= 4, 90, "the first images judged by the cloud")
         model.parent.mkdir()
         shutil.copy(fitted_model, model)  # the deployment arrives; serve loads it without a restart

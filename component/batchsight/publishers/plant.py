@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from batchsight.config import Config
 from batchsight.journal import Handoff, Journal
+from batchsight.plant_state import Alarm
 from batchsight.publishers.base import Delivery, Publisher
 from batchsight.publishers.outbox import Outbox
 from batchsight.verdicts import Messages
@@ -149,7 +150,10 @@ class PlantFloorPublisher(Publisher):
             self.plant.status(payload)
             extra = self.plant.alarms()
             if extra:
-                payload = {**payload, "alarms": (list(payload.get("alarms", [])) + extra)[:10]}
+                alarms = list(payload.get("alarms", []))
+                codes = list(payload.get("alarm_codes", []))[:len(alarms)]
+                codes += [int(Alarm.OTHER)] * (len(alarms) - len(codes)) + [int(Alarm.PLANT_FLOOR)] * len(extra)
+                payload = {**payload, "alarms": (alarms + extra)[:10], "alarm_codes": codes[:10]}
         self.inner.publish(topic, payload, retain=retain)
 
     def send(self, topic: str, body: bytes, *, retain: bool = False) -> Delivery:
