@@ -112,5 +112,61 @@ def test_release_reports_whether_someone_still_holds_the_lock(
 
 
 def test_an_unknown_action_is_refused(lock_table: str, lambda_context: Any) -> None:
-    with pytest.raises(ValueError, match="acquire, renew or release"):
+    with pytest.raises(ValueError, match="acquire, renew, release, handover, takeover, reclaim"):
         invoke("steal", A, lambda_context)
+
+
+# --- the hand-over (continue-as-new) ---------------------------------------------------------------
+
+def test_a_hand_over_passes_the_lock_to_the_successor_with_a_fresh_lease(moto: Moto, lock_table: str) -> None:
+    assert lock.acquire(A, 1000)
+    assert lock.hand_over(A, B, 1500)
+    assert lock_holder(moto, lock_table) == (B, 1500 + LEASE)
+    assert lock.hand_over(A, B, 1501), "a retried hand-over is no conflict"
+    assert not lock.renew(A, 1502) and lock.renew(B, 1502), "the successor confirms; the predecessor is out"
+    assert lock.holder(lock_table) == lock.Holder(B, 1502 + LEASE, 1501)
+
+
+def test_no_one_hands_over_a_lock_that_is_not_theirs(moto: Moto, lock_table: str) -> None:
+    assert lock.acquire(B, 1000)
+    assert not lock.hand_over(A, f"{EXECUTIONS}:c", 1001)
+    assert not lock.hand_over(A, f"{EXECUTIONS}:c", 1001)
+    assert lock_holder(moto, lock_table) == (B, 1000 + LEASE)
+
+
+def test_a_successor_that_was_never_started_gives_the_lock_back(moto: Moto, lock_table: str) -> None:
+    assert lock.acquire(A, 1000)
+    assert lock.hand_over(A, B, 1500)
+    assert lock.reclaim(A, B, 1600)
+    assert lock.holder(lock_table) == lock.Holder(A, 1600 + LEASE, 0)
+    assert lock.reclaim(A, B, 1601), "a retried reclaim keeps our own lock"
+    assert lock.acquire(f"{EXECUTIONS}:c", 1000 + 2 * LEASE + 1000)  # a later takeover ...
+    assert not lock.reclaim(A, B, 3000)  # ... is not undone
+
+
+def test_the_function_names_a_deterministic_successor_and_it_takes_over(
+        moto: Moto, lock_table: str, lambda_context: Any) -> None:
+    from batchsight_pipeline import history
+
+    assert invoke("acquire", A, lambda_context) == {"held": True}
+    handed = invoke("handover", A, lambda_context)
+    assert handed == {"held": False, "successor": history.successor_name(A)}
+    successor = history.successor_arn(A)
+    assert invoke("takeover", successor, lambda_context) == {"held": True}
+    assert invoke("takeover", B, lambda_context) == {"held": False}, "a stranger never takes it over"
+    with pytest.raises(lock.LockLost):
+        invoke("renew", A, lambda_context)
+    with pytest.raises(lock.LockLost):
+        invoke("handover", B, lambda_context)
+
+
+def test_the_function_reclaims_and_a_lost_reclaim_raises_lock_lost(
+        moto: Moto, lock_table: str, lambda_context: Any) -> None:
+    assert invoke("acquire", A, lambda_context) == {"held": True}
+    invoke("handover", A, lambda_context)
+    assert invoke("reclaim", A, lambda_context) == {"held": True}
+    assert invoke("renew", A, lambda_context) == {"held": True}
+    lease_ran_out(moto, lock_table, A)
+    assert invoke("acquire", B, lambda_context) == {"held": True}
+    with pytest.raises(lock.LockLost):
+        invoke("reclaim", A, lambda_context)
