@@ -16,6 +16,7 @@ with ``root`` the first execution's name (cut to 56 characters), ``n`` the gener
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -30,7 +31,8 @@ EVENTS_AT_START = 6  # ExecutionStarted and the first CheckWork
 _SUCCESSOR = re.compile(r"^(?P<root>.+)-h(?P<generation>\d+)-[0-9a-f]{8}$")
 ROOT_CHARACTERS = 56
 
-__all__ = ["QUOTA", "HistoryQuotaNear", "ceiling", "estimate", "history_length", "successor_arn",
+__all__ = ["QUOTA", "HistoryQuotaNear", "ceiling", "estimate", "history_length", "start_successor",
+           "state_machine_arn", "successor_arn",
            "successor_name"]
 
 
@@ -82,3 +84,26 @@ def successor_name(execution_arn: str) -> str:
 def successor_arn(execution_arn: str) -> str:
     """The successor's execution ARN: the same state machine, the successor's name."""
     return f"{execution_arn.rsplit(':', 1)[0]}:{successor_name(execution_arn)}"
+
+
+def start_successor(execution_arn: str, execution_input: dict[str, Any], sfn: Any) -> str:
+    """Start the successor of ``execution_arn`` (its deterministic name) with this input; its name.
+
+    A successor that already exists is one an earlier attempt started: that is success, not a
+    conflict. The function starts it (not a ``states:startExecution`` Task) so that the lock's
+    hand-over and the start are one step that can undo the hand-over when the start fails.
+    """
+    name = successor_name(execution_arn)
+    try:
+        sfn.start_execution(stateMachineArn=state_machine_arn(execution_arn), name=name,
+                            input=json.dumps(execution_input))
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ExecutionAlreadyExists":
+            raise
+    return name
+
+
+def state_machine_arn(execution_arn: str) -> str:
+    """The state machine an execution belongs to: ``...:execution:{machine}:{name}``."""
+    head, machine, _name = execution_arn.rsplit(":", 2)
+    return f"{head.rsplit(':', 1)[0]}:stateMachine:{machine}"
