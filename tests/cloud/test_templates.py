@@ -70,7 +70,7 @@ def test_every_path_after_start_model_reaches_a_stop() -> None:
         if states[name]["Type"] in ("Task", "Map"):
             assert states[name].get("Catch"), f"{name} can fail without reaching a stop"
         frontier.extend(successors(name))
-    assert {"PrepareHandOver", "StartSuccessor", "ReclaimLock", "CheckInFlight"} <= seen
+    assert {"PrepareHandOver", "HandedOverOrDrainOn", "CheckInFlight"} <= seen
 
 
 def test_the_stops_renew_the_lease_and_never_retry_a_lost_lock() -> None:

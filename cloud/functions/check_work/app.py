@@ -86,23 +86,60 @@ def stalled(previous: int, drained: list[dict[str, Any]] | None) -> int:
     return 0
 
 
-def overload(event: dict[str, Any], settings: Settings, *, now: float, visible: int, in_flight: int,
-             phase: str) -> Load:
-    """Assess the load; while draining, scale the backend to the units it asks for."""
+def measure(event: dict[str, Any], settings: Settings, *, now: float, visible: int, in_flight: int,
+            phase: str, max_units: int) -> Load:
+    """The load now and the units it asks for (overload.assess); pure, for the cost model too."""
     drained = (event.get("drained") or []) if phase == "round" else []
     removed = sum(int(d.get("processed", 0)) + int(d.get("poisoned", 0)) for d in drained)
     previous = Load.from_dict(event.get("load")) if phase in DRAINING else None
-    backend = backend_from_settings(settings) if phase in DRAINING else None
-    ceiling = min(settings.max_scale_units, backend.max_units if backend else 1)
-    load = assess(previous, now=now, visible=visible, in_flight=in_flight, removed=removed,
-                  unit_tps=settings.detect_tps, drain_workers=settings.drain_workers, max_units=ceiling,
+    return assess(previous, now=now, visible=visible, in_flight=in_flight, removed=removed,
+                  unit_tps=settings.detect_tps, drain_workers=settings.drain_workers,
+                  max_units=min(settings.max_scale_units, max_units),
                   target_seconds=settings.backlog_target_seconds)
+
+
+def overload(event: dict[str, Any], settings: Settings, *, now: float, visible: int, in_flight: int,
+             phase: str) -> Load:
+    """Measure the load; while draining, scale the backend to the units it asks for."""
+    backend = backend_from_settings(settings) if phase in DRAINING else None
+    load = measure(event, settings, now=now, visible=visible, in_flight=in_flight, phase=phase,
+                   max_units=backend.max_units if backend else 1)
+    previous = Load.from_dict(event.get("load"))
     if backend is not None and previous is not None and load.units != previous.units:
         applied = backend.scale(load.units)
         logger.info("scaled", extra={"units": applied, "asked": load.units, "from": previous.units,
                                      "arrival_per_minute": load.arrival_rate * 60})
         load = dataclasses.replace(load, units=applied)
     return load
+
+
+def answer(event: dict[str, Any], settings: Settings, *, phase: str, visible: int, in_flight: int,
+           load: Load, events: int) -> dict[str, Any]:
+    """What the state machine gets back; pure (the cost model runs it on its virtual clock).
+
+    While draining it stops a run that can no longer go on (DrainStalled, HistoryQuotaNear), and
+    past HandOverEvents it asks for a hand-over: after the release only when work arrived."""
+    stalls = stalled(int(event.get("stalled") or 0), event.get("drained")) if phase == "round" else 0
+    if phase in DRAINING and events >= history.ceiling():
+        raise history.HistoryQuotaNear(f"{events} history events and no successor took over; stopping")
+    if phase in DRAINING and stalls >= STALLED_ROUNDS:
+        raise DrainStalled(f"every drain worker gave up in {stalls} rounds in a row; stopping the model")
+    due = events >= settings.hand_over_events and (visible > 0 if phase == "after_release" else phase in DRAINING)
+    hand_over = due and visible + in_flight > 0
+    execution = str(event.get("execution", ""))
+    return {**plan(visible, in_flight, settings, units=load.units),
+            "tally": tally(event.get("tally"), event.get("drained")), "load": load.to_dict(),
+            "events": events, "stalled": stalls, "hand_over": hand_over,
+            "successor": history.successor_name(execution) if hand_over else ""}
+
+
+def history_events(event: dict[str, Any], phase: str) -> int:
+    """The execution's history so far: read, or estimated from the loop's shape when unreadable."""
+    execution = str(event.get("execution", ""))
+    events = history.history_length(execution, client("stepfunctions")) if phase != "start" else None
+    if events is None:
+        events = history.estimate(int(event.get("events") or 0), after=phase, workers=len(event.get("drained") or []))
+    return events
 
 
 def report(load: Load, settings: Settings, *, now: float, in_flight: int, execution: str, phase: str) -> None:
@@ -125,24 +162,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     visible, in_flight = queue_depth(settings.queue_url)
     record_queue(visible, in_flight, dead_letter_depth(settings.dead_letter_queue_url))
     load = overload(event, settings, now=now, visible=visible, in_flight=in_flight, phase=phase)
-    events = history.history_length(execution, client("stepfunctions")) if phase != "start" else None
-    if events is None:
-        events = history.estimate(int(event.get("events") or 0), after=phase, workers=len(event.get("drained") or []))
-    stalls = stalled(int(event.get("stalled") or 0), event.get("drained")) if phase == "round" else 0
+    events = history_events(event, phase)
     if phase in DRAINING:
         record_load(arrival_per_minute=load.arrival_rate * 60, units=load.units, overloaded=load.saturated,
                     drain_per_minute=(load.unit_rate or settings.detect_tps) * load.units * 60,
                     backlog_minutes=load.behind_seconds / 60, history_events=events)
-        if events >= history.ceiling():
-            raise history.HistoryQuotaNear(f"{events} history events and no successor took over; stopping")
-        if stalls >= STALLED_ROUNDS:
-            raise DrainStalled(f"every drain worker gave up in {stalls} rounds in a row; stopping the model")
     report(load, settings, now=now, in_flight=in_flight, execution=execution, phase=phase)
-    due = events >= settings.hand_over_events and (visible > 0 if phase == "after_release" else phase in DRAINING)
-    hand_over = due and visible + in_flight > 0
-    result = {**plan(visible, in_flight, settings, units=load.units),
-              "tally": tally(event.get("tally"), event.get("drained")), "load": load.to_dict(),
-              "events": events, "stalled": stalls, "hand_over": hand_over,
-              "successor": history.successor_name(execution) if hand_over else ""}
+    result = answer(event, settings, phase=phase, visible=visible, in_flight=in_flight, load=load, events=events)
     logger.info("queue checked", extra={"execution": execution, "phase": phase, **result})
     return result

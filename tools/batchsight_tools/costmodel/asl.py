@@ -23,6 +23,7 @@ _COMPARATORS = {
     "BooleanEquals": lambda value, expected: value is expected,
     "StringEquals": lambda value, expected: value == expected,
     "NumericGreaterThan": lambda value, expected: value > expected,
+    "IsPresent": lambda value, expected: expected is True,  # reached only when the path exists
 }
 
 
@@ -193,6 +194,8 @@ class StateMachine:
             try:
                 value = _get(data, rule["Variable"])
             except TaskFailed:
+                if operator == "IsPresent" and rule[operator] is False:
+                    return str(rule["Next"])
                 continue  # a missing variable does not match
             if _COMPARATORS[operator](value, rule[operator]):
                 return str(rule["Next"])
@@ -251,12 +254,16 @@ class StateMachine:
              counts: _Counts) -> Generator[float, None, Any]:
         processor = state["ItemProcessor"]
         inner = processor["States"][processor["StartAt"]]
-        if len(processor["States"]) != 1 or inner["Type"] != "Task" or not inner.get("End"):
-            raise UnsupportedAsl("Map: only a processor of one Task state is modelled")
+        caught = {c["Next"] for c in inner.get("Catch", [])}
+        others = [s for name, s in processor["States"].items() if name != processor["StartAt"]]
+        if (inner["Type"] != "Task" or not inner.get("End") or len(others) != len(caught)
+                or any(s["Type"] != "Pass" or not s.get("End") for s in others)
+                or not caught <= set(processor["States"])):
+            raise UnsupportedAsl("Map: only a processor of one Task state (and Pass states it catches to) is modelled")
         items = _get(data, state["ItemsPath"])
         if not items:
             return []
-        counts.map_iterations += len(items) * len(processor["States"])  # one Task state per item
+        counts.map_iterations += len(items)  # one Task state per item (the simulated drain never fails)
         limit = state.get("MaxConcurrency", 0) or len(items)
         payloads = []
         for item in items:

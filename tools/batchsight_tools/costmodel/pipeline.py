@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from batchsight_pipeline import history
 from batchsight_pipeline.backends.base import ModelState
 from batchsight_pipeline.lock import LockLost
 from batchsight_pipeline.settings import Settings
@@ -138,10 +139,18 @@ class Pipeline:
         return Call(output, self.cloud.task_seconds + cold)
 
     def _check_work(self, payload: dict[str, Any]) -> Call:
-        now = self.engine.now
-        result = self.check_work.plan(self.queue.visible(now), self.queue.in_flight(now), self.settings)
-        tally = self.check_work.tally(payload.get("tally"), payload.get("drained"))
-        return self._call({**result, "tally": tally}, "check_work")
+        """The function's own answer; the history's length as it estimates one it cannot read."""
+        now, phase = self.engine.now, str(payload.get("phase") or "start")
+        visible, in_flight = self.queue.visible(now), self.queue.in_flight(now)
+        load = self.check_work.measure(payload, self.settings, now=now, visible=visible, in_flight=in_flight,
+                                       phase=phase, max_units=1)
+        events = history.estimate(int(payload.get("events") or 0), after=phase,
+                                       workers=len(payload.get("drained") or []))
+        result = self.check_work.answer(payload, self.settings, phase=phase, visible=visible,
+                                        in_flight=in_flight, load=load, events=events)
+        call = self._call(result, "check_work")
+        self.meter.status_reported(now, draining=phase in self.check_work.DRAINING, backlog=visible + in_flight)
+        return call
 
     def _notify(self, _payload: Any) -> Call:
         self.meter.notified()
@@ -155,12 +164,29 @@ class Pipeline:
             held = self.lock.renew(owner, now)
         elif action == "release":
             held = not self.lock.release(owner)
+        elif action == "takeover":
+            held = self.lock.renew(owner, now)
+        elif action in ("handover", "continue"):
+            return self._call(self._hand_over(owner, payload), "model_lock")
         else:
             raise ValueError(f"unknown lock action {action!r}")
         if action == "renew" and not held:
             self.meter.call("model_lock", now)
             raise LockLost("the model lock was lost (lease expired and taken over)")
         return self._call({"held": held}, "model_lock")
+
+    def _hand_over(self, owner: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Continue-as-new, as the lock function does it: the lock (when held) and the model pass
+        to the successor, started here on the same engine."""
+        lock_function, name = function("model_lock"), history.successor_name(owner)
+        if payload.get("action") == "handover":
+            self.lock.hand_over(owner, history.successor_arn(owner), self.engine.now)
+            successor_input = lock_function.successor_input(payload)
+        else:
+            successor_input = {"v": 1, "trigger": "handover"}
+        self.start_execution(name, successor_input)
+        self.meter.handed_over(self.engine.now)
+        return {"handed_over": True, "successor": name}
 
     def _model_control(self, payload: dict[str, Any]) -> Call:
         action = payload.get("action")
