@@ -371,39 +371,3 @@ def test_from_env_names_the_missing_or_bad_variable(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("SAGEMAKER_ENDPOINT_NAME", "bad_name!")
     with pytest.raises(SettingsError, match="SAGEMAKER_ENDPOINT_NAME"):
         SageMakerBackend.from_env(start_timeout_seconds=900)
-
-
-# --- scaling (overload control) ---------------------------------------------------------------------
-
-def test_scale_sets_the_variants_instance_count_and_reports_what_is_in_effect(moto_sagemaker: Any) -> None:
-    model = backend(moto_sagemaker)
-    assert model.scale(2) == 1, "no endpoint: one unit, nothing asked"
-    model.start(run_token="run-1")
-    assert model.scale(1) == 1
-    assert model.scale(3) == 3
-    variant = moto_sagemaker.describe_endpoint(EndpointName=ENDPOINT)["ProductionVariants"][0]
-    assert variant.get("DesiredInstanceCount", variant.get("CurrentInstanceCount")) == 3
-    assert model.scale(500) == model.max_units, "bounded by the backend's own limit"
-
-
-def test_an_endpoint_that_refuses_an_update_keeps_its_count_for_the_next_check() -> None:
-    class Refusing:
-        def describe_endpoint(self, **_: Any) -> dict[str, Any]:
-            return {"EndpointStatus": "InService",
-                    "ProductionVariants": [{"VariantName": "AllTraffic", "CurrentInstanceCount": 2}]}
-
-        def update_endpoint_weights_and_capacities(self, **_: Any) -> None:
-            raise ClientError({"Error": {"Code": "ValidationException",
-                                         "Message": "Cannot update in-progress endpoint"}}, "Update")
-
-    assert backend(Refusing()).scale(4) == 2
-
-
-def test_an_updating_endpoint_is_not_asked_again() -> None:
-    class Updating:
-        def describe_endpoint(self, **_: Any) -> dict[str, Any]:
-            return {"EndpointStatus": "Updating",
-                    "ProductionVariants": [{"VariantName": "AllTraffic", "CurrentInstanceCount": 1,
-                                            "DesiredInstanceCount": 2}]}
-
-    assert backend(Updating()).scale(3) == 2

@@ -143,7 +143,8 @@ def test_a_round_is_summed_measured_and_reported_to_the_gateways(stack: Stack, l
     status = status_object(stack)
     assert status is not None
     jsonschema.validate(status, load_schema("pipeline_status"))
-    assert (status["backlog"], status["backpressure"], status["state"], status["queue_empty_at"]) == (30, False, "ok", "")
+    assert (status["backlog"], status["backpressure"], status["state"]) == (30, False, "ok")
+    assert status["queue_empty_at"] == ""
 
 
 def test_an_execution_that_may_never_get_the_lock_does_not_speak_for_the_pipeline(

@@ -25,7 +25,8 @@ IMAGES = 100
 
 @pytest.fixture
 def short_histories(local_cloud: CloudFixture) -> Iterator[CloudFixture]:
-    """The stack updated for this test (HandOverEvents 50, its least: one drain round; a slow drain), and put back after."""
+    """The stack updated for this test (HandOverEvents 50, its least: about one drain round here; a
+    slow drain), and put back after."""
     lam = local_cloud.client("lambda")
     timeout = lam.get_function_configuration(FunctionName=DRAIN_FUNCTION)["Timeout"]
     previous = local_cloud.cloud.update_environment({"HANDOVER_EVENTS": "50", "DETECT_TPS": "2"})

@@ -126,7 +126,8 @@ def test_one_batch_of_ten_images_counted_by_hand() -> None:
     and the model file in the cold function = 3.
     S3 by CheckWork: the pipeline status PUT by CheckRemaining and CheckAfterRelease (the first check
     sees images waiting and leaves the status to the execution that drains them) = 2.
-    DynamoDB: 3 conditional writes by the lock, 1 by the stop (it renews the lease). SNS: 1 publish (one anomaly), and 1 KMS call for it.
+    DynamoDB: 3 conditional writes by the lock, 1 by the stop (it renews the lease).
+    SNS: 1 publish (one anomaly), and 1 KMS call for it.
     Drain time: a cold start of 3 s, ten images of 50 + 5 ms on its vCPU = 0.55 s, the long poll
     in flight meanwhile ends 0.45 s later, then the empty one of 1 s: 5.0 s at 1,769 MB.
     """
@@ -143,7 +144,8 @@ def test_one_batch_of_ten_images_counted_by_hand() -> None:
         ("S3", "GET of the package.json per image (model_store.fetch)", 10), ("S3", "PUT of the result", 10),
         ("S3", "PUT of the anomaly masks", 1), ("S3", "COPY of the image to the final bucket", 10),
         ("S3", "DELETE of the image from the source bucket", 10), ("S3", "GET of the model index and package", 3),
-        ("S3", "PUT of the pipeline status", 2), ("DynamoDB", "model lock writes", 4), ("SNS", "defect notifications", 1),
+        ("S3", "PUT of the pipeline status", 2), ("DynamoDB", "model lock writes", 4),
+        ("SNS", "defect notifications", 1),
         ("KMS", "SNS encryption of a notification", 1)]
     assert [(service, item, _q(u, service, item)) for service, item, _ in expected] == expected
     assert _q(u, "Lambda", "drain duration") == pytest.approx(1769 / 1024 * 5.0)
