@@ -11,11 +11,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import jsonschema
 import pytest
 
 from batchsight_pipeline import lock
 from batchsight_tools.stack import function
 from tests.cloud.moto_stack import ACCOUNT, Moto, lock_holder
+from tests.support import load_schema
 
 LEASE = 900  # LOCK_LEASE_SECONDS of the lock_table fixture
 EXECUTIONS = "arn:aws:states:us-east-1:123456789012:execution:batch"
@@ -178,6 +180,7 @@ def test_a_hand_over_passes_the_lock_and_starts_the_successor_with_the_model(
     assert hand_over(A, lambda_context)["handed_over"], "a retried hand-over finds its successor started"
     successor = history.successor_arn(A)
     started = moto.client("stepfunctions").describe_execution(executionArn=successor)
+    jsonschema.validate(json.loads(started["input"]), load_schema("execution_input"))
     handed = json.loads(started["input"])["handover"]
     assert (handed["from"], handed["model"]) == (A, MODEL)
     assert handed["work"]["events"] == 0 and handed["work"]["hand_over"] is False  # a fresh history
@@ -206,4 +209,5 @@ def test_after_the_release_a_plain_successor_is_started_to_take_the_lock_itself(
     assert answer == {"handed_over": True, "successor": history.successor_name(A)}
     started = moto.client("stepfunctions").describe_execution(executionArn=history.successor_arn(A))
     assert json.loads(started["input"]) == {"v": 1, "trigger": "handover"}
+    jsonschema.validate(json.loads(started["input"]), load_schema("execution_input"))
     assert lock_holder(moto, lock_table) is None

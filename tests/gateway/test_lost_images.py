@@ -1,14 +1,13 @@
 """Re-sending only what the cloud confirms lost: the pipeline status and the source bucket in moto S3.
 
-The status object is the one the pipeline's CheckWork writes (contracts/schemas/pipeline_status),
-checked against its schema here; the journal is a real SQLite file.
+The status object is made by the pipeline's own code (batchsight_pipeline.pipeline_status, what
+CheckWork writes) and checked against the contract; the journal is a real SQLite file.
 """
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterator
-from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,8 @@ import pytest
 from moto import mock_aws
 
 from batchsight.cloud_link import source_key
+from batchsight_pipeline import pipeline_status
+from batchsight_pipeline.overload import Load
 from batchsight.config import Config, config_from_dict
 from batchsight.housekeeping import Housekeeper
 from batchsight.journal import ImageState, Journal
@@ -54,12 +55,12 @@ def _submitted(journal: Journal) -> str:
 
 
 def _status(s3: Any, *, queue_empty_at: float | None, backpressure: bool = False) -> None:
-    """The status as CheckWork writes it."""
-    iso = (lambda t: datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z"))
-    status = {"v": 1, "updated_at": iso(time.time()), "state": "saturated" if backpressure else "ok",
-              "backpressure": backpressure, "backlog": 5000 if backpressure else 0, "units": 2,
-              "queue_empty_at": iso(queue_empty_at) if queue_empty_at else "",
-              "reason": "the pipeline runs at its ceiling" if backpressure else ""}
+    """The status as the pipeline's CheckWork writes it (its own code), checked against the contract."""
+    load = Load(checked_at=time.time(), visible=5000 if backpressure else 0, backlog=5000 if backpressure else 0,
+                units=2, saturated=backpressure, state="saturated" if backpressure else "ok")
+    status = pipeline_status.document(
+        load, now=time.time(), max_units=2, unit_tps=10, in_flight=0, execution="e",
+        queue_empty_at=pipeline_status.iso(queue_empty_at) if queue_empty_at else "")
     jsonschema.validate(status, load_schema("pipeline_status"))
     s3.put_object(Bucket="final", Key=STATUS_KEY, Body=json.dumps(status).encode())
 
@@ -107,3 +108,7 @@ def test_no_upload_but_submitted_after_the_queue_was_last_empty_is_still_queued(
     _status(s3, queue_empty_at=time.time() - 3600)
     keeper.resubmit_overdue(time.time() + TIMEOUT + 1)
     assert row(journal, image_id).state is ImageState.SUBMITTED
+
+
+def test_the_gateway_reads_the_key_the_pipeline_writes() -> None:
+    assert STATUS_KEY == pipeline_status.STATUS_KEY
