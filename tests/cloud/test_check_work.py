@@ -213,3 +213,17 @@ def test_arrivals_beyond_one_unit_scale_up_to_the_ceiling_and_then_saturate(
     status = status_object(stack)
     assert status and status["backpressure"] is True and status["state"] == "saturated" and status["units"] == 2
     assert "ceiling" in status["reason"]
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("HANDOVER_EVENTS", "10", r"HANDOVER_EVENTS=10.0 must be >= 50"),
+    ("MAX_SCALE_UNITS", "0", r"MAX_SCALE_UNITS=0.0 must be >= 1"),
+    ("BACKLOG_TARGET_MINUTES", "soon", r"BACKLOG_TARGET_MINUTES='soon' is not a number"),
+])
+def test_a_bad_setting_of_overload_control_or_the_hand_over_is_one_clear_error(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str) -> None:
+    from batchsight_pipeline.settings import Settings, SettingsError
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +40,19 @@ from batchsight_tools.stack import cloud_dir, function
 
 RECEIVE_WAIT_SECONDS = 1.0  # the drain's long poll (WaitTimeSeconds=1)
 SNS_PUBLISH = "arn:aws:states:::sns:publish"
+SIMULATED_MAX_UNITS = 64  # the backend's own limit (ModelBackend.max_units): MaxScaleUnits decides
+
+
+@dataclass(frozen=True)
+class Check:
+    """One CheckWork as the simulation saw it: when, the backlog, the units, saturation, and whether
+    it ran while draining (only those emit the load metrics, ``Overloaded`` among them)."""
+
+    at: float
+    backlog: int
+    units: int
+    saturated: bool
+    draining: bool
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,7 @@ class CloudSettings:
     schedule_seconds: float = 3600.0  # ScheduleExpression rate(1 hour); 0 switches it off
     drain_timeout_seconds: float = 300.0  # the Drain function's Timeout
     task_seconds: float = 0.3  # one Lambda invoke, as seen by Step Functions
+    max_scale_units: int = 1  # MaxScaleUnits: overload control's ceiling
 
     def settings(self, service: ModelService) -> Settings:
         return Settings(queue_url="sim://queue", dead_letter_queue_url="sim://dead-letter",
@@ -62,7 +76,8 @@ class CloudSettings:
                         start_timeout_seconds=int(self.start_timeout_seconds),
                         drain_workers=int(self.drain_workers),
                         detect_concurrency=int(self.detect_concurrency),
-                        detect_tps=float(service.detect_tps), lock_table="sim-lock")
+                        detect_tps=float(service.detect_tps), lock_table="sim-lock",
+                        max_scale_units=int(self.max_scale_units))
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,7 @@ def template_cloud_settings() -> CloudSettings:
         drain_workers=int(defaults["DrainWorkers"]),
         detect_concurrency=int(defaults["DetectConcurrency"]),
         lock_lease_seconds=int(defaults["LockLeaseSeconds"]),
+        max_scale_units=int(defaults["MaxScaleUnits"]),
         schedule_seconds=rate_seconds(schedule),
         drain_timeout_seconds=float(template["Resources"]["DrainFunction"]["Properties"]["Timeout"]))
 
@@ -130,6 +146,7 @@ class Pipeline:
             rng=random.Random(service.seed), clock=lambda: engine.now)
         self.running = 0
         self.outcomes: list[Outcome] = []
+        self.checks: list[Check] = []  # what each CheckWork saw (the week's backlog, scale, alarms)
 
     # --- the Tasks' services ------------------------------------------------------------------
 
@@ -143,11 +160,13 @@ class Pipeline:
         now, phase = self.engine.now, str(payload.get("phase") or "start")
         visible, in_flight = self.queue.visible(now), self.queue.in_flight(now)
         load = self.check_work.measure(payload, self.settings, now=now, visible=visible, in_flight=in_flight,
-                                       phase=phase, max_units=1)
+                                       phase=phase, max_units=SIMULATED_MAX_UNITS)
         events = history.estimate(int(payload.get("events") or 0), after=phase,
                                        workers=len(payload.get("drained") or []))
         result = self.check_work.answer(payload, self.settings, phase=phase, visible=visible,
                                         in_flight=in_flight, load=load, events=events)
+        self.checks.append(Check(now, visible + in_flight, load.units, load.saturated,
+                                 draining=phase in self.check_work.DRAINING))
         call = self._call(result, "check_work")
         self.meter.status_reported(now, draining=phase in self.check_work.DRAINING, backlog=visible + in_flight)
         return call
@@ -250,18 +269,22 @@ class Pipeline:
 def simulate_ours(arrivals: Sequence[float], policy: OurPolicy, service: ModelService, *,
                   name: str = "batchsight", follow_on: bool | None = None, days_after: float = 2.0,
                   backend: BackendPreset | None = None, images: Images = DEFAULT_IMAGES,
-                  shape: StackShape | None = None, drain_cold_seconds: float | None = None) -> PolicyResult:
+                  shape: StackShape | None = None, drain_cold_seconds: float | None = None,
+                  watch: Callable[[Pipeline], None] | None = None) -> PolicyResult:
     """The trace's days of batchsight: the gateway's cuts, their executions, the schedule.
 
     ``follow_on`` overrides the component's ``batch.follow`` (``policy.batching.follow``): the
     gateway's result pull tells the batching policy when the model is hosted. ``backend`` (the
     sagemaker preset unless given) decides what each call is charged; ``shape`` is the stack's
-    function sizes (the template's unless given).
+    function sizes (the template's unless given); ``watch`` is handed the pipeline before the run
+    (the week's figures read its executions and checks afterwards).
     """
     engine = Engine()
     meter = StackMeter(backend or PRESETS["sagemaker"], images, shape or template_shape(),
                        drain_cold_seconds=drain_cold_seconds)
     pipeline = Pipeline(engine, service, policy.cloud, meter=meter)
+    if watch is not None:
+        watch(pipeline)
     state = {"submitted": 0, "started": 0, "gateway": True}
     submitted: dict[int, float] = {}
     follow = policy.batching.follow if follow_on is None else follow_on
