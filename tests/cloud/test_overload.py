@@ -43,9 +43,9 @@ def test_arrivals_at_twice_a_units_rate_scale_up_at_once_within_the_ceiling() ->
 def test_at_the_ceiling_a_growing_backlog_is_saturation_and_clears_with_hysteresis() -> None:
     load = check(None, visible=400, removed=0, max_units=2)
     load = check(load, visible=3200, removed=2800, max_units=2)  # 20 a second, one unit drains 10
-    assert load.units == 2 and load.saturated and load.state == SATURATED
+    assert load.units == 2 and not load.saturated, "one check behind may be a batch landing at once"
     load = check(load, visible=3200 + 500 * 2, removed=20 * 280, max_units=2)  # two units: 20 a second, still more come
-    assert load.saturated
+    assert load.saturated and load.state == SATURATED and load.strain == 2
     load = check(load, visible=2000, removed=20 * 280, max_units=2)  # arrivals fell: clearing, but slowly
     assert load.saturated and load.behind_seconds > TARGET / 2
     load = check(load, visible=200, removed=20 * 280, max_units=2)

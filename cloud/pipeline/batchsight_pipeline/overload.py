@@ -25,6 +25,11 @@ MAX_WORKERS = 16  # the Drain Map's MaxConcurrency in the state machine
 HEADROOM = 1.15  # capacity asked above the arrivals: rounds have gaps (receives, the loop's own tasks)
 SMOOTHING = 0.5  # weight of the newest sample in the smoothed rates
 CALM_CHECKS = 3  # checks in a row asking for fewer units before one unit is given back
+# Checks in a row at the ceiling falling behind before the pipeline counts as saturated: one check
+# after a gateway's batch landed at once looks like a flood (the week's simulation raised the alarm
+# every couple of hours at two thirds of one unit's rate with 1); a real overload keeps the queue
+# from emptying, and the same execution sees it again a round later.
+STRAIN_CHECKS = 2
 MIN_SAMPLE_SECONDS = 20.0  # a shorter interval (a hand-over, a retry) is too short to measure a rate
 MAX_SAMPLE_SECONDS = 3600.0  # a longer one is no drain round (a pause, a load carried from elsewhere)
 MAX_BEHIND_SECONDS = 7 * 86_400.0  # "never" within JSON's numbers
@@ -42,6 +47,7 @@ class Load:
     unit_rate: float = 0.0  # images per second one unit drained in a round that never ran dry (0: unknown)
     units: int = 1
     calm: int = 0
+    strain: int = 0  # checks in a row at the ceiling falling behind
     saturated: bool = False
     state: str = OK
     behind_seconds: float = 0.0  # until the backlog clears at the current rates
@@ -98,10 +104,11 @@ def assess(previous: Load | None, *, now: float, visible: int, in_flight: int, r
     behind = min(behind, MAX_BEHIND_SECONDS) if backlog else 0.0
     falling_behind = arrival >= capacity or behind > target_seconds
     recovered = arrival < capacity and behind < target_seconds / 2
-    saturated = units >= top and (falling_behind or (previous.saturated and not recovered))
+    strain = previous.strain + 1 if units >= top and falling_behind else 0
+    saturated = units >= top and (strain >= STRAIN_CHECKS or (previous.saturated and not recovered))
     state = SATURATED if saturated else (SCALING if units > 1 else OK)
     return Load(checked_at=now, visible=visible, backlog=backlog, arrival_rate=round(arrival, 4),
-                unit_rate=round(unit_rate, 4), units=units, calm=calm, saturated=saturated, state=state,
+                unit_rate=round(unit_rate, 4), units=units, calm=calm, strain=strain, saturated=saturated, state=state,
                 behind_seconds=round(behind, 1))
 
 
