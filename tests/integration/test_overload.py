@@ -2,10 +2,12 @@
 
 The real state machine, the functions in-process, the local model: one unit of capacity drains
 1 image a second (DetectTps 1), scaling is allowed to 2 units, and images arrive at 3 a second for
-a minute. CheckWork measures the arrivals, runs 2 units (4 drain workers), finds the pipeline
-saturated at its ceiling (the `Overloaded` metric PipelineOverloadedAlarm watches is 1) and writes
-backpressure into the pipeline status; the gateway's own housekeeping reads it and says so, and
-re-sends nothing. Once the arrivals stop, the backlog clears and every image has one result.
+a minute and a half. CheckWork measures the arrivals, runs 2 units (4 drain workers), finds the
+pipeline saturated at its ceiling two checks in a row (the `Overloaded` metric that
+PipelineOverloadedAlarm watches is 1) and writes backpressure into the pipeline status; the
+gateway's own housekeeping reads it and says so, and re-sends nothing. Once the arrivals stop,
+the backlog clears and every image has one result. (The issue asks for 30 minutes at twice the
+model's rate; this is the same run shortened to what a test suite can wait for.)
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from tests.support import CloudFixture
 
 pytestmark = pytest.mark.integration
 DRAIN_FUNCTION = "batchsight-DrainFunction"
-PER_SECOND, SECONDS = 3, 60
+PER_SECOND, SECONDS = 3, 90
 
 
 @pytest.fixture
@@ -89,6 +91,10 @@ def test_arrivals_beyond_the_ceiling_scale_saturate_and_tell_the_gateway(
     feeder.join()
 
     emitted = capfd.readouterr().out
+    loads = [json.loads(line) for line in emitted.splitlines() if '"ScaleUnits"' in line]
+    seen = [(m["ScaleUnits"][0], m["Overloaded"][0], round(m["ArrivalRate"][0]), round(m["DrainRate"][0]))
+            for m in loads]
+    print(f"OVERLOAD checks (units, overloaded, arrivals/min, drain/min): {seen}")
     assert '"ScaleUnits":[2.0]' in emitted, "scaled to the ceiling of 2 units"
     assert '"Overloaded":[1.0]' in emitted, "the metric PipelineOverloadedAlarm watches went to 1"
     assert any(a and "cloud pipeline saturated" in a for a in alarms), "backpressure reached the gateway"
