@@ -208,6 +208,6 @@ def test_after_the_release_a_plain_successor_is_started_to_take_the_lock_itself(
     answer = invoke("continue", A, lambda_context)
     assert answer == {"handed_over": True, "successor": history.successor_name(A)}
     started = moto.client("stepfunctions").describe_execution(executionArn=history.successor_arn(A))
-    assert json.loads(started["input"]) == {"v": 1, "trigger": "handover"}
+    assert json.loads(started["input"]) == {"v": 1, "trigger": "continue"}
     jsonschema.validate(json.loads(started["input"]), load_schema("execution_input"))
     assert lock_holder(moto, lock_table) is None

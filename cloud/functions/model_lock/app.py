@@ -75,7 +75,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if action == "handover":
         result = pass_on(owner, event, now)
     elif action == "continue":
-        result = start(owner, {"v": 1, "trigger": "handover"})
+        result = start(owner, {"v": 1, "trigger": "continue"})
     elif action == "acquire":
         result = {"held": acquire(owner, now)}
     elif action == "release":

@@ -23,7 +23,6 @@ _COMPARATORS = {
     "BooleanEquals": lambda value, expected: value is expected,
     "StringEquals": lambda value, expected: value == expected,
     "NumericGreaterThan": lambda value, expected: value > expected,
-    "IsPresent": lambda value, expected: expected is True,  # reached only when the path exists
 }
 
 
@@ -194,8 +193,6 @@ class StateMachine:
             try:
                 value = _get(data, rule["Variable"])
             except TaskFailed:
-                if operator == "IsPresent" and rule[operator] is False:
-                    return str(rule["Next"])
                 continue  # a missing variable does not match
             if _COMPARATORS[operator](value, rule[operator]):
                 return str(rule["Next"])

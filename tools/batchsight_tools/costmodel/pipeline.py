@@ -202,7 +202,7 @@ class Pipeline:
             self.lock.hand_over(owner, history.successor_arn(owner), self.engine.now)
             successor_input = lock_function.successor_input(payload)
         else:
-            successor_input = {"v": 1, "trigger": "handover"}
+            successor_input = {"v": 1, "trigger": "continue"}
         self.start_execution(name, successor_input)
         self.meter.handed_over(self.engine.now)
         return {"handed_over": True, "successor": name}
