@@ -12,7 +12,8 @@ from batchsight_pipeline import history
 from batchsight_tools.costmodel.asl import Outcome
 from batchsight_tools.costmodel.model import ModelService
 from batchsight_tools.costmodel.pipeline import Check, load_definition
-from batchsight_tools.costmodel.week import Overload, alarms_raised, history_events, main, run_week
+from batchsight_tools.costmodel.trace import rate_trace
+from batchsight_tools.costmodel.week import Overload, alarms_raised, history_events, main, overload_trace, run_week
 
 SERVICE = ModelService(start_minutes=(4.0, 6.0), detect_latency_seconds=0.1, detect_tps=3.0)
 
@@ -57,3 +58,7 @@ def test_the_command_refuses_a_bad_value_with_one_line(capsys: pytest.CaptureFix
     with pytest.raises(SystemExit):
         main(["--detect-tps", "0"])
     assert "--detect-tps must be above 0" in capsys.readouterr().err
+
+
+def test_a_factor_of_one_is_no_overload() -> None:
+    assert overload_trace(360, Overload(start_hour=1, factor=1), days=1) == rate_trace(360, days=1)

@@ -78,6 +78,8 @@ class WeekFigures:
 def overload_trace(per_hour: float, overload: Overload, *, days: int = 7, seed: int = 7) -> list[float]:
     """Poisson arrivals around the clock, plus the overload's extra arrivals in its window."""
     base = rate_trace(per_hour, days=days, seed=seed)
+    if overload.factor <= 1:
+        return base
     extra = rate_trace(per_hour * (overload.factor - 1), days=days, seed=seed + 1)
     return sorted(base + [t for t in extra if overload.start <= t < overload.end])
 
