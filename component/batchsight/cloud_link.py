@@ -35,6 +35,13 @@ def part_metadata(image: ImageRecord) -> dict[str, str]:
     return {name: quote(value) for name, value in (("part-id", image.part_id), ("lot", image.lot)) if value}
 
 
+def source_key(config: Config, image: ImageRecord) -> str:
+    """Where an image is uploaded in the source bucket (contracts: the S3 key layout)."""
+    day = datetime.fromisoformat(image.captured_at.replace("Z", "+00:00"))
+    return (f"incoming/{config.site}/{config.line}/{config.device}/{day:%Y}/{day:%m}/{day:%d}/"
+            f"{image.image_id}.{image.ext}")
+
+
 class DamagedSpoolFile(RuntimeError):
     """An image's spool file is gone or holds other bytes: it can never be uploaded as journaled."""
 
@@ -52,10 +59,7 @@ class CloudLink(Configured):
         self.upload_concurrency = upload_concurrency
 
     def source_key(self, image: ImageRecord) -> str:
-        day = datetime.fromisoformat(image.captured_at.replace("Z", "+00:00"))
-        c = self.config
-        return (f"incoming/{c.site}/{c.line}/{c.device}/{day:%Y}/{day:%m}/{day:%d}/"
-                f"{image.image_id}.{image.ext}")
+        return source_key(self.config, image)
 
     def submit(self, batch_id: str) -> None:
         """Take the batch as far as it can go; raises on a cloud error (retried by the caller)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from batchsight.config import Config
 from batchsight.journal import Journal
 from batchsight.live_config import Configured
+from batchsight.lost_images import LossCheck, PipelineStatus
 
 log = logging.getLogger(__name__)
 DAY = 86_400.0
@@ -114,21 +115,51 @@ class DiskGuard(Configured):
 
 
 class Housekeeper(Configured):
-    """Re-submit images whose result never came; prune the journal of old, finished rows."""
+    """Re-submit images the cloud confirms lost; say when the cloud is saturated; prune the journal.
 
-    def __init__(self, config: Config, journal: Journal) -> None:
+    A late result (``results.timeout_seconds``) alone re-sends nothing: the image is nearly always
+    still queued in the cloud, and re-sending it adds load when the pipeline can least take it.
+    Only images the cloud confirms lost (lost_images.py) go back to a new batch.
+    """
+
+    def __init__(self, config: Config, journal: Journal, *, losses: LossCheck | None = None) -> None:
         self.config = config
         self.journal = journal
+        self.losses = losses
         self.alarm: str | None = None
 
     def resubmit_overdue(self, now: float) -> str | None:
+        """Check the late images and the cloud's load; the alarm for the status topic, or None."""
         overdue = self.journal.overdue(older_than=now - self.config.results.timeout_seconds)
-        if overdue:
-            self.journal.resubmit(overdue)
-            self.alarm = (f"{len(overdue)} image(s) had no result after "
-                          f"{self.config.results.timeout_seconds:.0f} s and were re-submitted")
-            log.error(self.alarm, extra={"image_ids": overdue[:20]})
+        status = self.losses.status() if self.losses else None
+        self.alarm = _backpressure_alarm(status)
+        if not overdue:
+            return self.alarm
+        lost = self._confirmed_lost(status, now)
+        if lost:
+            self.journal.resubmit(lost)
+            log.error("images the cloud confirms lost were re-submitted", extra={"image_ids": lost[:20]})
+        held = len(overdue) - len(lost)
+        parts = [self.alarm] if self.alarm else []
+        if lost:
+            parts.append(f"{len(lost)} image(s) the cloud lost (no upload, no queued message) were re-submitted")
+        if held:
+            parts.append(f"{held} image(s) have no result after {self.config.results.timeout_seconds:.0f} s and "
+                         f"are still held by the cloud or unconfirmed: kept spooled, not re-sent "
+                         f"(check the pipeline's dashboard)")
+        self.alarm = "; ".join(parts)
+        log.warning(self.alarm)
         return self.alarm
+
+    def _confirmed_lost(self, status: PipelineStatus | None, now: float) -> list[str]:
+        """Late images submitted before the cloud's queue was last seen empty, whose upload is gone."""
+        if self.losses is None or status is None or status.queue_empty_at is None:
+            return []
+        before_empty = self.journal.overdue(older_than=min(now - self.config.results.timeout_seconds,
+                                                           status.queue_empty_at))
+        if not before_empty:
+            return []
+        return self.losses.lost(self.journal.get_many(before_empty))
 
     def prune(self, now: float) -> int:
         release_held(self.config, older_than=now - self.config.retention.feedback_hours * 3600)
@@ -136,3 +167,11 @@ class Housekeeper(Configured):
         if pruned:
             log.info("journal pruned", extra={"images": pruned})
         return pruned
+
+
+def _backpressure_alarm(status: PipelineStatus | None) -> str | None:
+    """The cloud's own word that it cannot keep up, for the component's status topic."""
+    if status is None or not status.backpressure:
+        return None
+    return (f"cloud pipeline saturated ({status.backlog} images waiting): images stay spooled here and "
+            f"only confirmed losses are re-sent. {status.reason}").strip()

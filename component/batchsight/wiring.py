@@ -35,6 +35,7 @@ from batchsight.edge_judge import EdgeJudge
 from batchsight.feedback import FeedbackStore
 from batchsight.greengrass import GreengrassIpc, load_greengrass_config
 from batchsight.housekeeping import DiskGuard, Housekeeper
+from batchsight.lost_images import LossCheck
 from batchsight.ingest import Ingestor
 from batchsight.journal import Journal
 from batchsight.live_config import Reconfigurable
@@ -154,7 +155,8 @@ def build(config: Config, *, ipc: GreengrassIpc | None = None, publisher: Publis
         alerter=alerter, detector_server=server,
         judge=EdgeJudge(config, journal, alerter, server=server, detector=detector),
         feedback=FeedbackStore(config, journal, s3=clients["s3"]),
-        disk=DiskGuard(config, journal), housekeeper=Housekeeper(config, journal),
+        disk=DiskGuard(config, journal),
+        housekeeper=Housekeeper(config, journal, losses=LossCheck(config, s3=clients["s3"])),
         shadow=ShadowReporter(config, journal, publisher))
 
 

@@ -111,3 +111,123 @@ def test_an_empty_queue_ends_the_execution_with_its_totals(stack: Stack, lambda_
     result = check_work.handler(event, lambda_context)
     assert result["has_work"] is False
     assert result["tally"] == {"processed": 6, "anomalous": 1, "poisoned": 1, "retried": 0}
+
+
+# --- while draining: overload control, the history, the status for the gateways ---------------------
+
+def status_object(stack: Stack) -> dict[str, Any] | None:
+    import json
+
+    from batchsight_pipeline.pipeline_status import STATUS_KEY
+
+    try:
+        return json.loads(stack.s3.get_object(Bucket=stack.final_bucket, Key=STATUS_KEY)["Body"].read())
+    except stack.s3.exceptions.NoSuchKey:
+        return None
+
+
+def test_a_round_is_summed_measured_and_reported_to_the_gateways(stack: Stack, lambda_context: Any) -> None:
+    import jsonschema
+
+    from tests.support import load_schema
+
+    import time
+
+    queue_messages(stack, 30)
+    previous = {"checked_at": time.time() - 280, "visible": 40, "backlog": 40, "units": 1}  # a round ago
+    result = check_work.handler({"execution": "e", "phase": "round", "drained": [{"processed": 10}],
+                                 "load": previous, "events": 100}, lambda_context)
+    assert result["tally"]["processed"] == 10 and result["load"]["backlog"] == 30
+    assert result["events"] == 100 + 16 + 7  # the made-up execution has no history: the estimate
+    assert result["hand_over"] is False and result["successor"] == ""
+    status = status_object(stack)
+    assert status is not None
+    jsonschema.validate(status, load_schema("pipeline_status"))
+    assert (status["backlog"], status["backpressure"], status["state"]) == (30, False, "ok")
+    assert status["queue_empty_at"] == ""
+
+
+def test_an_execution_that_may_never_get_the_lock_does_not_speak_for_the_pipeline(
+        stack: Stack, lambda_context: Any) -> None:
+    queue_messages(stack, 5)
+    check_work.handler({"execution": "e"}, lambda_context)
+    assert status_object(stack) is None
+    stack.sqs.purge_queue(QueueUrl=stack.queue)
+    result = check_work.handler({"execution": "e", "phase": "after_release", "events": 10}, lambda_context)
+    status = status_object(stack)
+    assert result["has_work"] is False and status is not None
+    assert status["state"] == "idle" and status["queue_empty_at"].endswith("Z")
+
+
+def test_past_the_hand_over_threshold_a_successor_is_named(
+        stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from batchsight_pipeline import history
+
+    monkeypatch.setenv("HANDOVER_EVENTS", "500")
+    queue_messages(stack, 3)
+    execution = "arn:aws:states:us-east-1:123456789012:execution:BatchStateMachine-x:gw-1"
+    result = check_work.handler({"execution": execution, "phase": "round", "drained": [], "events": 495},
+                                lambda_context)
+    assert result["hand_over"] is True and result["successor"] == history.successor_name(execution)
+    start = check_work.handler({"execution": execution, "phase": "start", "events": 0}, lambda_context)
+    assert start["hand_over"] is False, "an execution that has not started anything never hands over"
+
+
+def test_near_the_quota_without_a_successor_the_model_is_stopped(stack: Stack, lambda_context: Any) -> None:
+    from batchsight_pipeline.history import HistoryQuotaNear
+
+    queue_messages(stack, 3)
+    with pytest.raises(HistoryQuotaNear):
+        check_work.handler({"execution": "e", "phase": "in_flight", "events": 19_995}, lambda_context)
+
+
+def test_rounds_in_which_every_worker_gave_up_stop_the_model_after_a_few(stack: Stack, lambda_context: Any) -> None:
+    queue_messages(stack, 3)
+    gave_up = [{"processed": 0, "gave_up": 1}, {"processed": 0, "gave_up": 1}]
+    stalls = 0
+    for _ in range(check_work.STALLED_ROUNDS - 1):
+        stalls = check_work.handler({"execution": "e", "phase": "round", "drained": gave_up,
+                                     "stalled": stalls}, lambda_context)["stalled"]
+    assert stalls == check_work.STALLED_ROUNDS - 1
+    assert check_work.handler({"execution": "e", "phase": "round", "drained": gave_up[:1] + [{"processed": 3}],
+                               "stalled": stalls}, lambda_context)["stalled"] == 0, "one worker got through"
+    with pytest.raises(check_work.DrainStalled):
+        check_work.handler({"execution": "e", "phase": "round", "drained": gave_up,
+                            "stalled": check_work.STALLED_ROUNDS - 1}, lambda_context)
+
+
+def test_arrivals_beyond_one_unit_scale_up_to_the_ceiling_and_then_saturate(
+        stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DetectTps 200 per unit (the stack fixture), DrainWorkers 2: far more arrive than two units drain."""
+    import time
+
+    monkeypatch.setenv("MAX_SCALE_UNITS", "2")
+    queue_messages(stack, 200)
+    now = time.time()
+    previous = {"checked_at": now - 100, "visible": 200, "backlog": 200, "units": 1,
+                "arrival_rate": 1000.0, "unit_rate": 200.0}
+    result = check_work.handler({"execution": "e", "phase": "round", "drained": [{"processed": 20_000}],
+                                 "load": previous}, lambda_context)
+    assert result["load"]["units"] == 2 and result["workers"] == [0, 1, 2, 3]
+    assert result["load"]["saturated"] is False, "one check behind may be a gateway's batch landing at once"
+    load = {**result["load"], "checked_at": result["load"]["checked_at"] - 100}  # a round later, still behind
+    result = check_work.handler({"execution": "e", "phase": "round", "drained": [{"processed": 20_000}],
+                                 "load": load}, lambda_context)
+    assert result["load"]["saturated"] is True
+    status = status_object(stack)
+    assert status and status["backpressure"] is True and status["state"] == "saturated" and status["units"] == 2
+    assert "ceiling" in status["reason"]
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("HANDOVER_EVENTS", "10", r"HANDOVER_EVENTS=10.0 must be >= 50"),
+    ("MAX_SCALE_UNITS", "0", r"MAX_SCALE_UNITS=0.0 must be >= 1"),
+    ("BACKLOG_TARGET_MINUTES", "soon", r"BACKLOG_TARGET_MINUTES='soon' is not a number"),
+])
+def test_a_bad_setting_of_overload_control_or_the_hand_over_is_one_clear_error(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str) -> None:
+    from batchsight_pipeline.settings import Settings, SettingsError
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env()

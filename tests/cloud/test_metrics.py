@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from datetime import datetime, timedelta, UTC
 from typing import Any
 
 import pytest
 
+from batchsight_pipeline import lock
 from batchsight_pipeline import metrics as m
 from batchsight_pipeline.backends.base import HOSTED
 from batchsight_tools.localcloud.template import load_template
@@ -119,6 +121,7 @@ def model_control(action: str, capsys: pytest.CaptureFixture, context: Any, **ev
     """The EMF documents that one ModelControl invocation prints."""
     handler_module = function("model_control")
 
+    lock.acquire("arn:x:exec", time.time())  # a stop renews the execution's lock first
     capsys.readouterr()
     handler_module.handler({"action": action, "execution": "arn:x:exec", **event}, context)
     documents = emf_documents(capsys.readouterr().out)
@@ -285,7 +288,8 @@ def test_template_namespace_dashboard_and_alarms_use_the_emitted_metric_names() 
             if stat and stat["Metric"]["Namespace"] == m.NAMESPACE:
                 assert "Dimensions" not in stat["Metric"], "alarms read the pipeline totals"
                 alarm_metrics.append(stat["Metric"]["MetricName"])
-    assert set(alarm_metrics) == {m.DEAD_LETTER_QUEUE_DEPTH, m.HOSTED_MODEL_MINUTES, m.HOSTED_MODEL_AGE_MINUTES}
+    assert set(alarm_metrics) == {m.DEAD_LETTER_QUEUE_DEPTH, m.HOSTED_MODEL_MINUTES, m.HOSTED_MODEL_AGE_MINUTES,
+                                  m.OVERLOADED}
     body, variables = resources["PipelineDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     assert variables["Namespace"] == m.NAMESPACE
     on_dashboard = (set(re.findall(r'"\$\{Namespace\}", "(\w+)"', body))

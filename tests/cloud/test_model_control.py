@@ -7,11 +7,13 @@ function returns goes through JSON before it is passed back in, as Step Function
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta, UTC
 from typing import Any
 
 import pytest
 
+from batchsight_pipeline import lock
 from batchsight_pipeline.backends.base import HOSTED, STARTING, STOPPED, TIMED_OUT
 from batchsight_tools.stack import function
 from tests.cloud.fake_backend import MODEL_ID
@@ -52,11 +54,34 @@ def test_a_start_that_outlasts_the_timeout_is_timed_out(
 
 def test_stop_stops_the_model_and_may_be_repeated(stack: Stack, lambda_context: Any) -> None:
     """StopModel passes the hosted state; StopModelAfterFailure passes none, and a Retry repeats it."""
+    lock.acquire(EXECUTION, time.time())
     started = invoke(lambda_context, "start")
     stack.model.status = HOSTED
     assert invoke(lambda_context, "stop", model=started)["status"] == STOPPED
     assert invoke(lambda_context, "stop")["status"] == STOPPED
     assert stack.model.status == STOPPED
+
+
+def test_every_stop_attempt_renews_the_lease_past_its_first_expiry(
+        stack: Stack, moto: Any, lambda_context: Any) -> None:
+    """ModelBusy retries of a stop last up to about three hours, far past the lease: each attempt
+    renews it, so no other execution takes the lock and starts the model being deleted."""
+    from tests.cloud.moto_stack import lock_holder
+
+    lock.acquire(EXECUTION, time.time() - 880)  # 20 s of a 900 s lease left
+    invoke(lambda_context, "stop")
+    owner, expires_at = lock_holder(moto, stack.lock_table) or ("", 0)
+    assert owner == EXECUTION and expires_at >= time.time() + 890
+    assert stack.model.stops == 1
+
+
+def test_a_stop_whose_lock_was_taken_over_leaves_the_model_to_its_new_owner(
+        stack: Stack, lambda_context: Any) -> None:
+    lock.acquire("arn:aws:states:us-east-1:123456789012:execution:batch:other", time.time())
+    stack.model.status = HOSTED
+    with pytest.raises(lock.LockLost):
+        invoke(lambda_context, "stop")
+    assert (stack.model.status, stack.model.stops) == (HOSTED, 0)
 
 
 def test_an_unknown_action_is_refused_and_leaves_the_model_alone(

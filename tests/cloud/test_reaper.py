@@ -90,3 +90,29 @@ def test_nothing_hosted_and_no_lock_does_nothing(stack: Stack, lambda_context: A
     assert reap(lambda_context) == {"action": "none", "model": STOPPED, "owner": None}
     assert stack.model.stops == 0
 
+
+
+def test_a_lock_handed_over_moments_ago_waits_for_its_successor(
+        stack: Stack, moto: Moto, executions: Callable[[], str], lambda_context: Any) -> None:
+    """Between the hand-over and the successor's start, its execution does not exist yet."""
+    from batchsight_pipeline import history
+
+    owner = executions()
+    lock.acquire(owner, time.time())
+    assert lock.hand_over(owner, history.successor_arn(owner), time.time())
+    stack.model.status = HOSTED
+    assert reap(lambda_context)["action"] == "none"
+    assert (stack.model.status, stack.model.stops) == (HOSTED, 0)
+
+
+def test_a_hand_over_whose_successor_never_started_is_reaped_after_the_grace(
+        stack: Stack, moto: Moto, executions: Callable[[], str], lambda_context: Any) -> None:
+    from batchsight_pipeline import history
+
+    reaper = function("reaper")
+    owner = stopped(moto, executions())
+    lock.acquire(owner, time.time())
+    assert lock.hand_over(owner, history.successor_arn(owner), time.time() - reaper.HANDOVER_GRACE_SECONDS - 1)
+    stack.model.status = HOSTED
+    assert reap(lambda_context)["action"] == "stopped"
+    assert stack.model.status == STOPPED and lock_holder(moto, stack.lock_table) is None

@@ -45,7 +45,8 @@ def test_every_asl_placeholder_is_substituted_by_the_template() -> None:
 
 
 def test_every_path_after_start_model_reaches_a_stop() -> None:
-    """Walk the state graph: from StartModel, every terminal state is preceded by a stop."""
+    """Walk the state graph: from StartModel, and from Resume (a successor that inherited the hosted
+    model), every terminal state is preceded by a stop, or hands the model to a successor."""
     states = json.loads(ASL.read_text())["States"]
 
     def successors(name: str) -> list[str]:
@@ -56,8 +57,9 @@ def test_every_path_after_start_model_reaches_a_stop() -> None:
 
     stops = {"StopModel", "StopModelAfterFailure"}
     # LockLost: another execution took the model over; stopping it would cut off their drain.
-    allowed_without_stop = {"LockLost"}
-    seen, frontier = set(), ["StartModel"]
+    # HandedOver: the successor this execution started owns the lock and the hosted model now.
+    allowed_without_stop = {"LockLost", "HandedOver"}
+    seen, frontier = set(), ["StartModel", "Resume"]
     while frontier:
         name = frontier.pop()
         if name in seen or name in stops or name in allowed_without_stop:
@@ -68,6 +70,36 @@ def test_every_path_after_start_model_reaches_a_stop() -> None:
         if states[name]["Type"] in ("Task", "Map"):
             assert states[name].get("Catch"), f"{name} can fail without reaching a stop"
         frontier.extend(successors(name))
+    assert {"PrepareHandOver", "HandedOverOrDrainOn", "CheckInFlight"} <= seen
+
+
+def test_the_stops_renew_the_lease_and_never_retry_a_lost_lock() -> None:
+    """StopModel's ModelBusy retries outlast the lease: each attempt renews it (model_control), and
+    a lock taken over meanwhile ends the run at LockLost rather than stopping another's model."""
+    states = json.loads(ASL.read_text())["States"]
+    for name in ("StopModel", "StopModelAfterFailure"):
+        first = states[name]["Retry"][0]
+        assert first["ErrorEquals"] == ["LockLost"] and first["MaxAttempts"] == 0, name
+        assert states[name]["Catch"] == [{"ErrorEquals": ["LockLost"], "ResultPath": "$.error", "Next": "LockLost"}]
+        assert states[name]["Parameters"]["Payload"]["execution.$"] == "$$.Execution.Id"
+
+
+def test_a_drain_worker_that_times_out_or_is_throttled_never_fails_the_batch() -> None:
+    """Retried, then caught inside the Map: the round goes on, the messages return to the queue."""
+    processor = json.loads(ASL.read_text())["States"]["Drain"]["ItemProcessor"]["States"]
+    worker = processor["DrainWorker"]
+    retried = {error for retrier in worker["Retry"] for error in retrier["ErrorEquals"]}
+    assert {"Sandbox.Timedout", "Lambda.Unknown", "Lambda.TooManyRequestsException"} <= retried
+    (catcher,) = worker["Catch"]
+    assert set(catcher["ErrorEquals"]) == retried and "States.ALL" not in catcher["ErrorEquals"]
+    gave_up = processor[catcher["Next"]]
+    assert gave_up["Type"] == "Pass" and gave_up["End"] and gave_up["Result"]["gave_up"] == 1
+
+
+def test_the_drain_maps_concurrency_is_what_overload_control_plans_for() -> None:
+    from batchsight_pipeline.overload import MAX_WORKERS
+
+    assert json.loads(ASL.read_text())["States"]["Drain"]["MaxConcurrency"] == MAX_WORKERS
 
 
 def test_only_the_drain_map_leads_to_the_step_that_sums_its_outputs() -> None:
@@ -92,6 +124,13 @@ def _statements(policy: object) -> list[dict]:
     return found
 
 
+# CloudWatch Logs' log-delivery calls (Step Functions execution logging) take no resource ARN:
+# AWS documents Resource "*" for them, and they only let the service deliver to a log group.
+LOG_DELIVERY = {"logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+                "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+                "logs:DescribeLogGroups"}
+
+
 def test_no_iam_statement_grants_every_action_or_resource() -> None:
     from batchsight_tools.localcloud.template import load_template
 
@@ -101,6 +140,8 @@ def test_no_iam_statement_grants_every_action_or_resource() -> None:
             for statement in _statements(policy):
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 assert all("*" not in a for a in actions), f"{name}: wildcard action {actions}"
+                if set(actions) <= LOG_DELIVERY:
+                    continue
                 assert statement["Resource"] != "*", f"{name}: unscoped resource"
 
 

@@ -47,7 +47,8 @@ def test_low_free_space_is_an_alarm(tmp_path: Path) -> None:
     assert "low disk" in (guard.check() or "")
 
 
-def test_overdue_images_are_resubmitted_into_a_new_batch(tmp_path: Path) -> None:
+def test_a_late_result_alone_re_sends_nothing(tmp_path: Path) -> None:
+    """Without the cloud's word that an image is lost (no status to read), it stays spooled."""
     config = _config(tmp_path, results={"timeout_seconds": 60})
     journal = Journal(config.journal_path)
     image_id = _add(journal, 1)
@@ -56,10 +57,8 @@ def test_overdue_images_are_resubmitted_into_a_new_batch(tmp_path: Path) -> None
     keeper = Housekeeper(config, journal)
     assert keeper.resubmit_overdue(time.time()) is None
     alarm = keeper.resubmit_overdue(time.time() + 61)
-    assert alarm and "re-submitted" in alarm
-    record = journal.get(image_id)
-    assert record and record.state is ImageState.VALIDATED and record.batch_id is None
-    assert journal.waiting()[0] == 1
+    assert alarm and "not re-sent" in alarm
+    assert row(journal, image_id).state is ImageState.SUBMITTED
 
 
 def test_prune_forgets_only_old_finished_images(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ def _documents(cloud: CloudFixture) -> list[dict[str, Any]]:
     s3 = cloud.client("s3")
     listed = s3.list_objects_v2(Bucket=cloud.outputs.final_bucket, Prefix="results/").get("Contents", [])
     return [json.loads(s3.get_object(Bucket=cloud.outputs.final_bucket, Key=o["Key"])["Body"].read())
-            for o in listed if RESULT_KEY.match(o["Key"])]  # not results/pipeline-status.json
+            for o in listed if RESULT_KEY.match(o["Key"])]
 
 
 def _mask_png(size: tuple[int, int]) -> bytes:

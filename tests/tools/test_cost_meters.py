@@ -114,9 +114,9 @@ def test_one_batch_of_ten_images_counted_by_hand() -> None:
 
     Gateway: 10 PUT (the images), 1 SendMessageBatch (ten messages of 500 bytes fit one request).
     Execution: CheckWork plans one worker (ten messages fit one receive), so the states entered are
-    CheckWork, AnyWork, AcquireLock, LockAcquired, StartModel, IsHosted, RenewLock, Drain,
+    IsHandOver, CheckWork, AnyWork, AcquireLock, LockAcquired, StartModel, IsHosted, RenewLock, Drain,
     DrainWorker (the one Map iteration), CheckRemaining, MoreWork, StopModel, ReleaseLock,
-    CheckAfterRelease, WorkArrived, AnyDefects, NotifyDefects, Done: 18 transitions.
+    CheckAfterRelease, WorkArrived, AnyDefects, NotifyDefects, Done: 19 transitions.
     Lambda: check_work x3 (CheckWork, CheckRemaining, CheckAfterRelease), model_lock x3 (acquire,
     renew, release), model_control x2 (start, stop), drain x1.
     SQS: GetQueueAttributes 2 per CheckWork call = 6; ReceiveMessage 1 (ten images) + 2 empty = 3;
@@ -124,39 +124,43 @@ def test_one_batch_of_ten_images_counted_by_hand() -> None:
     S3 by the drain: GET 10 images, PUT 10 results, PUT 1 mask, COPY 10 images, DELETE 10 (free),
     and in its cold function the package.json and the model file once = 2; by the start: GET the
     index, and in the cold function the package.json and the model file = 3.
-    DynamoDB: 3 conditional writes. SNS: 1 publish (one anomaly), and 1 KMS call for it.
+    S3 by CheckWork: the pipeline status PUT by CheckRemaining and CheckAfterRelease (the first check
+    sees images waiting and leaves the status to the execution that drains them) = 2.
+    DynamoDB: 3 conditional writes by the lock, 1 by the stop (it renews the lease).
+    SNS: 1 publish (one anomaly), and 1 KMS call for it.
     Drain time: a cold start of 3 s, ten images of 50 + 5 ms on its vCPU = 0.55 s, the long poll
     in flight meanwhile ends 0.45 s later, then the empty one of 1 s: 5.0 s at 1,769 MB.
     """
     meter, pipeline = _one_batch(10, Images(anomaly_rate=0.1))
     (outcome,) = pipeline.outcomes
-    assert outcome.status == "SUCCEEDED" and outcome.transitions == 18 and outcome.visited("NotifyDefects")
+    assert outcome.status == "SUCCEEDED" and outcome.transitions == 19 and outcome.visited("NotifyDefects")
     u = meter.usage
     expected = [
         ("S3", "PUT of the image by the gateway", 10), ("SQS", "SendMessageBatch by the gateway", 1),
-        ("Step Functions", "state transitions", 18), ("Lambda", "check_work requests", 3),
+        ("Step Functions", "state transitions", 19), ("Lambda", "check_work requests", 3),
         ("Lambda", "model_lock requests", 3), ("Lambda", "model_control requests", 2), ("Lambda", "drain requests", 1),
         ("SQS", "GetQueueAttributes by CheckWork", 6), ("SQS", "ReceiveMessage by the drain (empty ones too)", 3),
         ("SQS", "DeleteMessage by the drain", 10), ("S3", "GET of the image by the drain", 10),
         ("S3", "GET of the package and model file by a cold drain", 2), ("S3", "PUT of the result", 10),
         ("S3", "PUT of the anomaly masks", 1), ("S3", "COPY of the image to the final bucket", 10),
         ("S3", "DELETE of the image from the source bucket", 10), ("S3", "GET of the model index and package", 3),
-        ("DynamoDB", "model lock writes", 3), ("SNS", "defect notifications", 1),
+        ("S3", "PUT of the pipeline status", 2), ("DynamoDB", "model lock writes", 4),
+        ("SNS", "defect notifications", 1),
         ("KMS", "SNS encryption of a notification", 1)]
     assert [(service, item, _q(u, service, item)) for service, item, _ in expected] == expected
     assert _q(u, "Lambda", "drain duration") == pytest.approx(1769 / 1024 * 5.0)
     bill = u.bill()
-    assert bill.service("Step Functions") == pytest.approx(18 * 0.000025)
-    assert bill.service("DynamoDB") == pytest.approx(3 * 0.000000625)
+    assert bill.service("Step Functions") == pytest.approx(19 * 0.000025)
+    assert bill.service("DynamoDB") == pytest.approx(4 * 0.000000625)
 
 
 def test_one_image_counted_by_hand() -> None:
-    """One normal image: no NotifyDefects (17 transitions), 3 receives (one with the image, two
+    """One normal image: no NotifyDefects (18 transitions), 3 receives (one with the image, two
     empty), 1 delete; 1 GET, 1 PUT, 1 COPY; the drain runs 3 s cold + 55 ms,
     0.945 s of the in-flight long poll, 1 s of the last one = 5.0 s."""
     meter, pipeline = _one_batch(1, Images(anomaly_rate=0.0))
     (outcome,) = pipeline.outcomes
-    assert outcome.transitions == 17 and not outcome.visited("NotifyDefects")
+    assert outcome.transitions == 18 and not outcome.visited("NotifyDefects")
     u = meter.usage
     assert _q(u, "SQS", "ReceiveMessage by the drain (empty ones too)") == 3
     assert _q(u, "SQS", "DeleteMessage by the drain") == 1

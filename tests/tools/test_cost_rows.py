@@ -87,11 +87,12 @@ def test_fixed_charges_per_day_by_hand() -> None:
 
 
 def test_the_stack_shape_is_read_from_the_template() -> None:
-    """cloud/template.yaml: alarms on 2 (dead letters: SQS's and ours), 2 (failed, timed out) and 3
-    (hosted minutes, age, execution time) metrics; one dashboard; one KMS key; the reaper every 15
+    """cloud/template.yaml: alarms on 2 (dead letters: SQS's and ours), 2 (failed, timed out), 3
+    (hosted minutes, age, execution time), 1 (overloaded) and 1 (the queue's oldest message)
+    metrics; one dashboard; one KMS key; the reaper every 15
     minutes; functions of 1,024 MB on x86_64; a drain of DrainMemorySize."""
     shape = template_shape()
-    assert (shape.alarm_metrics, shape.dashboards, shape.kms_keys) == (7, 1, 1)
+    assert (shape.alarm_metrics, shape.dashboards, shape.kms_keys) == (9, 1, 1)
     assert (shape.reaper_seconds, shape.memory_mb, shape.arch, shape.drain_memory_mb) == (900, 1024, "x86_64", 1769)
     assert alarm_metrics({"Properties": {"MetricName": "x"}}) == 1
 

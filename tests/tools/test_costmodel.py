@@ -187,7 +187,8 @@ def test_walker_reaches_stop_model_on_the_normal_path() -> None:
     outcome, pipeline = _walk(ModelService())
     assert outcome.status == "SUCCEEDED" and outcome.end_state == "Done"
     assert outcome.visited("StopModel") and not outcome.visited("StopModelAfterFailure")
-    assert [name for _, name in outcome.path[:4]] == ["CheckWork", "AnyWork", "AcquireLock", "LockAcquired"]
+    assert [name for _, name in outcome.path[:5]] == ["IsHandOver", "CheckWork", "AnyWork", "AcquireLock",
+                                                     "LockAcquired"]
     assert pipeline.queue.pending == 0 and pipeline.hosting.status == "STOPPED"
     (start, stop), = pipeline.hosting.intervals
     assert 600 <= stop - start <= 1200 + 60  # the start, one poll, a few seconds of drain

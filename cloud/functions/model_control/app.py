@@ -2,14 +2,22 @@
 
 One function for the three actions keeps every backend call behind one role and one
 code path; the state machine passes the last ``ModelState`` back in on each poll.
+
+A stop first renews the execution's model lock: an endpoint that is still Creating or Updating
+refuses deletion (ModelBusy), and the state machine retries the stop for up to about three
+hours, far past the lease. Renewing on every attempt keeps another execution from taking the
+lock over and starting the model that this one is about to delete; a lock that is no longer
+ours (taken over) raises LockLost, and the model is left to its new owner.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from batchsight_pipeline.backends import ModelState, backend_from_settings
+from batchsight_pipeline.lock import LockLost, renew
 from batchsight_pipeline.metrics import metrics, record_model
 from batchsight_pipeline.settings import Settings
 
@@ -27,6 +35,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     elif action == "status":
         state = backend.status(ModelState(**event["model"]))
     elif action == "stop":
+        if event.get("execution") and not renew(str(event["execution"]), time.time()):
+            raise LockLost("the model lock is no longer this execution's: the model is left to its owner")
         state = backend.stop()
     else:
         raise ValueError(f"unknown action {action!r}; expected start, status or stop")

@@ -3,10 +3,12 @@
 Every path out of the state machine stops the model, but an execution stopped by hand, or
 one whose final stop exhausted its retries, ends without that. The reaper closes the gap:
 if the model is up and the lock's owner is not a RUNNING execution (or there is no lock),
-it stops the model and clears the stale lock.
+it stops the model and clears the stale lock. A lock handed over moments ago (history.py) names a
+successor that may not be running yet: it is left alone for HANDOVER_GRACE_SECONDS.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -15,17 +17,11 @@ from botocore.exceptions import ClientError
 from batchsight_pipeline.aws import client
 from batchsight_pipeline.backends import backend_from_settings
 from batchsight_pipeline.backends.base import STOPPED
-from batchsight_pipeline.lock import LOCK_ID, release
+from batchsight_pipeline.lock import holder, release
 from batchsight_pipeline.settings import Settings
 
 logger = Logger(service="batchsight-reaper")
-
-
-def lock_owner(table: str) -> str | None:
-    """The execution holding the model lock (expired or not), or None when nobody does."""
-    item = client("dynamodb").get_item(TableName=table, Key={"lock_id": {"S": LOCK_ID}},
-                                       ConsistentRead=True).get("Item")
-    return item["owner"]["S"] if item else None
+HANDOVER_GRACE_SECONDS = 300  # a successor is started within seconds of the hand-over
 
 
 def execution_running(execution_arn: str) -> bool:
@@ -46,9 +42,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     backend = backend_from_settings(settings)
     # a serverless backend bills nothing between images: only a dead owner's lock is left to clear
     status = backend.hosting_status() if backend.idle_cost else STOPPED
-    owner = lock_owner(settings.lock_table)
+    lock = holder(settings.lock_table)
+    owner = lock.owner if lock else None
     if owner and execution_running(owner):
         return {"action": "none", "model": status, "owner": owner}
+    if lock and time.time() - lock.handed_over_at < HANDOVER_GRACE_SECONDS:
+        return {"action": "none", "model": status, "owner": owner}  # its successor is being started
     if status == STOPPED:
         if owner:
             release(owner)  # a dead owner's lock, with nothing hosted: just clear it

@@ -5,11 +5,18 @@ the one that takes the lock drains the queue for all of them, the others end at 
 lease only matters if an owner dies without releasing: after it expires, the next execution
 takes over. Conditional writes make acquire, renew and release safe under any interleaving.
 
+Hand-over (history.py): an owner near Step Functions' history quota passes the lock to the
+successor it is about to start, in one conditional write (owner = us, or already the successor,
+so a retried hand-over is no conflict), and writes when (``handed_over_at``), so the reaper
+leaves the model alone while the successor is still being started. The successor confirms it
+with ``renew``. If the successor cannot be started, ``reclaim`` takes the lock back the same way.
+
 Environment: LOCK_TABLE (the table, required), LOCK_LEASE_SECONDS (default 900).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -17,7 +24,7 @@ from botocore.exceptions import ClientError
 from batchsight_pipeline.aws import client
 from batchsight_pipeline.environment import number, required
 
-__all__ = ["LOCK_ID", "LockLost", "acquire", "release", "renew"]
+__all__ = ["LOCK_ID", "Holder", "LockLost", "acquire", "hand_over", "holder", "reclaim", "release", "renew"]
 
 LOCK_ID = "model"
 _OWNER = {"#o": "owner"}  # OWNER is a DynamoDB reserved word: expressions name it through #o
@@ -55,6 +62,45 @@ def release(owner: str) -> bool:
         client("dynamodb").delete_item, Key={"lock_id": {"S": LOCK_ID}},
         ConditionExpression="attribute_not_exists(lock_id) OR #o = :me",
         ExpressionAttributeNames=_OWNER, ExpressionAttributeValues={":me": {"S": owner}})
+
+
+def hand_over(owner: str, successor: str, now: float) -> bool:
+    """Pass our lock to ``successor`` with a fresh lease; False when it is neither ours nor theirs."""
+    return _conditional(
+        client("dynamodb").update_item, Key={"lock_id": {"S": LOCK_ID}},
+        UpdateExpression="SET #o = :next, expires_at = :until, handed_over_at = :now, handed_over_by = :me",
+        ConditionExpression="#o = :me OR #o = :next", ExpressionAttributeNames=_OWNER,
+        ExpressionAttributeValues={":next": {"S": successor}, ":me": {"S": owner},
+                                   ":until": {"N": _lease_end(now)}, ":now": {"N": str(int(now))}})
+
+
+def reclaim(owner: str, successor: str, now: float) -> bool:
+    """Take back a lock we handed to a successor that could not be started (or keep our own)."""
+    return _conditional(
+        client("dynamodb").update_item, Key={"lock_id": {"S": LOCK_ID}},
+        UpdateExpression="SET #o = :me, expires_at = :until REMOVE handed_over_at, handed_over_by",
+        ConditionExpression="#o = :me OR #o = :next", ExpressionAttributeNames=_OWNER,
+        ExpressionAttributeValues={":next": {"S": successor}, ":me": {"S": owner},
+                                   ":until": {"N": _lease_end(now)}})
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The lock item as it stands: who holds it, until when, and when it was handed over (0: never)."""
+
+    owner: str
+    expires_at: int
+    handed_over_at: int = 0
+
+
+def holder(table: str | None = None) -> Holder | None:
+    """The lock's holder (expired or not), or None when nobody holds it."""
+    item = client("dynamodb").get_item(TableName=table or required("LOCK_TABLE"),
+                                       Key={"lock_id": {"S": LOCK_ID}}, ConsistentRead=True).get("Item")
+    if not item:
+        return None
+    return Holder(item["owner"]["S"], int(item.get("expires_at", {"N": "0"})["N"]),
+                  int(item.get("handed_over_at", {"N": "0"})["N"]))
 
 
 def _lease_end(now: float) -> str:

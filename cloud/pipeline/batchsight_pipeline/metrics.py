@@ -49,6 +49,15 @@ HOSTED_MODEL_AGE_MINUTES = "HostedModelAgeMinutes"
 QUEUE_VISIBLE = "QueueVisible"
 QUEUE_IN_FLIGHT = "QueueInFlight"
 DEAD_LETTER_QUEUE_DEPTH = "DeadLetterQueueDepth"
+# Pipeline: from check work, while draining (overload.py, history.py).
+ARRIVAL_RATE = "ArrivalRate"  # images per minute
+DRAIN_RATE = "DrainRate"  # images per minute the units in use drain
+SCALE_UNITS = "ScaleUnits"
+OVERLOADED = "Overloaded"  # 1 while saturated at the ceiling, else 0
+BACKLOG_MINUTES = "BacklogMinutes"  # until the backlog clears at the current rates
+HISTORY_EVENTS = "HistoryEvents"  # the execution's history so far
+# Pipeline: from the model lock.
+HAND_OVERS = "HandOvers"
 
 # CloudWatch has no minute unit; the metric names say "Minutes".
 MINUTES = MetricUnit.NoUnit
@@ -196,6 +205,17 @@ def record_model(action: Any, status: str, previous: Any = None) -> None:
         hosted = minutes_since(_started_at(previous))
         if hosted is not None:
             metrics.add(HOSTED_MODEL_MINUTES, MINUTES, hosted)
+
+
+def record_load(*, arrival_per_minute: float, drain_per_minute: float, units: int, overloaded: bool,
+                backlog_minutes: float, history_events: int) -> None:
+    """Check work while the model is up: the rates, the scale, saturation, the history's length."""
+    metrics.add(ARRIVAL_RATE, MetricUnit.Count, arrival_per_minute)
+    metrics.add(DRAIN_RATE, MetricUnit.Count, drain_per_minute)
+    metrics.add(SCALE_UNITS, MetricUnit.Count, units)
+    metrics.add(OVERLOADED, MetricUnit.Count, int(overloaded))
+    metrics.add(BACKLOG_MINUTES, MINUTES, backlog_minutes)
+    metrics.add(HISTORY_EVENTS, MetricUnit.Count, history_events)
 
 
 def record_queue(visible: int, in_flight: int, dead_letters: int | None) -> None:

@@ -29,6 +29,9 @@ class Settings:
     detect_tps: float
     lock_table: str
     max_receive_count: int = 3
+    hand_over_events: int = 10_000  # history events after which an execution hands over (history.py)
+    max_scale_units: int = 1  # the ceiling of overload control (overload.py): 1 scales nothing
+    backlog_target_seconds: float = 900.0  # scale so a backlog clears within this; saturated past it
 
     @property
     def worker_tps(self) -> float:
@@ -50,4 +53,7 @@ class Settings:
             detect_tps=number("DETECT_TPS", 10, minimum=0.01),
             lock_table=required("LOCK_TABLE"),
             max_receive_count=int(number("MAX_RECEIVE_COUNT", 3, minimum=1)),
+            hand_over_events=int(number("HANDOVER_EVENTS", 10_000, minimum=50)),
+            max_scale_units=int(number("MAX_SCALE_UNITS", 1, minimum=1)),
+            backlog_target_seconds=60 * number("BACKLOG_TARGET_MINUTES", 15, minimum=1),
         )

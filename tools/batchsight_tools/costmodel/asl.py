@@ -251,12 +251,16 @@ class StateMachine:
              counts: _Counts) -> Generator[float, None, Any]:
         processor = state["ItemProcessor"]
         inner = processor["States"][processor["StartAt"]]
-        if len(processor["States"]) != 1 or inner["Type"] != "Task" or not inner.get("End"):
-            raise UnsupportedAsl("Map: only a processor of one Task state is modelled")
+        caught = {c["Next"] for c in inner.get("Catch", [])}
+        others = [s for name, s in processor["States"].items() if name != processor["StartAt"]]
+        if (inner["Type"] != "Task" or not inner.get("End") or len(others) != len(caught)
+                or any(s["Type"] != "Pass" or not s.get("End") for s in others)
+                or not caught <= set(processor["States"])):
+            raise UnsupportedAsl("Map: only a processor of one Task state (and Pass states it catches to) is modelled")
         items = _get(data, state["ItemsPath"])
         if not items:
             return []
-        counts.map_iterations += len(items) * len(processor["States"])  # one Task state per item
+        counts.map_iterations += len(items)  # one Task state per item (the simulated drain never fails)
         limit = state.get("MaxConcurrency", 0) or len(items)
         payloads = []
         for item in items:

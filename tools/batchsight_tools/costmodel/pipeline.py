@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from batchsight_pipeline import history
 from batchsight_pipeline.backends.base import ModelState
 from batchsight_pipeline.lock import LockLost
 from batchsight_pipeline.settings import Settings
@@ -39,6 +40,19 @@ from batchsight_tools.stack import cloud_dir, function
 
 RECEIVE_WAIT_SECONDS = 1.0  # the drain's long poll (WaitTimeSeconds=1)
 SNS_PUBLISH = "arn:aws:states:::sns:publish"
+SIMULATED_MAX_UNITS = 64  # the backend's own limit (ModelBackend.max_units): MaxScaleUnits decides
+
+
+@dataclass(frozen=True)
+class Check:
+    """One CheckWork as the simulation saw it: when, the backlog, the units, saturation, and whether
+    it ran while draining (only those emit the load metrics, ``Overloaded`` among them)."""
+
+    at: float
+    backlog: int
+    units: int
+    saturated: bool
+    draining: bool
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,7 @@ class CloudSettings:
     schedule_seconds: float = 3600.0  # ScheduleExpression rate(1 hour); 0 switches it off
     drain_timeout_seconds: float = 300.0  # the Drain function's Timeout
     task_seconds: float = 0.3  # one Lambda invoke, as seen by Step Functions
+    max_scale_units: int = 1  # MaxScaleUnits: overload control's ceiling
 
     def settings(self, service: ModelService) -> Settings:
         return Settings(queue_url="sim://queue", dead_letter_queue_url="sim://dead-letter",
@@ -61,7 +76,8 @@ class CloudSettings:
                         start_timeout_seconds=int(self.start_timeout_seconds),
                         drain_workers=int(self.drain_workers),
                         detect_concurrency=int(self.detect_concurrency),
-                        detect_tps=float(service.detect_tps), lock_table="sim-lock")
+                        detect_tps=float(service.detect_tps), lock_table="sim-lock",
+                        max_scale_units=int(self.max_scale_units))
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,7 @@ def template_cloud_settings() -> CloudSettings:
         drain_workers=int(defaults["DrainWorkers"]),
         detect_concurrency=int(defaults["DetectConcurrency"]),
         lock_lease_seconds=int(defaults["LockLeaseSeconds"]),
+        max_scale_units=int(defaults["MaxScaleUnits"]),
         schedule_seconds=rate_seconds(schedule),
         drain_timeout_seconds=float(template["Resources"]["DrainFunction"]["Properties"]["Timeout"]))
 
@@ -129,6 +146,7 @@ class Pipeline:
             rng=random.Random(service.seed), clock=lambda: engine.now)
         self.running = 0
         self.outcomes: list[Outcome] = []
+        self.checks: list[Check] = []  # what each CheckWork saw (the week's backlog, scale, alarms)
 
     # --- the Tasks' services ------------------------------------------------------------------
 
@@ -138,10 +156,20 @@ class Pipeline:
         return Call(output, self.cloud.task_seconds + cold)
 
     def _check_work(self, payload: dict[str, Any]) -> Call:
-        now = self.engine.now
-        result = self.check_work.plan(self.queue.visible(now), self.queue.in_flight(now), self.settings)
-        tally = self.check_work.tally(payload.get("tally"), payload.get("drained"))
-        return self._call({**result, "tally": tally}, "check_work")
+        """The function's own answer; the history's length as it estimates one it cannot read."""
+        now, phase = self.engine.now, str(payload.get("phase") or "start")
+        visible, in_flight = self.queue.visible(now), self.queue.in_flight(now)
+        load = self.check_work.measure(payload, self.settings, now=now, visible=visible, in_flight=in_flight,
+                                       phase=phase, max_units=SIMULATED_MAX_UNITS)
+        events = history.estimate(int(payload.get("events") or 0), after=phase,
+                                       workers=len(payload.get("drained") or []))
+        result = self.check_work.answer(payload, self.settings, phase=phase, visible=visible,
+                                        in_flight=in_flight, load=load, events=events)
+        self.checks.append(Check(now, visible + in_flight, load.units, load.saturated,
+                                 draining=phase in self.check_work.DRAINING))
+        call = self._call(result, "check_work")
+        self.meter.status_reported(now, draining=phase in self.check_work.DRAINING, backlog=visible + in_flight)
+        return call
 
     def _notify(self, _payload: Any) -> Call:
         self.meter.notified()
@@ -155,12 +183,29 @@ class Pipeline:
             held = self.lock.renew(owner, now)
         elif action == "release":
             held = not self.lock.release(owner)
+        elif action == "takeover":
+            held = self.lock.renew(owner, now)
+        elif action in ("handover", "continue"):
+            return self._call(self._hand_over(owner, payload), "model_lock")
         else:
             raise ValueError(f"unknown lock action {action!r}")
         if action == "renew" and not held:
             self.meter.call("model_lock", now)
             raise LockLost("the model lock was lost (lease expired and taken over)")
         return self._call({"held": held}, "model_lock")
+
+    def _hand_over(self, owner: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Continue-as-new, as the lock function does it: the lock (when held) and the model pass
+        to the successor, started here on the same engine."""
+        lock_function, name = function("model_lock"), history.successor_name(owner)
+        if payload.get("action") == "handover":
+            self.lock.hand_over(owner, history.successor_arn(owner), self.engine.now)
+            successor_input = lock_function.successor_input(payload)
+        else:
+            successor_input = {"v": 1, "trigger": "continue"}
+        self.start_execution(name, successor_input)
+        self.meter.handed_over(self.engine.now)
+        return {"handed_over": True, "successor": name}
 
     def _model_control(self, payload: dict[str, Any]) -> Call:
         action = payload.get("action")
@@ -224,18 +269,22 @@ class Pipeline:
 def simulate_ours(arrivals: Sequence[float], policy: OurPolicy, service: ModelService, *,
                   name: str = "batchsight", follow_on: bool | None = None, days_after: float = 2.0,
                   backend: BackendPreset | None = None, images: Images = DEFAULT_IMAGES,
-                  shape: StackShape | None = None, drain_cold_seconds: float | None = None) -> PolicyResult:
+                  shape: StackShape | None = None, drain_cold_seconds: float | None = None,
+                  watch: Callable[[Pipeline], None] | None = None) -> PolicyResult:
     """The trace's days of batchsight: the gateway's cuts, their executions, the schedule.
 
     ``follow_on`` overrides the component's ``batch.follow`` (``policy.batching.follow``): the
     gateway's result pull tells the batching policy when the model is hosted. ``backend`` (the
     sagemaker preset unless given) decides what each call is charged; ``shape`` is the stack's
-    function sizes (the template's unless given).
+    function sizes (the template's unless given); ``watch`` is handed the pipeline before the run
+    (the week's figures read its executions and checks afterwards).
     """
     engine = Engine()
     meter = StackMeter(backend or PRESETS["sagemaker"], images, shape or template_shape(),
                        drain_cold_seconds=drain_cold_seconds)
     pipeline = Pipeline(engine, service, policy.cloud, meter=meter)
+    if watch is not None:
+        watch(pipeline)
     state = {"submitted": 0, "started": 0, "gateway": True}
     submitted: dict[int, float] = {}
     follow = policy.batching.follow if follow_on is None else follow_on

@@ -88,6 +88,13 @@ class Lock:
         self.expires_at = int(now) + self.lease_seconds
         return True
 
+    def hand_over(self, owner: str, successor: str, now: float) -> bool:
+        """Pass our lock to a successor with a fresh lease (lock.hand_over)."""
+        if self.owner not in (owner, successor):
+            return False
+        self.owner, self.expires_at = successor, int(now) + self.lease_seconds
+        return True
+
     def release(self, owner: str) -> bool:
         if self.owner in (None, owner):
             self.owner = None

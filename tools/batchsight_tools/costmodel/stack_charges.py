@@ -4,15 +4,19 @@ Durations and log sizes of the small functions are estimates (the AWS calls each
 milliseconds each from Lambda, and Powertools' JSON logs); the drain's duration comes from the
 simulation. The requests are read from the code:
 
-- CheckWork: GetQueueAttributes on the image queue and on the dead-letter queue.
-- ModelLock: one conditional DynamoDB write (PutItem, UpdateItem or DeleteItem).
+- CheckWork: GetQueueAttributes on the image queue and on the dead-letter queue; the pipeline
+  status for the gateways (a PUT when it speaks for the pipeline, a GET of the last one first
+  when images wait); GetExecutionHistory while draining (no charge of its own).
+- ModelLock: one conditional DynamoDB write (PutItem, UpdateItem or DeleteItem); a hand-over's
+  StartExecution has no charge of its own (its transitions do).
+- ModelControl's stop renews the lock first: one conditional DynamoDB write.
 - ModelControl, ``lambda`` backend: a start GETs the model index, and in a cold function the
   package.json and the model file (model_store keeps a verified version for the warm function's
   life); status and stop call nothing.
 - Drain, ``lambda`` backend: a cold function GETs the package.json and the model file once.
-- Drain, per image: GET the image, PUT the result, (anomalous: PUT the mask), COPY the image to the final bucket, DELETE
-  it (free), DeleteMessage; per worker one ReceiveMessage per 10 images, an empty long poll while
-  the last images are in flight and the empty one that ends it.
+- Drain, per image: GET the image, PUT the result, (anomalous: PUT the mask), COPY the image to the
+  final bucket, DELETE it (free), DeleteMessage; per worker one ReceiveMessage per 10 images, an
+  empty long poll while the last images are in flight and the empty one that ends it.
 - Every function's EMF metrics (batchsight_pipeline.metrics) are custom metrics billed for the
   hours they are published in: the hours each is published are recorded here.
 """
@@ -40,6 +44,8 @@ EMPTY_RECEIVES = 2  # per worker: the long poll while the last images are in fli
 LINE_METRICS = (emf.IMAGES_PROCESSED, emf.ANOMALIES, emf.ANOMALY_RATE)  # per site/line and as a total
 DRAIN_METRICS = (emf.IMAGES_DEAD_LETTERED, emf.IMAGES_RETRIED, emf.HOSTED_MODEL_AGE_MINUTES)
 CHECK_WORK_METRICS = (emf.QUEUE_VISIBLE, emf.QUEUE_IN_FLIGHT, emf.DEAD_LETTER_QUEUE_DEPTH)
+LOAD_METRICS = (emf.ARRIVAL_RATE, emf.DRAIN_RATE, emf.SCALE_UNITS, emf.OVERLOADED, emf.BACKLOG_MINUTES,
+                emf.HISTORY_EVENTS)  # CheckWork while draining
 MODEL_CONTROL_METRICS = {"start": (emf.MODEL_STARTS,), "status": (emf.HOSTED_MODEL_AGE_MINUTES,),
                          "stop": (emf.MODEL_STOPS, emf.HOSTED_MODEL_MINUTES)}
 HOUR = 3600.0
@@ -79,9 +85,26 @@ class StackMeter:
             meters.dynamodb_writes(self.usage, "model lock writes", 1)
         elif function == "model_control":
             self._published(now, MODEL_CONTROL_METRICS.get(action, ()))
+            if action == "stop":
+                meters.dynamodb_writes(self.usage, "model lock writes", 1)
             if self.preset.kind == FUNCTION and action == "start":
                 meters.s3_requests(self.usage, "GET", "of the model index and package", 1 + 2 * cold)
         return init
+
+    def status_reported(self, now: float, *, draining: bool, backlog: int) -> None:
+        """CheckWork after its call (check_work.report): the load metrics while draining, and the
+        pipeline status when it speaks for the pipeline (draining, or nothing waiting)."""
+        if draining:
+            self._published(now, LOAD_METRICS)
+        elif backlog:
+            return
+        meters.s3_requests(self.usage, "PUT", "of the pipeline status", 1)
+        if backlog:
+            meters.s3_requests(self.usage, "GET", "of the pipeline status", 1)
+
+    def handed_over(self, now: float) -> None:
+        """A hand-over's HandOvers metric."""
+        self._published(now, (emf.HAND_OVERS,))
 
     def notified(self) -> None:
         """NotifyDefects: one SNS publish (the topic is KMS-encrypted: one KMS call at most)."""

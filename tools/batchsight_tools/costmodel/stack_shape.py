@@ -18,7 +18,7 @@ class StackShape:
     arch: str = "x86_64"  # Globals: Architectures
     drain_memory_mb: int = 1769  # DrainMemorySize
     reaper_seconds: float = 900.0  # ReaperScheduleExpression
-    alarm_metrics: int = 7  # what CloudWatch bills alarms by: the metrics each one reads
+    alarm_metrics: int = 9  # what CloudWatch bills alarms by: the metrics each one reads
     dashboards: int = 1
     kms_keys: int = 1
     email_subscriptions: int = 0  # NotificationEmail: none by default

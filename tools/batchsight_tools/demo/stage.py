@@ -99,7 +99,7 @@ def wait_for_executions(cloud: LocalCloud, state_machine_arn: str, timeout: floa
 
 def result_documents(cloud: LocalCloud, bucket: str) -> dict[str, dict[str, Any]]:
     """Result documents of the final bucket by image id; ``_copies`` counts documents per image. Only
-    keys of the result layout count (``results/pipeline-status.json`` is the pipeline's own)."""
+    keys of the result layout count."""
     from batchsight_tools.report.selection import RESULT_KEY
 
     s3 = cloud.client("s3")

@@ -57,6 +57,13 @@ def _apply_environment(variables: dict[str, str]) -> None:
             _owned.add(name)
 
 
+def forget(names: set[str]) -> None:
+    """Let the functions set these variables anew: every function's value changed together (a
+    stack update, ``LocalCloud.update_environment``)."""
+    with _env_lock:
+        _owned.difference_update(names)
+
+
 def invoke_in_process(self: LambdaFunction,
                       event: str | bytes | dict[str, Any] | None = None) -> tuple[str, bool, str]:
     """Replacement for ``moto.awslambda.models.LambdaFunction._invoke_lambda``.

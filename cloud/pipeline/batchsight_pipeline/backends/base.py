@@ -61,6 +61,9 @@ class ModelBackend(ABC):
     # The longest one detect call can take (its client's timeouts and retries, aws.py): the
     # drain starts no call it could not finish before its function's time runs out.
     max_detect_seconds: float = call_seconds(DETECT_CONFIG)
+    # Units of capacity the backend can run at once (overload.py); the stack's MaxScaleUnits may
+    # allow fewer. A unit is DrainWorkers more drain workers, plus whatever ``scale`` adds.
+    max_units: int = 64
 
     def __init__(self, *, start_timeout_seconds: float) -> None:
         self.start_timeout_seconds = start_timeout_seconds
@@ -117,6 +120,16 @@ class ModelBackend(ABC):
     def hosting_status(self) -> str:
         """The backend's raw status now (STARTING, HOSTED, FAILED or STOPPED)."""
         return self._describe()[0]
+
+    def scale(self, units: int) -> int:
+        """Run ``units`` units of capacity; the units in effect afterwards.
+
+        By default a unit is only more parallel drain workers, which the pipeline runs itself:
+        right for a backend that bills per image and has no capacity of its own to add (the
+        detector in the drain function, a serverless endpoint, a plug-in that says nothing). A
+        hosted endpoint adds instances; a backend that cannot grow sets ``max_units = 1``.
+        """
+        return max(1, min(units, self.max_units))
 
     def stop(self) -> ModelState:
         self._stop()

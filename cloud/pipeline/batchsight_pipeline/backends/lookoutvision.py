@@ -117,6 +117,7 @@ def make_client(model_path: str | os.PathLike[str] | None = None) -> Any:
 
 class LookoutVisionBackend(ModelBackend):
     name = "lookoutvision"
+    max_units = 1  # a running model's inference units are fixed at StartModel (InferenceUnits)
 
     def __init__(self, *, project: str, model_version: str, inference_units: int = 1,
                  client: Any = None, model_path: str | None = None,

@@ -152,6 +152,30 @@ class SageMakerBackend(ModelBackend):
             raise ModelBusy(f"endpoint {self.endpoint_name} is {raw} and cannot be deleted yet "
                             f"({refusal}); retry the stop")
 
+    def scale(self, units: int) -> int:
+        """Instances of the endpoint's first variant (UpdateEndpointWeightsAndCapacities); the units
+        in effect afterwards. The endpoint goes on serving while it is Updating; an update asked
+        for meanwhile (or refused) leaves the count as it is, for the next check to ask again."""
+        units = max(1, min(units, self.max_units))
+        try:
+            endpoint = self.sagemaker.describe_endpoint(EndpointName=self.endpoint_name)
+        except ClientError:
+            return 1
+        variants = endpoint.get("ProductionVariants") or [{}]
+        variant = variants[0]
+        current = int(variant.get("DesiredInstanceCount") or variant.get("CurrentInstanceCount") or 1)
+        if units == current or endpoint.get("EndpointStatus") != "InService" or "VariantName" not in variant:
+            return current
+        try:
+            self.sagemaker.update_endpoint_weights_and_capacities(
+                EndpointName=self.endpoint_name,
+                DesiredWeightsAndCapacities=[{"VariantName": variant["VariantName"], "DesiredInstanceCount": units}])
+        except ClientError as exc:
+            if error_code(exc) not in ("ValidationException", "ThrottlingException"):
+                raise
+            return current
+        return units
+
     def detect(self, image: bytes, *, content_type: str) -> dict[str, Any]:
         if content_type not in CONTENT_TYPES:
             raise ModelRejectedImage(f"content type {content_type!r} is not one of {CONTENT_TYPES}")

@@ -14,6 +14,7 @@ The EndpointConfig, with its ServerlessConfig, is made by ``batchsight model pac
 """
 from __future__ import annotations
 
+from batchsight_pipeline.backends.base import ModelBackend
 from batchsight_pipeline.backends.sagemaker import SageMakerBackend
 
 
@@ -23,3 +24,8 @@ class SageMakerServerlessBackend(SageMakerBackend):
 
     def _stop(self) -> None:
         """Nothing bills while the endpoint idles: keep it for the next batch."""
+
+    def scale(self, units: int) -> int:
+        """More concurrent callers only: the endpoint scales itself up to its ServerlessConfig's
+        MaxConcurrency (an instance count would not apply to it)."""
+        return ModelBackend.scale(self, units)
