@@ -21,6 +21,7 @@ import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import yaml
@@ -70,11 +71,27 @@ def lambda_packages(out: Path) -> list[FunctionPackage]:
     for name, resource in sorted(template["Resources"].items()):
         if resource["Type"] != "AWS::Serverless::Function":
             continue
-        layers = [layer["Ref"] for layer in resource["Properties"].get("Layers", global_layers)]
+        layers = [layer_name for layer in resource["Properties"].get("Layers", global_layers)
+                  if (layer_name := _layer(layer, template)) != "AWS::NoValue"]
         own = _size(out / name)
         shared = sum(_size(out / layer) for layer in layers)
         rows.append(FunctionPackage(name, sorted(p.name for p in (out / name).iterdir()), own, layers, own + shared))
     return rows
+
+
+def _layer(entry: dict[str, Any], template: dict[str, Any]) -> str:
+    """A function's layer as the stack deploys it with the template's default parameters: a ``Ref``,
+    or an ``Fn::If`` on a condition (the DetectorLayer goes with the default ``lambda`` backend)."""
+    if "Fn::If" not in entry:
+        return str(entry["Ref"])
+    condition, then, otherwise = entry["Fn::If"]
+    return _layer(then if _holds(template["Conditions"][condition], template) else otherwise, template)
+
+
+def _holds(condition: dict[str, Any], template: dict[str, Any]) -> bool:
+    """An ``Fn::Equals`` of a parameter and a value, with the parameter's default."""
+    left, right = condition["Fn::Equals"]
+    return str(template["Parameters"][left["Ref"]].get("Default")) == str(right)
 
 
 def greengrass_artifact(out: Path) -> Artifact:
