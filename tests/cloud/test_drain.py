@@ -153,11 +153,17 @@ def test_a_detect_call_that_could_outlast_the_function_is_not_started_and_its_me
     assert again["MessageId"] == message["MessageId"] and again["Attributes"]["ApproximateReceiveCount"] == "2"
 
 
-def test_with_too_little_time_left_a_round_receives_nothing_and_ends(stack: Stack, lambda_context: Any) -> None:
+def test_a_timeout_too_short_for_one_image_fails_the_round_and_says_what_to_raise(
+        stack: Stack, lambda_context: Any) -> None:
+    """A round starts with its function's whole timeout: if one image cannot fit, the timeout is
+    misconfigured. Taking nothing and ending would leave the queue full and the pipeline starting
+    round after round (and hand-over after hand-over) for ever; failing stops the model at once."""
     for n in range(3):
         stack.queue_image(b"normal image", n=n)
-    lambda_context.get_remaining_time_in_millis = lambda: drain.SAFETY_MARGIN_MS - 1
-    assert drain.handler({"worker": 0, "execution": EXECUTION}, lambda_context) == drain.Outcome().__dict__
+    needed = fake_backend.FakeBackend.max_detect_seconds + drain.FINISH_SECONDS + drain.RECEIVE_LEAD_SECONDS
+    lambda_context.get_remaining_time_in_millis = lambda: int(needed * 1000) - 1
+    with pytest.raises(drain.TimeoutTooShort, match="raise the DrainFunction's Timeout"):
+        drain.handler({"worker": 0, "execution": EXECUTION}, lambda_context)
     assert stack.depth(stack.queue) == 3
 
 

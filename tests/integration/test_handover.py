@@ -31,7 +31,7 @@ def short_histories(local_cloud: CloudFixture) -> Iterator[CloudFixture]:
     lam = local_cloud.client("lambda")
     timeout = lam.get_function_configuration(FunctionName=DRAIN_FUNCTION)["Timeout"]
     previous = local_cloud.cloud.update_environment({"HANDOVER_EVENTS": "50", "DETECT_TPS": "2"})
-    lam.update_function_configuration(FunctionName=DRAIN_FUNCTION, Timeout=22)
+    lam.update_function_configuration(FunctionName=DRAIN_FUNCTION, Timeout=40)  # one image's 35 s, and a little
     try:
         yield local_cloud
     finally:

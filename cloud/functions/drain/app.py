@@ -63,6 +63,12 @@ class OutOfTime(Exception):
     """Too little of the function's time is left to start this image's detect call."""
 
 
+class TimeoutTooShort(RuntimeError):
+    """The function's whole timeout cannot fit one image of its backend: a deployment error. It
+    fails the execution (its model stopped), where a round that quietly took nothing would leave
+    the queue as it is, and the pipeline would go on starting rounds, and hand-overs, for ever."""
+
+
 class Drainer:
     """Processes received messages; one instance per invocation. ``remaining_ms`` is the
     function's time left (Lambda's ``context.get_remaining_time_in_millis``)."""
@@ -78,6 +84,15 @@ class Drainer:
         self.s3 = client("s3")
         self.sqs = client("sqs")
         self.lines = LineTally()  # per site/line counts for the metrics
+
+    def require_time_for_one_image(self) -> None:
+        """At a round's start (its function's full timeout left): TimeoutTooShort unless one image
+        fits, its detect call's worst case, its result and move, and the lead before it."""
+        needed = self.backend.max_detect_seconds + FINISH_SECONDS + RECEIVE_LEAD_SECONDS
+        if self._seconds_left() < needed:
+            raise TimeoutTooShort(f"the drain function has {self._seconds_left():.0f} s, less than the {needed:.0f} s "
+                                  f"one image of the {self.backend.name} backend may need (its detect call's timeouts "
+                                  "and retries, then its result and move): raise the DrainFunction's Timeout")
 
     def receive(self, *, held: int = 0) -> list[dict[str, Any]]:
         """Take only as many messages as the rate lets us start, ``held`` ones first, while a
@@ -232,6 +247,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
         backend = backend.pinned(ModelState(**event["model"]))
     drainer = Drainer(settings, backend, str(event.get("execution", "")),
                       remaining_ms=context.get_remaining_time_in_millis)
+    drainer.require_time_for_one_image()
     total = drain(drainer, settings.detect_concurrency, tps=settings.worker_tps)
     logger.info("drain finished", extra={"worker": event.get("worker"), **total.__dict__})
     record_drain(drainer.lines, poisoned=total.poisoned, retried=total.retried, model=event.get("model"))

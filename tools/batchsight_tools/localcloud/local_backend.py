@@ -15,12 +15,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from batchsight_pipeline.backends.detector_judge import judge, load
+from batchsight_pipeline.backends.detector_judge import IN_PROCESS_DETECT_SECONDS, judge, load
 from batchsight_tools.localcloud.hosting_record import RecordHostedBackend
 
 
 class LocalBackend(RecordHostedBackend):
     name = "local"
+    max_detect_seconds = IN_PROCESS_DETECT_SECONDS  # judged in the drain function's process
     PLUGIN = "plugin:batchsight_tools.localcloud.local_backend:LocalBackend"
 
     def __init__(self, *, model_path: Path, state_dir: Path, startup_seconds: float,

@@ -15,6 +15,9 @@ from batchsight_pipeline.backends.base import MASK_KEY, ModelRejectedImage
 if TYPE_CHECKING:
     from batchsight_detector import DetectorModel
 
+# The longest one judgement in the calling process may take (a large image on a busy vCPU; tens
+# of milliseconds is usual): the drain's deadline for an in-process backend (ModelBackend).
+IN_PROCESS_DETECT_SECONDS = 10.0
 _models: dict[tuple[str, float], DetectorModel] = {}
 _lock = threading.Lock()
 

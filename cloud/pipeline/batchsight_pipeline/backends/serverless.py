@@ -19,13 +19,14 @@ from typing import Any, Self
 
 from batchsight_pipeline import model_store
 from batchsight_pipeline.backends.base import HOSTED, ModelBackend, ModelState
-from batchsight_pipeline.backends.detector_judge import judge, load
+from batchsight_pipeline.backends.detector_judge import IN_PROCESS_DETECT_SECONDS, judge, load
 from batchsight_pipeline.environment import required
 
 
 class ServerlessDetectorBackend(ModelBackend):
     name = "lambda"
     idle_cost = False
+    max_detect_seconds = IN_PROCESS_DETECT_SECONDS  # the detector runs in the drain function itself
 
     def __init__(self, *, bucket: str, model_name: str, start_timeout_seconds: float, version: str = "") -> None:
         super().__init__(start_timeout_seconds=start_timeout_seconds)
