@@ -22,6 +22,10 @@ from batchsight_tools.localcloud.hosting_record import RecordHostedBackend
 class LocalBackend(RecordHostedBackend):
     name = "local"
     PLUGIN = "plugin:batchsight_tools.localcloud.local_backend:LocalBackend"
+    # detect is the detector run in this process, no client with timeouts and retries: the base's
+    # 52 s (a SageMaker call's worst case) would leave a drain with a short test timeout no time
+    # to start any call, so nothing would drain.
+    max_detect_seconds = 5.0
 
     def __init__(self, *, model_path: Path, state_dir: Path, startup_seconds: float,
                  start_timeout_seconds: float) -> None:
