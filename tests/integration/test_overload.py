@@ -35,12 +35,12 @@ PER_SECOND, SECONDS = 3, 90
 @pytest.fixture
 def slow_model(local_cloud: CloudFixture) -> Iterator[CloudFixture]:
     """One unit drains 1 image/s; 2 units allowed; a backlog should clear within a minute; rounds
-    of about 25 s (a 45 s drain timeout), long enough to measure a rate."""
+    of about 30 s (a 60 s drain timeout), long enough to measure a rate."""
     lam = local_cloud.client("lambda")
     timeout = lam.get_function_configuration(FunctionName=DRAIN_FUNCTION)["Timeout"]
     previous = local_cloud.cloud.update_environment(
         {"DETECT_TPS": "1", "MAX_SCALE_UNITS": "2", "BACKLOG_TARGET_MINUTES": "1"})
-    lam.update_function_configuration(FunctionName=DRAIN_FUNCTION, Timeout=45)
+    lam.update_function_configuration(FunctionName=DRAIN_FUNCTION, Timeout=60)
     try:
         yield local_cloud
     finally:

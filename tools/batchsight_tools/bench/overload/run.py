@@ -4,7 +4,7 @@ The same stack the integration tests run (LocalCloud: moto server, the real stat
 function's ``app.py`` in-process, the local model backend): one unit of capacity drains
 ``unit_tps`` images a second (DetectTps, shared by DrainWorkers workers), scaling may go to
 ``units`` (MaxScaleUnits), a backlog should clear within a minute (BacklogTargetMinutes), and the
-drain function's timeout is 45 s, so rounds last about 25 s, long enough to measure a rate. The
+drain function's timeout is 60 s, so rounds last about 30 s, long enough to measure a rate. The
 gateway side is the real one: its Housekeeper and LossCheck read the pipeline status as a gateway
 does, and an execution is started whenever images wait and none runs, as a gateway's upload does.
 """
@@ -25,7 +25,7 @@ from batchsight_tools.localcloud.stack import LocalCloud, StackOutputs
 from batchsight_tools.synth import generate
 
 DRAIN_WORKERS = 2
-DRAIN_TIMEOUT_SECONDS = 45
+DRAIN_TIMEOUT_SECONDS = 60  # rounds of about 30 s: CheckWork measures a rate over 20 s at least
 
 
 @dataclass(frozen=True)
