@@ -31,7 +31,7 @@ def test_a_short_run_loses_nothing_and_reports_every_part() -> None:
     assert len(rows) >= 3, out
     sent = int(re.search(r"^sent (\d+) images", out, re.M).group(1))  # type: ignore[union-attr]
     assert sent > 0
-    assert f"images lost: 0; results: {sent} for {sent} images (0 duplicates); dead letters: 0" in out, out
+    assert f"images lost: 0; results: {sent} for {sent} images (0 written twice); dead letters: 0" in out, out
     assert re.search(r"model STOPPED at the end", out), out
     for part in ("capacity: 2 units x DetectTps 1/s", "drain at the ceiling", "largest backlog",
                  "PipelineOverloadedAlarm", "the gateway's housekeeping said"):

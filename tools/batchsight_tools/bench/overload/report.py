@@ -85,12 +85,12 @@ def summary(cfg: OverloadConfig, outcome: Outcome, loads: list[LoadMetric]) -> t
         f"in {sum(SATURATED in s.gateway_alarm for s in samples)} of {len(samples)} looks; "
         f"looks that re-sent images: {sum('re-submitted' in s.gateway_alarm for s in samples)}",
         f"images lost: {lost}; results: {len(results)} for {len(sent)} images "
-        f"({len(results) - len(set(results))} duplicates); dead letters: {samples[-1].dead_letters if samples else 0}",
+        f"({outcome.rewritten} written twice); dead letters: {samples[-1].dead_letters if samples else 0}",
         f"executions: {outcome.executions}; model {outcome.hosting_state} at the end, hosted "
         f"{outcome.hosted_seconds / 60:.1f} min of the {samples[-1].at / 60 if samples else 0:.1f} min run",
     ]
     checks = Checks(bounded=max_backlog < len(sent), alarm=first_alarm is not None, backpressure=told is not None,
-                    none_lost=lost == 0, one_each=sorted(results) == sorted(sent),
+                    none_lost=lost == 0, one_each=sorted(results) == sorted(sent) and not outcome.rewritten,
                     stopped=outcome.hosting_state == "STOPPED")
     lines.append("checks: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in vars(checks).items()))
     return lines, checks

@@ -59,6 +59,7 @@ class Outcome:
     samples: list[Sample] = field(default_factory=list)
     feed: Feed = field(default_factory=Feed)
     result_ids: list[str] = field(default_factory=list)
+    rewritten: int = 0  # result documents written more than once (versions beyond the first)
     started_at: float = 0.0  # monotonic, when the feed began
     executions: int = 0
     hosting_state: str = ""
@@ -131,6 +132,16 @@ def _results(cloud: LocalCloud, out: StackOutputs) -> list[str]:
     return ids
 
 
+def _rewritten(cloud: LocalCloud, out: StackOutputs) -> int:
+    """Versions of result documents beyond each one's first (the final bucket is versioned): a key
+    is one per image by construction, so only its versions show a result written twice."""
+    versions = 0
+    for page in cloud.client("s3").get_paginator("list_object_versions").paginate(Bucket=out.final_bucket,
+                                                                                 Prefix="results/"):
+        versions += sum(1 for v in page.get("Versions", []) if v["Key"].endswith(".json"))
+    return versions - len(_results(cloud, out))
+
+
 def _running(cloud: LocalCloud, out: StackOutputs) -> bool:
     return bool(cloud.client("stepfunctions").list_executions(
         stateMachineArn=out.state_machine_arn, statusFilter="RUNNING")["executions"])
@@ -147,6 +158,7 @@ def _start(cloud: LocalCloud, out: StackOutputs, outcome: Outcome) -> None:
 def _finish(cloud: LocalCloud, out: StackOutputs, outcome: Outcome, work: Path) -> None:
     """What is left once idle: the results, every execution (hand-overs too), the model's state."""
     outcome.result_ids = _results(cloud, out)
+    outcome.rewritten = _rewritten(cloud, out)
     sfn = cloud.client("stepfunctions")
     outcome.executions = sum(len(p["executions"]) for p in sfn.get_paginator("list_executions").paginate(
         stateMachineArn=out.state_machine_arn))
