@@ -2,7 +2,7 @@
 
 A draining execution passes the model lock and the hosted model to a successor it starts itself
 (continue-as-new) once its history passes HANDOVER_EVENTS (HandOverEvents). Here the threshold is
-lowered to its least (about one drain round) and the drain slowed (DetectTps 2, a 22 s drain
+lowered to its least (about one drain round) and the drain slowed (DetectTps 2, a 37 s drain
 timeout: a few images per worker per round), so one batch takes a chain of executions (two or
 more, by the machine's pace; three in most runs here).
 """

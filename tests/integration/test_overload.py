@@ -6,8 +6,8 @@ a minute and a half. CheckWork measures the arrivals, runs 2 units (4 drain work
 pipeline saturated at its ceiling two checks in a row (the `Overloaded` metric that
 PipelineOverloadedAlarm watches is 1) and writes backpressure into the pipeline status; the
 gateway's own housekeeping reads it and says so, and re-sends nothing. Once the arrivals stop,
-the backlog clears and every image has one result. (The issue asks for 30 minutes at twice the
-model's rate; this is the same run shortened to what a test suite can wait for.)
+the backlog clears and every image has one result. (The issue's 30 minutes at twice the model's
+rate is `python bench/overload.py`, its output in docs/reliability.md.)
 """
 from __future__ import annotations
 
