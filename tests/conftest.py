@@ -24,6 +24,16 @@ if TYPE_CHECKING:
     from batchsight_tools.localcloud.hmi import Subscriber
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that run real processes (the ``integration`` marker, tests/reliability) first, in
+    their own order: on two workers, a long test handed out last holds the end of the run on one
+    core while the other idles, and the suite is meant to stay well inside 15 minutes."""
+    def slow(item: pytest.Item) -> bool:
+        return item.get_closest_marker("integration") is not None or item.nodeid.startswith("tests/reliability/")
+
+    items.sort(key=lambda item: not slow(item))
+
+
 @pytest.fixture(scope="session")
 def fitted_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from batchsight_detector import fit
