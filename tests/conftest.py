@@ -24,14 +24,20 @@ if TYPE_CHECKING:
     from batchsight_tools.localcloud.hmi import Subscriber
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests that run real processes (the ``integration`` marker, tests/reliability) first, in
-    their own order: on two workers, a long test handed out last holds the end of the run on one
-    core while the other idles, and the suite is meant to stay well inside 15 minutes."""
-    def slow(item: pytest.Item) -> bool:
-        return item.get_closest_marker("integration") is not None or item.nodeid.startswith("tests/reliability/")
+TOOL_HEAVY = ("tests/cloud/test_sam_build.py", "tests/cloud/test_templates.py", "tests/test_lint.py")
 
-    items.sort(key=lambda item: not slow(item))
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first: those that run real processes (the ``integration`` marker,
+    tests/reliability), then the unit tests that shell out to whole tools (sam build, cfn-lint,
+    checkov, mypy). On two workers a long test handed out last holds the end of the run on one
+    core while the other idles, and the suite is meant to stay well inside 15 minutes."""
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("integration") is not None or item.nodeid.startswith("tests/reliability/"):
+            return 0
+        return 1 if item.nodeid.startswith(TOOL_HEAVY) else 2
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")
