@@ -1,9 +1,10 @@
 """The IAM rules the edge device policy relies on, evaluated here, because no emulator does.
 
-moto's IAM enforcement (``INITIAL_NO_AUTH_ACTION_COUNT``) matches actions and resources but not
-policy variables, and it hands no condition keys (``s3:prefix``) to the statements; nor can a
-request reach it as a thing of the AWS IoT credentials provider. So a policy with
-``${credentials-iot:ThingName}`` is judged by this evaluator, which keeps to what AWS documents:
+moto's IAM enforcement (``INITIAL_NO_AUTH_ACTION_COUNT``, moto 5.2) matches an object's resource,
+but fills in no policy variable (the literal ``${credentials-iot:ThingName}`` matches no key, so it
+refuses even the gateway's own upload), hands no condition keys to the statements (a ListBucket of
+any prefix, or of the whole bucket, passes), and no request can reach it as a thing of the AWS IoT
+credentials provider. So the policy is judged by this evaluator, which keeps to what AWS documents:
 
 - the policy variable is replaced by the caller's value before anything is matched;
 - ``*`` in an action or resource matches any characters, ``/`` included, ``?`` exactly one;

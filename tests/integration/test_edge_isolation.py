@@ -6,19 +6,27 @@ pipeline's status and lists its uploads (lost images), sends an operator's answe
 judged in the cloud and for one judged only at the edge, and runs doctor's resource checks; each
 call is recorded at botocore's parameter hook of the real clients. Every one must be allowed for
 its own thing name; with another gateway's credentials every one that touches a device's data
-must be refused. moto cannot judge this (tests/iam_policy.py says why), so the evaluator does.
+must be refused. moto cannot judge this (tests/iam_policy.py says why), so the evaluator does; a
+moto server that enforces IAM still checks the part it can, the object keys, with the policy
+rendered for the thing by hand.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import os
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 from PIL import Image
 
 from batchsight import doctor_aws
@@ -29,17 +37,29 @@ from batchsight.feedback import FeedbackStore
 from batchsight.journal import ImageState, Journal
 from batchsight.lost_images import STATUS_KEY, LossCheck
 from batchsight.results import ResultPuller, result_day_prefix, result_key
+from batchsight_tools.localcloud.stack import free_port
 from batchsight_tools.localcloud.template import load_template, resolve
 from tests.iam_policy import Request, allowed, request_of, substitute
-from tests.support import CloudFixture
+from tests.support import CloudFixture, wait_for
 
 pytestmark = pytest.mark.integration
 REGION, ACCOUNT = "us-east-1", "123456789012"
 THING, OTHER = "line1-gw", "line2-gw"
 PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
 CAPTURED = "2026-11-23T10:00:00.000Z"
+SETUP_CALLS = 5  # unauthenticated calls moto takes before it enforces IAM: two buckets, a user, its key and policy
 # Shared by the fleet: the pipeline's status, the model packages, the queue and the state machine.
 SHARED = ("s3:GetObject", f"/{STATUS_KEY}"), ("sqs:", ""), ("states:", "")
+
+
+def render_policy(thing: str, *, source: str, final: str, models: str, queue_arn: str, machine: str) -> dict[str, Any]:
+    """EdgeDevicePolicy as CloudFormation renders it for these resources, then as IAM sees it for ``thing``."""
+    physical = {"SourceBucket": f"arn:aws:s3:::{source}", "FinalBucket": f"arn:aws:s3:::{final}",
+                "ModelBucket": f"arn:aws:s3:::{models}", "ImageQueue": queue_arn, "BatchStateMachine": machine}
+    document = load_template()["Resources"]["EdgeDevicePolicy"]["Properties"]["PolicyDocument"]
+    rendered = resolve(document, lambda logical, _attribute: physical[logical])
+    assert "${credentials-iot:ThingName}" in json.dumps(rendered), "CloudFormation leaves the variable to IAM"
+    return substitute(rendered, {"credentials-iot:ThingName": thing})
 
 
 class Stack:
@@ -58,14 +78,8 @@ class Stack:
         self.calls: list[Request] = []
 
     def policy(self, thing: str) -> dict[str, Any]:
-        """EdgeDevicePolicy as CloudFormation renders it here, then as IAM sees it for ``thing``."""
-        physical = {"SourceBucket": f"arn:aws:s3:::{self.source}", "FinalBucket": f"arn:aws:s3:::{self.final}",
-                    "ModelBucket": f"arn:aws:s3:::{self.models}", "ImageQueue": self.queue_arn,
-                    "BatchStateMachine": self.machine}
-        document = load_template()["Resources"]["EdgeDevicePolicy"]["Properties"]["PolicyDocument"]
-        rendered = resolve(document, lambda logical, _attribute: physical[logical])
-        assert "${credentials-iot:ThingName}" in json.dumps(rendered), "CloudFormation leaves the variable to IAM"
-        return substitute(rendered, {"credentials-iot:ThingName": thing})
+        return render_policy(thing, source=self.source, final=self.final, models=self.models,
+                             queue_arn=self.queue_arn, machine=self.machine)
 
     def record(self, clients: dict[str, Any]) -> None:
         """Record every call of the gateway's clients as the IAM request it is."""
@@ -179,3 +193,61 @@ def test_a_gateway_can_neither_list_whole_buckets_nor_rewrite_verdicts(stack: St
         Request("sqs:ReceiveMessage", stack.queue_arn), Request("states:StopExecution", stack.machine),
     ]
     assert [r for r in refused if allowed(own, r)] == []
+
+
+@pytest.fixture
+def moto_enforcing_iam() -> Iterator[str]:
+    """A moto server of this test's own, in its own process (the setting is global to moto), that
+    enforces IAM after the set-up calls."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(SETUP_CALLS)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _listening(port), 30, "moto server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_moto_enforcing_iam_refuses_another_gateways_objects(moto_enforcing_iam: str, tmp_path: Path) -> None:
+    """What moto can enforce: an object's resource. It neither fills in a policy variable nor passes
+    ``s3:prefix`` to a condition (a listing of any prefix passes), so the policy is rendered for the
+    thing by hand and only object calls are judged: the keys the gateway builds for its own device
+    pass, the same keys of another device are refused."""
+    setup = boto3.session.Session(aws_access_key_id="setup", aws_secret_access_key="setup", region_name=REGION)
+    iam = setup.client("iam", endpoint_url=moto_enforcing_iam)
+    for bucket in ("src", "fin"):
+        setup.client("s3", endpoint_url=moto_enforcing_iam).create_bucket(Bucket=bucket)
+    iam.create_user(UserName=THING)
+    key = iam.create_access_key(UserName=THING)["AccessKey"]
+    iam.put_user_policy(UserName=THING, PolicyName="edge", PolicyDocument=json.dumps(render_policy(
+        THING, source="src", final="fin", models="m", queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:q",
+        machine=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:m")))  # SETUP_CALLS calls so far
+    s3 = boto3.session.Session(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+                               region_name=REGION).client("s3", endpoint_url=moto_enforcing_iam)
+    mine, theirs = (config_from_dict({"site": "plant1", "line": "line1", "device": device,
+                                      "drop_folder": str(tmp_path / "drop"), "work_folder": str(tmp_path / device),
+                                      "aws": {"source_bucket": "src", "final_bucket": "fin", "queue_url": "q",
+                                              "state_machine_arn": "m"}})
+                    for device in (THING, OTHER))
+    journal = Journal(mine.journal_path)
+    image = journal.get(_spool(mine, journal, 1)[0])
+    journal.close()
+    assert image is not None
+    s3.put_object(Bucket="src", Key=source_key(mine, image), Body=b"x")
+    s3.put_object(Bucket="fin", Key=f"{result_day_prefix(mine, CAPTURED)}{image.image_id}.label.manifest", Body=b"x")
+    for bucket, key_of_other in (("src", source_key(theirs, image)), ("fin", result_key(theirs, image))):
+        with pytest.raises(ClientError, match="AccessDenied"):
+            s3.put_object(Bucket=bucket, Key=key_of_other, Body=b"x")
+    with pytest.raises(ClientError, match="AccessDenied"):
+        s3.put_object(Bucket="fin", Key=result_key(mine, image), Body=b"{}")  # its own verdict
