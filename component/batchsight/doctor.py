@@ -6,10 +6,12 @@ and read down the list; the first FAIL says what to change.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from batchsight.config import Config
 from batchsight.config_folders import Folder, folder_state
 from batchsight.doctor_checks import Check, Verdict, failed, passed, report, skipped, warned
 
-__all__ = ["Check", "Verdict", "clock_offset", "mount_type", "report", "run_checks"]
+__all__ = ["Check", "Verdict", "clock_offset", "mount_type", "report", "run_checks", "thing_name_check"]
 clock_offset = doctor_aws.clock_offset
 BROKER_SECONDS = 5.0
 
@@ -205,6 +207,26 @@ def _local_detector(config: Config, resources: doctor_aws.Resources) -> Check:
     return passed("local detector", f"{inference.endpoint} answers /ping")
 
 
+def thing_name_check(config: Config, environ: Mapping[str, str] = os.environ) -> Check:
+    """On Greengrass the device id must be the core device's thing name: the stack's
+    EdgeDevicePolicy lets a gateway reach only the S3 prefixes of its ``credentials-iot:ThingName``,
+    so any other device id uploads, lists and labels where it may not (AccessDenied on every call)."""
+    thing = environ.get("AWS_IOT_THING_NAME", "")
+    if not thing:
+        return passed("device id", f"{config.device} (no AWS_IOT_THING_NAME: off Greengrass any id will do; on "
+                                   "a device run doctor in the component's environment to compare it with the thing "
+                                   "name)")
+    if config.device != thing:
+        return failed("device id", f"device {config.device!r} is not this core device's thing name {thing!r}: set "
+                                   f"device: {thing} (the stack's EdgeDevicePolicy lets a gateway use only the S3 "
+                                   "prefixes named by its thing name)")
+    if thing.isdigit():
+        return failed("device id", f"the thing name {thing!r} is only digits, so the EdgeDevicePolicy's prefixes "
+                                   "(incoming/*/*/{thing name}/*) also match the date levels of other devices' keys: "
+                                   "give the core device a thing name with a letter in it, and the same device id")
+    return passed("device id", f"{thing}, this core device's thing name")
+
+
 def run_checks(config: Config, clients: dict[str, Any], *, greengrass: bool = False,
                greengrass_ipc: bool = False) -> list[Check]:
     """Every check, causes before what they break. ``greengrass``: the gateway runs under
@@ -215,6 +237,7 @@ def run_checks(config: Config, clients: dict[str, Any], *, greengrass: bool = Fa
     link = doctor_aws.probe(config, clients)
     clock = doctor_aws.clock_check(link)
     credentials = doctor_aws.credentials_check(config, clients, greengrass=greengrass)
+    identity = thing_name_check(config)
     resources = doctor_aws.Resources(config, clients, link, clock_ok=clock.ok,
                                      blocker=None if credentials.ok else "no usable credentials (see credentials)")
     return [
@@ -225,7 +248,8 @@ def run_checks(config: Config, clients: dict[str, Any], *, greengrass: bool = Fa
         doctor_aws.endpoints_check(config, link),
         clock,
         credentials,
-        *doctor_aws.resource_checks(resources),
+        identity,
+        *doctor_aws.resource_checks(resources, identity),
         _broker(config, on_greengrass_ipc=greengrass_ipc),
         *([_local_detector(config, resources)] if config.inference.mode != "cloud" else []),
     ]

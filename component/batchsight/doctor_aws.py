@@ -263,13 +263,31 @@ class Resources:
         return failed(name, f"{said}: {error.get('Message', '')}; {where}")
 
 
-def resource_checks(resources: Resources) -> list[Check]:
+def own_prefix(config: Config, top: str) -> str:
+    """Where this gateway's objects lie under ``top`` (incoming, results): the only prefixes the
+    stack's EdgeDevicePolicy lets it list, so the bucket checks list them, as the component does."""
+    return f"{top}/{config.site}/{config.line}/{config.device}/"
+
+
+def _bucket_check(resources: Resources, identity: Check, name: str, *, bucket: str, prefix: str, setting: str,
+                  output: str) -> Check:
+    """List this gateway's own prefix (MaxKeys 1): the bucket exists and the policy lets it in."""
+    if not identity.ok:  # the policy refuses the listing for that cause alone: one FAIL, above
+        return skipped(name, "the device id is not the thing name (see device id)")
+    return resources.check(name, "s3", lambda s3: s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1),
+                           setting=setting, output=output)
+
+
+def resource_checks(resources: Resources, identity: Check) -> list[Check]:
+    """The stack's resources; ``identity`` is the device id checked against the thing name."""
     config = resources.config.aws
     return [
-        resources.check("source bucket", "s3", lambda s3: s3.head_bucket(Bucket=config.source_bucket),
-                        setting="aws.source_bucket", output="SourceBucketName"),
-        resources.check("final bucket", "s3", lambda s3: s3.head_bucket(Bucket=config.final_bucket),
-                        setting="aws.final_bucket", output="FinalBucketName"),
+        _bucket_check(resources, identity, "source bucket", bucket=config.source_bucket,
+                      prefix=own_prefix(resources.config, "incoming"), setting="aws.source_bucket",
+                      output="SourceBucketName"),
+        _bucket_check(resources, identity, "final bucket", bucket=config.final_bucket,
+                      prefix=own_prefix(resources.config, "results"), setting="aws.final_bucket",
+                      output="FinalBucketName"),
         resources.check("queue", "sqs", lambda sqs: sqs.get_queue_attributes(QueueUrl=config.queue_url,
                                                                               AttributeNames=["QueueArn"]),
                         setting="aws.queue_url", output="ImageQueueUrl"),

@@ -57,10 +57,10 @@ def test_doctor_passes_on_a_good_setup(local_cloud: CloudFixture, mqtt_broker: A
     (tmp_path / "work").mkdir()
     result = _cli("doctor", "--config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert set(_verdicts(result.stdout).values()) == {"PASS"} and result.stdout.count("PASS") == 12
+    assert set(_verdicts(result.stdout).values()) == {"PASS"} and result.stdout.count("PASS") == 13
     [clock] = [line for line in result.stdout.splitlines() if " clock " in line]
     assert " s behind AWS" in clock or " s ahead of AWS" in clock
-    assert result.stdout.rstrip().endswith("all 12 checks passed")
+    assert result.stdout.rstrip().endswith("all 13 checks passed")
     assert result.stderr == ""
 
 
