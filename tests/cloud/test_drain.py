@@ -36,7 +36,7 @@ def process_next() -> Any:
 
 
 def image_of(message: dict[str, Any]) -> ImageMessage:
-    return parse_message(json.dumps(message))
+    return parse_message(json.dumps(message), source_bucket=message["bucket"])
 
 
 def stored(stack: Stack, bucket: str, key: str) -> bytes | None:

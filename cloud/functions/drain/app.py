@@ -110,7 +110,7 @@ class Drainer:
         """Handle one message; transient failures leave it in the queue for redelivery, and one
         there is no time left for goes back to the queue at once."""
         try:
-            image = parse_message(message["Body"])
+            image = parse_message(message["Body"], source_bucket=self.settings.source_bucket)
             anomalous = self._detect_and_store(image)
         except OutOfTime:
             self.sqs.change_message_visibility(QueueUrl=self.settings.queue_url, ReceiptHandle=message["ReceiptHandle"],

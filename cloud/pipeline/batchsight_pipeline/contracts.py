@@ -66,8 +66,13 @@ def _field(body: dict[str, Any], name: str, pattern: re.Pattern[str] | None = No
     return value
 
 
-def parse_message(raw: str) -> ImageMessage:
-    """Parse and check an SQS body; anything malformed is poison, never retried."""
+def parse_message(raw: str, *, source_bucket: str) -> ImageMessage:
+    """Parse and check an SQS body; anything malformed is poison, never retried.
+
+    Every gateway may send to the shared queue, but IAM keeps each one to its own
+    ``incoming/{site}/{line}/{device}/`` prefix. The message must point inside that same
+    prefix of the source bucket: otherwise one gateway could have another's image judged and
+    moved, with its result, into its own ``results/`` prefix."""
     try:
         body = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -83,13 +88,23 @@ def parse_message(raw: str) -> ImageMessage:
         raise PoisonMessage(f"message field 'captured_at' is not ISO 8601: {exc}") from exc
     if captured.tzinfo is None:
         raise PoisonMessage("message field 'captured_at' must carry a time zone")
-    return ImageMessage(
+    message = ImageMessage(
         bucket=_field(body, "bucket"), key=key, image_id=_field(body, "image_id", _ID),
         site=_field(body, "site", _SEGMENT), line=_field(body, "line", _SEGMENT),
         device=_field(body, "device", _SEGMENT), captured_at=captured,
         batch_id=_field(body, "batch_id"), file_name=str(body.get("file_name", "")),
         part_id=str(body.get("part_id") or ""), lot=str(body.get("lot") or ""),
     )
+    _check_owner(message, source_bucket)
+    return message
+
+
+def _check_owner(message: ImageMessage, source_bucket: str) -> None:
+    if message.bucket != source_bucket:
+        raise PoisonMessage(f"message bucket {message.bucket!r} is not the source bucket {source_bucket!r}")
+    own = f"incoming/{message.site}/{message.line}/{message.device}/"
+    if not message.key.startswith(own) or "/../" in message.key:
+        raise PoisonMessage(f"message key {message.key!r} is outside its device's prefix {own!r}")
 
 
 def utc_now() -> str:
