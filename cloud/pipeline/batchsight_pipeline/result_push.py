@@ -60,8 +60,9 @@ class _QueueUrls:
         self._lock = threading.Lock()
 
     def url(self, sqs: Any, name: str) -> str | None:
+        key = _cache_key(sqs, name)
         with self._lock:
-            url, at = self._known.get(name, (None, -MISSING_RETRY_SECONDS))
+            url, at = self._known.get(key, (None, -MISSING_RETRY_SECONDS))
         if url or self.clock() - at < MISSING_RETRY_SECONDS:
             return url
         try:
@@ -71,12 +72,18 @@ class _QueueUrls:
                 raise
             url = None  # the gateway has not started with push: it lists for its results
         with self._lock:
-            self._known[name] = (url, self.clock())
+            self._known[key] = (url, self.clock())
         return url
 
-    def forget(self, name: str) -> None:
+    def forget(self, sqs: Any, name: str) -> None:
         with self._lock:
-            self._known.pop(name, None)
+            self._known.pop(_cache_key(sqs, name), None)
+
+
+def _cache_key(sqs: Any, name: str) -> tuple[str, str]:
+    """A queue is known per endpoint too: a process whose clients move (tests, the local cloud's
+    restarts) must not send to a URL another endpoint gave."""
+    return str(sqs.meta.endpoint_url), name
 
 
 _URLS = _QueueUrls(time.monotonic)  # shared by the invocations of one warm process
@@ -153,8 +160,7 @@ class ResultPush:
             response = self.sqs.send_message_batch(QueueUrl=url, Entries=[
                 {"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies)])
         except (ClientError, BotoCoreError) as exc:
-            if isinstance(exc, ClientError) and exc.response["Error"]["Code"] in _MISSING:
-                self.urls.forget(name)  # deleted since we looked it up
+            self.urls.forget(self.sqs, name)  # deleted since we looked it up, perhaps: look again next time
             logger.warning("results not pushed (the gateway lists for them)", extra={"queue": name, "error": str(exc)})
             return
         for failed in response.get("Failed", []):
