@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from batchsight.config import Config
 from batchsight.live_config import Configured
 from batchsight.results import PushState, ResultPuller
@@ -71,7 +73,7 @@ class ResultReceiver(Configured):
                 self._stop.wait(OFF_CHECK_SECONDS)
                 continue
             try:
-                url = url or str(self.sqs.create_queue(QueueName=queue, Attributes=QUEUE_ATTRIBUTES)["QueueUrl"])
+                url = url or self._open(queue)
                 self.state.up(time.monotonic())
                 self._receive(url)
                 failures = 0
@@ -82,6 +84,18 @@ class ResultReceiver(Configured):
                 log.warning("result queue unreachable; results are listed meanwhile",
                             extra={"queue": queue, "error": str(exc), "retry_in_s": round(wait, 1)})
                 self._stop.wait(wait)
+
+    def _open(self, queue: str) -> str:
+        """The queue's URL, created with our attributes, or given them when an older version
+        created it with others (CreateQueue then refuses, naming the queue as existing)."""
+        try:
+            return str(self.sqs.create_queue(QueueName=queue, Attributes=QUEUE_ATTRIBUTES)["QueueUrl"])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("QueueAlreadyExists", "QueueNameExists"):
+                raise
+        url = str(self.sqs.get_queue_url(QueueName=queue)["QueueUrl"])
+        self.sqs.set_queue_attributes(QueueUrl=url, Attributes=QUEUE_ATTRIBUTES)
+        return url
 
     def _receive(self, url: str) -> None:
         self.receives += 1

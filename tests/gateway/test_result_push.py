@@ -10,6 +10,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,16 @@ def test_the_queue_is_created_encrypted_and_kept_for_days(receiving: Receiving, 
     assert int(attributes["MessageRetentionPeriod"]) == RETENTION_SECONDS
 
 
+def test_a_queue_an_older_version_made_otherwise_is_given_our_attributes(
+        config: Config, journal: Journal, clients: dict[str, Any]) -> None:
+    clients["sqs"].create_queue(QueueName=f"{config.aws.result_queue_prefix}-gw1",
+                                Attributes={"MessageRetentionPeriod": "60"})
+    receiving = Receiving(config, journal, clients)
+    attributes = clients["sqs"].get_queue_attributes(QueueUrl=receiving.url, AttributeNames=["All"])["Attributes"]
+    receiving.receiver.stop()
+    assert int(attributes["MessageRetentionPeriod"]) == RETENTION_SECONDS
+
+
 def test_a_pushed_result_is_stored_without_listing(receiving: Receiving, config: Config, journal: Journal,
                                                    clients: dict[str, Any]) -> None:
     image_id = submitted(journal)
@@ -178,8 +189,7 @@ def test_images_from_before_push_came_up_and_every_image_without_push_are_listed
     assert puller.poll(1002.0 + FALLBACK) == ["b2"] and puller.lists == 3
 
 
-def test_push_switched_off_is_reported_down_so_the_puller_lists_every_poll(receiving: Receiving, config: Config) -> None:
-    from dataclasses import replace
-
+def test_push_switched_off_is_reported_down_so_the_puller_lists_every_poll(receiving: Receiving,
+                                                                           config: Config) -> None:
     receiving.receiver.reconfigure(replace(config, results=replace(config.results, push=False)))
     wait_for(lambda: receiving.state.since() is None, 40, "push reported down")

@@ -56,7 +56,7 @@ class _QueueUrls:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self._known: dict[str, tuple[str | None, float]] = {}
+        self._known: dict[tuple[str, str], tuple[str | None, float]] = {}
         self._lock = threading.Lock()
 
     def url(self, sqs: Any, name: str) -> str | None:

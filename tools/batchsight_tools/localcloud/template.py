@@ -97,5 +97,7 @@ def evaluate_condition(expression: Any, lookup: Lookup, conditions: dict[str, An
 
 
 def _sub(expression: str, lookup: Lookup) -> str:
+    if expression.startswith("!"):  # ${!Literal}: written as ${Literal} (an IAM policy variable)
+        return "${" + expression[1:] + "}"
     logical, _, attribute = expression.partition(".")
     return lookup(logical, attribute or None)
