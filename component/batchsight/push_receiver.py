@@ -81,7 +81,8 @@ class ResultReceiver(Configured):
                 url, failures = "", failures + 1
                 self.state.down()
                 wait = random.uniform(0, min(MAX_BACKOFF_SECONDS, 2.0 ** failures))
-                log.warning("result queue unreachable; results are listed meanwhile",
+                log.warning("result queue unreachable (check aws.result_queue_prefix and the device policy's "
+                            "OwnResultQueue statement); results are listed meanwhile",
                             extra={"queue": queue, "error": str(exc), "retry_in_s": round(wait, 1)})
                 self._stop.wait(wait)
 
