@@ -149,13 +149,14 @@ def test_a_key_only_message_fetches_its_document(receiving: Receiving, config: C
     assert json.loads(row(journal, image_id).result_json or "") == document
 
 
-def test_a_result_pushed_twice_or_for_another_key_is_stored_once_and_dropped(
+def test_a_result_pushed_twice_or_for_another_key_or_garbled_is_stored_once_and_dropped(
         receiving: Receiving, config: Config, journal: Journal, clients: dict[str, Any]) -> None:
     first, other = submitted(journal, 1), submitted(journal, 2)
     key, document = written(config, clients, journal, first)
     push(clients, receiving.url, key, first, document)
     push(clients, receiving.url, key, first, document)
     push(clients, receiving.url, key, other, {**document, "image_id": other})  # a key that is not the image's
+    clients["sqs"].send_message(QueueUrl=receiving.url, MessageBody="not a pushed result")
     wait_for(lambda: depth(clients, receiving.url) == 0, 30, "every message taken")
     assert receiving.reported == ["b1"]
     assert row(journal, other).state == ImageState.SUBMITTED
