@@ -48,6 +48,7 @@ from batchsight_tools.costmodel.options import (
 )
 from batchsight_tools.costmodel.prices import price_book, with_price
 from batchsight_tools.costmodel.report import breakdown_table, duration, prices_line, rows_table, tradeoff_table
+from batchsight_tools.costmodel.result_pull import PullSettings
 from batchsight_tools.costmodel.rows import Row
 from batchsight_tools.costmodel.trace import TraceError
 
@@ -69,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"the plot, written when matplotlib is installed (default "
                              f"{DEFAULT_FIGURE.relative_to(REPO)})")
     parser.add_argument("--no-plot", action="store_true", help="print the tables only (default: off)")
+    parser.add_argument("--results-listed", action="store_true",
+                        help="the gateway lists S3 for its results every results.poll_seconds, as before results "
+                             "were pushed to it (default: off: pushed, listed only as the fallback)")
     return parser
 
 
@@ -89,13 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lineup = build(arrivals, images=images_from(args), budget_seconds=args.budget_minutes * 60.0,
                        p50_seconds=args.p50_seconds, hosted=args.backend, service=service_from(args),
-                       billing=billing_from(args), book=book_from(args), drain_cold_seconds=args.cold_start_seconds)
+                       billing=billing_from(args), book=book_from(args), drain_cold_seconds=args.cold_start_seconds,
+                       results=PullSettings(push=not args.results_listed))
     except BudgetTooSmall as exc:
         print(f"no batching schedule fits: {exc}", file=sys.stderr)
         return 1
     source = str(args.trace) if args.trace else f"the default day (three shifts, seed {args.seed})"
     print(f"trace: {source}, {len(arrivals)} images; budget {args.budget_minutes:g} min, median target "
-          f"{args.p50_seconds:g} s; {backend_summary(args)} x {args.units}; {images_summary(args)}\n")
+          f"{args.p50_seconds:g} s; {backend_summary(args)} x {args.units}; {images_summary(args)}; results "
+          f"{'listed every results.poll_seconds' if args.results_listed else 'pushed to the gateway'}\n")
     print("\n".join(rows_table([*lineup.rows, lineup.floor], lineup.floor)))
     for row in lineup.rows:
         for note in row.notes:
@@ -106,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         if row is not None:
             print(f"\n### Where the money goes: {title} ({row.backend}, {row.policy}), per day\n")
             print("\n".join(breakdown_table(row)))
-    print(f"\n### The batch age against its executions: lambda, results.poll_seconds 10 "
+    print(f"\n### The batch age against its executions: lambda, results "
+          f"{'listed every 10 s' if args.results_listed else 'pushed'} "
           f"(the floor is {lineup.floor.cost_per_day:.3f} USD/day)\n")
     print("\n".join(tradeoff_table(lineup.tradeoff(), lineup.floor)))
     print("\n" + "\n".join(crossover_lines()))

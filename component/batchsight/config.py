@@ -21,6 +21,7 @@ from batchsight.config_parse import build, located, read_yaml
 from batchsight.config_plant import OpcUaSettings, PartSettings, SparkplugSettings, check_plant_floor
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")  # SQS queue names
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")  # us-east-1, eu-central-2, us-gov-west-1
 _TOPIC_FORBIDDEN = ("+", "#", "\0")  # MQTT wildcards and NUL make every topic we publish invalid
 
@@ -33,6 +34,7 @@ class AwsSettings:
     queue_url: str = ""
     state_machine_arn: str = ""
     endpoint_url: str = ""
+    result_queue_prefix: str = ""  # stack output ResultQueuePrefix: results are pushed to {prefix}-{device}
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,12 @@ class IngestSettings:
 class ResultSettings:
     poll_seconds: float = 10.0
     timeout_seconds: float = 7200.0
+    push: bool = True              # receive results on our own SQS queue (push_receiver.py); list only as fallback
+    fallback_seconds: float = 120.0  # with push: list for an image's result after this long without it
+
+    def queue_name(self, aws: AwsSettings, device: str) -> str:
+        """The queue results are pushed to; empty when push is off or the stack's prefix unknown."""
+        return f"{aws.result_queue_prefix}-{device}" if self.push and aws.result_queue_prefix else ""
 
 
 @dataclass(frozen=True)
@@ -316,6 +324,7 @@ def _check(config: Config) -> None:
                 "ingest.min_side": config.ingest.min_side,
                 "results.poll_seconds": config.results.poll_seconds,
                 "results.timeout_seconds": config.results.timeout_seconds,
+                "results.fallback_seconds": config.results.fallback_seconds,
                 "mqtt.port": config.mqtt.port,
                 "retention.journal_days": config.retention.journal_days,
                 "disk.quota_bytes": config.disk.quota_bytes}
@@ -324,6 +333,10 @@ def _check(config: Config) -> None:
             raise ConfigError(f"setting {name}: must be greater than 0, got {value}")
     if config.mqtt.port > 65535:
         raise ConfigError(f"setting mqtt.port: must be 1 to 65535, got {config.mqtt.port}")
+    queue = config.results.queue_name(config.aws, config.device)
+    if queue and not _QUEUE_NAME.fullmatch(queue):
+        raise ConfigError(f"setting aws.result_queue_prefix: the result queue name {queue!r} must be 1-80 letters, "
+                          "digits, '-' or '_' (a device id without '.'); or set results.push: false")
     _check_topic_prefix(config.mqtt.topic_prefix)
     layout_problem = topics.check_layout(config.mqtt.topic_layout, config.mqtt.area, config.mqtt.cell)
     if layout_problem:

@@ -85,11 +85,13 @@ class Component:
         self._pending_config: Config | None = None  # from another thread, applied by the loop
         self._reread = False
         self.wake = threading.Event()  # something for the main loop now: a batch to cut, a config, a stop
+        self._pushed: queue.SimpleQueue[str] = queue.SimpleQueue()  # batch ids of pushed results, for the loop
         parts = wiring.build(config, ipc=ipc, publisher=publisher, clients=clients,
-                             on_validated=lambda: self.events.validated())
+                             on_validated=lambda: self.events.validated(), on_result=self._result_pushed)
         self.journal, self.publisher, self.watcher = parts.journal, parts.publisher, parts.watcher
         self.ingestor, self.verifier, self.policy = parts.ingestor, parts.verifier, parts.policy
         self.link, self.puller, self.alerter = parts.link, parts.puller, parts.alerter
+        self.receiver = parts.receiver
         self.detector_server, self.judge, self.feedback = parts.detector_server, parts.judge, parts.feedback
         self.shadow = parts.shadow
         self.disk, self.housekeeper = parts.disk, parts.housekeeper
@@ -159,6 +161,11 @@ class Component:
             return
         self.apply_config(new)
 
+    def _result_pushed(self, batch_id: str) -> None:
+        """On the receiver's thread: a result was stored; the loop hands it off and follows now."""
+        self._pushed.put(batch_id)
+        self.wake.set()
+
     def _feedback_arrived(self, raw: bytes) -> None:
         """Called on the MQTT client's thread: hand over to the main loop, never block it."""
         try:
@@ -186,6 +193,7 @@ class Component:
         self.verifier.start()  # then every received image is in the spool
         self.events.start()
         self.watcher.start()
+        self.receiver.start()  # results pushed to our own queue (results.push)
         log.info("batchsight running", extra={"device": self.config.device,
                                               "drop_folder": str(self.config.drop_folder)})
         try:
@@ -258,9 +266,11 @@ class Component:
                 self.link.submit(batch_id)
             self.feedback.upload_pending()
             if mono >= self._next_poll:
-                for batch_id in set(self.puller.poll()):
+                for batch_id in set(self.puller.poll(mono)):
                     self.policy.model_hosted(batch_id)
                 self._next_poll = mono + self.config.results.poll_seconds
+            while not self._pushed.empty():
+                self.policy.model_hosted(self._pushed.get_nowait())
         except Exception as exc:  # noqa: BLE001 - any cloud failure: keep spooling, retry later
             self._cloud_backoff.failed(mono)
             if disk_full(exc):
@@ -306,6 +316,8 @@ class Component:
             status_file.write(self.config.status_path, payload)
 
     def _shutdown(self) -> None:
+        self.receiver.stop()
+        log.info("result traffic", extra={"receives": self.receiver.receives, "list_pages": self.puller.lists})
         self.events.ingest.stop()
         self.watcher.stop()
         self.verifier.stop()

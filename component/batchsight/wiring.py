@@ -45,7 +45,8 @@ from batchsight.publishers import Publisher
 from batchsight.publishers.greengrass import GreengrassPublisher
 from batchsight.publishers.mqtt import MqttPublisher, TlsFiles
 from batchsight.publishers.plant import ObservedOutbox, PlantFloor, PlantFloorPublisher
-from batchsight.results import ResultPuller
+from batchsight.push_receiver import ResultReceiver
+from batchsight.results import PushState, ResultPuller
 from batchsight.shadow import ShadowReporter
 from batchsight.verifier import PixelVerifier
 from batchsight.watcher import DropFolderWatcher
@@ -111,6 +112,7 @@ class Parts:
     policy: BatchPolicy
     link: CloudLink
     puller: ResultPuller
+    receiver: ResultReceiver
     alerter: Alerter
     detector_server: DetectorServer
     judge: EdgeJudge
@@ -127,12 +129,14 @@ class Parts:
 
 
 def build(config: Config, *, ipc: GreengrassIpc | None = None, publisher: Publisher | None = None,
-          clients: dict[str, Any] | None = None, on_validated: Callable[[], None] = lambda: None) -> Parts:
+          clients: dict[str, Any] | None = None, on_validated: Callable[[], None] = lambda: None,
+          on_result: Callable[[str], None] = lambda _batch_id: None) -> Parts:
     """The parts for ``config``, with the adapters handed in or else the ones for this device.
 
     ``clients`` maps "s3", "sqs" and "stepfunctions" to boto3 clients (or stand-ins);
     ``on_validated`` is called on the verifier's thread when newly decoded images await judging
-    (the event path's judge stage) or batching (the main loop).
+    (the event path's judge stage) or batching (the main loop); ``on_result`` with the batch id of
+    each result pushed and stored, on the receiver's thread.
     """
     clients = aws_clients(config) if clients is None else clients
     journal = PartJournal(config.journal_path, config)  # each image journaled with its part id and lot
@@ -143,6 +147,8 @@ def build(config: Config, *, ipc: GreengrassIpc | None = None, publisher: Publis
     alerter = Alerter(config, journal, publisher, outbox=ObservedOutbox(journal, plant.committed))
     server = DetectorServer(config, s3=clients["s3"])
     detector = LocalDetector(config.inference.endpoint, timeout=config.inference.timeout_seconds)
+    push = PushState()  # the receiver says whether results are pushed; the puller lists less while they are
+    puller = ResultPuller(config, journal, s3=clients["s3"], push=push)
     return Parts(
         journal=journal, publisher=publisher,
         watcher=DropFolderWatcher(config.drop_folder, config.ingest.stable_seconds, config.ingest.rescan_seconds,
@@ -151,7 +157,7 @@ def build(config: Config, *, ipc: GreengrassIpc | None = None, publisher: Publis
         verifier=PixelVerifier(config, journal, on_validated=on_validated),
         policy=BatchPolicy(config.batch, last_cut=time.time()),
         link=CloudLink(config, journal, s3=clients["s3"], sqs=clients["sqs"], sfn=clients["stepfunctions"]),
-        puller=ResultPuller(config, journal, s3=clients["s3"]),
+        puller=puller, receiver=ResultReceiver(config, puller, push, sqs=clients["sqs"], on_result=on_result),
         alerter=alerter, detector_server=server,
         judge=EdgeJudge(config, journal, alerter, server=server, detector=detector),
         feedback=FeedbackStore(config, journal, s3=clients["s3"]),

@@ -168,7 +168,11 @@ def test_edge_device_policy_allows_only_its_calls_on_our_resources() -> None:
     statements = template["Resources"]["EdgeDevicePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert actions == {"s3:PutObject", "s3:GetObject", "s3:ListBucket", "sqs:SendMessage", "sqs:GetQueueAttributes",
-                       "states:StartExecution", "states:DescribeStateMachine"}
+                       "states:StartExecution", "states:DescribeStateMachine", "sqs:CreateQueue", "sqs:GetQueueUrl",
+                       "sqs:SetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"}
+    own_queue = statements[-1]
+    assert own_queue["Sid"] == "OwnResultQueue" and own_queue["Resource"]["Fn::Sub"].endswith(
+        ":${AWS::StackName}-results-${!credentials-iot:ThingName}")
     for statement in statements:
         assert statement["Effect"] == "Allow" and statement["Resource"] != "*"
     assert "EdgeDevicePolicyArn" in template["Outputs"]

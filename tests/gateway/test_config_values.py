@@ -37,6 +37,8 @@ WRONG_TYPES = [
     ("ingest.stable_seconds", {"ingest": {"stable_seconds": "2s"}}),
     ("ingest.min_side", {"ingest": {"min_side": 64.5}}),
     ("results.poll_seconds", {"results": {"poll_seconds": {"every": 10}}}),
+    ("results.push", {"results": {"push": "yes"}}),
+    ("aws.result_queue_prefix", {"aws": {"result_queue_prefix": 7}}),
     ("mqtt.port", {"mqtt": {"port": "1883"}}),
     ("mqtt.port", {"mqtt": {"port": True}}),
     ("mqtt.host", {"mqtt": {"host": 127}}),
@@ -69,6 +71,7 @@ NOT_POSITIVE = [
     ("ingest.min_side", {"ingest": {"min_side": 0}}),
     ("results.poll_seconds", {"results": {"poll_seconds": 0}}),
     ("results.timeout_seconds", {"results": {"timeout_seconds": -7200}}),
+    ("results.fallback_seconds", {"results": {"fallback_seconds": 0}}),
     ("mqtt.port", {"mqtt": {"port": 0}}),
 ]
 
@@ -173,6 +176,7 @@ def test_nan_is_refused(data: dict[str, Any]) -> None:
 
 FLOAT_SETTINGS = [("batch", "interval_seconds"), ("batch", "max_age_seconds"), ("ingest", "stable_seconds"),
                   ("ingest", "rescan_seconds"), ("results", "poll_seconds"), ("results", "timeout_seconds"),
+                  ("results", "fallback_seconds"),
                   ("alerts", "min_confidence"), ("retention", "journal_days"), ("retention", "feedback_hours")]
 
 
@@ -245,3 +249,14 @@ def test_cron_schedule_is_accepted() -> None:
                                           ({"retention": {"journal_days": 0}}, "retention.journal_days")])
 def test_disk_and_retention_limits(data: dict[str, Any], setting: str) -> None:
     assert setting in error_for(minimal(**data))
+
+
+@pytest.mark.parametrize("device,prefix", [("gateway.7", "stack-results"), ("gateway7", "s" * 80)])
+def test_a_result_queue_sqs_cannot_name_is_refused_saying_what_to_do(device: str, prefix: str) -> None:
+    message = error_for(minimal(device=device, aws={"result_queue_prefix": prefix}))
+    assert "setting aws.result_queue_prefix" in message and "results.push: false" in message
+
+
+def test_push_off_needs_no_queue_name() -> None:
+    assert config_from_dict(minimal(device="gateway.7", aws={"result_queue_prefix": "stack-results"},
+                                    results={"push": False})).results.push is False

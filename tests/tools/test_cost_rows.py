@@ -29,13 +29,13 @@ def test_the_floor_is_two_puts_and_the_detectors_cpu_on_arm() -> None:
 
 
 def test_the_result_pull_lists_while_results_are_awaited() -> None:
-    """Polls every 10 s. Image A submitted at 1 s, stored at 15 s; B submitted at 2 s, stored at 31 s.
+    """Push off: polls every 10 s. Image A submitted at 1 s, stored at 15 s; B submitted at 2 s, stored at 31 s.
     Both are awaited from the poll at 10 s; A is found at 20 s, B at 40 s: polls at 10, 20, 30, 40 s,
     each one LIST page (under 1,000 keys). Keys listed: 0, 2 (A's result and image), 2, 4 = 8 keys of
     about 400 bytes out; 2 GETs of results. A is seen after its poll's page and GET: 20.15 s."""
     usage = Usage()
-    pulled = pull(np.array([0.5, 1.5]), np.array([1.0, 2.0]), np.array([15.0, 31.0]), NORMAL, PullSettings(10.0),
-                  usage)
+    pulled = pull(np.array([0.5, 1.5]), np.array([1.0, 2.0]), np.array([15.0, 31.0]), NORMAL,
+                  PullSettings(10.0, push=False), usage)
     assert pulled.lists == 4 and pulled.polls == 4
     assert list(pulled.seen_at) == pytest.approx([20.15, 40.15])
     assert usage.quantity("S3", "LIST by the gateway's result pull") == 4
@@ -50,13 +50,46 @@ def test_the_listing_grows_with_the_days_results() -> None:
     submitted = arrivals.copy()
     stored = arrivals + 1.0
     submitted[-1], stored[-1] = 30_000.0, 30_005.0
-    pulled = pull(arrivals, submitted, stored, NORMAL, PullSettings(10.0))
+    pulled = pull(arrivals, submitted, stored, NORMAL, PullSettings(10.0, push=False))
     assert pulled.seen_at[-1] == pytest.approx(30_010.0 + 6 * 0.1 + 0.05)
 
 
 def test_a_result_never_stored_is_never_seen_nor_listed_for() -> None:
-    pulled = pull(np.array([0.0, 5.0]), np.array([1.0, np.nan]), np.array([3.0, np.nan]), NORMAL, PullSettings())
+    pulled = pull(np.array([0.0, 5.0]), np.array([1.0, np.nan]), np.array([3.0, np.nan]), NORMAL,
+                  PullSettings(push=False))
     assert np.isnan(pulled.seen_at[1]) and pulled.lists == 1
+
+
+def test_pushed_results_cost_sends_long_polls_and_deletes_and_no_listing() -> None:
+    """Push: A stored at 15 s, B at 31 s, in two flush windows: two SendMessageBatch calls, one
+    GetQueueUrl (one drain process), two receives that bring them and two deletes, and a day of empty
+    20-second long polls (4,320). Each is seen 1.3 s after its write; no LIST, no GET."""
+    usage = Usage()
+    pulled = pull(np.array([0.5, 1.5]), np.array([1.0, 2.0]), np.array([15.0, 31.0]), NORMAL, PullSettings(), usage)
+    assert pulled.lists == 0 and list(pulled.seen_at) == pytest.approx([16.3, 32.3])
+    assert usage.quantity("SQS", "SendMessageBatch of results by the drain") == 2
+    assert usage.quantity("SQS", "GetQueueUrl by a cold drain") == 1
+    assert usage.quantity("SQS", "ReceiveMessage by the gateway (received)") == 2
+    assert usage.quantity("SQS", "ReceiveMessage by the gateway (empty long polls)") == 4320
+    assert usage.quantity("SQS", "DeleteMessageBatch by the gateway") == 2
+    assert usage.quantity("S3", "GET of the result by the gateway") == 0
+
+
+def test_push_batches_ten_results_a_call_and_a_cold_drain_looks_its_queue_up_again() -> None:
+    """25 results stored within one second: three sends (10, 10, 5); 25 more an hour later: a second
+    lookup of the queue's URL by the drain that starts cold."""
+    stored = np.concatenate([np.linspace(100.0, 100.9, 25), np.linspace(3700.0, 3700.9, 25)])
+    usage = Usage()
+    pull(stored - 50, stored - 40, stored, NORMAL, PullSettings(), usage)
+    assert usage.quantity("SQS", "SendMessageBatch of results by the drain") == 6
+    assert usage.quantity("SQS", "GetQueueUrl by a cold drain") == 2
+
+
+def test_with_push_a_result_awaited_past_the_fallback_is_listed_for_once_a_fallback() -> None:
+    """Submitted at 0 s, its result made at 300 s (a model start): push has been silent at the
+    fallback ticks of 120 and 240 s, which list the day; 301.3 s brings it."""
+    pulled = pull(np.array([0.0]), np.array([0.0]), np.array([300.0]), NORMAL, PullSettings(fallback_seconds=120.0))
+    assert pulled.lists == 2 and pulled.seen_at[0] == pytest.approx(301.3)
 
 
 def test_storage_is_the_source_buckets_wait_and_a_day_in_the_final_bucket() -> None:

@@ -43,7 +43,8 @@ GATEWAY_COMMENTS = {
     "batch.max_images": "above the busiest batch, so age decides",
     "batch.interval_seconds": "from the last cut; kept out of the way",
     "batch.follow": "cut again when a first result shows a hosted model up",
-    "results.poll_seconds": "how often the gateway lists its results while it waits",
+    "results.poll_seconds": "how often the gateway lists its results while push is off or down",
+    "results.push": "results pushed to the gateway's own queue; listing only as the fallback",
 }
 
 

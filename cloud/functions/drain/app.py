@@ -29,6 +29,7 @@ from batchsight_pipeline.backends.base import MASK_KEY
 from batchsight_pipeline.contracts import ImageMessage, PoisonMessage, parse_message, result_document
 from batchsight_pipeline.metrics import LineTally, metrics, record_drain
 from batchsight_pipeline.ratelimit import RateLimiter
+from batchsight_pipeline.result_push import ResultPush
 from batchsight_pipeline.settings import Settings
 
 logger = Logger(service="batchsight-drain")
@@ -84,6 +85,7 @@ class Drainer:
         self.s3 = client("s3")
         self.sqs = client("sqs")
         self.lines = LineTally()  # per site/line counts for the metrics
+        self.push = ResultPush(settings.result_queue_prefix, self.sqs)  # each result to its gateway's queue
 
     def require_time_for_one_image(self) -> None:
         """At a round's start (its function's full timeout left): TimeoutTooShort unless one image
@@ -154,6 +156,7 @@ class Drainer:
             document["mask"] = {"key": image.mask_key()}
         self.s3.put_object(Bucket=self.settings.final_bucket, Key=image.result_key(),
                            Body=json.dumps(document).encode(), ContentType="application/json")
+        self.push.add(image, document)  # never raises: the gateway lists for a result not pushed
         self._move_image(image)
         return bool(result.get("IsAnomalous"))
 
@@ -248,7 +251,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     drainer = Drainer(settings, backend, str(event.get("execution", "")),
                       remaining_ms=context.get_remaining_time_in_millis)
     drainer.require_time_for_one_image()
-    total = drain(drainer, settings.detect_concurrency, tps=settings.worker_tps)
+    try:
+        total = drain(drainer, settings.detect_concurrency, tps=settings.worker_tps)
+    finally:
+        drainer.push.close()  # before Lambda freezes the process
     logger.info("drain finished", extra={"worker": event.get("worker"), **total.__dict__})
     record_drain(drainer.lines, poisoned=total.poisoned, retried=total.retried, model=event.get("model"))
     return dict(total.__dict__)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["SettingsError", "number", "required"]
+__all__ = ["SettingsError", "number", "optional", "required"]
 
 
 class SettingsError(ValueError):
@@ -22,6 +22,11 @@ def required(name: str) -> str:
     if not value:
         raise SettingsError(f"environment variable {name} is not set; check cloud/template.yaml")
     return value
+
+
+def optional(name: str) -> str:
+    """The variable's value, stripped; empty when unset (a feature the stack may leave off)."""
+    return os.environ.get(name, "").strip()
 
 
 def number(name: str, default: float, *, minimum: float) -> float:

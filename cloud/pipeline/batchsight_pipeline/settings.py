@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from batchsight_pipeline.environment import SettingsError, number, required
+from batchsight_pipeline.environment import SettingsError, number, optional, required
 
 __all__ = ["Settings", "SettingsError"]
 
@@ -32,6 +32,7 @@ class Settings:
     hand_over_events: int = 10_000  # history events after which an execution hands over (history.py)
     max_scale_units: int = 1  # the ceiling of overload control (overload.py): 1 scales nothing
     backlog_target_seconds: float = 900.0  # scale so a backlog clears within this; saturated past it
+    result_queue_prefix: str = ""  # results pushed to {prefix}-{device} (result_push.py); empty: none pushed
 
     @property
     def worker_tps(self) -> float:
@@ -56,4 +57,5 @@ class Settings:
             hand_over_events=int(number("HANDOVER_EVENTS", 10_000, minimum=50)),
             max_scale_units=int(number("MAX_SCALE_UNITS", 1, minimum=1)),
             backlog_target_seconds=60 * number("BACKLOG_TARGET_MINUTES", 15, minimum=1),
+            result_queue_prefix=optional("RESULT_QUEUE_PREFIX"),
         )

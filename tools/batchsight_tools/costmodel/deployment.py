@@ -44,7 +44,8 @@ class Deployment:
         return {"batch.max_age_seconds": f"{batch.max_age_seconds:g}", "batch.max_images": str(batch.max_images),
                 "batch.interval_seconds": f"{batch.interval_seconds:g}",
                 "batch.follow": str(batch.follow).lower(),
-                "results.poll_seconds": f"{self.policy.results.poll_seconds:g}"}
+                "results.poll_seconds": f"{self.policy.results.poll_seconds:g}",
+                "results.push": str(self.policy.results.push).lower()}
 
 
 def drain_speed(preset: BackendPreset, images: Images, memory_mb: int) -> tuple[float, int]:
@@ -62,7 +63,7 @@ def drain_speed(preset: BackendPreset, images: Images, memory_mb: int) -> tuple[
 
 
 def serverless_deployment(preset: BackendPreset, images: Images, batching: EdgeBatching, base: CloudSettings, *,
-                          poll_seconds: float = 10.0, memory_mb: int | None = None,
+                          results: PullSettings | None = None, memory_mb: int | None = None,
                           speed: tuple[float, int] | None = None) -> tuple[Deployment, ModelService]:
     """A function or endpoint backend with these batch settings, and the speed it drains at
     (``drain_speed``'s unless ``speed`` gives the seconds per image and the slots).
@@ -77,6 +78,6 @@ def serverless_deployment(preset: BackendPreset, images: Images, batching: EdgeB
                           drain_workers=base.drain_workers, detect_concurrency=slots,
                           lock_lease_seconds=base.lock_lease_seconds, schedule_seconds=base.schedule_seconds,
                           drain_timeout_seconds=base.drain_timeout_seconds, task_seconds=base.task_seconds)
-    policy = OurPolicy(batching=batching, cloud=cloud, uplink=RUNTIME_UPLINK, results=PullSettings(poll_seconds))
+    policy = OurPolicy(batching=batching, cloud=cloud, uplink=RUNTIME_UPLINK, results=results or PullSettings())
     service = ModelService(start_minutes=(0.0, 0.0), detect_latency_seconds=seconds, detect_tps=float(tps))
     return Deployment(preset, policy, memory, float(tps)), service

@@ -63,9 +63,10 @@ class Lineup:
 
 def build(arrivals: Sequence[float], *, images: Images, budget_seconds: float, p50_seconds: float,
           hosted: str, service: ModelService, billing: Billing, book: PriceBook,
-          drain_cold_seconds: float | None = None) -> Lineup:
+          drain_cold_seconds: float | None = None, results: PullSettings | None = None) -> Lineup:
+    """Every row for the trace; ``results`` the gateway's way to its results (pushed by default)."""
     preset = PRESETS[hosted]
-    results = PullSettings()
+    results = results or PullSettings()
     comparison = compare(arrivals, budget_seconds=budget_seconds - results.poll_seconds - 10.0, service=service,
                          billing=billing, backend=preset, images=images)
     rows = []
@@ -80,8 +81,9 @@ def build(arrivals: Sequence[float], *, images: Images, budget_seconds: float, p
                                   deployment=deployment))
     rows.append(ideal_row(comparison.rows["ideal"], arrivals, backend=preset, images=images, results=results,
                           billing=billing, book=book))
-    lambda_search = Searcher(arrivals, PRESETS["lambda"], images, book=book, drain_cold_seconds=drain_cold_seconds)
-    endpoint = Searcher(arrivals, PRESETS["sagemaker-serverless"], images, book=book)
+    lambda_search = Searcher(arrivals, PRESETS["lambda"], images, book=book, drain_cold_seconds=drain_cold_seconds,
+                             results=results)
+    endpoint = Searcher(arrivals, PRESETS["sagemaker-serverless"], images, book=book, results=results)
     target, loose = Target(budget_seconds, p50_seconds), Target(budget_seconds)
     for goal, label in ((target, f"p50 <= {p50_seconds:g} s"), (loose, f"within {budget_seconds / 60:g} min")):
         cheapest = lambda_search.best(goal)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from batchsight_tools.costmodel.backends import FUNCTION, BackendPreset
 from batchsight_tools.costmodel.deployment import Deployment, serverless_deployment
@@ -22,6 +22,7 @@ from batchsight_tools.costmodel.model import PolicyResult
 from batchsight_tools.costmodel.pipeline import CloudSettings, simulate_ours, template_cloud_settings
 from batchsight_tools.costmodel.planner import BudgetTooSmall, peak_count
 from batchsight_tools.costmodel.prices import PriceBook
+from batchsight_tools.costmodel.result_pull import PullSettings
 from batchsight_tools.costmodel.rows import Row, simulated_row
 from batchsight_tools.costmodel.stack_shape import StackShape, template_shape
 
@@ -65,6 +66,7 @@ class Searcher:
     shape: StackShape = field(default_factory=template_shape)
     book: PriceBook | None = None
     drain_cold_seconds: float | None = None  # a cold drain function, when not the preset's
+    results: PullSettings = field(default_factory=PullSettings)  # pushed, or listed (each poll of POLLS tried)
     _runs: dict[tuple[float, int], tuple[Deployment, PolicyResult]] = field(default_factory=dict)
 
     def batching(self, age: float) -> EdgeBatching:
@@ -85,7 +87,7 @@ class Searcher:
             self._runs[age, memory] = deployment, result
         deployment, result = self._runs[age, memory]
         deployment, _ = serverless_deployment(self.preset, self.images, deployment.policy.batching, self.base,
-                                              poll_seconds=poll, memory_mb=memory)
+                                              results=replace(self.results, poll_seconds=poll), memory_mb=memory)
         return simulated_row(result, self.arrivals, backend=self.preset, policy=f"batchsight, age {age:g} s",
                              images=self.images, results=deployment.policy.results, stack=True, book=self.book,
                              shape=shape, deployment=deployment)

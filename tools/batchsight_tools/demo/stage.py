@@ -35,7 +35,8 @@ def edge_config(work: Path, outputs: StackOutputs, broker_port: int, inference: 
         "drop_folder": str(work / "drop"), "work_folder": str(work / "edge"),
         "aws": {"region": "us-east-1", "source_bucket": outputs.source_bucket,
                 "final_bucket": outputs.final_bucket, "queue_url": outputs.queue_url,
-                "state_machine_arn": outputs.state_machine_arn, "endpoint_url": outputs.endpoint_url},
+                "state_machine_arn": outputs.state_machine_arn, "endpoint_url": outputs.endpoint_url,
+                "result_queue_prefix": outputs.result_queue_prefix},  # results pushed, not listed
         "batch": {"interval_seconds": 6.0, "max_images": 25, "max_age_seconds": 8.0},
         "ingest": {"stable_seconds": 1.0},
         "results": {"poll_seconds": 1.0},

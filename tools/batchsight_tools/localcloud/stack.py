@@ -41,6 +41,11 @@ class StackOutputs:
     state_machine_arn: str
     extra: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def result_queue_prefix(self) -> str:
+        """The edge setting aws.result_queue_prefix: results pushed to the queue {prefix}-{device}."""
+        return self.extra.get("ResultQueuePrefix", "")
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -140,8 +145,9 @@ class _StackBuilder:
         if attribute is None and logical in self.template.get("Parameters", {}):
             default = self.template["Parameters"][logical].get("Default", "")
             return str(self.parameters.get(logical, default))
-        if logical == "AWS::Region":
-            return REGION
+        pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::StackName": STACK, "AWS::Partition": "aws"}
+        if logical in pseudo:
+            return pseudo[logical]
         raise KeyError(f"template reference {logical}.{attribute} is not created yet")
 
     def condition(self, name: str) -> bool:
@@ -248,7 +254,10 @@ class _StackBuilder:
     def _function(self, logical: str, props: dict[str, Any], role: str) -> None:
         defaults = self.template.get("Globals", {}).get("Function", {})
         merged = {**defaults, **props}
-        environment = self.resolve(merged.get("Environment", {}).get("Variables", {}))
+        # SAM merges a function's variables into the Globals' ones
+        variables = {**defaults.get("Environment", {}).get("Variables", {}),
+                     **props.get("Environment", {}).get("Variables", {})}
+        environment = self.resolve(variables)
         environment = {k: str(v) for k, v in {**environment, **self.function_environment}.items()}
         name = f"{STACK}-{logical}"
         created = self._client("lambda").create_function(
