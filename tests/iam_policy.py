@@ -25,7 +25,10 @@ from typing import Any
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")
 _S3_OBJECT_ACTIONS = {"PutObject": "s3:PutObject", "GetObject": "s3:GetObject", "HeadObject": "s3:GetObject"}
 _SQS_ACTIONS = {"SendMessage": "sqs:SendMessage", "SendMessageBatch": "sqs:SendMessage",
-                "GetQueueAttributes": "sqs:GetQueueAttributes"}
+                "GetQueueAttributes": "sqs:GetQueueAttributes", "SetQueueAttributes": "sqs:SetQueueAttributes",
+                "CreateQueue": "sqs:CreateQueue", "GetQueueUrl": "sqs:GetQueueUrl",
+                "ReceiveMessage": "sqs:ReceiveMessage", "DeleteMessage": "sqs:DeleteMessage",
+                "DeleteMessageBatch": "sqs:DeleteMessage"}
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ def request_of(service: str, operation: str, params: dict[str, Any], *, region: 
             return Request("s3:ListBucket", bucket)
         return Request(_S3_OBJECT_ACTIONS[operation], f"{bucket}/{params['Key']}")
     if service == "sqs":
-        name = params["QueueUrl"].rstrip("/").rsplit("/", 1)[1]
+        name = params.get("QueueName") or params["QueueUrl"].rstrip("/").rsplit("/", 1)[1]
         return Request(_SQS_ACTIONS[operation], f"arn:aws:sqs:{region}:{account}:{name}")
     if service == "sfn":
         return Request(f"states:{operation}", params["stateMachineArn"])

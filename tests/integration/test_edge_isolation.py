@@ -1,7 +1,8 @@
 """Per-device isolation: the stack's EdgeDevicePolicy, rendered for a thing, against every request
 the gateway's own code really makes (moto server over HTTP, a real journal file).
 
-The gateway uploads a batch, enqueues it and starts its execution, pulls its results, reads the
+The gateway uploads a batch, enqueues it and starts its execution, lists for one result and takes
+another from its own result queue (created at start, as push does), reads the
 pipeline's status and lists its uploads (lost images), sends an operator's answer for an image
 judged in the cloud and for one judged only at the edge, and runs doctor's resource checks; each
 call is recorded at botocore's parameter hook of the real clients. Every one must be allowed for
@@ -34,9 +35,10 @@ from batchsight.cloud_link import CloudLink, source_key
 from batchsight.config import Config, config_from_dict
 from batchsight.doctor_checks import passed
 from batchsight.feedback import FeedbackStore
-from batchsight.journal import ImageState, Journal
+from batchsight.journal import ImageRecord, ImageState, Journal
 from batchsight.lost_images import STATUS_KEY, LossCheck
-from batchsight.results import ResultPuller, result_day_prefix, result_key
+from batchsight.push_receiver import ResultReceiver
+from batchsight.results import PushState, ResultPuller, result_day_prefix, result_key
 from batchsight_tools.localcloud.stack import free_port
 from batchsight_tools.localcloud.template import load_template, resolve
 from tests.iam_policy import Request, allowed, request_of, substitute
@@ -48,14 +50,16 @@ THING, OTHER = "line1-gw", "line2-gw"
 PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
 CAPTURED = "2026-11-23T10:00:00.000Z"
 SETUP_CALLS = 5  # unauthenticated calls moto takes before it enforces IAM: two buckets, a user, its key and policy
-# Shared by the fleet: the pipeline's status, the model packages, the queue and the state machine.
-SHARED = ("s3:GetObject", f"/{STATUS_KEY}"), ("sqs:", ""), ("states:", "")
+# Shared by the fleet: the pipeline's status, the image queue and the state machine.
+SHARED = ("s3:GetObject", f"/{STATUS_KEY}"), ("sqs:", "-images"), ("states:", "")
 
 
 def render_policy(thing: str, *, source: str, final: str, models: str, queue_arn: str, machine: str) -> dict[str, Any]:
     """EdgeDevicePolicy as CloudFormation renders it for these resources, then as IAM sees it for ``thing``."""
     physical = {"SourceBucket": f"arn:aws:s3:::{source}", "FinalBucket": f"arn:aws:s3:::{final}",
-                "ModelBucket": f"arn:aws:s3:::{models}", "ImageQueue": queue_arn, "BatchStateMachine": machine}
+                "ModelBucket": f"arn:aws:s3:::{models}", "ImageQueue": queue_arn, "BatchStateMachine": machine,
+                "AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
+                "AWS::StackName": source.removesuffix("-source")}
     document = load_template()["Resources"]["EdgeDevicePolicy"]["Properties"]["PolicyDocument"]
     rendered = resolve(document, lambda logical, _attribute: physical[logical])
     assert "${credentials-iot:ThingName}" in json.dumps(rendered), "CloudFormation leaves the variable to IAM"
@@ -71,8 +75,9 @@ class Stack:
         self.source, self.final, self.models = f"{name}-source", f"{name}-final", f"{name}-models"
         for bucket in (self.source, self.final, self.models):
             self.s3.create_bucket(Bucket=bucket)
-        self.queue_url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
-        self.queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+        self.queue_url = self.sqs.create_queue(QueueName=f"{name}-images")["QueueUrl"]
+        self.queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}-images"
+        self.result_queue_prefix = f"{name}-results"  # the stack's output ResultQueuePrefix
         self.machine = self.sfn.create_state_machine(
             name=name, definition=PASS_MACHINE, roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn")["stateMachineArn"]
         self.calls: list[Request] = []
@@ -100,7 +105,8 @@ def gateway(tmp_path: Path, stack: Stack, local_cloud_session: CloudFixture) -> 
     config = config_from_dict({"site": "plant1", "line": "line1", "device": THING,
                                "drop_folder": str(tmp_path / "drop"), "work_folder": str(tmp_path / "work"),
                                "aws": {"source_bucket": stack.source, "final_bucket": stack.final,
-                                       "queue_url": stack.queue_url, "state_machine_arn": stack.machine}})
+                                       "queue_url": stack.queue_url, "state_machine_arn": stack.machine,
+                                       "result_queue_prefix": stack.result_queue_prefix}})
     journal = Journal(config.journal_path)
     yield config, journal
     journal.close()
@@ -124,18 +130,19 @@ def _spool(config: Config, journal: Journal, count: int) -> list[str]:
 
 def _gateway_day(config: Config, journal: Journal, stack: Stack, clients: dict[str, Any]) -> None:
     """Everything the gateway calls AWS for, through its own classes."""
-    ids = _spool(config, journal, 2)
-    journal.cut_batch("b1", max_images=1)
-    cloud_judged = journal.batch_images("b1")[0].image_id
-    edge_judged = next(i for i in ids if i != cloud_judged)
+    ids = _spool(config, journal, 3)
+    journal.cut_batch("b1", max_images=2)
+    cloud_judged, pushed = (i.image_id for i in journal.batch_images("b1"))
+    edge_judged = next(i for i in ids if i not in (cloud_judged, pushed))
     CloudLink(config, journal, s3=clients["s3"], sqs=clients["sqs"], sfn=clients["stepfunctions"]).submit("b1")
     image = journal.get(cloud_judged)
     assert image is not None
-    stack.s3.put_object(Bucket=stack.final, Key=result_key(config, image), Body=json.dumps({  # the pipeline's
-        "v": 1, "image_id": cloud_judged, "result": {"IsAnomalous": True, "Confidence": 0.9},
-        "image": {"key": f"{result_day_prefix(config, CAPTURED)}{cloud_judged}.jpg"}}).encode())
+    stack.s3.put_object(Bucket=stack.final, Key=result_key(config, image), Body=json.dumps(_document(config, image)))
     stack.s3.put_object(Bucket=stack.final, Key=STATUS_KEY, Body=b'{"v": 1, "backpressure": false, "backlog": 0}')
-    assert ResultPuller(config, journal, s3=clients["s3"]).poll() == ["b1"]
+    push = PushState()
+    puller = ResultPuller(config, journal, s3=clients["s3"], push=push)
+    assert puller.poll() == ["b1"]  # push not up yet: listed
+    _receive_pushed(config, journal, stack, puller, push, clients["sqs"], pushed)
     losses = LossCheck(config, s3=clients["s3"])
     assert losses.status() is not None and losses.lost([image]) == []
     journal.advance([edge_judged], ImageState.RESULT_STORED, is_anomalous=1, confidence=0.8,
@@ -151,6 +158,32 @@ def _gateway_day(config: Config, journal: Journal, stack: Stack, clients: dict[s
     assert all(check.ok for check in checks), checks
 
 
+def _document(config: Config, image: ImageRecord) -> dict[str, Any]:
+    """The result document the pipeline writes for ``image``."""
+    return {"v": 1, "image_id": image.image_id, "result": {"IsAnomalous": True, "Confidence": 0.9},
+            "image": {"key": f"{result_day_prefix(config, image.captured_at)}{image.image_id}.jpg"}}
+
+
+def _receive_pushed(config: Config, journal: Journal, stack: Stack, puller: ResultPuller, push: PushState,
+                    sqs: Any, image_id: str) -> None:
+    """The gateway's receiver opens its own queue; the drain pushes one result into it, taken and deleted."""
+    receiver = ResultReceiver(config, puller, push, sqs=sqs, on_result=lambda _batch: None)
+    receiver.start()
+    try:
+        wait_for(lambda: push.since() is not None, 30, "the gateway's own result queue")
+        image = journal.get(image_id)
+        assert image is not None
+        key = result_key(config, image)
+        url = stack.sqs.get_queue_url(QueueName=config.results.queue_name(config.aws, THING))["QueueUrl"]
+        stack.sqs.send_message(QueueUrl=url, MessageBody=json.dumps(  # as the drain pushes it
+            {"v": 1, "image_id": image_id, "key": key, "document": _document(config, image)}))
+        wait_for(lambda: (journal.get(image_id) or image).state == ImageState.RESULT_STORED, 60, "the pushed result")
+        wait_for(lambda: stack.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+                 ["ApproximateNumberOfMessagesNotVisible"] == "0", 30, "the delete of the pushed message")
+    finally:
+        receiver.stop()
+
+
 def _shared(request: Request) -> bool:
     return any(request.action.startswith(action) and request.resource.endswith(tail) for action, tail in SHARED)
 
@@ -162,7 +195,8 @@ def test_the_gateway_may_make_its_own_calls_and_another_gateway_none_of_them(
     stack.record(clients)
     _gateway_day(config, journal, stack, clients)
     assert {c.action for c in stack.calls} >= {"s3:PutObject", "s3:GetObject", "s3:ListBucket", "sqs:SendMessage",
-                                              "states:StartExecution"}, stack.calls
+                                              "states:StartExecution", "sqs:CreateQueue", "sqs:ReceiveMessage",
+                                              "sqs:DeleteMessage"}, stack.calls
     own, others = stack.policy(THING), stack.policy(OTHER)
     assert [c for c in stack.calls if not allowed(own, c)] == [], "the gateway's own calls must be allowed"
     private = [c for c in stack.calls if not _shared(c)]
@@ -191,6 +225,7 @@ def test_a_gateway_can_neither_list_whole_buckets_nor_rewrite_verdicts(stack: St
         Request("s3:GetObject", f"{source}/{source_key(config, image)}"),
         Request("s3:DeleteObject", f"{source}/{source_key(config, image)}"),
         Request("sqs:ReceiveMessage", stack.queue_arn), Request("states:StopExecution", stack.machine),
+        Request("sqs:ReceiveMessage", f"{stack.queue_arn.removesuffix('-images')}-results-{OTHER}"),
     ]
     assert [r for r in refused if allowed(own, r)] == []
 
