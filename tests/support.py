@@ -56,6 +56,10 @@ class CloudFixture:
                                                   WaitTimeSeconds=0).get("Messages", []):
                 sqs.delete_message_batch(QueueUrl=url, Entries=[
                     {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)])
+        # the gateways' own result queues: a gateway creates its queue again at start, and must not
+        # hear an earlier test's results or model-hosting notices
+        for url in sqs.list_queues(QueueNamePrefix=f"{self.outputs.result_queue_prefix}-").get("QueueUrls", []):
+            sqs.delete_queue(QueueUrl=url)
         s3 = self.client("s3")
         for bucket in (self.outputs.source_bucket, self.outputs.final_bucket):
             for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):

@@ -6,14 +6,18 @@ policy (``OwnResultQueue`` in cloud/template.yaml) names only its own queue. A l
 (``WAIT_SECONDS``) answers as soon as a result arrives and costs one request per 20 s of
 silence; it runs on its own thread because it blocks, where the main loop must not.
 
-Each message goes through ``ResultPuller.take_pushed``, the one way a result is stored, and
-the batch id of a newly stored one to ``on_result`` (the main loop's model-hosted hint, and a
-wake-up so the alert goes out now). A message is deleted once taken, or once it proves useless;
-one whose result could not be fetched stays and comes back. While the queue cannot be reached
+Each result message goes through ``ResultPuller.take_pushed``, the one way a result is stored,
+and the batch id of a newly stored one to ``on_hosted`` (the main loop's model-hosted hint, and a
+wake-up so the alert goes out now). The pipeline also announces each start of the model here
+(``kind: hosting``, docs/contracts.md): its execution name goes to ``on_hosted`` too, so the
+images waiting at this edge ride a hosting another gateway started (``batch.follow``, site-wide).
+A message is deleted once taken, or once it proves useless; one whose result could not be
+fetched stays and comes back. While the queue cannot be reached
 ``PushState`` is down and the puller lists every poll, as without push.
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -40,12 +44,12 @@ class ResultReceiver(Configured):
     """The receiving thread; ``start`` and ``stop`` come from the component's run and shutdown."""
 
     def __init__(self, config: Config, puller: ResultPuller, state: PushState, *, sqs: Any,
-                 on_result: Callable[[str], None]) -> None:
+                 on_hosted: Callable[[str], None]) -> None:
         self.config = config
         self.puller = puller
         self.state = state
         self.sqs = sqs
-        self.on_result = on_result
+        self.on_hosted = on_hosted
         self.receives = 0  # ReceiveMessage calls made, for the status and the tests
         self._stop = threading.Event()
         self._taking = threading.Lock()  # stop waits for a message being stored, never for a long poll
@@ -116,11 +120,26 @@ class ResultReceiver(Configured):
     def _take(self, message: dict[str, Any]) -> bool:
         """Store one pushed result; False leaves the message to come back (its result could not
         be fetched or journaled now)."""
+        execution = hosting_execution(message["Body"])
+        if execution is not None:
+            self.on_hosted(execution)
+            return True
         try:
             batch_id = self.puller.take_pushed(message["Body"])
         except Exception as exc:  # noqa: BLE001 - S3 or the journal failed: the message comes back
             log.warning("pushed result not stored; it comes back", extra={"error": str(exc)})
             return False
         if batch_id is not None:
-            self.on_result(batch_id)
+            self.on_hosted(batch_id)
         return True
+
+
+def hosting_execution(body: str) -> str | None:
+    """The execution named by a model-hosting notice; None for any other message (a result)."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or message.get("kind") != "hosting":
+        return None
+    return str(message.get("execution") or "") or None

@@ -85,9 +85,9 @@ class Component:
         self._pending_config: Config | None = None  # from another thread, applied by the loop
         self._reread = False
         self.wake = threading.Event()  # something for the main loop now: a batch to cut, a config, a stop
-        self._pushed: queue.SimpleQueue[str] = queue.SimpleQueue()  # batch ids of pushed results, for the loop
+        self._pushed: queue.SimpleQueue[str] = queue.SimpleQueue()  # batches/executions seen hosting, for the loop
         parts = wiring.build(config, ipc=ipc, publisher=publisher, clients=clients,
-                             on_validated=lambda: self.events.validated(), on_result=self._result_pushed)
+                             on_validated=lambda: self.events.validated(), on_hosted=self._model_hosted)
         self.journal, self.publisher, self.watcher = parts.journal, parts.publisher, parts.watcher
         self.ingestor, self.verifier, self.policy = parts.ingestor, parts.verifier, parts.policy
         self.link, self.puller, self.alerter = parts.link, parts.puller, parts.alerter
@@ -161,8 +161,9 @@ class Component:
             return
         self.apply_config(new)
 
-    def _result_pushed(self, batch_id: str) -> None:
-        """On the receiver's thread: a result was stored; the loop hands it off and follows now."""
+    def _model_hosted(self, batch_id: str) -> None:
+        """On the receiver's thread: a result was stored, or the pipeline announced a start of the
+        model (``batch_id`` is then the execution's name); the loop hands off and follows now."""
         self._pushed.put(batch_id)
         self.wake.set()
 

@@ -130,13 +130,14 @@ class Parts:
 
 def build(config: Config, *, ipc: GreengrassIpc | None = None, publisher: Publisher | None = None,
           clients: dict[str, Any] | None = None, on_validated: Callable[[], None] = lambda: None,
-          on_result: Callable[[str], None] = lambda _batch_id: None) -> Parts:
+          on_hosted: Callable[[str], None] = lambda _batch_id: None) -> Parts:
     """The parts for ``config``, with the adapters handed in or else the ones for this device.
 
     ``clients`` maps "s3", "sqs" and "stepfunctions" to boto3 clients (or stand-ins);
     ``on_validated`` is called on the verifier's thread when newly decoded images await judging
-    (the event path's judge stage) or batching (the main loop); ``on_result`` with the batch id of
-    each result pushed and stored, on the receiver's thread.
+    (the event path's judge stage) or batching (the main loop); ``on_hosted``, on the receiver's
+    thread, with the batch id of each result pushed and stored, or the execution that announced a
+    start of the model: either way the model is hosted now.
     """
     clients = aws_clients(config) if clients is None else clients
     journal = PartJournal(config.journal_path, config)  # each image journaled with its part id and lot
@@ -157,7 +158,7 @@ def build(config: Config, *, ipc: GreengrassIpc | None = None, publisher: Publis
         verifier=PixelVerifier(config, journal, on_validated=on_validated),
         policy=BatchPolicy(config.batch, last_cut=time.time()),
         link=CloudLink(config, journal, s3=clients["s3"], sqs=clients["sqs"], sfn=clients["stepfunctions"]),
-        puller=puller, receiver=ResultReceiver(config, puller, push, sqs=clients["sqs"], on_result=on_result),
+        puller=puller, receiver=ResultReceiver(config, puller, push, sqs=clients["sqs"], on_hosted=on_hosted),
         alerter=alerter, detector_server=server,
         judge=EdgeJudge(config, journal, alerter, server=server, detector=detector),
         feedback=FeedbackStore(config, journal, s3=clients["s3"]),

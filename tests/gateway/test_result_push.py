@@ -89,7 +89,7 @@ class Receiving:
         self.puller = ResultPuller(config, journal, s3=clients["s3"], push=self.state)
         self.reported: list[str] = []
         self.receiver = ResultReceiver(config, self.puller, self.state, sqs=clients["sqs"],
-                                       on_result=self.reported.append)
+                                       on_hosted=self.reported.append)
         self.receiver.start()
         wait_for(lambda: self.state.since() is not None, 10, "the result queue created")
         self.url = clients["sqs"].get_queue_url(QueueName=f"{config.aws.result_queue_prefix}-gw1")["QueueUrl"]
@@ -149,7 +149,7 @@ def test_a_key_only_message_fetches_its_document(receiving: Receiving, config: C
     assert json.loads(row(journal, image_id).result_json or "") == document
 
 
-def test_a_result_pushed_twice_or_for_another_key_or_garbled_is_stored_once_and_dropped(
+def test_a_model_hosted_twice_or_for_another_key_or_garbled_is_stored_once_and_dropped(
         receiving: Receiving, config: Config, journal: Journal, clients: dict[str, Any]) -> None:
     first, other = submitted(journal, 1), submitted(journal, 2)
     key, document = written(config, clients, journal, first)
@@ -194,3 +194,13 @@ def test_push_switched_off_is_reported_down_so_the_puller_lists_every_poll(recei
                                                                            config: Config) -> None:
     receiving.receiver.reconfigure(replace(config, results=replace(config.results, push=False)))
     wait_for(lambda: receiving.state.since() is None, 40, "push reported down")
+
+
+def test_a_hosting_notice_is_reported_as_the_model_hosted_and_deleted(receiving: Receiving,
+                                                                      clients: dict[str, Any]) -> None:
+    """Another gateway's execution started the model: this edge hears it and follows (batch.follow)."""
+    notice = {"v": 1, "kind": "hosting", "execution": "gw2-20261205T010000Z-0a1b2c3d", "status": "HOSTED",
+              "model": "casting"}
+    clients["sqs"].send_message(QueueUrl=receiving.url, MessageBody=json.dumps(notice))
+    wait_for(lambda: receiving.reported == [notice["execution"]], 30, "the notice reported")
+    wait_for(lambda: depth(clients, receiving.url) == 0, 30, "the notice deleted")

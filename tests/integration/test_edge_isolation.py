@@ -167,7 +167,7 @@ def _document(config: Config, image: ImageRecord) -> dict[str, Any]:
 def _receive_pushed(config: Config, journal: Journal, stack: Stack, puller: ResultPuller, push: PushState,
                     sqs: Any, image_id: str) -> None:
     """The gateway's receiver opens its own queue; the drain pushes one result into it, taken and deleted."""
-    receiver = ResultReceiver(config, puller, push, sqs=sqs, on_result=lambda _batch: None)
+    receiver = ResultReceiver(config, puller, push, sqs=sqs, on_hosted=lambda _batch: None)
     receiver.start()
     try:
         wait_for(lambda: push.since() is not None, 30, "the gateway's own result queue")

@@ -8,6 +8,11 @@ refuses deletion (ModelBusy), and the state machine retries the stop for up to a
 hours, far past the lease. Renewing on every attempt keeps another execution from taking the
 lock over and starting the model that this one is about to delete; a lock that is no longer
 ours (taken over) raises LockLost, and the model is left to its new owner.
+
+The model found hosted (at the start, or by a later status poll) is announced to every gateway
+of the stack (hosting_notice.py), so each sends the images waiting at its edge now, to ride this
+hosting (a site-wide ``batch.follow``). Not at STARTING: a gateway follows once per hosting, and
+the images that reach it during a start of minutes must ride it too.
 """
 from __future__ import annotations
 
@@ -16,7 +21,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from batchsight_pipeline.aws import client
 from batchsight_pipeline.backends import ModelState, backend_from_settings
+from batchsight_pipeline.backends.base import HOSTED
+from batchsight_pipeline.hosting_notice import announce, notice_body
 from batchsight_pipeline.lock import LockLost, renew
 from batchsight_pipeline.metrics import metrics, record_model
 from batchsight_pipeline.settings import Settings
@@ -29,7 +37,8 @@ logger = Logger(service="batchsight-model-control")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The model's state after the action, as the dict the state machine passes back in."""
     action = event.get("action")
-    backend = backend_from_settings(Settings.from_env())
+    settings = Settings.from_env()
+    backend = backend_from_settings(settings)
     if action == "start":
         state = backend.start(run_token=str(event["execution"]))
     elif action == "status":
@@ -41,6 +50,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown action {action!r}; expected start, status or stop")
     logger.info("model " + str(action), extra={"execution": event.get("execution"), **state.to_dict()})
+    if action in ("start", "status") and state.status == HOSTED:  # the state machine polls no further
+        announce(client("sqs"), settings.result_queue_prefix,
+                 notice_body(execution=str(event.get("execution", "")), status=state.status, model_id=state.model_id))
     # on a stop, the state passed in (StopModel: the hosted one; StopModelAfterFailure: none) dates the start
     record_model(action, state.status, previous=event.get("model"))
     return state.to_dict()
