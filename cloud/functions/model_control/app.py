@@ -41,6 +41,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown action {action!r}; expected start, status or stop")
     logger.info("model " + str(action), extra={"execution": event.get("execution"), **state.to_dict()})
-    # on a stop, the state passed in (StopModel: the hosted one; StopModelAfterFailure: none) dates the start
-    record_model(action, state.status, previous=event.get("model"))
+    # on a stop, the state passed in (StopModel: the hosted one; StopModelAfterFailure: none) dates the start;
+    # with nothing billed while hosted, the execution's own metrics say the same, for free
+    if backend.idle_cost:
+        record_model(action, state.status, previous=event.get("model"))
     return state.to_dict()

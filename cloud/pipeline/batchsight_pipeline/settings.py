@@ -32,6 +32,9 @@ class Settings:
     hand_over_events: int = 10_000  # history events after which an execution hands over (history.py)
     max_scale_units: int = 1  # the ceiling of overload control (overload.py): 1 scales nothing
     backlog_target_seconds: float = 900.0  # scale so a backlog clears within this; saturated past it
+    # With the detector in the drain (the lambda backend) every worker brings its own: CheckWork runs
+    # enough workers to judge the visible backlog within this many seconds. 0: DrainWorkers decides.
+    drain_target_seconds: float = 0.0
 
     @property
     def worker_tps(self) -> float:
@@ -56,4 +59,5 @@ class Settings:
             hand_over_events=int(number("HANDOVER_EVENTS", 10_000, minimum=50)),
             max_scale_units=int(number("MAX_SCALE_UNITS", 1, minimum=1)),
             backlog_target_seconds=60 * number("BACKLOG_TARGET_MINUTES", 15, minimum=1),
+            drain_target_seconds=number("DRAIN_TARGET_SECONDS", 0, minimum=0),
         )
