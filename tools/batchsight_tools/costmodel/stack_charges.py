@@ -24,7 +24,8 @@ simulation. The requests are read from the code:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from functools import lru_cache
 
 from batchsight_pipeline import metrics as emf
 import batchsight_tools.costmodel.meters as meters
@@ -80,7 +81,7 @@ class StackMeter:
             meters.dynamodb_writes(self.usage, "model lock writes", 1)
         elif function == "model_control":
             if self.preset.hosted:  # model_control: only a backend billed while hosted (idle_cost)
-                self._published(now, lambda: emf.record_model(action, "HOSTED", HOSTED_STATE))
+                self._published(now, published_by(f"model_control {action}"))
             if action == "stop":
                 meters.dynamodb_writes(self.usage, "model lock writes", 1)
             if self.preset.kind == FUNCTION and action == "start":
@@ -91,8 +92,7 @@ class StackMeter:
         """CheckWork after its call (check_work.report): the load metrics when it publishes them,
         and the pipeline status when it speaks for the pipeline (draining, or nothing waiting)."""
         if load_published:
-            self._published(now, lambda: emf.record_load(arrival_per_minute=0, drain_per_minute=0, units=1,
-                                                         overloaded=False, backlog_minutes=0, history_events=0))
+            self._published(now, published_by("load"))
         if backlog and not draining:
             return
         meters.s3_requests(self.usage, "PUT", "of the pipeline status", 1)
@@ -101,7 +101,7 @@ class StackMeter:
 
     def handed_over(self, now: float) -> None:
         """A hand-over's HandOvers metric."""
-        self._published(now, lambda: emf.metrics.add(emf.HAND_OVERS, emf.MetricUnit.Count, 1))  # as model_lock
+        self._published(now, published_by("hand_over"))
 
     def notified(self) -> None:
         """NotifyDefects: one SNS publish (the topic is KMS-encrypted: one KMS call at most)."""
@@ -151,11 +151,7 @@ class StackMeter:
         meters.s3_requests(usage, "COPY", "of the image to the final bucket", n)
         meters.s3_requests(usage, "DELETE", "of the image from the source bucket", n)
         self._judged(n, anomalous)
-        lines = emf.LineTally()
-        for line in range(self.lines if n else 0):  # every line's images in every drain: the most metrics
-            lines.record("site", f"line {line}", anomalous=False)
-        model = HOSTED_STATE if self.preset.hosted else None  # the drain's age: a model billed while hosted
-        self._published(now, lambda: emf.record_drain(lines, retried=0, model=model))
+        self._published(now, published_by("drain", lines=self.lines if n else 0, hosted=self.preset.hosted))
 
     def _judged(self, n: int, anomalous: int) -> None:
         """What the backend itself bills per image (beyond the drain's own time)."""
@@ -175,9 +171,32 @@ class StackMeter:
     def _pool(self, function: str) -> WarmPool:
         return self.pools.setdefault(function, WarmPool())
 
-    def _published(self, now: float, record: Callable[[], None]) -> None:
-        """The metrics ``record`` (a function's own record_* call) publishes, billed for this hour."""
-        with emf.metrics.collecting() as invocation:
-            record()
+    def _published(self, now: float, identities: frozenset[str]) -> None:
+        """Metrics published in this hour: each is billed for the hour."""
         hour = int(now // HOUR)
-        self.metric_hours.update((hour, identity) for identity in invocation.identities())
+        self.metric_hours.update((hour, identity) for identity in identities)
+
+
+@lru_cache(maxsize=64)
+def published_by(call: str, *, lines: int = 0, hosted: bool = False) -> frozenset[str]:
+    """The metrics one call publishes, from the function's own record_* call (inside
+    ``metrics.collecting()``: nothing printed). Asked once per kind of call, outside the simulated
+    clock's hot path: ``model_control {action}`` (a backend billed while hosted), ``load``
+    (CheckWork publishing overload control's), ``hand_over`` (the model lock), ``drain`` (images of
+    ``lines`` lines; the model's age when ``hosted``)."""
+    with emf.metrics.collecting() as invocation:
+        if call.startswith("model_control "):
+            emf.record_model(call.split()[1], "HOSTED", HOSTED_STATE)
+        elif call == "load":
+            emf.record_load(arrival_per_minute=0, drain_per_minute=0, units=1, overloaded=False, backlog_minutes=0,
+                            history_events=0)
+        elif call == "hand_over":
+            emf.metrics.add(emf.HAND_OVERS, emf.MetricUnit.Count, 1)  # as the model lock does
+        elif call == "drain":
+            tally = emf.LineTally()
+            for line in range(lines):  # every line's images in every drain: the most metrics
+                tally.record("site", f"line {line}", anomalous=False)
+            emf.record_drain(tally, retried=0, model=HOSTED_STATE if hosted else None)
+        else:
+            raise ValueError(f"no such call {call!r}")
+    return frozenset(invocation.identities())
