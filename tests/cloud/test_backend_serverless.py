@@ -6,7 +6,9 @@ S3 is a moto server over HTTP; the packages are laid out as publish writes them.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +16,7 @@ from batchsight_pipeline import model_store
 from batchsight_pipeline.backends.base import HOSTED, STOPPED
 from batchsight_pipeline.backends.serverless import ServerlessDetectorBackend
 from tests.cloud import model_packages
-from tests.cloud.moto_stack import Moto, unique
+from tests.cloud.moto_stack import Moto, Stack, unique
 
 NAME = "casting"
 
@@ -96,3 +98,25 @@ def test_the_file_is_fetched_once_per_warm_function(moto: Moto, bucket: str, mod
     stamp = first.stat().st_mtime_ns
     assert model_store.fetch(bucket, NAME, "1") == first and first.stat().st_mtime_ns == stamp
     assert json.loads(s3.get_object(Bucket=bucket, Key=f"models/{NAME}/index.json")["Body"].read())["current"] == "1"
+
+
+def test_model_control_publishes_no_hosting_metrics_when_nothing_is_hosted(
+        stack: Stack, bucket: str, models: tuple[Path, Path], lambda_context: Any,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """A start is a read of the index and nothing bills between batches: ModelStarts, ModelStops and
+    the hosted minutes would be custom metrics billed for nothing (the execution's own time says it)."""
+    from batchsight_pipeline import lock
+    from batchsight_tools.stack import function
+
+    for name in ("POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_DEV"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MODEL_BACKEND", "lambda")
+    monkeypatch.setenv("MODEL_BUCKET", bucket)
+    monkeypatch.setenv("MODEL_NAME", NAME)
+    model_packages.write(stack.s3, bucket, NAME, "1", models[0])
+    model_control = function("model_control")
+    lock.acquire("arn:x:exec", time.time())  # a stop renews the execution's lock first
+    capsys.readouterr()
+    state = model_control.handler({"action": "start", "execution": "arn:x:exec"}, lambda_context)
+    model_control.handler({"action": "stop", "execution": "arn:x:exec", "model": state}, lambda_context)
+    assert '"_aws"' not in capsys.readouterr().out, "no EMF document"

@@ -16,10 +16,10 @@ from tests.cloud.moto_stack import Stack
 check_work = function("check_work")
 
 
-def settings(*, drain_workers: int = 4, poll_seconds: int = 30) -> Settings:
+def settings(*, drain_workers: int = 4, poll_seconds: int = 30, drain_target_seconds: float = 0.0) -> Settings:
     return Settings(queue_url="q", dead_letter_queue_url="dlq", source_bucket="s", final_bucket="f",
                     backend="b", poll_seconds=poll_seconds, start_timeout_seconds=60, drain_workers=drain_workers,
-                    detect_concurrency=4, detect_tps=10, lock_table="t")
+                    detect_concurrency=4, detect_tps=10, lock_table="t", drain_target_seconds=drain_target_seconds)
 
 
 # --- plan ------------------------------------------------------------------------------------------
@@ -47,6 +47,21 @@ def test_work_is_anything_visible_or_in_flight(visible: int, in_flight: int, has
 def test_one_worker_per_receive_batch_up_to_the_setting(visible: int, drain_workers: int, workers: int) -> None:
     plan = check_work.plan(visible, 0, settings(drain_workers=drain_workers))
     assert plan["workers"] == list(range(workers))  # the Map's items: one per worker
+
+
+@pytest.mark.parametrize(("visible", "target", "workers"), [
+    (0, 5, 1),
+    (20, 5, 2),  # within the target on the DrainWorkers alone
+    (60, 5, 3),  # 25 images per worker in 5 s
+    (95, 5, 4),
+    (400, 5, 16),  # the Map's MaxConcurrency
+    (35, 1, 4),  # 7 workers would judge them in 1 s, but never more than one per receive batch
+])
+def test_a_detector_in_the_drain_gets_workers_enough_for_the_backlog(visible: int, target: float,
+                                                                       workers: int) -> None:
+    """DetectTps 10 over DrainWorkers 2: 5 images a second each, so 5 per worker and second of the target."""
+    plan = check_work.plan(visible, 0, settings(drain_workers=2, drain_target_seconds=target))
+    assert plan["workers"] == list(range(workers))
 
 
 def test_the_plan_carries_the_poll_interval_for_the_wait_states() -> None:
@@ -95,6 +110,17 @@ def test_the_function_sizes_the_drain_from_the_queue(stack: Stack, lambda_contex
     assert (result["has_work"], result["visible"], result["in_flight"]) == (True, 21, 4)
     assert result["workers"] == [0, 1]  # 3 receive batches, but DRAIN_WORKERS=2
     assert result["poll_seconds"] == 1
+
+
+def test_with_a_detector_in_the_drain_the_function_sizes_the_drain_from_the_backlog(
+        stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The template gives the lambda backend DRAIN_TARGET_SECONDS: 60 waiting images at 5 a second
+    per worker (DETECT_TPS over DRAIN_WORKERS) take 3 workers to judge within 4 s."""
+    monkeypatch.setenv("DRAIN_TARGET_SECONDS", "4")
+    monkeypatch.setenv("DETECT_TPS", "10")
+    queue_messages(stack, 60)
+    result = check_work.handler({"execution": "e"}, lambda_context)
+    assert result["visible"] == 60 and result["workers"] == [0, 1, 2]
 
 
 def test_messages_held_by_a_worker_keep_the_execution_going(stack: Stack, lambda_context: Any) -> None:

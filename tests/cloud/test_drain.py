@@ -32,7 +32,9 @@ def process_next() -> Any:
     settings = Settings.from_env()
     worker = drain.Drainer(settings, backend_from_settings(settings), EXECUTION, remaining_ms=lambda: 300_000)
     (message,) = worker.receive()
-    return worker.process(message)
+    outcome = worker.process(message)
+    worker.deletions.flush()  # as the round does before it returns
+    return outcome
 
 
 def image_of(message: dict[str, Any]) -> ImageMessage:
@@ -82,6 +84,40 @@ def test_a_redelivered_message_keeps_the_result_it_already_has(stack: Stack) -> 
     assert process_next() == drain.Outcome(processed=1)
     assert stored(stack, stack.final_bucket, image.result_key()) == first
     assert stack.depth(stack.queue) == 0 and dead_letters(stack) == []
+
+
+def test_stored_results_messages_are_deleted_ten_at_a_time(stack: Stack) -> None:
+    """DeleteMessageBatch: the tenth stored result deletes all ten; the rest wait for the round's end."""
+    images = [image_of(stack.queue_image(b"normal image", n=n)) for n in range(12)]
+    settings = Settings.from_env()
+    worker = drain.Drainer(settings, backend_from_settings(settings), EXECUTION, remaining_ms=lambda: 300_000)
+    batches: list[int] = []
+    event = "before-parameter-build.sqs.DeleteMessageBatch"
+    worker.sqs.meta.events.register(event, lambda params, **_: batches.append(len(params["Entries"])),
+                                    unique_id="count-batches")
+    try:
+        received = worker.receive() + worker.receive()
+        assert [worker.process(message) for message in received] == [drain.Outcome(processed=1)] * 12
+        assert all(stored(stack, stack.final_bucket, image.result_key()) for image in images)
+        assert batches == [10] and stack.depth(stack.queue) == 2  # stored, their deletes held
+        worker.deletions.flush()
+        assert batches == [10, 2] and stack.depth(stack.queue) == 0
+    finally:
+        worker.sqs.meta.events.unregister(event, unique_id="count-batches")
+
+
+def test_a_held_delete_waits_at_most_the_hold_time(stack: Stack) -> None:
+    stack.queue_image(b"normal image")
+    now = [100.0]
+    deletions = drain.Deletions(stack.sqs, stack.queue, clock=lambda: now[0])
+    (message,) = stack.sqs.receive_message(QueueUrl=stack.queue)["Messages"]
+    deletions.add(message["ReceiptHandle"])
+    now[0] += drain.HOLD_SECONDS - 1
+    deletions.flush_due()
+    assert stack.depth(stack.queue) == 1
+    now[0] += 1
+    deletions.flush_due()
+    assert stack.depth(stack.queue) == 0
 
 
 def unreadable(stack: Stack) -> str:

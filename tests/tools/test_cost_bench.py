@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -24,7 +25,7 @@ def test_bench_prints_a_row_per_backend_and_policy_with_the_floor(tmp_path: Path
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     trace = tmp_path / "arrivals.csv"
     write_trace(trace, rate_trace(300, shifts=[(6.0, 9.0)]))
-    assert _bench().main(["--no-plot", "--trace", str(trace), "--p50-seconds", "30"]) == 0
+    assert _bench().main(["--no-plot", "--trace", str(trace), "--p50-seconds", "30", "--lines", "4"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].startswith("## Cost of judging images: `python bench/cost.py --no-plot --trace ")
@@ -43,10 +44,24 @@ def test_bench_prints_a_row_per_backend_and_policy_with_the_floor(tmp_path: Path
                     "### When start/stop hosting still wins", "### The hosted policies' model-hours"):
         assert section in out
     assert "goal <= 1.25" in out and "goal >= 10" in out
+    goals = out[out.index("### Goals"):out.index("### Where the money goes")]
+    ratios = {label: float(re.search(rf"  - {label}: ([0-9.]+)x the floor", goals).group(1))  # type: ignore[union-attr]
+              for label in ("with the stack's fixed charges", "per image, without them", "one line of 4 on one stack")}
+    # the fixed charges do not grow with images; four lines share all but their own per-line metrics
+    assert ratios["per image, without them"] <= ratios["one line of 4 on one stack"] \
+        < ratios["with the stack's fixed charges"]
+    assert "in the cloud: met" in goals or "in the cloud: NOT MET" in goals
+    assert "COPY of the image to the final bucket" not in goals or "a contract choice" in goals
     legacy = lines.index(next(line for line in lines if line.startswith("policy ")))
     assert [line.split()[0] for line in lines[legacy + 1:legacy + 5]] == ["always-on", "seed-hourly", "batchsight",
                                                                           "ideal"]
     assert lines[legacy + 5].startswith("ratios: batchsight/ideal")
+
+
+def test_bench_refuses_a_site_of_no_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _bench().main(["--lines", "0"])
+    assert "must be a whole number of 1 or more, got '0'" in capsys.readouterr().err
 
 
 def test_bench_crossover_alone(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,10 +15,10 @@ FREE_DATA = with_price(price_book(), "sagemaker.data_processed_gb", 0.0)
 
 def test_a_lambda_image_costs_what_its_requests_and_drain_time_add_up_to() -> None:
     """Per image of the 50 ms detector: PUT image, PUT result, COPY (0.005 per 1,000 each); GET image
-    and GET package.json (0.0004 per 1,000 each); DeleteMessage and a tenth of a SendMessageBatch and
-    of a ReceiveMessage (0.40 per million); 55 ms of drain at 1,769 MB x86 (one worker of two busy at
+    and GET package.json (0.0004 per 1,000 each); a tenth of a SendMessageBatch, of a ReceiveMessage
+    and of a DeleteMessageBatch (0.40 per million); 55 ms of drain at 1,769 MB x86 (one worker of two busy at
     a time: each worker bills its own time)."""
-    per_image = 3 * 0.000005 + 2 * 0.0000004 + 1.2 * 0.0000004 + 0.055 * 1769 / 1024 * 0.0000166667
+    per_image = 3 * 0.000005 + 2 * 0.0000004 + 0.3 * 0.0000004 + 0.055 * 1769 / 1024 * 0.0000166667
     assert steady.batch_line("lambda", CPU).per_image == pytest.approx(per_image, rel=0.05)
     assert steady.batch_line("lambda", CPU).fixed == pytest.approx(0.00056, rel=0.2)  # ~18 transitions and more
 
@@ -40,9 +40,9 @@ def test_without_the_data_charge_a_busy_cpu_endpoint_wins_above_its_crossover() 
     assert steady.always_on_day(rate * 1.01, CPU, FREE_DATA) < steady.lambda_day(rate * 1.01, CPU, FREE_DATA)
     assert steady.always_on_day(rate * 0.99, CPU, FREE_DATA) > steady.lambda_day(rate * 0.99, CPU, FREE_DATA)
     started = steady.crossover(CPU, steady.start_stop_day, FREE_DATA)
-    # starting and stopping saves idle hours, but below the always-on crossover the function is cheaper
-    # still: start/stop wins from the same rate at the earliest, never before
-    assert started is not None and started >= rate * 0.999
+    # starting and stopping saves idle hours, so it wins from the always-on crossover at the latest
+    # (below it by how much the drain workers CheckWork adds for a big batch cost the function)
+    assert started is not None and 0.2 * rate < started <= rate * 1.001
     assert steady.crossover(GPU, book=FREE_DATA) is None
 
 

@@ -69,7 +69,7 @@ def test_every_price_has_its_unit_source_and_date() -> None:
 
 # --- one call of each of our functions ------------------------------------------------------------------
 
-def test_a_check_work_call_is_one_invocation_two_queue_reads_and_three_metrics() -> None:
+def test_a_check_work_call_is_one_invocation_and_one_queue_read() -> None:
     meter = StackMeter(PRESETS["lambda"], Images(), SHAPE)
     assert meter.call("check_work", 10.0) == pytest.approx(0.8)  # the first is cold: Powertools imports
     assert meter.call("check_work", 11.0) == 0.0  # warm within five minutes
@@ -77,8 +77,26 @@ def test_a_check_work_call_is_one_invocation_two_queue_reads_and_three_metrics()
     usage = meter.usage
     assert _q(usage, "Lambda", "check_work requests") == 3
     assert _q(usage, "Lambda", "check_work duration") == pytest.approx(3 * 0.08 + 2 * 0.8)
-    assert _q(usage, "SQS", "GetQueueAttributes by CheckWork") == 6
-    assert len(meter.metric_hours) == 3  # QueueVisible, QueueInFlight, DeadLetterQueueDepth in hour 0
+    assert _q(usage, "SQS", "GetQueueAttributes by CheckWork") == 3
+    assert meter.metric_hours == set()  # the queues' depths are SQS's own metrics
+
+
+def test_custom_metrics_are_what_the_functions_record_functions_publish() -> None:
+    """Per line ImagesProcessed and Anomalies, for each line; the hosting metrics only for a backend
+    billed while hosted; overload control's only when CheckWork publishes them."""
+    lines = StackMeter(PRESETS["lambda"], Images(), SHAPE, lines=3)
+    lines.drain_finished(10.0, 1, seconds=1.0, images=[0, 1])
+    lines.call("model_control", 20.0, action="stop")
+    lines.status_reported(30.0, draining=True, backlog=0)
+    assert sorted(identity for _, identity in lines.metric_hours) == sorted(
+        f"{name}[site=site][line=line {k}]" for name in ("ImagesProcessed", "Anomalies") for k in range(3))
+    hosted = StackMeter(PRESETS["sagemaker"], Images(), SHAPE)
+    hosted.drain_finished(10.0, 1, seconds=1.0, images=[])
+    hosted.call("model_control", 3600.0, action="stop")
+    hosted.status_reported(3700.0, draining=True, backlog=0, load_published=True)
+    assert hosted.metric_hours == {(0, "HostedModelAgeMinutes"), (1, "ModelStops"), (1, "HostedModelMinutes"),
+                                   *((1, name) for name in ("ArrivalRate", "DrainRate", "ScaleUnits", "Overloaded",
+                                                            "BacklogMinutes", "HistoryEvents"))}
 
 
 def test_a_lambda_backend_start_reads_the_index_and_the_package() -> None:
@@ -119,8 +137,8 @@ def test_one_batch_of_ten_images_counted_by_hand() -> None:
     CheckAfterRelease, WorkArrived, AnyDefects, NotifyDefects, Done: 19 transitions.
     Lambda: check_work x3 (CheckWork, CheckRemaining, CheckAfterRelease), model_lock x3 (acquire,
     renew, release), model_control x2 (start, stop), drain x1.
-    SQS: GetQueueAttributes 2 per CheckWork call = 6; ReceiveMessage 1 (ten images) + 2 empty = 3;
-    DeleteMessage 10.
+    SQS: GetQueueAttributes 1 per CheckWork call = 3; ReceiveMessage 1 (ten images) + 2 empty = 3;
+    DeleteMessageBatch 1 (ten stored results).
     S3 by the drain: GET 10 images, PUT 10 results, PUT 1 mask, COPY 10 images, DELETE 10 (free),
     and in its cold function the package.json and the model file once = 2; by the start: GET the
     index, and in the cold function the package.json and the model file = 3.
@@ -139,8 +157,8 @@ def test_one_batch_of_ten_images_counted_by_hand() -> None:
         ("S3", "PUT of the image by the gateway", 10), ("SQS", "SendMessageBatch by the gateway", 1),
         ("Step Functions", "state transitions", 19), ("Lambda", "check_work requests", 3),
         ("Lambda", "model_lock requests", 3), ("Lambda", "model_control requests", 2), ("Lambda", "drain requests", 1),
-        ("SQS", "GetQueueAttributes by CheckWork", 6), ("SQS", "ReceiveMessage by the drain (empty ones too)", 3),
-        ("SQS", "DeleteMessage by the drain", 10), ("S3", "GET of the image by the drain", 10),
+        ("SQS", "GetQueueAttributes by CheckWork", 3), ("SQS", "ReceiveMessage by the drain (empty ones too)", 3),
+        ("SQS", "DeleteMessageBatch by the drain", 1), ("S3", "GET of the image by the drain", 10),
         ("S3", "GET of the package and model file by a cold drain", 2), ("S3", "PUT of the result", 10),
         ("S3", "PUT of the anomaly masks", 1), ("S3", "COPY of the image to the final bucket", 10),
         ("S3", "DELETE of the image from the source bucket", 10), ("S3", "GET of the model index and package", 3),
@@ -156,14 +174,14 @@ def test_one_batch_of_ten_images_counted_by_hand() -> None:
 
 def test_one_image_counted_by_hand() -> None:
     """One normal image: no NotifyDefects (18 transitions), 3 receives (one with the image, two
-    empty), 1 delete; 1 GET, 1 PUT, 1 COPY; the drain runs 3 s cold + 55 ms,
+    empty), 1 DeleteMessageBatch; 1 GET, 1 PUT, 1 COPY; the drain runs 3 s cold + 55 ms,
     0.945 s of the in-flight long poll, 1 s of the last one = 5.0 s."""
     meter, pipeline = _one_batch(1, Images(anomaly_rate=0.0))
     (outcome,) = pipeline.outcomes
     assert outcome.transitions == 18 and not outcome.visited("NotifyDefects")
     u = meter.usage
     assert _q(u, "SQS", "ReceiveMessage by the drain (empty ones too)") == 3
-    assert _q(u, "SQS", "DeleteMessage by the drain") == 1
+    assert _q(u, "SQS", "DeleteMessageBatch by the drain") == 1
     assert _q(u, "S3", "PUT of the result") == 1 and _q(u, "S3", "COPY of the image to the final bucket") == 1
     assert _q(u, "S3", "PUT of the anomaly masks") == 0 and _q(u, "SNS", "defect notifications") == 0
     assert _q(u, "Lambda", "drain duration") == pytest.approx(1769 / 1024 * 5.0)

@@ -115,17 +115,23 @@ def test_fixed_charges_per_day_by_hand() -> None:
     assert bill.service("KMS") == pytest.approx(1.0 * month)
     cloudwatch = 7 * 0.10 * month + 3.0 * month + 3 * 0.30 / 730 + 96 * 350 / 1024 ** 3 * 0.5
     assert bill.service("CloudWatch") == pytest.approx(cloudwatch)
+    per_line = fixed_usage(shape, days=1.0, metric_hours={(0, "a"), (0, "b[site=s][line=l]")}).bill()
+    assert {c.line.item: c.usd for c in per_line.items(["CloudWatch"]) if "custom metrics" in c.line.item} == {
+        "custom metrics per line (EMF, per hour published)": pytest.approx(0.30 / 730),
+        "custom metrics of the pipeline (EMF, per hour published)": pytest.approx(0.30 / 730)}
     assert bill.service("Lambda") == pytest.approx(96 * 0.0000002 + 96 * 0.08 * 0.0000166667)
     assert bill.service("DynamoDB") == pytest.approx(96 * 0.000000125)
 
 
 def test_the_stack_shape_is_read_from_the_template() -> None:
-    """cloud/template.yaml: alarms on 2 (dead letters: SQS's and ours), 2 (failed, timed out), 3
-    (hosted minutes, age, execution time), 1 (overloaded) and 1 (the queue's oldest message)
-    metrics; one dashboard; one KMS key; the reaper every 15
-    minutes; functions of 1,024 MB on x86_64; a drain of DrainMemorySize."""
-    shape = template_shape()
-    assert (shape.alarm_metrics, shape.dashboards, shape.kms_keys) == (9, 1, 1)
+    """cloud/template.yaml: alarms on 2 (dead letters: visible and not), 2 (failed, timed out), 1
+    (execution time; with a backend billed while hosted 3: hosted minutes and age too), 1
+    (overloaded) and 1 (the queue's oldest message) metrics; one dashboard; one KMS key; the reaper
+    every 15 minutes; functions of 1,024 MB on x86_64; a drain of DrainMemorySize."""
+    shape = template_shape()  # the default backend, lambda
+    assert (shape.alarm_metrics, shape.dashboards, shape.kms_keys) == (7, 1, 1)
+    assert template_shape("sagemaker").alarm_metrics == template_shape("lookoutvision").alarm_metrics == 9
+    assert template_shape("sagemaker-serverless").alarm_metrics == 7
     assert (shape.reaper_seconds, shape.memory_mb, shape.arch, shape.drain_memory_mb) == (900, 1024, "x86_64", 1769)
     assert alarm_metrics({"Properties": {"MetricName": "x"}}) == 1
 

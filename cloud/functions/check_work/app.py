@@ -20,13 +20,12 @@ import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
 
 from batchsight_pipeline import history, pipeline_status
 from batchsight_pipeline.aws import client
 from batchsight_pipeline.backends import backend_from_settings
-from batchsight_pipeline.metrics import metrics, record_load, record_queue
-from batchsight_pipeline.overload import MESSAGES_PER_RECEIVE, Load, assess, workers_for
+from batchsight_pipeline.metrics import load_worth_publishing, metrics, record_load
+from batchsight_pipeline.overload import MAX_WORKERS, MESSAGES_PER_RECEIVE, Load, assess, workers_for
 from batchsight_pipeline.settings import Settings
 
 logger = Logger(service="batchsight-check-work")
@@ -50,22 +49,17 @@ def queue_depth(queue_url: str) -> tuple[int, int]:
     return int(attributes[_VISIBLE]), int(attributes[_IN_FLIGHT])  # missing: fail, never guess "no work"
 
 
-def dead_letter_depth(queue_url: str) -> int | None:
-    """Messages in the dead-letter queue (for the metric), or None when it cannot be read.
-
-    Not-visible ones count too: someone looking at the queue in the console hides them for a while.
-    """
-    try:
-        return sum(queue_depth(queue_url))
-    except (BotoCoreError, ClientError, KeyError) as exc:  # the metric is not worth failing the batch for
-        logger.warning("dead-letter queue depth not read", extra={"error": str(exc)})
-        return None
-
-
 def plan(visible: int, in_flight: int, settings: Settings, *, units: int = 1) -> dict[str, Any]:
     """No more workers than there are receive batches (idle workers only cost invocations), and
-    no more than the units in use run (DrainWorkers each)."""
-    workers = min(workers_for(units, settings.drain_workers), max(1, math.ceil(visible / MESSAGES_PER_RECEIVE)))
+    no more than the units in use run (DrainWorkers each), unless each worker brings its own
+    detector (``drain_target_seconds``, the lambda backend): then a backlog gets as many workers
+    as judge it within that time, up to the Map's MaxConcurrency. Each image costs the same
+    detector seconds on any worker; a worker adds only its cold start and its last empty receive."""
+    batches = max(1, math.ceil(visible / MESSAGES_PER_RECEIVE))
+    workers = min(workers_for(units, settings.drain_workers), batches)
+    if settings.drain_target_seconds:
+        wanted = math.ceil(visible / (settings.worker_tps * settings.drain_target_seconds))
+        workers = max(workers, min(MAX_WORKERS, batches, wanted))
     return {"has_work": visible + in_flight > 0, "visible": visible, "in_flight": in_flight,
             "poll_seconds": settings.poll_seconds, "workers": list(range(workers))}
 
@@ -133,6 +127,14 @@ def answer(event: dict[str, Any], settings: Settings, *, phase: str, visible: in
             "successor": history.successor_name(execution) if hand_over else ""}
 
 
+def publishes_load(event: dict[str, Any], settings: Settings, *, load: Load, phase: str) -> bool:
+    """Whether this check publishes overload control's metrics (metrics.load_worth_publishing);
+    pure, for the cost model too."""
+    previous = Load.from_dict(event.get("load"))
+    return phase in DRAINING and load_worth_publishing(scaling=settings.max_scale_units > 1, saturated=load.saturated,
+                                                       was_saturated=bool(previous and previous.saturated))
+
+
 def history_events(event: dict[str, Any], phase: str) -> int:
     """The execution's history so far: read, or estimated from the loop's shape when unreadable."""
     execution = str(event.get("execution", ""))
@@ -160,10 +162,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.from_env()
     execution, phase, now = str(event.get("execution", "")), str(event.get("phase") or "start"), time.time()
     visible, in_flight = queue_depth(settings.queue_url)
-    record_queue(visible, in_flight, dead_letter_depth(settings.dead_letter_queue_url))
     load = overload(event, settings, now=now, visible=visible, in_flight=in_flight, phase=phase)
     events = history_events(event, phase)
-    if phase in DRAINING:
+    if publishes_load(event, settings, load=load, phase=phase):
         record_load(arrival_per_minute=load.arrival_rate * 60, units=load.units, overloaded=load.saturated,
                     drain_per_minute=(load.unit_rate or settings.detect_tps) * load.units * 60,
                     backlog_minutes=load.behind_seconds / 60, history_events=events)

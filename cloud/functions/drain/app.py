@@ -2,7 +2,10 @@
 
 Order matters for exactly-one-result: the result document is written first, then the image
 is moved, and only then is the message deleted. A crash anywhere leaves the message to be
-redelivered, and the deterministic result key turns the redelivery into an overwrite.
+redelivered, and the deterministic result key turns the redelivery into an overwrite. The
+deletes go ten at a time (DeleteMessageBatch, ``Deletions``): a message whose result is stored
+waits at most ``HOLD_SECONDS`` for its delete, well inside its visibility timeout, and the round
+deletes the rest before it returns (a crash before then costs a redelivery, never a result).
 
 A round ends before the function's time does. A detect call starts only while it can still
 finish, however slowly the model answers (``ModelBackend.max_detect_seconds``: its client's
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -42,6 +46,7 @@ RETRY_BACKOFF_SECONDS = 2
 MESSAGES_PER_RECEIVE = 10
 IO_THREADS_PER_DETECT_SLOT = 3
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
+HOLD_SECONDS = 5.0  # longest a stored result's message waits for its batched delete
 
 
 @dataclass
@@ -70,6 +75,43 @@ class TimeoutTooShort(RuntimeError):
     the queue as it is, and the pipeline would go on starting rounds, and hand-overs, for ever."""
 
 
+class Deletions:
+    """Messages whose results are stored, deleted with DeleteMessageBatch: one request for up to
+    ten images instead of one each. Thread-safe (every drain thread adds to it)."""
+
+    def __init__(self, sqs: Any, queue_url: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.sqs, self.queue_url, self.clock = sqs, queue_url, clock
+        self._handles: list[str] = []
+        self._oldest = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, receipt_handle: str) -> None:
+        with self._lock:
+            if not self._handles:
+                self._oldest = self.clock()
+            self._handles.append(receipt_handle)
+            full = len(self._handles) >= MESSAGES_PER_RECEIVE
+        if full:
+            self.flush()
+
+    def flush_due(self) -> None:
+        """Delete what has waited ``HOLD_SECONDS``: a slow round never holds a stored result long."""
+        if self._handles and self.clock() - self._oldest >= HOLD_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Delete every message held. One that fails comes back after its visibility timeout and
+        finds its result stored (``Drainer._fetch``): logged, not raised."""
+        with self._lock:
+            handles, self._handles = self._handles, []
+        for first in range(0, len(handles), MESSAGES_PER_RECEIVE):
+            chunk = handles[first:first + MESSAGES_PER_RECEIVE]
+            failed = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(n), "ReceiptHandle": handle} for n, handle in enumerate(chunk)]).get("Failed", [])
+            if failed:
+                logger.warning("messages not deleted, redelivered later", extra={"failed": failed})
+
+
 class Drainer:
     """Processes received messages; one instance per invocation. ``remaining_ms`` is the
     function's time left (Lambda's ``context.get_remaining_time_in_millis``)."""
@@ -86,6 +128,7 @@ class Drainer:
         self.sqs = client("sqs")
         self.lines = LineTally()  # per site/line counts for the metrics
         self.push = ResultPush(settings.result_queue_prefix, self.sqs)  # each result to its gateway's queue
+        self.deletions = Deletions(self.sqs, settings.queue_url)
 
     def require_time_for_one_image(self) -> None:
         """At a round's start (its function's full timeout left): TimeoutTooShort unless one image
@@ -123,7 +166,7 @@ class Drainer:
             return Outcome(poisoned=1)
         except Exception as exc:  # noqa: BLE001 - any other failure is retried, a bounded number of times
             return self._retry_later(message, exc)
-        self.sqs.delete_message(QueueUrl=self.settings.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        self.deletions.add(message["ReceiptHandle"])
         self.lines.record(image.site, image.line, anomalous)
         return Outcome(processed=1, anomalous=int(anomalous))
 
@@ -228,17 +271,22 @@ def drain(drainer: Drainer, concurrency: int, *, tps: float) -> Outcome:
                                  int(tps * VISIBILITY_SECONDS_PER_BATCH / 2)))
     with ThreadPoolExecutor(max_workers=IO_THREADS_PER_DETECT_SLOT * concurrency) as pool:
         pending: set[Future[Outcome]] = set()
-        while True:
-            if len(pending) < in_flight_limit:
-                messages = drainer.receive(held=len(pending))
-                pending |= {pool.submit(drainer.process, message) for message in messages}
-                if not pending:
-                    return total
-                if messages and len(pending) < in_flight_limit:
-                    continue
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                total.add(future.result())
+        try:
+            while True:
+                if len(pending) < in_flight_limit:
+                    messages = drainer.receive(held=len(pending))
+                    pending |= {pool.submit(drainer.process, message) for message in messages}
+                    if not pending:
+                        return total
+                    if messages and len(pending) < in_flight_limit:
+                        continue
+                done, pending = wait(pending, timeout=HOLD_SECONDS, return_when=FIRST_COMPLETED)
+                for future in done:
+                    total.add(future.result())
+                drainer.deletions.flush_due()
+        finally:
+            wait(pending)  # their results may be stored: their deletes go with the rest
+            drainer.deletions.flush()
 
 
 @logger.inject_lambda_context
@@ -256,5 +304,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     finally:
         drainer.push.close()  # before Lambda freezes the process
     logger.info("drain finished", extra={"worker": event.get("worker"), **total.__dict__})
-    record_drain(drainer.lines, poisoned=total.poisoned, retried=total.retried, model=event.get("model"))
+    record_drain(drainer.lines, retried=total.retried, model=event.get("model") if backend.idle_cost else None)
     return dict(total.__dict__)

@@ -53,6 +53,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if action in ("start", "status") and state.status == HOSTED:  # the state machine polls no further
         announce(client("sqs"), settings.result_queue_prefix,
                  notice_body(execution=str(event.get("execution", "")), status=state.status, model_id=state.model_id))
-    # on a stop, the state passed in (StopModel: the hosted one; StopModelAfterFailure: none) dates the start
-    record_model(action, state.status, previous=event.get("model"))
+    # on a stop, the state passed in (StopModel: the hosted one; StopModelAfterFailure: none) dates the start;
+    # with nothing billed while hosted, the execution's own metrics say the same, for free
+    if backend.idle_cost:
+        record_model(action, state.status, previous=event.get("model"))
     return state.to_dict()

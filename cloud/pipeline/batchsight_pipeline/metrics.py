@@ -4,17 +4,36 @@ Each handler is wrapped in ``@metrics.log_metrics`` and records what it saw; the
 are printed to stdout as EMF once, at the end of the invocation (CloudWatch Logs turns them
 into metrics in the ``batchsight`` namespace, ``POWERTOOLS_METRICS_NAMESPACE`` in the template).
 
+A custom metric is billed for every hour it is published in (per name and dimension set), and
+CloudWatch publishes the queues', executions' and functions' own metrics for free. So only
+what no AWS metric says is published, and only when it says something:
+
+- per ``site``/``line``: ``ImagesProcessed`` and ``Anomalies`` (no pipeline total: the dashboard
+  sums the lines; the anomaly rate is metric math);
+- ``ImagesRetried``, only when a drain retried images;
+- for backends billed while hosted (``idle_cost``): ``ModelStarts``, ``ModelStops``,
+  ``HostedModelMinutes`` and ``HostedModelAgeMinutes``; with nothing hosted (``lambda``, a
+  serverless endpoint) an execution's own time says the same (Step Functions ExecutionTime);
+- overload control's ``ScaleUnits``, ``Overloaded``, ``ArrivalRate``, ``DrainRate``,
+  ``BacklogMinutes``, ``HistoryEvents``: while draining with ``MaxScaleUnits`` above 1, else only
+  while saturated and at the check that sees it recover (the 0 that sets the alarm back to OK);
+- ``HandOvers``, at each hand-over.
+
+The queues' depths, the dead letters, the arrivals and deletes are AWS/SQS metrics
+(ApproximateNumberOfMessagesVisible/NotVisible, NumberOfMessagesSent/Deleted,
+ApproximateAgeOfOldestMessage); failures are AWS/States and AWS/Lambda metrics.
+
 EMF dimensions belong to a whole metric set, not to one metric, so every dimension
 combination is a set of its own (one EMF document each): a drain that processed images of
-two lines prints two documents. A set with dimensions also declares the empty dimension set,
-so each per-line metric is published twice: per ``site``/``line``, and as the pipeline total
-(no dimensions) that the alarms and the dashboard read without a SEARCH.
+two lines prints two documents.
 
 Powertools' ``Metrics`` keeps its data in class attributes shared by every instance in the
 process. On Lambda one process serves one invocation at a time, but the local emulation runs
 all the stack's functions in one process (drain workers in parallel threads), so each
 invocation here gets its own ``EphemeralMetrics`` per dimension set. A metric that cannot be
 published is logged, never raised: metrics must not fail a batch and keep the model hosted.
+The cost model calls the same ``record_*`` functions inside ``metrics.collecting()`` to count
+the metrics a simulated day publishes.
 """
 from __future__ import annotations
 
@@ -22,7 +41,8 @@ import contextvars
 import functools
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, UTC
 from typing import Any, TypeVar
 
@@ -33,23 +53,17 @@ logger = Logger(service="batchsight-metrics")
 
 NAMESPACE = "batchsight"
 
-# Per site/line (and their pipeline totals): from the drain.
+# Per site/line: from the drain.
 IMAGES_PROCESSED = "ImagesProcessed"
 ANOMALIES = "Anomalies"
-ANOMALY_RATE = "AnomalyRate"
-# Pipeline: from the drain.
-IMAGES_DEAD_LETTERED = "ImagesDeadLettered"
+# Pipeline: from the drain, when it retried images.
 IMAGES_RETRIED = "ImagesRetried"
 # Pipeline: from model control (and the drain, for the age while hosted).
 MODEL_STARTS = "ModelStarts"
 MODEL_STOPS = "ModelStops"
 HOSTED_MODEL_MINUTES = "HostedModelMinutes"
 HOSTED_MODEL_AGE_MINUTES = "HostedModelAgeMinutes"
-# Pipeline: from check work.
-QUEUE_VISIBLE = "QueueVisible"
-QUEUE_IN_FLIGHT = "QueueInFlight"
-DEAD_LETTER_QUEUE_DEPTH = "DeadLetterQueueDepth"
-# Pipeline: from check work, while draining (overload.py, history.py).
+# Pipeline: from check work, while draining and scaling or saturated (overload.py, history.py).
 ARRIVAL_RATE = "ArrivalRate"  # images per minute
 DRAIN_RATE = "DrainRate"  # images per minute the units in use drain
 SCALE_UNITS = "ScaleUnits"
@@ -86,10 +100,16 @@ class InvocationMetrics:
                 # service="" pins the dimension sets: POWERTOOLS_SERVICE_NAME would otherwise add a
                 # "service" dimension, and the template's alarms match dimensions exactly.
                 metric_set = EphemeralMetrics(namespace=self.namespace, service="")
-                if key:
-                    metric_set.add_dimensions(**dict(key))  # Dimensions: [[], [site, line]]
+                for dimension, dimension_value in key:  # one by one: Dimensions [[site, line]], no total
+                    metric_set.add_dimension(name=dimension, value=dimension_value)
                 self._sets[key] = metric_set
             metric_set.add_metric(name=name, unit=unit, value=value)
+
+    def identities(self) -> set[str]:
+        """Each metric recorded, as CloudWatch bills it: its name with its dimensions."""
+        with self._lock:
+            return {name + "".join(f"[{k}={v}]" for k, v in key)
+                    for key, metric_set in self._sets.items() for name in metric_set.metric_set}
 
     def flush(self) -> None:
         with self._lock:
@@ -123,6 +143,16 @@ class PipelineMetrics:
                     logger.exception("metrics could not be published")
 
         return wrapper  # type: ignore[return-value]
+
+    @contextmanager
+    def collecting(self) -> Iterator[InvocationMetrics]:
+        """Record into an invocation that is never printed: what the ``record_*`` calls publish."""
+        invocation = InvocationMetrics(namespace())
+        token = self._current.set(invocation)
+        try:
+            yield invocation
+        finally:
+            self._current.reset(token)
 
     def add(self, name: str, unit: MetricUnit, value: float,
             dimensions: Mapping[str, str] | None = None) -> None:
@@ -174,22 +204,23 @@ def _started_at(model: Any) -> Any:
     return model.get("started_at") if isinstance(model, Mapping) else None
 
 
-def record_drain(lines: LineTally, *, poisoned: int, retried: int, model: Any = None) -> None:
-    """A drain invocation: images and anomalies per line, dead letters, retries, model age."""
+def record_drain(lines: LineTally, *, retried: int, model: Any = None) -> None:
+    """A drain invocation: images and anomalies per line, retries when there were any, and the
+    model's age when the caller passes the state of a model billed while hosted."""
     for site, line, processed, anomalous in lines.items():
         dimensions = {"site": site, "line": line}
         metrics.add(IMAGES_PROCESSED, MetricUnit.Count, processed, dimensions)
         metrics.add(ANOMALIES, MetricUnit.Count, anomalous, dimensions)
-        metrics.add(ANOMALY_RATE, MetricUnit.Percent, 100.0 * anomalous / processed, dimensions)
-    metrics.add(IMAGES_DEAD_LETTERED, MetricUnit.Count, poisoned)
-    metrics.add(IMAGES_RETRIED, MetricUnit.Count, retried)
+    if retried:
+        metrics.add(IMAGES_RETRIED, MetricUnit.Count, retried)
     age = minutes_since(_started_at(model))
     if age is not None:  # the drain only runs while the model is hosted
         metrics.add(HOSTED_MODEL_AGE_MINUTES, MINUTES, age)
 
 
 def record_model(action: Any, status: str, previous: Any = None) -> None:
-    """Model control: starts, stops, the age while starting or hosted, hosted minutes on a stop.
+    """Model control of a model billed while hosted: starts, stops, the age while starting or
+    hosted, hosted minutes on a stop.
 
     ``previous`` is the ModelState the state machine passed in: StopModel passes the hosted
     state (with started_at), StopModelAfterFailure passes none, so its minutes are unknown.
@@ -207,6 +238,13 @@ def record_model(action: Any, status: str, previous: Any = None) -> None:
             metrics.add(HOSTED_MODEL_MINUTES, MINUTES, hosted)
 
 
+def load_worth_publishing(*, scaling: bool, saturated: bool, was_saturated: bool) -> bool:
+    """Overload control's metrics say something while it can scale (MaxScaleUnits above 1), and
+    otherwise only while saturated and at the check that sees it recover: PipelineOverloadedAlarm
+    keeps its state through missing data, so that 0 is what sets it back to OK."""
+    return scaling or saturated or was_saturated
+
+
 def record_load(*, arrival_per_minute: float, drain_per_minute: float, units: int, overloaded: bool,
                 backlog_minutes: float, history_events: int) -> None:
     """Check work while the model is up: the rates, the scale, saturation, the history's length."""
@@ -217,10 +255,3 @@ def record_load(*, arrival_per_minute: float, drain_per_minute: float, units: in
     metrics.add(BACKLOG_MINUTES, MINUTES, backlog_minutes)
     metrics.add(HISTORY_EVENTS, MetricUnit.Count, history_events)
 
-
-def record_queue(visible: int, in_flight: int, dead_letters: int | None) -> None:
-    """Check work: the image queue, and the dead-letter queue when it could be read."""
-    metrics.add(QUEUE_VISIBLE, MetricUnit.Count, visible)
-    metrics.add(QUEUE_IN_FLIGHT, MetricUnit.Count, in_flight)
-    if dead_letters is not None:
-        metrics.add(DEAD_LETTER_QUEUE_DEPTH, MetricUnit.Count, dead_letters)

@@ -11,6 +11,10 @@ or the backlog would not clear within the target, the pipeline is *saturated*: C
 in the ``Overloaded`` metric (an alarm within minutes) and in the status object the gateways
 read (backpressure: they stop re-sending late images the cloud still holds).
 
+With the detector in the drain (the lambda backend, ``DrainTargetSeconds``) CheckWork also runs
+more workers for a bigger backlog (check_work.plan), so a unit's measured rate is what the drain
+did at that backlog, those workers included.
+
 Pure: the cost model's week simulation runs the same function on its virtual clock. The state
 it carries between checks (``Load``) travels in the execution's data and across hand-overs.
 """

@@ -33,6 +33,9 @@ class Settings:
     max_scale_units: int = 1  # the ceiling of overload control (overload.py): 1 scales nothing
     backlog_target_seconds: float = 900.0  # scale so a backlog clears within this; saturated past it
     result_queue_prefix: str = ""  # results pushed to {prefix}-{device} (result_push.py); empty: none pushed
+    # With the detector in the drain (the lambda backend) every worker brings its own: CheckWork runs
+    # enough workers to judge the visible backlog within this many seconds. 0: DrainWorkers decides.
+    drain_target_seconds: float = 0.0
 
     @property
     def worker_tps(self) -> float:
@@ -58,4 +61,5 @@ class Settings:
             max_scale_units=int(number("MAX_SCALE_UNITS", 1, minimum=1)),
             backlog_target_seconds=60 * number("BACKLOG_TARGET_MINUTES", 15, minimum=1),
             result_queue_prefix=optional("RESULT_QUEUE_PREFIX"),
+            drain_target_seconds=number("DRAIN_TARGET_SECONDS", 0, minimum=0),
         )

@@ -49,7 +49,7 @@ def compare(arrivals: Sequence[float], *, budget_seconds: float, service: ModelS
         policy, ours = plan.policy, plan.result
     else:
         ours = simulate_ours(arrivals, policy, service, backend=backend, images=images,
-                             shape=template_shape().with_drain_memory(backend.drain_memory_mb))
+                             shape=template_shape(backend.name).with_drain_memory(backend.drain_memory_mb))
     always_on = simulate_always_on(arrivals, service, backend=backend, images=images)
     seed = simulate_seed(arrivals, service, backend=backend, images=images)
     ideal = simulate_ideal(arrivals, service, budget_seconds=budget_seconds, always_on=always_on,

@@ -75,9 +75,12 @@ def _batch_usage(backend: str, case: Case, n: int) -> Usage:
         speed, memory = (case.images.detector_seconds, 1), case.lambda_memory_mb
     deployment, service = serverless_deployment(PRESETS["lambda"], case.images, batching, base, memory_mb=memory,
                                                 speed=speed)
-    meter = StackMeter(preset, case.images, template_shape().with_drain_memory(memory))
+    meter = StackMeter(preset, case.images, template_shape(preset.name).with_drain_memory(memory))
     engine = Engine()
-    pipeline = Pipeline(engine, service, replace(deployment.policy.cloud, schedule_seconds=0.0), meter=meter)
+    cloud = replace(deployment.policy.cloud, schedule_seconds=0.0)
+    if preset.hosted:  # the template sizes the drain from the backlog for lambda only (DrainTargetSeconds)
+        cloud = replace(cloud, drain_target_seconds=0.0)
+    pipeline = Pipeline(engine, service, cloud, meter=meter)
     with backend_clock(engine):
         for run in range(2):  # the second batch finds every function warm
             meter.usage = Usage()

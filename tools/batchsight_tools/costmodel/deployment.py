@@ -14,7 +14,7 @@ from batchsight_tools.costmodel.backends import ENDPOINT, FUNCTION, ONE_VCPU_MB,
 from batchsight_tools.costmodel.edge import EdgeBatching, Uplink
 from batchsight_tools.costmodel.images import Images
 from batchsight_tools.costmodel.model import ModelService
-from batchsight_tools.costmodel.pipeline import CloudSettings, OurPolicy
+from batchsight_tools.costmodel.pipeline import CloudSettings, OurPolicy, template_drain_target_seconds
 from batchsight_tools.costmodel.result_pull import PullSettings
 
 # The drain's own CPU per image around the detector (its S3 and SQS calls through boto3, the
@@ -37,7 +37,8 @@ class Deployment:
         return (f"ModelBackend={self.backend.name} DrainMemorySize={self.drain_memory_mb} "
                 f"DrainWorkers={cloud.drain_workers} DetectConcurrency={cloud.detect_concurrency} "
                 f"DetectTps={self.detect_tps:g} PollSeconds={cloud.poll_seconds} "
-                f"StartTimeoutSeconds={cloud.start_timeout_seconds} LockLeaseSeconds={cloud.lock_lease_seconds}")
+                f"StartTimeoutSeconds={cloud.start_timeout_seconds} LockLeaseSeconds={cloud.lock_lease_seconds}"
+                + (f" DrainTargetSeconds={cloud.drain_target_seconds:g}" if self.backend.kind == FUNCTION else ""))
 
     def gateway_settings(self) -> dict[str, str]:
         batch = self.policy.batching
@@ -69,7 +70,8 @@ def serverless_deployment(preset: BackendPreset, images: Images, batching: EdgeB
     (``drain_speed``'s unless ``speed`` gives the seconds per image and the slots).
 
     DetectTps (the rate limit the drain shares among its workers) is set to what the workers
-    can do, so it never holds them back.
+    can do, so it never holds them back. With the function backend CheckWork sizes the drain from
+    the backlog (the template's DrainTargetSeconds).
     """
     memory = int(memory_mb or preset.drain_memory_mb)
     seconds, slots = speed or drain_speed(preset, images, memory)
@@ -77,7 +79,8 @@ def serverless_deployment(preset: BackendPreset, images: Images, batching: EdgeB
     cloud = CloudSettings(poll_seconds=base.poll_seconds, start_timeout_seconds=base.start_timeout_seconds,
                           drain_workers=base.drain_workers, detect_concurrency=slots,
                           lock_lease_seconds=base.lock_lease_seconds, schedule_seconds=base.schedule_seconds,
-                          drain_timeout_seconds=base.drain_timeout_seconds, task_seconds=base.task_seconds)
+                          drain_timeout_seconds=base.drain_timeout_seconds, task_seconds=base.task_seconds,
+                          drain_target_seconds=template_drain_target_seconds() if preset.kind == FUNCTION else 0.0)
     policy = OurPolicy(batching=batching, cloud=cloud, uplink=RUNTIME_UPLINK, results=results or PullSettings())
     service = ModelService(start_minutes=(0.0, 0.0), detect_latency_seconds=seconds, detect_tps=float(tps))
     return Deployment(preset, policy, memory, float(tps)), service

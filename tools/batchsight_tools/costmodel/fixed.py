@@ -1,7 +1,8 @@
 """What the stack costs a day whatever the images: its monthly charges and its scheduled work.
 
 - CloudWatch: the template's alarms (billed per metric each reads), its dashboard, and the custom
-  metrics our functions publish as EMF, billed for each hour a metric is published in;
+  metrics our functions publish as EMF, billed for each hour a metric is published in: the ones
+  per line apart (``PER_LINE_METRICS``), since a site's lines share all the rest of a stack;
 - KMS: the notification topic's key;
 - the reaper, every ReaperScheduleExpression: one invocation and one consistent read of the lock
   (a hosted backend's describe call is free).
@@ -19,6 +20,7 @@ from batchsight_tools.costmodel.stack_shape import StackShape
 from batchsight_tools.costmodel.usage import Usage
 
 DAY = 86_400.0
+PER_LINE_METRICS = "custom metrics per line (EMF, per hour published)"
 
 
 def fixed_usage(shape: StackShape, *, days: float, metric_hours: Iterable[tuple[int, str]] = (),
@@ -30,9 +32,12 @@ def fixed_usage(shape: StackShape, *, days: float, metric_hours: Iterable[tuple[
     meters.monthly(usage, "CloudWatch", "alarm metrics", "cloudwatch.alarm_metric_month", shape.alarm_metrics * months)
     meters.monthly(usage, "CloudWatch", "dashboard", "cloudwatch.dashboard_month", shape.dashboards * months)
     meters.monthly(usage, "KMS", "notification key", "kms.key_month", shape.kms_keys * months)
-    metric_months = len(set(metric_hours)) / book.hours_per_month
-    meters.monthly(usage, "CloudWatch", "custom metrics (EMF, per hour published)",
-                   "cloudwatch.custom_metric_month", metric_months)
+    hours = set(metric_hours)
+    per_line = {hour for hour in hours if "[line=" in hour[1]}
+    meters.monthly(usage, "CloudWatch", PER_LINE_METRICS, "cloudwatch.custom_metric_month",
+                   len(per_line) / book.hours_per_month)
+    meters.monthly(usage, "CloudWatch", "custom metrics of the pipeline (EMF, per hour published)",
+                   "cloudwatch.custom_metric_month", len(hours - per_line) / book.hours_per_month)
     runs = days * DAY / shape.reaper_seconds
     meters.lambda_invocations(usage, "reaper", memory_mb=shape.memory_mb, seconds=SMALL_FUNCTION_SECONDS["reaper"],
                               arch=shape.arch, count=round(runs))

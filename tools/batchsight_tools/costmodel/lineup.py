@@ -77,7 +77,7 @@ def build(arrivals: Sequence[float], *, images: Images, budget_seconds: float, p
                       if name == "batchsight" else None)
         rows.append(simulated_row(comparison.rows[name], arrivals, backend=hosted, policy=label, images=images,
                                   results=results, stack=name == "batchsight", billing=billing, book=book,
-                                  shape=template_shape().with_drain_memory(preset.drain_memory_mb),
+                                  shape=template_shape(preset.name).with_drain_memory(preset.drain_memory_mb),
                                   deployment=deployment))
     rows.append(ideal_row(comparison.rows["ideal"], arrivals, backend=preset, images=images, results=results,
                           billing=billing, book=book))

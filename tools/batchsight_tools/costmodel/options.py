@@ -28,6 +28,13 @@ def positive(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    """A whole number above 0 (an argparse type: `bench/cost.py --lines`)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {text!r}")
+    return int(text)
+
+
 def _fraction(text: str) -> float:
     """A number from 0 to 1 (an argparse type)."""
     try:

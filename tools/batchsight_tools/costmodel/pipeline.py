@@ -68,6 +68,7 @@ class CloudSettings:
     drain_timeout_seconds: float = 300.0  # the Drain function's Timeout
     task_seconds: float = 0.3  # one Lambda invoke, as seen by Step Functions
     max_scale_units: int = 1  # MaxScaleUnits: overload control's ceiling
+    drain_target_seconds: float = 0.0  # DRAIN_TARGET_SECONDS: DrainTargetSeconds with lambda, else 0
 
     def settings(self, service: ModelService) -> Settings:
         return Settings(queue_url="sim://queue", dead_letter_queue_url="sim://dead-letter",
@@ -77,7 +78,8 @@ class CloudSettings:
                         drain_workers=int(self.drain_workers),
                         detect_concurrency=int(self.detect_concurrency),
                         detect_tps=float(service.detect_tps), lock_table="sim-lock",
-                        max_scale_units=int(self.max_scale_units))
+                        max_scale_units=int(self.max_scale_units),
+                        drain_target_seconds=float(self.drain_target_seconds))
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,12 @@ def template_cloud_settings() -> CloudSettings:
         max_scale_units=int(defaults["MaxScaleUnits"]),
         schedule_seconds=rate_seconds(schedule),
         drain_timeout_seconds=float(template["Resources"]["DrainFunction"]["Properties"]["Timeout"]))
+
+
+@lru_cache(maxsize=1)
+def template_drain_target_seconds() -> float:
+    """DrainTargetSeconds as the template's defaults give it to a stack with the lambda backend."""
+    return float(parameter_defaults(load_template())["DrainTargetSeconds"])
 
 
 @lru_cache(maxsize=1)
@@ -168,7 +176,9 @@ class Pipeline:
         self.checks.append(Check(now, visible + in_flight, load.units, load.saturated,
                                  draining=phase in self.check_work.DRAINING))
         call = self._call(result, "check_work")
-        self.meter.status_reported(now, draining=phase in self.check_work.DRAINING, backlog=visible + in_flight)
+        self.meter.status_reported(now, draining=phase in self.check_work.DRAINING, backlog=visible + in_flight,
+                                   load_published=self.check_work.publishes_load(payload, self.settings, load=load,
+                                                                                 phase=phase))
         return call
 
     def _notify(self, _payload: Any) -> Call:

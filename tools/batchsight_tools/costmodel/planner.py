@@ -100,7 +100,7 @@ def suggest(arrivals: Sequence[float], *, budget_seconds: float, service: ModelS
     cloud = cloud_settings(service, base)
     batching = edge_batching(arrivals, budget_seconds, service, cloud, uplink)
     policy = OurPolicy(batching=batching, cloud=cloud, uplink=uplink)
-    shape = template_shape().with_drain_memory(backend.drain_memory_mb)
+    shape = template_shape(backend.name).with_drain_memory(backend.drain_memory_mb)
 
     def simulate(policy: OurPolicy) -> PolicyResult:
         return simulate_ours(arrivals, policy, service, backend=backend, images=images, shape=shape)

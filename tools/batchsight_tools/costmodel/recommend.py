@@ -73,7 +73,8 @@ def plan_hosted(arrivals: Sequence[float], name: str, target: Target, *, service
     deployment = Deployment(preset, plan.policy, preset.drain_memory_mb, service.detect_tps)
     return simulated_row(plan.result, arrivals, backend=preset, policy="batchsight start/stop", images=images,
                          results=plan.policy.results, stack=True, billing=billing, book=book,
-                         shape=template_shape().with_drain_memory(preset.drain_memory_mb), deployment=deployment)
+                         shape=template_shape(preset.name).with_drain_memory(preset.drain_memory_mb),
+                         deployment=deployment)
 
 
 def recommend(arrivals: Sequence[float], target: Target, *, backends: Sequence[str] | None = None,

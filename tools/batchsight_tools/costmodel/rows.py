@@ -23,7 +23,7 @@ import batchsight_tools.costmodel.meters as meters
 from batchsight_tools.costmodel.backends import PRESETS, BackendPreset
 from batchsight_tools.costmodel.billing import Billing
 from batchsight_tools.costmodel.deployment import Deployment
-from batchsight_tools.costmodel.fixed import fixed_usage
+from batchsight_tools.costmodel.fixed import PER_LINE_METRICS, fixed_usage
 from batchsight_tools.costmodel.floor import floor_usage
 from batchsight_tools.costmodel.images import Images
 from batchsight_tools.costmodel.model import PolicyResult, percentile
@@ -77,6 +77,14 @@ class Row:
     def variable_per_day(self) -> float:
         """What the images cost a day: all but the stack's fixed charges (fixed.py)."""
         return self.cost_per_day - self.fixed.scaled(1.0 / self.days).bill(self.book).total
+
+    def line_share_per_day(self, lines: int) -> float:
+        """One line's cost a day on a stack that ``lines`` lines like it share (issue #19: a site on
+        one stack): its images, its own per-line metrics, and its share of the rest of the stack's
+        fixed charges (dashboard, alarms, key, the pipeline's metrics, the reaper)."""
+        fixed = self.fixed.scaled(1.0 / self.days).bill(self.book)
+        own = sum(c.usd for c in fixed.charges if c.line.item == PER_LINE_METRICS)
+        return self.variable_per_day + own + (fixed.total - own) / lines
 
     @property
     def per_thousand(self) -> float:

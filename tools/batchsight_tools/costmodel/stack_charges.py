@@ -4,7 +4,7 @@ Durations and log sizes of the small functions are estimates (the AWS calls each
 milliseconds each from Lambda, and Powertools' JSON logs); the drain's duration comes from the
 simulation. The requests are read from the code:
 
-- CheckWork: GetQueueAttributes on the image queue and on the dead-letter queue; the pipeline
+- CheckWork: GetQueueAttributes on the image queue (the queues' depths are SQS's own metrics); the pipeline
   status for the gateways (a PUT when it speaks for the pipeline, a GET of the last one first
   when images wait); GetExecutionHistory while draining (no charge of its own).
 - ModelLock: one conditional DynamoDB write (PutItem, UpdateItem or DeleteItem); a hand-over's
@@ -15,15 +15,17 @@ simulation. The requests are read from the code:
   life); status and stop call nothing.
 - Drain, ``lambda`` backend: a cold function GETs the package.json and the model file once.
 - Drain, per image: GET the image, PUT the result, (anomalous: PUT the mask), COPY the image to the
-  final bucket, DELETE it (free), DeleteMessage; per worker one ReceiveMessage per 10 images, an
-  empty long poll while the last images are in flight and the empty one that ends it.
-- Every function's EMF metrics (batchsight_pipeline.metrics) are custom metrics billed for the
-  hours they are published in: the hours each is published are recorded here.
+  final bucket, DELETE it (free); per worker one ReceiveMessage and one DeleteMessageBatch per 10
+  images, an empty long poll while the last images are in flight and the empty one that ends it.
+- Every function's EMF metrics are custom metrics billed for the hours they are published in:
+  each call runs the function's own ``record_*`` of batchsight_pipeline.metrics (inside
+  ``metrics.collecting()``, nothing printed) and the hour of each metric it publishes is recorded.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 from batchsight_pipeline import metrics as emf
 import batchsight_tools.costmodel.meters as meters
@@ -41,14 +43,9 @@ LOG_BYTES = {"check_work": 1300, "model_lock": 700, "model_control": 1200, "drai
 MESSAGE_BYTES = 500  # one SQS message (contracts: the image message)
 MESSAGES_PER_RECEIVE = 10
 EMPTY_RECEIVES = 2  # per worker: the long poll while the last images are in flight, and the last one
-LINE_METRICS = (emf.IMAGES_PROCESSED, emf.ANOMALIES, emf.ANOMALY_RATE)  # per site/line and as a total
-DRAIN_METRICS = (emf.IMAGES_DEAD_LETTERED, emf.IMAGES_RETRIED, emf.HOSTED_MODEL_AGE_MINUTES)
-CHECK_WORK_METRICS = (emf.QUEUE_VISIBLE, emf.QUEUE_IN_FLIGHT, emf.DEAD_LETTER_QUEUE_DEPTH)
-LOAD_METRICS = (emf.ARRIVAL_RATE, emf.DRAIN_RATE, emf.SCALE_UNITS, emf.OVERLOADED, emf.BACKLOG_MINUTES,
-                emf.HISTORY_EVENTS)  # CheckWork while draining
-MODEL_CONTROL_METRICS = {"start": (emf.MODEL_STARTS,), "status": (emf.HOSTED_MODEL_AGE_MINUTES,),
-                         "stop": (emf.MODEL_STOPS, emf.HOSTED_MODEL_MINUTES)}
 HOUR = 3600.0
+# A hosted model's state as StopModel and a readiness poll pass it (started_at dates the hosting).
+HOSTED_STATE = {"status": "HOSTED", "started_at": "2026-01-05T00:00:00+00:00"}
 
 
 class StackMeter:
@@ -79,24 +76,24 @@ class StackMeter:
                                   arch=self.shape.arch, init_seconds=init)
         meters.log_ingestion(self.usage, "of the functions", LOG_BYTES[function])
         if function == "check_work":
-            meters.sqs_requests(self.usage, "GetQueueAttributes by CheckWork", 2)
-            self._published(now, CHECK_WORK_METRICS)
+            meters.sqs_requests(self.usage, "GetQueueAttributes by CheckWork", 1)
         elif function == "model_lock":
             meters.dynamodb_writes(self.usage, "model lock writes", 1)
         elif function == "model_control":
-            self._published(now, MODEL_CONTROL_METRICS.get(action, ()))
+            if self.preset.hosted:  # model_control: only a backend billed while hosted (idle_cost)
+                self._published(now, published_by(f"model_control {action}"))
             if action == "stop":
                 meters.dynamodb_writes(self.usage, "model lock writes", 1)
             if self.preset.kind == FUNCTION and action == "start":
                 meters.s3_requests(self.usage, "GET", "of the model index and package", 1 + 2 * cold)
         return init
 
-    def status_reported(self, now: float, *, draining: bool, backlog: int) -> None:
-        """CheckWork after its call (check_work.report): the load metrics while draining, and the
-        pipeline status when it speaks for the pipeline (draining, or nothing waiting)."""
-        if draining:
-            self._published(now, LOAD_METRICS)
-        elif backlog:
+    def status_reported(self, now: float, *, draining: bool, backlog: int, load_published: bool = False) -> None:
+        """CheckWork after its call (check_work.report): the load metrics when it publishes them,
+        and the pipeline status when it speaks for the pipeline (draining, or nothing waiting)."""
+        if load_published:
+            self._published(now, published_by("load"))
+        if backlog and not draining:
             return
         meters.s3_requests(self.usage, "PUT", "of the pipeline status", 1)
         if backlog:
@@ -104,7 +101,7 @@ class StackMeter:
 
     def handed_over(self, now: float) -> None:
         """A hand-over's HandOvers metric."""
-        self._published(now, (emf.HAND_OVERS,))
+        self._published(now, published_by("hand_over"))
 
     def notified(self) -> None:
         """NotifyDefects: one SNS publish (the topic is KMS-encrypted: one KMS call at most)."""
@@ -146,16 +143,15 @@ class StackMeter:
         receives = math.ceil(n / MESSAGES_PER_RECEIVE) + EMPTY_RECEIVES * workers
         meters.sqs_requests(usage, "ReceiveMessage by the drain (empty ones too)", receives,
                             payload_bytes=MESSAGE_BYTES * min(n, MESSAGES_PER_RECEIVE))
-        meters.sqs_requests(usage, "DeleteMessage by the drain", n)
+        share = math.ceil(n / workers) if workers else 0  # each worker deletes its own, ten at a time
+        meters.sqs_requests(usage, "DeleteMessageBatch by the drain", workers * math.ceil(share / MESSAGES_PER_RECEIVE))
         meters.s3_requests(usage, "GET", "of the image by the drain", n)
         meters.s3_requests(usage, "PUT", "of the result", n)
         meters.s3_requests(usage, "PUT", "of the anomaly masks", anomalous)
         meters.s3_requests(usage, "COPY", "of the image to the final bucket", n)
         meters.s3_requests(usage, "DELETE", "of the image from the source bucket", n)
         self._judged(n, anomalous)
-        self._published(now, DRAIN_METRICS)
-        if n:
-            self._published(now, LINE_METRICS, per_line=True)
+        self._published(now, published_by("drain", lines=self.lines if n else 0, hosted=self.preset.hosted))
 
     def _judged(self, n: int, anomalous: int) -> None:
         """What the backend itself bills per image (beyond the drain's own time)."""
@@ -175,9 +171,32 @@ class StackMeter:
     def _pool(self, function: str) -> WarmPool:
         return self.pools.setdefault(function, WarmPool())
 
-    def _published(self, now: float, names: Sequence[str], *, per_line: bool = False) -> None:
+    def _published(self, now: float, identities: frozenset[str]) -> None:
+        """Metrics published in this hour: each is billed for the hour."""
         hour = int(now // HOUR)
-        for name in names:
-            self.metric_hours.add((hour, name))
-            for line in range(self.lines if per_line else 0):
-                self.metric_hours.add((hour, f"{name}[line {line}]"))
+        self.metric_hours.update((hour, identity) for identity in identities)
+
+
+@lru_cache(maxsize=64)
+def published_by(call: str, *, lines: int = 0, hosted: bool = False) -> frozenset[str]:
+    """The metrics one call publishes, from the function's own record_* call (inside
+    ``metrics.collecting()``: nothing printed). Asked once per kind of call, outside the simulated
+    clock's hot path: ``model_control {action}`` (a backend billed while hosted), ``load``
+    (CheckWork publishing overload control's), ``hand_over`` (the model lock), ``drain`` (images of
+    ``lines`` lines; the model's age when ``hosted``)."""
+    with emf.metrics.collecting() as invocation:
+        if call.startswith("model_control "):
+            emf.record_model(call.split()[1], "HOSTED", HOSTED_STATE)
+        elif call == "load":
+            emf.record_load(arrival_per_minute=0, drain_per_minute=0, units=1, overloaded=False, backlog_minutes=0,
+                            history_events=0)
+        elif call == "hand_over":
+            emf.metrics.add(emf.HAND_OVERS, emf.MetricUnit.Count, 1)  # as the model lock does
+        elif call == "drain":
+            tally = emf.LineTally()
+            for line in range(lines):  # every line's images in every drain: the most metrics
+                tally.record("site", f"line {line}", anomalous=False)
+            emf.record_drain(tally, retried=0, model=HOSTED_STATE if hosted else None)
+        else:
+            raise ValueError(f"no such call {call!r}")
+    return frozenset(invocation.identities())

@@ -1,7 +1,8 @@
 """What cloud/template.yaml says that the bill depends on: function sizes, schedules, alarms.
 
-Read from the template as deployed (its parameter defaults), so a bigger function, one more
-alarm or a shorter reaper schedule changes the figures without touching the cost model.
+Read from the template as deployed (its parameter defaults, and its conditions for the backend
+given), so a bigger function, one more alarm or a shorter reaper schedule changes the figures
+without touching the cost model.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
-from batchsight_tools.localcloud.template import load_template
+from batchsight_tools.localcloud.template import evaluate_condition, load_template, resolve
 
 
 @dataclass(frozen=True)
@@ -46,22 +47,33 @@ def alarm_metrics(alarm: dict[str, Any]) -> int:
     return sum(1 for m in metrics if "MetricStat" in m) if metrics else 1
 
 
-@lru_cache(maxsize=1)
-def template_shape() -> StackShape:
+@lru_cache(maxsize=8)
+def template_shape(backend: str | None = None) -> StackShape:
+    """The stack deployed with the template's defaults, and ``ModelBackend`` when given (the alarms
+    read what the backend publishes)."""
     template = load_template()
     defaults = parameter_defaults(template)
+    defaults["ModelBackend"] = backend or defaults["ModelBackend"]
     function = template.get("Globals", {}).get("Function", {})
-    resources = template["Resources"].values()
+    conditions = template.get("Conditions", {})
+
+    def lookup(name: str, _attribute: str | None) -> str:
+        return str(defaults.get(name, name))
 
     def of_type(kind: str) -> list[dict[str, Any]]:
-        return [r for r in resources if r.get("Type") == kind]
+        return [r for r in template["Resources"].values() if r.get("Type") == kind]
+
+    def condition(name: str) -> bool:
+        return evaluate_condition(conditions[name], lookup, conditions)
 
     return StackShape(
         memory_mb=int(function.get("MemorySize", 128)),
         arch=str((function.get("Architectures") or ["x86_64"])[0]),
         drain_memory_mb=int(defaults["DrainMemorySize"]),
         reaper_seconds=rate_seconds(str(defaults["ReaperScheduleExpression"])),
-        alarm_metrics=sum(alarm_metrics(a) for a in of_type("AWS::CloudWatch::Alarm")),
+        alarm_metrics=sum(alarm_metrics({"Properties": {"Metrics": resolve(a["Properties"].get("Metrics"), lookup,
+                                                                           condition)}})
+                          for a in of_type("AWS::CloudWatch::Alarm")),
         dashboards=len(of_type("AWS::CloudWatch::Dashboard")),
         kms_keys=len(of_type("AWS::KMS::Key")),
         email_subscriptions=1 if defaults.get("NotificationEmail") else 0)
