@@ -50,6 +50,7 @@ def process_next() -> Any:
     worker = drain.Drainer(settings, backend_from_settings(settings), EXECUTION, remaining_ms=lambda: 300_000)
     (message,) = worker.receive()
     outcome = worker.process(message)
+    worker.deletions.flush()  # as the round does before it returns
     worker.push.close()
     return outcome
 
