@@ -14,7 +14,7 @@ import pytest
 from batchsight_pipeline.aws import client
 from batchsight_pipeline.backends.base import HOSTED
 from batchsight_pipeline.hosting_notice import announce
-from tests.cloud.fake_backend import MODEL_ID
+from tests.cloud.fake_backend import MODEL_ID, FakeBackend
 from tests.cloud.moto_stack import Stack, unique
 from tests.cloud.test_model_control import EXECUTION, invoke
 from tests.cloud.test_result_push import prefix, pushed  # noqa: F401 - the fixture, reused
@@ -78,3 +78,13 @@ def test_a_queue_deleted_after_the_listing_costs_only_its_own_notice(
     finally:
         del sqs.send_message
     assert reached == 2
+
+
+def test_a_backend_billed_only_per_image_announces_nothing(
+        stack: Stack, gateway_queues: dict[str, str], lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The detector in the drain has no hosting to share: announcing each execution's start would
+    only set the gateways sending their last few images, each batch starting an execution of its own."""
+    monkeypatch.setattr(FakeBackend, "idle_cost", False)
+    stack.model.status = HOSTED
+    assert invoke(lambda_context, "start")["status"] == HOSTED
+    assert notices(stack, gateway_queues) == {name: [] for name in GATEWAYS}

@@ -12,7 +12,10 @@ ours (taken over) raises LockLost, and the model is left to its new owner.
 The model found hosted (at the start, or by a later status poll) is announced to every gateway
 of the stack (hosting_notice.py), so each sends the images waiting at its edge now, to ride this
 hosting (a site-wide ``batch.follow``). Not at STARTING: a gateway follows once per hosting, and
-the images that reach it during a start of minutes must ride it too.
+the images that reach it during a start of minutes must ride it too. Only for a backend billed
+while hosted: with nothing billed (the detector in the drain) there is no hosting to share, and
+each execution's start would set every gateway sending its last few images, whose executions
+would start and announce again.
 """
 from __future__ import annotations
 
@@ -50,7 +53,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown action {action!r}; expected start, status or stop")
     logger.info("model " + str(action), extra={"execution": event.get("execution"), **state.to_dict()})
-    if action in ("start", "status") and state.status == HOSTED:  # the state machine polls no further
+    if backend.idle_cost and action in ("start", "status") and state.status == HOSTED:  # polled no further
         announce(client("sqs"), settings.result_queue_prefix,
                  notice_body(execution=str(event.get("execution", "")), status=state.status, model_id=state.model_id))
     # on a stop, the state passed in (StopModel: the hosted one; StopModelAfterFailure: none) dates the start;
