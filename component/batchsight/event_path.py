@@ -211,8 +211,10 @@ class EventPath:
                 self._on_status()  # say at once where images are judged now, and by which model
 
     def _verdict(self) -> None:
-        """A verdict and its messages are in the journal's outbox: the outbox stage sends them,
-        while the judge goes on to the next image."""
+        """A verdict and its messages are in the journal's outbox: the first goes on the wire from
+        here, and the outbox stage waits for its PUBACK and sends the rest, while the judge goes
+        on to the next image."""
+        self.parts.alerter.outbox.send_next(self.parts.publisher)
         self.outbox.poke()
 
     def _send_step(self) -> None:
