@@ -9,9 +9,9 @@ that keeps its promises can do, so the edge's latency is read against it.
 
 The images come at the camera's rate, as the edge gets them: an image that arrives alone, a
 tenth of a second after the last, meets cold caches (the model's bank of normal images is 2 MB)
-and a core that was idle or running something else, and is judged some 1.5x slower than in a
-loop where one image follows the other at once (in-process and through ``batchsight serve``
-alike, on this machine). A floor taken back to back would hold the edge to a pace the camera does
+and a core that was idle or running something else, and is judged slower than in a loop where
+one image follows the other at once (in-process and through ``batchsight serve`` alike; the
+detail line gives both). A floor taken back to back would hold the edge to a pace the camera does
 not set; it is still measured, and reported beside the paced one (``back to back``).
 """
 from __future__ import annotations
