@@ -27,7 +27,8 @@ Figures (one line each, then a summary; exit 0 when every goal is met, else 1):
   - drop-to-alert latency in edge mode, p50 and p95, and CPU time per image: the edge program
     judging with its own ``batchsight serve`` child, 200 casting images at 10 a second, the alert
     (or result) as an HMI subscriber receives it; baseline: the floor, read + decode + detect +
-    publish (QoS 1, PUBACK) of the same images in this process. Goal: p50 at most 3x the floor
+    publish (QoS 1, PUBACK) of the same images at the same rate in this process (the detail also
+    gives it back to back). Goal: p50 at most 3x the floor
     and under 0.25 s, p95 under 0.5 s.
   - memory: peak (VmHWM) and steady (median VmRSS) of ``python -m batchsight run`` with
     10,000 images waiting in its journal while the cloud is unreachable; baseline: a bare

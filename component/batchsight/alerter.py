@@ -105,11 +105,7 @@ class Alerter(Configured):
                         tx.put(topic, body)
                     claimed.append((image, alert))
         for image, alert in claimed:
-            if alert:
-                log.info("defect alert queued", extra={"image_id": image.image_id,
-                                                       "file_name": image.file_name,
-                                                       "confidence": round(float(image.confidence or 0), 4)})
-            self._handed.append((image, alert))  # its result is safe in the cloud and in the outbox: retire it
+            self._queued(image, alert)
         for batch_id in self.journal.batch_done_unsummarized():
             topic = self.config.topic("batch")
             body = encode(topic, alerts.batch_payload(self.config, batch_id, self.journal.batch_images(batch_id)))
@@ -117,6 +113,35 @@ class Alerter(Configured):
                 if tx.claim_batch(batch_id):
                     tx.put(topic, body)
         return len(claimed)
+
+    def _queued(self, image: ImageRecord, alert: bool) -> None:
+        """Its messages are in the outbox, its result safe (in the cloud, or the journal for an edge
+        verdict): say so for an alert, and retire its file once sent (``retire_handed_off``)."""
+        if alert:
+            log.info("defect alert queued", extra={"image_id": image.image_id, "file_name": image.file_name,
+                                                   "confidence": round(float(image.confidence or 0), 4)})
+        self._handed.append((image, alert))
+
+    def publish_verdict(self, image: ImageRecord, **result: Any) -> bool:
+        """Store the edge's verdict on an image (``result``: route, is_anomalous, confidence,
+        result_json) and queue its result (and alert), the image ALERTED, in ONE transaction: the
+        journal records the verdict before its message can go out, with one sync rather than a
+        store and then a hand-off. False when nothing was queued (its result stored already)."""
+        stored = dataclasses.replace(image, state=ImageState.RESULT_STORED, **result)
+        alert = alerts.is_alert(self.config, stored)
+        try:
+            messages = self._messages(stored, None, alert)
+        except PublishError:  # cannot happen with our payloads: stored only, the hand-off says why
+            messages = None
+        with self._lock:
+            with self.outbox.handoff() as tx:
+                if not tx.store_result(image.image_id, **result) or messages is None:
+                    return False
+                tx.claim_image(image.image_id)
+                for topic, body in messages:
+                    tx.put(topic, body)
+            self._queued(stored, alert)
+        return True
 
     @staticmethod
     def _overrules(image: ImageRecord) -> bool | None:

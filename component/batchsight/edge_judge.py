@@ -36,7 +36,7 @@ from batchsight.alerter import Alerter
 from batchsight.alerts import utc_now
 from batchsight.config import Config
 from batchsight.detector_server import DetectorServer
-from batchsight.journal import ImageRecord, ImageState, Journal, Route
+from batchsight.journal import ImageRecord, Journal, Route
 from batchsight.live_config import Configured
 from batchsight.journal_shadow import ShadowPair
 from batchsight.local_detector import DetectorNotListening, DetectorUnavailable, ImageRefused, LocalDetector
@@ -69,7 +69,7 @@ class EdgeJudge(Configured):
         self.problem = "not checked yet"
         self._next_check = 0.0
         self._loading = False
-        self.on_verdict: Callable[[], None] = lambda: None  # after each verdict is recorded: hand it off now
+        self.on_verdict: Callable[[], None] = lambda: None  # after each verdict is queued: send it now
 
     @property
     def judging(self) -> str:
@@ -202,9 +202,8 @@ class EdgeJudge(Configured):
                      extra={"image_id": image.image_id, "anomaly_probability": round(probability, 4),
                             "why": "uncertain" if uncertain else "audit sample"})
             return
-        self.journal.advance([image.image_id], ImageState.RESULT_STORED, route=Route.EDGE.value,
-                             is_anomalous=int(result["IsAnomalous"]), confidence=float(result["Confidence"]),
-                             result_json=json.dumps(document))
+        self.alerter.publish_verdict(image, route=Route.EDGE.value, is_anomalous=bool(result["IsAnomalous"]),
+                                     confidence=float(result["Confidence"]), result_json=json.dumps(document))
 
 
 def _judged_by(answer: dict[str, Any], identity: ModelIdentity | None) -> ModelIdentity:

@@ -3,9 +3,10 @@
     watcher (watchdog's thread): a file closed with a whole stream ----on_ready----> [ingest]
     [ingest]: stage, inspect, sync, journal ``received`` --verifier.submit--> [pixel-verifier]
     [pixel-verifier]: every pixel decoded in the decoder child, ``validated`` --on_validated--> [judge]
-    [judge]: the local detector's verdict, ``result_stored`` --on_verdict (poke)--> [outbox]
-    [outbox]: hand-off (result and alert in the outbox, one transaction), publish in order,
-              delete each row after the broker's PUBACK, then retire the images' files
+    [judge]: the local detector's verdict, stored with its result and alert queued in the outbox
+             (``alerted``, one transaction) --on_verdict (poke)--> [outbox]
+    [outbox]: hand-off of results stored otherwise (the cloud's), publish in order, delete each
+              row after the broker's PUBACK, then retire the images' files
 
 Each stage is a thread of its own that sleeps until the stage before it pokes it, so an image
 meets no tick on its way; the main loop (runtime.py) keeps what has its own schedule: batches,
@@ -210,8 +211,10 @@ class EventPath:
                 self._on_status()  # say at once where images are judged now, and by which model
 
     def _verdict(self) -> None:
-        """A verdict is in the journal (result_stored, or a provisional one in the outbox): the
-        outbox stage hands it off and sends it, while the judge goes on to the next image."""
+        """A verdict and its messages are in the journal's outbox: the first goes on the wire from
+        here, and the outbox stage waits for its PUBACK and sends the rest, while the judge goes
+        on to the next image."""
+        self.parts.alerter.outbox.send_next(self.parts.publisher)
         self.outbox.poke()
 
     def _send_step(self) -> None:

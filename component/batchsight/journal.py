@@ -35,6 +35,7 @@ def _guard(to: ImageState | None, move: Move) -> tuple[str, tuple[str, ...]]:
 
 _DECODED = _guard(ImageState.VALIDATED, Move.STEP)          # received -> validated
 _RESUBMITTED = _guard(ImageState.VALIDATED, Move.RESUBMIT)  # submitted -> validated, out of its batch
+_STORED = _guard(ImageState.RESULT_STORED, Move.STEP)       # any earlier state -> result_stored
 _ALERTED = _guard(ImageState.ALERTED, Move.STEP)            # result_stored -> alerted
 _SET_ASIDE = _guard(GONE, Move.SET_ASIDE)                   # received or validated -> quarantine
 _PRUNED = _guard(GONE, Move.PRUNE)                          # alerted -> forgotten
@@ -52,6 +53,15 @@ class Handoff:
                                   (topic, body, int(retain), time.time()))
         self.queued.append((topic, body))
         return int(cursor.lastrowid or 0)
+
+    def store_result(self, image_id: str, **fields: Any) -> bool:
+        """An image's result (``fields``: its columns) stored, in the transaction that hands it off
+        (the edge's verdicts: one sync before the PLC's message, not two); False when it is stored already."""
+        guard, states = _STORED
+        assignments = "".join(f", {name}=?" for name in fields)
+        cursor = self._db.execute(f"UPDATE images SET state=?, updated_at=?{assignments} WHERE image_id=? AND {guard}",
+                                  (ImageState.RESULT_STORED.value, time.time(), *fields.values(), image_id, *states))
+        return cursor.rowcount == 1
 
     def claim_image(self, image_id: str, *, corrected: bool | None = None) -> bool:
         """result_stored -> alerted; False when the image is not (or no longer) result_stored.

@@ -106,9 +106,9 @@ def test_edge_mode_judges_locally_and_never_batches(tmp_path: Path, serve: Serve
         assert rig.judge.status() == ("edge", "")
         for image_id in ids:
             image = row(rig.journal, image_id)
-            assert image.state is ImageState.RESULT_STORED and image.route == Route.EDGE.value
+            assert image.state is ImageState.ALERTED and image.route == Route.EDGE.value
         assert rig.journal.waiting()[0] == 0 and rig.journal.cut_batch("b", max_images=100) == 0
-        rig.alerter.hand_off()
+        assert rig.alerter.hand_off() == 0, "each verdict queued its messages in its own transaction"
         sent = rig.messages()
         results = [m for kind, m in sent if kind == "result"]
         alerts = {m["image_id"] for kind, m in sent if kind == "alert"}

@@ -48,7 +48,7 @@ class SwapRig(Rig):
         versions = []
         for image_id in ids:
             image = row(self.journal, image_id)
-            assert image.state is ImageState.RESULT_STORED, image
+            assert image.state is ImageState.ALERTED, image
             versions.append(json.loads(image.result_json or "{}")["model"]["version"])
         return versions
 
@@ -80,7 +80,7 @@ def test_a_new_package_is_swapped_in_while_images_arrive_each_judged_once(tmp_pa
     rig = SwapRig(tmp_path, free_port(), mode="edge", model=str(packages["1"]))
     try:
         before = rig.drop(frames[:4])
-        rig.until(lambda: all(row(rig.journal, i).state is ImageState.RESULT_STORED for i in before), "v1 judging")
+        rig.until(lambda: all(row(rig.journal, i).state is ImageState.ALERTED for i in before), "v1 judging")
         old = rig.server.process
         assert rig.server.models()["model_version"] == "1"
         rig.reconfigure(model=str(packages["2"]))
@@ -89,7 +89,7 @@ def test_a_new_package_is_swapped_in_while_images_arrive_each_judged_once(tmp_pa
         assert rig.judged_by(during) == ["1"] * 4, "the current model goes on judging while the next one starts"
         rig.until(lambda: rig.server.models()["model_version"] == "2", "the switch to version 2")
         after = rig.drop(frames[8:12])
-        rig.until(lambda: all(row(rig.journal, i).state is ImageState.RESULT_STORED for i in after), "v2 judging")
+        rig.until(lambda: all(row(rig.journal, i).state is ImageState.ALERTED for i in after), "v2 judging")
         assert rig.judged_by(before + during) == ["1"] * 8 and rig.judged_by(after) == ["2"] * 4
         assert old.poll() is not None, "the old server is stopped after the switch"
         assert rig.server.process.poll() is None and rig.server.incoming is None
@@ -113,14 +113,14 @@ def test_a_bad_package_is_refused_and_the_current_model_goes_on_judging(tmp_path
     rig = SwapRig(tmp_path, free_port(), mode="edge", model=str(packages["2"]))
     try:
         first = rig.drop(frames[:2])
-        rig.until(lambda: all(row(rig.journal, i).state is ImageState.RESULT_STORED for i in first), "v2 judging")
+        rig.until(lambda: all(row(rig.journal, i).state is ImageState.ALERTED for i in first), "v2 judging")
         rig.reconfigure(model=str(packages[bad]))
         rig.until(lambda: rig.server.alarms(), "the refusal")
         [alarm] = rig.server.alarms()
         assert alarm.startswith("new inference.model not used, castings version 2 goes on judging"), alarm
         assert why in alarm, alarm
         later = rig.drop(frames[2:6])
-        rig.until(lambda: all(row(rig.journal, i).state is ImageState.RESULT_STORED for i in later), "still judging")
+        rig.until(lambda: all(row(rig.journal, i).state is ImageState.ALERTED for i in later), "still judging")
         assert rig.judged_by(later) == ["2"] * 4 and rig.judge.status() == ("edge", "")
         assert rig.server.incoming is not None and rig.server.incoming.refused
         assert rig.server.incoming.process is None, "no server runs on a refused model"
@@ -158,7 +158,7 @@ def test_the_shadow_judges_every_image_beside_the_model_and_is_never_published(t
         assert rig.server.models() == {"model": "castings", "model_version": "1", "shadow_model": "castings",
                                        "shadow_model_version": "5"}
         ids = rig.drop(frames[:10])
-        rig.until(lambda: all(row(rig.journal, i).state is ImageState.RESULT_STORED for i in ids), "all judged")
+        rig.until(lambda: all(row(rig.journal, i).state is ImageState.ALERTED for i in ids), "all judged")
         rig.alerter.hand_off()
         sent = rig.messages()
         results = {m["image_id"]: m for kind, m in sent if kind == "result"}
@@ -220,14 +220,14 @@ def test_a_shadow_that_dies_holds_no_image_back_and_comes_back(tmp_path: Path, p
         dead.wait()
         ids = rig.drop(frames[:4])
         rig.judge.step(time.monotonic())
-        assert all(row(rig.journal, i).state is ImageState.RESULT_STORED for i in ids), "judged without it"
+        assert all(row(rig.journal, i).state is ImageState.ALERTED for i in ids), "judged without it"
         assert rig.judged_by(ids) == ["1"] * 4 and rig.judge.status() == ("edge", "")
         [alarm] = rig.server.alarms()
         assert alarm.startswith("shadow model not running, no shadow figures: ")
         rig.until(lambda: rig.server.shadow_client() is not None, "the shadow restarted", timeout=30)
         assert rig.server.shadow.process.pid != dead.pid and rig.server.alarms() == []
         later = rig.drop(frames[4:6])
-        rig.until(lambda: all(row(rig.journal, i).state is ImageState.RESULT_STORED for i in later), "judged")
+        rig.until(lambda: all(row(rig.journal, i).state is ImageState.ALERTED for i in later), "judged")
         [tally] = rig.journal.shadow_tallies()
         assert tally.compared == 2 and tally.agreements == 2, "the same model in shadow agrees with itself"
     finally:

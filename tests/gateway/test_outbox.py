@@ -104,6 +104,28 @@ def test_messages_leave_in_seq_order_and_each_row_goes_only_after_its_ack(journa
     assert outbox.pending() == 0 and broker.bodies() == bodies
 
 
+def test_send_next_puts_the_head_on_the_wire_and_the_drain_waits_for_its_ack(journal: Journal) -> None:
+    """The judge's thread sends the message it just queued; the sending thread takes it from there."""
+    outbox, broker = Outbox(journal), FakeBroker(hold=True)
+    bodies = fill(outbox, 2)
+    outbox.send_next(broker)
+    assert broker.bodies() == bodies[:1] and outbox.in_flight == outbox.messages()[0].seq
+    outbox.send_next(broker)
+    assert broker.bodies() == bodies[:1], "one message in flight at a time, never sent twice"
+    broker.deliveries[0].ack()
+    assert outbox.drain(broker, budget=0.05) == 1 and broker.bodies() == bodies
+    broker.deliveries[1].ack()
+    assert outbox.drain(broker, budget=0.05) == 1 and outbox.pending() == 0
+    broker.up = False
+    fill(outbox, 1)
+    outbox.send_next(broker)
+    assert outbox.in_flight is None and len(broker.sent) == 2, "broker down: it waits in its row"
+    broker.up = True
+    with outbox._sending:  # a drain sending on another thread: it takes the message itself
+        outbox.send_next(broker)
+    assert outbox.in_flight is None and len(broker.sent) == 2
+
+
 def test_broker_down_nothing_is_sent_or_lost_and_the_backlog_leaves_in_order(journal: Journal) -> None:
     outbox, broker = Outbox(journal), FakeBroker()
     broker.up = False

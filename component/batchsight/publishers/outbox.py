@@ -79,6 +79,31 @@ class Outbox:
         with self._sending:
             return self._drain(publisher, budget)
 
+    def send_next(self, publisher: Publisher) -> None:
+        """Put the oldest waiting message on the wire now, unless one is in flight or a sender is
+        busy (it takes the message itself); ``drain`` waits for its PUBACK. For the thread that
+        has just queued a message: it goes out without a hand-over to the sending thread."""
+        if not self._sending.acquire(blocking=False):
+            return
+        try:
+            if self._inflight is None and time.monotonic() >= self._next_try and publisher.ready:
+                self._send_head(publisher)
+        finally:
+            self._sending.release()
+
+    def _send_head(self, publisher: Publisher) -> bool:
+        """Send the oldest waiting message; False when there is none or the client refused it."""
+        head = self.messages(1)
+        if not head:
+            return False
+        message = head[0]
+        try:
+            self._inflight = (message.seq, publisher.send(message.topic, message.body, retain=message.retain))
+        except PublishError as exc:
+            self._failed(exc, message.seq)
+            return False
+        return True
+
     def _drain(self, publisher: Publisher, budget: float) -> int:
         started = time.monotonic()
         if started < self._next_try:
@@ -86,19 +111,9 @@ class Outbox:
         acked = 0
         while True:
             remaining = budget - (time.monotonic() - started)
-            if self._inflight is None:
-                if remaining <= 0 or not publisher.ready:
-                    break
-                head = self.messages(1)
-                if not head:
-                    break
-                message = head[0]
-                try:
-                    self._inflight = (message.seq, publisher.send(message.topic, message.body,
-                                                                  retain=message.retain))
-                except PublishError as exc:
-                    self._failed(exc, message.seq)
-                    break
+            if self._inflight is None and (remaining <= 0 or not publisher.ready or not self._send_head(publisher)):
+                break
+            assert self._inflight is not None  # in flight before, or sent just now
             seq, delivery = self._inflight
             try:
                 # while disconnected only look: the client resends it after reconnecting

@@ -4,19 +4,18 @@ A camera drops casting stream images at a steady rate (10 a second in the full r
 drop folder of the edge program, its own process, which judges them with its own
 ``batchsight serve`` child and publishes on a real broker; an HMI subscriber notes when each
 image's verdict arrives: its alert for a defective part, its result for a good one (the message
-a PLC acts on). The floor is the work no implementation can skip, done on the same images in
-this process (floor.py): read, decode, detect, publish. Also measured: the CPU time the edge
+a PLC acts on). The floor is the work no implementation can skip, done on the same images at the
+same rate in this process (floor.py): read, decode, detect, publish. Also measured: the CPU time the edge
 program and its children (the decoder, the detector) spent per image over the run.
 """
 from __future__ import annotations
 
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 from batchsight_tools.bench.edge.figures import Figure, Figures
-from batchsight_tools.bench.edge.floor import Floor, measure_floor
+from batchsight_tools.bench.edge.floor import Floor, measure_floor, steady
 from batchsight_tools.bench.edge.proc import tree_cpu_seconds, wait_until
 from batchsight_tools.localcloud.broker import MqttBroker, protocol_for_port
 from batchsight_tools.localcloud.camera import drop
@@ -48,23 +47,16 @@ def bench_edge_mode(settings: dict[str, Any], frames: list[Path], rate: float, w
             finally:
                 stop_gateway(edge)
             latencies = verdict_latencies(subscriber, dropped)
-            floor = measure_floor(frames, model, broker.port, topics.replace("#", "floor"))
+            floor = measure_floor(frames, model, broker.port, topics.replace("#", "floor"), rate)
         finally:
             subscriber.stop()
     add_figures(figures, latencies, floor, cpu, len(frames), rate)
 
 
 def drop_at_rate(frames: list[Path], folder: Path, rate: float) -> dict[str, float]:
-    """Write each frame in one go at a steady ``rate`` (a schedule, not sleeps that add up); the
-    time each was complete."""
+    """Write each frame in one go at a steady ``rate``; the time each was complete."""
     folder.mkdir(parents=True, exist_ok=True)
-    dropped, started = {}, time.monotonic()
-    for n, frame in enumerate(frames):
-        pause = started + n / rate - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-        dropped[frame.name] = drop(frame, folder, style="plain")
-    return dropped
+    return {frame.name: drop(frame, folder, style="plain") for frame in steady(frames, rate)}
 
 
 def verdict_latencies(subscriber: Subscriber, dropped: dict[str, float]) -> list[float]:
@@ -86,7 +78,8 @@ def add_figures(figures: Figures, latencies: list[float], floor: Floor, cpu: flo
         "drop-to-alert p50, edge mode", p50, "s", floor_p50, "floor", p50 / floor_p50,
         f"<= {GOAL_FLOOR_RATIO:g}x floor and < {GOAL_P50_SECONDS} s", p50 <= goal_p50,
         detail=f"{len(latencies)} of {images} images at {rate:g}/s, judged by the gateway's own detector process; "
-               f"the alert for a defective part, the result for a good one; floor per image = {floor.describe()}"))
+               f"the alert for a defective part, the result for a good one; floor per image at the same rate = "
+               f"{floor.describe()}"))
     figures.add(Figure("drop-to-alert p95, edge mode", p95, "s", percentile(floor.seconds, 95), "floor p95",
                        p95 / percentile(floor.seconds, 95), f"< {GOAL_P95_SECONDS} s", p95 < GOAL_P95_SECONDS))
     figures.add(Figure("edge CPU per image", cpu / images * 1000, "ms", floor.cpu_per_image * 1000,

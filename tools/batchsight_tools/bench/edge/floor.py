@@ -6,6 +6,13 @@ with the same model file (``batchsight serve``'s own ``answer``, without HTTP), 
 verdict QoS 1 on the same broker with the component's MQTT client, waiting for the PUBACK.
 Nothing durable, no process boundary, no HTTP, no queue between the steps: less than any gateway
 that keeps its promises can do, so the edge's latency is read against it.
+
+The images come at the camera's rate, as the edge gets them: an image that arrives alone, a
+tenth of a second after the last, meets cold caches (the model's bank of normal images is 2 MB)
+and a core that was idle or running something else, and is judged slower than in a loop where
+one image follows the other at once (in-process and through ``batchsight serve`` alike; the
+detail line gives both). A floor taken back to back would hold the edge to a pace the camera does
+not set; it is still measured, and reported beside the paced one (``back to back``).
 """
 from __future__ import annotations
 
@@ -13,8 +20,10 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from batchsight.config import IngestSettings
 from batchsight.images import check_pixels
@@ -23,6 +32,7 @@ from batchsight_detector.serve import ModelSlot, answer
 from batchsight_tools.localcloud.broker import protocol_for_port
 
 STEPS = ("read", "decode", "detect", "publish")
+Item = TypeVar("Item")
 
 
 @dataclass
@@ -32,15 +42,27 @@ class Floor:
     seconds: list[float] = field(default_factory=list)
     steps: dict[str, list[float]] = field(default_factory=lambda: {step: [] for step in STEPS})
     cpu_per_image: float = 0.0
+    back_to_back: list[float] = field(default_factory=list)  # seconds per image, one right after the other
 
     def describe(self) -> str:
-        """``read 0.05 + decode 2.1 + detect 5.3 + publish 0.4 ms`` (medians)."""
-        return " + ".join(f"{step} {statistics.median(values) * 1000:.2g}" for step, values in self.steps.items()
-                          ) + " ms (medians)"
+        """``read 0.05 + decode 2.1 + detect 5.3 + publish 0.4 ms (medians); back to back 4.1 ms``."""
+        steps = " + ".join(f"{step} {statistics.median(values) * 1000:.2g}" for step, values in self.steps.items())
+        return f"{steps} ms (medians); back to back {statistics.median(self.back_to_back) * 1000:.2g} ms"
 
 
-def measure_floor(frames: list[Path], model: Path, broker_port: int, topic: str) -> Floor:
-    """The floor of each frame, after one warm-up pass of the first (first allocations, the model's load)."""
+def steady(items: Iterable[Item], rate: float) -> Iterator[Item]:
+    """Each item at its time on a steady schedule of ``rate`` a second (not sleeps that add up)."""
+    started = time.monotonic()
+    for n, item in enumerate(items):
+        pause = started + n / rate - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        yield item
+
+
+def measure_floor(frames: list[Path], model: Path, broker_port: int, topic: str, rate: float) -> Floor:
+    """The floor of each frame at ``rate`` a second, after one warm-up pass of the first (first
+    allocations, the model's load) and a pass back to back."""
     slot = ModelSlot(model)
     slot.load()
     publisher = MqttPublisher(host="127.0.0.1", port=broker_port, client_id=f"bench-floor-{os.getpid()}",
@@ -51,13 +73,16 @@ def measure_floor(frames: list[Path], model: Path, broker_port: int, topic: str)
         if time.monotonic() > deadline:
             raise RuntimeError(f"the floor's MQTT client did not connect to 127.0.0.1:{broker_port}")
         time.sleep(0.01)
-    floor = Floor()
+    floor, hot = Floor(), Floor()
     try:
         _one(frames[0], slot, publisher, topic, Floor())
-        cpu_started = time.thread_time()
         for frame in frames:
+            _one(frame, slot, publisher, topic, hot)
+        cpu_started = time.thread_time()
+        for frame in steady(frames, rate):
             _one(frame, slot, publisher, topic, floor)
         floor.cpu_per_image = (time.thread_time() - cpu_started) / len(frames)
+        floor.back_to_back = hot.seconds
     finally:
         publisher.close()
     return floor
