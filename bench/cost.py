@@ -18,8 +18,10 @@ SQS, SNS, DynamoDB, CloudWatch, KMS, data transfer, the model's hosting), and pr
     for the best rows;
   - the batch-age trade-off of the lambda backend (executions against latency);
   - the steady arrival rate above which a SageMaker endpoint costs less than the lambda backend;
-  - the hosted policies' model-hours, and then, when matplotlib is installed (pip install -e
-    '.[bench]'), a plot of their hosted intervals and latencies.
+  - the hosted policies' model-hours, and the start/stop plan with the trace split over 1, 10 and 40
+    gateways sharing the model, with the pipeline's hosting notices (results pushed) and without;
+  - then, when matplotlib is installed (pip install -e '.[bench]'), a plot of the hosted
+    policies' intervals and latencies.
 
     python bench/cost.py                        # the default day: 60-minute budget, 10-second median
     python bench/cost.py --detector-ms 20 --p50-seconds 30
@@ -55,6 +57,7 @@ from batchsight_tools.costmodel.prices import price_book, with_price
 from batchsight_tools.costmodel.report import breakdown_table, duration, prices_line, rows_table, tradeoff_table
 from batchsight_tools.costmodel.result_pull import PullSettings
 from batchsight_tools.costmodel.rows import Row
+from batchsight_tools.costmodel.site import site_goal_line, site_runs, site_table
 from batchsight_tools.costmodel.trace import TraceError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\n### The hosted policies' model-hours\n")
     print("\n".join(table(lineup.comparison)))
     print(ratio_line(lineup.comparison))
+    print(f"\n### A site: the day split over gateways sharing the model ({args.backend}, the start/stop plan)\n")
+    runs = site_runs(arrivals, lineup.comparison, service_from(args))
+    print("\n".join(site_table(runs, lineup.comparison)))
+    print("\n" + site_goal_line(runs, lineup.comparison))
     print(f"(simulated and charged in {time.monotonic() - started:.0f} s)")
     if not args.no_plot:
         print(plot_line(lineup.comparison, arrivals, args.out), flush=True)

@@ -59,29 +59,40 @@ class Submission:
     execution_at: float  # StartExecution, named by the batch id
 
 
-Submit = Callable[[Submission], None]
+Submit = Callable[[Submission], str]  # the submission's execution name, which is its batch id
 ResultAt = Callable[[int], "float | None"]
 
 
 def gateway(clock: Callable[[], float], arrivals: Sequence[float], batching: EdgeBatching,
             uplink: Uplink, submit: Submit, *, result_at: ResultAt | None = None,
-            results_poll_seconds: float = 10.0) -> Generator[float, None, None]:
+            results_poll_seconds: float = 10.0, ids: Sequence[int] | None = None,
+            announced: Sequence[tuple[float, str]] | None = None) -> Generator[float, None, None]:
     """The component's batching loop as a process: yields the seconds it waits.
 
     With ``result_at`` (when an image's result was stored, or None) the gateway's result pull
     tells the policy when the first result of a batch appears (``BatchPolicy.model_hosted``),
-    which cuts a "follow" batch, as the component does with ``batch.follow``.
+    which cuts a "follow" batch, as the component does with ``batch.follow``. ``announced`` (when
+    each of the pipeline's hosting notices reaches the gateways' queues, and the execution that
+    sent it, appended as they happen) does the same site-wide: a notice that finds images waiting
+    cuts a follow batch, once per execution (a gateway's own batch is its execution's name); one
+    that finds none is gone, as the component's follow is. ``ids``: the site's image numbers of this
+    gateway's ``arrivals`` (a site splits one trace over its gateways); the submissions carry them.
     """
     settings = BatchSettings(interval_seconds=float(batching.interval_seconds),
                              max_images=int(batching.max_images),
                              max_age_seconds=float(batching.max_age_seconds), follow=batching.follow)
     policy = BatchPolicy(settings, last_cut=clock())
     waiting: deque[int] = deque()
-    unfollowed: list[Submission] = []
-    batch_ids: dict[int, str] = {}
-    n, nxt, next_poll = len(arrivals), 0, 0.0
+    unfollowed: list[tuple[Submission, str]] = []  # with its batch id, until its first result is seen
+    n, nxt, next_poll, notices = len(arrivals), 0, 0.0, 0
     while nxt < n or waiting:
         now = clock()
+        if announced is not None:  # pushed while the loop slept or worked: heard now, if anything waits
+            while notices < len(announced) and announced[notices][0] <= now:
+                at, execution = announced[notices]
+                if waiting or (nxt < n and arrivals[nxt] <= at):
+                    policy.model_hosted(execution)
+                notices += 1
         while nxt < n and arrivals[nxt] <= now:
             waiting.append(nxt)
             nxt += 1
@@ -89,22 +100,22 @@ def gateway(clock: Callable[[], float], arrivals: Sequence[float], batching: Edg
                              now=now)
         if trigger is None and result_at is not None and now >= next_poll:
             next_poll = now + results_poll_seconds
-            seen = [(s, t) for s in unfollowed if (t := result_at(s.images[0])) is not None and t <= now]
-            unfollowed = [s for s in unfollowed if all(s is not x for x, _ in seen)]
-            for submission, stored_at in seen:
+            seen = [(name, t) for s, name in unfollowed if (t := result_at(s.images[0])) is not None and t <= now]
+            unfollowed = [(s, name) for s, name in unfollowed if all(name != x for x, _ in seen)]
+            for name, stored_at in seen:
                 if now - stored_at <= 2 * results_poll_seconds:  # the pull finds it while fresh
-                    policy.model_hosted(batch_ids[id(submission)])
+                    policy.model_hosted(name)
             trigger = policy.due(waiting=len(waiting), oldest_seen=arrivals[waiting[0]] if waiting else None,
                                  now=now)
         if trigger:
-            batch = tuple(waiting.popleft() for _ in range(min(len(waiting), settings.max_images)))
+            local = (waiting.popleft() for _ in range(min(len(waiting), settings.max_images)))
+            batch = tuple(local) if ids is None else tuple(ids[i] for i in local)
             visible = now + uplink.submit_seconds(len(batch))
             submission = Submission(now, trigger, batch, visible, visible + uplink.call_seconds)
-            batch_ids[id(submission)] = f"batch-{len(batch_ids)}"  # unfollowed keeps each one alive
-            policy.cut(batch_ids[id(submission)], trigger, now)
-            submit(submission)
+            name = submit(submission)
+            policy.cut(name, trigger, now)
             if trigger != "follow":
-                unfollowed.append(submission)
+                unfollowed.append((submission, name))
             yield submission.execution_at - now  # the loop is busy while it submits
         elif waiting:
             yield uplink.tick_seconds
@@ -117,6 +128,11 @@ def submissions(arrivals: Sequence[float], batching: EdgeBatching,
     """The gateway's cuts on its own, with no cloud attached."""
     now = [0.0]
     result: list[Submission] = []
-    for wait in gateway(lambda: now[0], arrivals, batching, uplink, result.append):
+
+    def submit(submission: Submission) -> str:
+        result.append(submission)
+        return f"batch-{len(result)}"
+
+    for wait in gateway(lambda: now[0], arrivals, batching, uplink, submit):
         now[0] += wait
     return result

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from batchsight_pipeline import history
-from batchsight_pipeline.backends.base import ModelState
+from batchsight_pipeline.backends.base import HOSTED, ModelState
 from batchsight_pipeline.lock import LockLost
 from batchsight_pipeline.settings import Settings
 import batchsight_tools.costmodel.gateway_charges as gateway_charges
+import batchsight_tools.costmodel.result_pull as result_pull
 from batchsight_tools.costmodel.asl import Call, Outcome, StateMachine
 from batchsight_tools.costmodel.backends import PRESETS, BackendPreset
 from batchsight_tools.costmodel.edge import EdgeBatching, Submission, Uplink, gateway
@@ -132,8 +133,11 @@ class Pipeline:
     """The cloud stack on one engine: queue, lock, backend, and the state machine's services."""
 
     def __init__(self, engine: Engine, service: ModelService, cloud: CloudSettings, *,
-                 definition: dict[str, Any] | None = None, meter: StackMeter | None = None) -> None:
+                 definition: dict[str, Any] | None = None, meter: StackMeter | None = None,
+                 gateways: int = 0) -> None:
         self.engine = engine
+        self.gateways = gateways  # result queues a hosting is announced to (hosting_notice.py); 0: none
+        self.announced: list[tuple[float, str]] = []  # when each notice reaches the queues, and its execution
         self.service = service
         self.cloud = cloud
         self.settings = cloud.settings(service)
@@ -227,7 +231,12 @@ class Pipeline:
             state = self.backend.stop()
         else:
             raise ValueError(f"unknown model action {action!r}")
-        return self._call(state.to_dict(), "model_control", str(action))
+        call = self._call(state.to_dict(), "model_control", str(action))
+        if self.gateways and self.meter.preset.hosted and action in ("start", "status") and state.status == HOSTED:
+            name = str(payload["execution"]).rsplit(":", 1)[-1]  # ModelControl announces as it returns
+            self.announced.append((self.engine.now + call.seconds, name))
+            result_pull.charge_hosting_notice(self.meter.usage, self.gateways)
+        return call
 
     def _drain(self, request: dict[str, Any]) -> Generator[float, None, list[dict[str, int]]]:
         """The Map's workers as one server at their combined rate, on the clock.
@@ -280,26 +289,29 @@ def simulate_ours(arrivals: Sequence[float], policy: OurPolicy, service: ModelSe
                   name: str = "batchsight", follow_on: bool | None = None, days_after: float = 2.0,
                   backend: BackendPreset | None = None, images: Images = DEFAULT_IMAGES,
                   shape: StackShape | None = None, drain_cold_seconds: float | None = None,
-                  watch: Callable[[Pipeline], None] | None = None) -> PolicyResult:
-    """The trace's days of batchsight: the gateway's cuts, their executions, the schedule.
+                  watch: Callable[[Pipeline], None] | None = None, gateways: int = 1) -> PolicyResult:
+    """The trace's days of batchsight: the gateways' cuts, their executions, the schedule.
 
     ``follow_on`` overrides the component's ``batch.follow`` (``policy.batching.follow``): the
-    gateway's result pull tells the batching policy when the model is hosted. ``backend`` (the
-    sagemaker preset unless given) decides what each call is charged; ``shape`` is the stack's
-    function sizes (the template's unless given); ``watch`` is handed the pipeline before the run
-    (the week's figures read its executions and checks afterwards).
+    gateway's result pull, and with results pushed the pipeline's hosting notices, tell the
+    batching policy when the model is hosted. ``backend`` (the sagemaker preset unless given)
+    decides what each call is charged; ``shape`` is the stack's function sizes (the template's
+    unless given); ``watch`` is handed the pipeline before the run (the week's figures read its
+    executions and checks afterwards). ``gateways``: the trace split over that many gateways of
+    one site (image by image, in turn), each with the same batch settings.
     """
     engine = Engine()
     meter = StackMeter(backend or PRESETS["sagemaker"], images, shape or template_shape(),
                        drain_cold_seconds=drain_cold_seconds)
-    pipeline = Pipeline(engine, service, policy.cloud, meter=meter)
+    follow = policy.batching.follow if follow_on is None else follow_on
+    pipeline = Pipeline(engine, service, policy.cloud, meter=meter,
+                        gateways=gateways if follow and policy.results.push else 0)
     if watch is not None:
         watch(pipeline)
-    state = {"submitted": 0, "started": 0, "gateway": True}
+    state = {"submitted": 0, "started": 0, "gateways": gateways}
     submitted: dict[int, float] = {}
-    follow = policy.batching.follow if follow_on is None else follow_on
 
-    def submit(sub: Submission) -> None:
+    def submit(sub: Submission) -> str:
         state["submitted"] += 1
         for image in sub.images:
             pipeline.queue.put(image, sub.visible_at)
@@ -308,21 +320,25 @@ def simulate_ours(arrivals: Sequence[float], policy: OurPolicy, service: ModelSe
         gateway_charges.enqueued(meter.usage, len(sub.images))
         index = state["submitted"]
 
+        name = f"gateway-{index:05d}"
+
         def start() -> None:
             state["started"] += 1
-            pipeline.start_execution(f"gateway-{index:05d}", {"v": 1, "trigger": "edge",
-                                                              "image_count": len(sub.images)})
+            pipeline.start_execution(name, {"v": 1, "trigger": "edge", "image_count": len(sub.images)})
         engine.at(sub.execution_at, start)
+        return name
 
-    engine.spawn(gateway(lambda: engine.now, arrivals, policy.batching, policy.uplink, submit,
-                         result_at=pipeline.queue.completed_at if follow else None,
-                         results_poll_seconds=policy.results.poll_seconds),
-                 done=lambda _: state.__setitem__("gateway", False))
+    for ids in (range(k, len(arrivals), gateways) for k in range(gateways)):
+        engine.spawn(gateway(lambda: engine.now, [arrivals[i] for i in ids], policy.batching, policy.uplink, submit,
+                             result_at=pipeline.queue.completed_at if follow else None,
+                             results_poll_seconds=policy.results.poll_seconds, ids=ids,
+                             announced=pipeline.announced if pipeline.gateways else None),
+                     done=lambda _: state.__setitem__("gateways", state["gateways"] - 1))
     if policy.cloud.schedule_seconds > 0:
         engine.spawn(_schedule(pipeline, policy.cloud.schedule_seconds))
 
     def settled() -> bool:
-        return (not state["gateway"] and state["started"] == state["submitted"]
+        return (not state["gateways"] and state["started"] == state["submitted"]
                 and pipeline.queue.pending == 0 and pipeline.running == 0
                 and pipeline.hosting.status == "STOPPED")
 

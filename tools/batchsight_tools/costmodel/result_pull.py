@@ -135,3 +135,13 @@ def _charge_push(usage: Usage, stored: np.ndarray, images: Images, *, days: floa
     meters.sqs_requests(usage, "ReceiveMessage by the gateway (received)", sends, payload_bytes=int(per_send))
     meters.sqs_requests(usage, "ReceiveMessage by the gateway (empty long polls)", days * DAY / RECEIVE_WAIT_SECONDS)
     meters.sqs_requests(usage, "DeleteMessageBatch by the gateway", sends)
+
+
+def charge_hosting_notice(usage: Usage, gateways: int) -> None:
+    """One hosting announced (batchsight_pipeline/hosting_notice.py): ModelControl lists the result
+    queues (1,000 a page) and sends each its notice; each gateway's long poll brings it, and it is
+    deleted."""
+    meters.sqs_requests(usage, "ListQueues of the result queues by ModelControl", math.ceil(gateways / 1000))
+    meters.sqs_requests(usage, "SendMessage of a hosting notice by ModelControl", gateways)
+    meters.sqs_requests(usage, "ReceiveMessage by the gateway (received)", gateways)
+    meters.sqs_requests(usage, "DeleteMessageBatch by the gateway", gateways)

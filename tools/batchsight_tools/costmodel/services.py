@@ -20,7 +20,9 @@ class Queue:
     """An SQS stand-in whose messages become visible at known times and are received FIFO.
 
     Every receive starts at or after the previous one, so the start and completion times
-    stay sorted and the counts at any instant are two binary searches.
+    stay sorted and the counts at any instant are two binary searches. Messages are kept in the
+    order they become visible: the gateways of a site put theirs as their uploads finish, a
+    small batch cut later may be visible before a large one.
     """
 
     def __init__(self) -> None:
@@ -31,10 +33,11 @@ class Queue:
         self.done: dict[int, float] = {}  # image -> when its result was stored
 
     def put(self, image: int, visible_at: float) -> None:
-        if self.visible_at and visible_at < self.visible_at[-1]:
-            raise ValueError("messages must be put in the order they become visible")
-        self.images.append(image)
-        self.visible_at.append(visible_at)
+        if self.started and visible_at < self.started[-1]:
+            raise ValueError("a message cannot become visible before a receive that already happened")
+        at = bisect_right(self.visible_at, visible_at)
+        self.images.insert(at, image)
+        self.visible_at.insert(at, visible_at)
 
     def visible(self, t: float) -> int:
         """ApproximateNumberOfMessages at t."""
