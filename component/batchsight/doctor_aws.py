@@ -18,7 +18,8 @@ from typing import Any
 
 from batchsight import cloud_errors
 from batchsight.config import Config
-from batchsight.doctor_checks import Check, failed, passed, skipped
+from batchsight.doctor_checks import Check, failed, passed, skipped, warned
+from batchsight.push_receiver import QUEUE_ATTRIBUTES
 
 # AWS refuses a request signed more than 5 minutes off its own clock (RequestTimeTooSkewed):
 # to the component that looks like an unreachable cloud.
@@ -278,6 +279,22 @@ def _bucket_check(resources: Resources, identity: Check, name: str, *, bucket: s
                            setting=setting, output=output)
 
 
+def result_queue_check(resources: Resources, identity: Check) -> Check:
+    """The gateway's own result queue, created as the component creates it at start (CreateQueue
+    with the same attributes changes nothing): push works, or why results will be listed."""
+    name, config = "result queue", resources.config
+    if not config.results.push:
+        return skipped(name, "results.push is off: results are listed")
+    queue = config.results.queue_name(config.aws, config.device)
+    if not queue:
+        return warned(name, "aws.result_queue_prefix is empty, so results are listed every results.poll_seconds: "
+                            "copy the stack output ResultQueuePrefix into it")
+    if not identity.ok:
+        return skipped(name, "the device id is not the thing name (see device id)")
+    return resources.check(name, "sqs", lambda sqs: sqs.create_queue(QueueName=queue, Attributes=QUEUE_ATTRIBUTES),
+                           setting="aws.result_queue_prefix", output="ResultQueuePrefix", shown=queue)
+
+
 def resource_checks(resources: Resources, identity: Check) -> list[Check]:
     """The stack's resources; ``identity`` is the device id checked against the thing name."""
     config = resources.config.aws
@@ -294,4 +311,5 @@ def resource_checks(resources: Resources, identity: Check) -> list[Check]:
         resources.check("state machine", "stepfunctions",
                         lambda sfn: sfn.describe_state_machine(stateMachineArn=config.state_machine_arn),
                         setting="aws.state_machine_arn", output="StateMachineArn"),
+        result_queue_check(resources, identity),
     ]

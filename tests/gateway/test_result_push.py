@@ -204,3 +204,22 @@ def test_a_hosting_notice_is_reported_as_the_model_hosted_and_deleted(receiving:
     clients["sqs"].send_message(QueueUrl=receiving.url, MessageBody=json.dumps(notice))
     wait_for(lambda: receiving.reported == [notice["execution"]], 30, "the notice reported")
     wait_for(lambda: depth(clients, receiving.url) == 0, 30, "the notice deleted")
+
+
+def test_doctor_says_whether_results_can_be_pushed(config: Config, clients: dict[str, Any]) -> None:
+    """The queue is created as the component creates it at start; without the stack's prefix, or
+    with push off, doctor says results will be listed, and how to change that."""
+    from batchsight import doctor_aws
+    from batchsight.doctor_checks import Verdict, passed
+
+    def check(config: Config) -> Any:
+        resources = doctor_aws.Resources(config, clients, doctor_aws.Link(), clock_ok=True)
+        return doctor_aws.result_queue_check(resources, passed("device id", "gw1"))
+
+    created = check(config)
+    assert created.verdict is Verdict.PASS and created.detail == f"{config.aws.result_queue_prefix}-gw1"
+    assert clients["sqs"].get_queue_url(QueueName=created.detail)["QueueUrl"]
+    unset = check(replace(config, aws=replace(config.aws, result_queue_prefix="")))
+    assert unset.verdict is Verdict.WARN and "ResultQueuePrefix" in unset.detail
+    off = check(replace(config, results=replace(config.results, push=False)))
+    assert off.verdict is Verdict.SKIP

@@ -53,14 +53,15 @@ def _edit(config: Path, **changes: Any) -> None:
 
 def test_doctor_passes_on_a_good_setup(local_cloud: CloudFixture, mqtt_broker: Any, tmp_path: Path) -> None:
     config = write_config(tmp_path, local_cloud, mqtt_broker.port)
+    _edit(config, aws__result_queue_prefix=local_cloud.outputs.result_queue_prefix)
     (tmp_path / "drop").mkdir()
     (tmp_path / "work").mkdir()
     result = _cli("doctor", "--config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert set(_verdicts(result.stdout).values()) == {"PASS"} and result.stdout.count("PASS") == 13
+    assert set(_verdicts(result.stdout).values()) == {"PASS"} and result.stdout.count("PASS") == 14
     [clock] = [line for line in result.stdout.splitlines() if " clock " in line]
     assert " s behind AWS" in clock or " s ahead of AWS" in clock
-    assert result.stdout.rstrip().endswith("all 13 checks passed")
+    assert result.stdout.rstrip().endswith("all 14 checks passed")
     assert result.stderr == ""
 
 
