@@ -183,16 +183,18 @@ def versioned_source(local_cloud: CloudFixture) -> Iterator[str]:
     """A source bucket of the test's own with versioning on, so every PUT is kept as a version.
 
     The stack's source bucket is left alone (S3 cannot switch versioning off again, and moto
-    trips over delete markers in a suspended bucket); the drain takes the bucket from each
-    message, so the pipeline works on this one unchanged.
+    trips over delete markers in a suspended bucket); the functions are pointed at this one for
+    the test, as a stack update would (the drain judges only messages from its source bucket).
     """
     s3 = local_cloud.client("s3")
     bucket = f"batchsight-versioned-source-{os.getpid()}-{time.time_ns()}"
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    previous = local_cloud.cloud.update_environment({"SOURCE_BUCKET": bucket})
     try:
         yield bucket
     finally:
+        local_cloud.cloud.update_environment(previous)
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
             for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
                 s3.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
