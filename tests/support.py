@@ -60,6 +60,9 @@ class CloudFixture:
         # hear an earlier test's results or model-hosting notices
         for url in sqs.list_queues(QueueNamePrefix=f"{self.outputs.result_queue_prefix}-").get("QueueUrls", []):
             sqs.delete_queue(QueueUrl=url)
+        from batchsight_pipeline import result_push
+
+        result_push.forget_queue_urls()  # the in-process drain must not remember them, found or missing
         s3 = self.client("s3")
         for bucket in (self.outputs.source_bucket, self.outputs.final_bucket):
             for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):

@@ -179,16 +179,18 @@ def test_reaper_stops_a_model_whose_execution_was_stopped_by_hand(local_cloud: C
 
 def test_failing_message_is_retried_a_bounded_number_of_times_then_dead_lettered_with_its_reason(
         local_cloud: CloudFixture, tmp_path) -> None:
-    """An S3 error that never clears (the bucket is gone): 3 deliveries with backoff, then the DLQ."""
+    """An S3 error that never clears (the upload was archived to Glacier by a lifecycle rule, so
+    GetObject answers InvalidObjectState): 3 deliveries with backoff, then the DLQ."""
     frame = generate(tmp_path, count=1, size=128, seed=23)[0]
     good = _queue_image(local_cloud, frame.path.read_bytes(), ext=frame.path.suffix[1:])
-    broken = {**good, "bucket": "bucket-that-was-deleted", "image_id": "f" * 64,
-              "key": good["key"].replace(good["image_id"], "f" * 64)}
+    broken = {**good, "image_id": "f" * 64, "key": good["key"].replace(good["image_id"], "f" * 64)}
+    local_cloud.client("s3").put_object(Bucket=broken["bucket"], Key=broken["key"], Body=b"archived",
+                                        StorageClass="GLACIER")
     local_cloud.client("sqs").send_message(QueueUrl=local_cloud.outputs.queue_url, MessageBody=json.dumps(broken))
     execution = local_cloud.run_execution("bounded-retries", timeout=120)
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     assert [r["image_id"] for r in _results(local_cloud)] == [good["image_id"]]
     (dead,) = _dead_letters(local_cloud)
     reason = dead["MessageAttributes"]["reason"]["StringValue"]
-    assert reason.startswith("failed 3 time(s)") and "NoSuchBucket" in reason
+    assert reason.startswith("failed 3 time(s)") and "InvalidObjectState" in reason
     report_reliability("cloud-error-never-clears", dropped=2, accounted=2, duplicates=0, recover_s=None)

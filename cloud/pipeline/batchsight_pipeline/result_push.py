@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from batchsight_pipeline.contracts import CONTRACT_VERSION, ImageMessage
 
-__all__ = ["MAX_BATCH_BYTES", "ResultPush", "push_body", "queue_name"]
+__all__ = ["MAX_BATCH_BYTES", "ResultPush", "forget_queue_urls", "push_body", "queue_name"]
 
 logger = Logger(service="batchsight-result-push")
 MAX_ENTRIES = 10                 # SendMessageBatch's limit
@@ -79,6 +79,10 @@ class _QueueUrls:
         with self._lock:
             self._known.pop(_cache_key(sqs, name), None)
 
+    def forget_all(self) -> None:
+        with self._lock:
+            self._known.clear()
+
 
 def _cache_key(sqs: Any, name: str) -> tuple[str, str]:
     """A queue is known per endpoint too: a process whose clients move (tests, the local cloud's
@@ -87,6 +91,12 @@ def _cache_key(sqs: Any, name: str) -> tuple[str, str]:
 
 
 _URLS = _QueueUrls(time.monotonic)  # shared by the invocations of one warm process
+
+
+def forget_queue_urls() -> None:
+    """Look every queue up again: the queues were deleted and made anew (a local stack reset
+    between tests; in Lambda a new process does the same)."""
+    _URLS.forget_all()
 
 
 class ResultPush:
