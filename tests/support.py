@@ -6,7 +6,7 @@ import os
 import shlex
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,23 @@ REPO = Path(__file__).resolve().parents[1]
 # the repository, not in it; BATCHSIGHT_SHARED names another place (or a missing one, to see the skips).
 SHARED = Path(os.environ.get("BATCHSIGHT_SHARED") or REPO.parent / "shared")
 SCHEMAS = REPO / "contracts" / "schemas"
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server in this process, on a free port; its endpoint URL."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
 
 
 def load_schema(name: str) -> dict[str, Any]:

@@ -28,12 +28,14 @@ EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:batch:run-1"
 
 
 def process_next() -> Any:
-    """Receive the next message as a drain worker does, and process it; the Outcome."""
+    """Receive the next message as a drain worker does, and process it; the Outcome. Its delete
+    and the push of its result go out, as the round's end sends them."""
     settings = Settings.from_env()
     worker = drain.Drainer(settings, backend_from_settings(settings), EXECUTION, remaining_ms=lambda: 300_000)
     (message,) = worker.receive()
     outcome = worker.process(message)
-    worker.deletions.flush()  # as the round does before it returns
+    worker.deletions.flush()
+    worker.push.close()
     return outcome
 
 

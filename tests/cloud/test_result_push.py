@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 
-from batchsight_pipeline.backends import backend_from_settings
 from batchsight_pipeline.contracts import parse_message
 from batchsight_pipeline.result_push import MAX_BATCH_BYTES, ResultPush, queue_name
-from batchsight_pipeline.settings import Settings
 from batchsight_tools.stack import function
 from tests.cloud.moto_stack import Stack, unique
+from tests.cloud.test_drain import process_next
 
 drain = function("drain")
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:batch:run-1"
@@ -42,17 +41,6 @@ def pushed(stack: Stack, url: str) -> list[dict[str, Any]]:
         stack.sqs.delete_message_batch(QueueUrl=url, Entries=[
             {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)])
     return bodies
-
-
-def process_next() -> Any:
-    """A drain worker's step for one message, and the push of its result; the Outcome."""
-    settings = Settings.from_env()
-    worker = drain.Drainer(settings, backend_from_settings(settings), EXECUTION, remaining_ms=lambda: 300_000)
-    (message,) = worker.receive()
-    outcome = worker.process(message)
-    worker.deletions.flush()  # as the round does before it returns
-    worker.push.close()
-    return outcome
 
 
 def test_a_result_reaches_its_gateways_queue_with_its_document(stack: Stack, prefix: str) -> None:

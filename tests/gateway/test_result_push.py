@@ -7,7 +7,6 @@ push works the puller lists only for images push has not brought within results.
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,21 +21,15 @@ from batchsight.journal import ImageState, Journal
 from batchsight.push_receiver import RETENTION_SECONDS, ResultReceiver
 from batchsight.results import PushState, ResultPuller, result_key
 from tests.gateway.journal_support import row
-from tests.support import wait_for
+from tests.support import moto_server, wait_for
 
 FALLBACK = 120.0
 
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ fixtures among a module's attributes, and no conftest in tests/tools is needed.
 from __future__ import annotations
 
 import itertools
-import logging
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import pytest
 
 from batchsight_tools.dataset.manifest import sha256
 from batchsight_tools.dataset.split import held_out
-from tests.support import SHARED
+from tests.support import SHARED, moto_server
 
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
@@ -109,14 +108,8 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture
