@@ -24,14 +24,16 @@ if TYPE_CHECKING:
     from batchsight_tools.localcloud.hmi import Subscriber
 
 
-TOOL_HEAVY = ("tests/cloud/test_sam_build.py", "tests/cloud/test_templates.py", "tests/test_lint.py")
+TOOL_HEAVY = ("tests/cloud/test_sam_build.py", "tests/cloud/test_templates.py", "tests/test_lint.py",
+              "tests/tools/test_command_help.py::test_cost_prints", "tests/tools/test_cost_site.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest tests first: those that run real processes (the ``integration`` marker,
     tests/reliability), then the unit tests that shell out to whole tools (sam build, cfn-lint,
-    checkov, mypy). On two workers a long test handed out last holds the end of the run on one
-    core while the other idles, and the suite is meant to stay well inside 15 minutes."""
+    checkov, mypy) or run the whole cost model (a minute for bench/cost.py). On two workers a
+    long test handed out last holds the end of the run on one core while the other idles, and
+    the suite is meant to stay well inside 15 minutes."""
     def rank(item: pytest.Item) -> int:
         if item.get_closest_marker("integration") is not None or item.nodeid.startswith("tests/reliability/"):
             return 0
