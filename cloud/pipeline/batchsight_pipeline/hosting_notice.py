@@ -1,10 +1,11 @@
-"""Tell every gateway of the stack that the model is starting or hosted, by push.
+"""Tell every gateway of the stack that the model is hosted, by push.
 
 A gateway cuts a "follow" batch when it learns that the model is hosted (``batch.follow``): the
 images waiting at the edge then ride this hosting instead of paying for a start of their own.
 Alone, a gateway learns it only from its own results. On a site, tens of gateways share one
 model, and each would otherwise start it at its own batch age: the notice, sent when an
-execution starts the model, lets every gateway send what waits at once.
+execution finds the model hosted (ModelControl, for backends billed while hosted), lets every
+gateway send what waits at once.
 
 The notice goes to each gateway's own result queue (``{prefix}-{device}``, result_push.py), found
 with ListQueues by the prefix, so no list of gateways is kept anywhere: a gateway that has started
