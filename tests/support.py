@@ -77,9 +77,11 @@ class CloudFixture:
         # hear an earlier test's results or model-hosting notices
         for url in sqs.list_queues(QueueNamePrefix=f"{self.outputs.result_queue_prefix}-").get("QueueUrls", []):
             sqs.delete_queue(QueueUrl=url)
-        from batchsight_pipeline import result_push
+        from batchsight_pipeline import result_push, routes
 
         result_push.forget_queue_urls()  # the in-process drain must not remember them, found or missing
+        self._forget_routes(sqs)
+        routes.forget()
         s3 = self.client("s3")
         for bucket in (self.outputs.source_bucket, self.outputs.final_bucket):
             for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
@@ -87,7 +89,19 @@ class CloudFixture:
                     s3.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
         shutil.rmtree(self.state_dir, ignore_errors=True)
         table = self.outputs.extra["LockTableName"]
-        self.client("dynamodb").delete_item(TableName=table, Key={"lock_id": {"S": "model"}})
+        dynamodb = self.client("dynamodb")
+        for item in dynamodb.scan(TableName=table, ProjectionExpression="lock_id")["Items"]:  # every route's lock
+            dynamodb.delete_item(TableName=table, Key={"lock_id": item["lock_id"]})
+
+    def _forget_routes(self, sqs: Any) -> None:
+        """The model routes a test added: their parameters and their queues."""
+        ssm, path = self.client("ssm"), self.outputs.extra["ModelRoutesPath"]
+        for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=path):
+            for item in page.get("Parameters", []):
+                ssm.delete_parameter(Name=item["Name"])
+        stack = path.split("/")[2]
+        for url in sqs.list_queues(QueueNamePrefix=f"{stack}-work-").get("QueueUrls", []):
+            sqs.delete_queue(QueueUrl=url)
 
     def lock_owner(self) -> str | None:
         item = self.client("dynamodb").get_item(TableName=self.outputs.extra["LockTableName"],

@@ -153,7 +153,7 @@ class CloudLink(Configured):
     def _start(self, batch_id: str, count: int) -> str:
         execution_input = {"v": CONTRACT_VERSION, "trigger": "edge", "batch_id": batch_id,
                            "site": self.config.site, "line": self.config.line,
-                           "device": self.config.device, "image_count": count}
+                           "device": self.config.device, "image_count": count, "route": self.config.aws.model}
         try:
             response = self.sfn.start_execution(
                 stateMachineArn=self.config.aws.state_machine_arn, name=batch_id,

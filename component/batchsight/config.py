@@ -23,6 +23,7 @@ from batchsight.config_plant import OpcUaSettings, PartSettings, SparkplugSettin
 _SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")  # SQS queue names
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")  # us-east-1, eu-central-2, us-gov-west-1
+_ROUTE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")  # a model route (the cloud's routes.NAME)
 _TOPIC_FORBIDDEN = ("+", "#", "\0")  # MQTT wildcards and NUL make every topic we publish invalid
 
 
@@ -35,6 +36,7 @@ class AwsSettings:
     state_machine_arn: str = ""
     endpoint_url: str = ""
     result_queue_prefix: str = ""  # stack output ResultQueuePrefix: results are pushed to {prefix}-{device}
+    model: str = "default"  # the stack's model route judging this line's images; queue_url is that route's queue
 
 
 @dataclass(frozen=True)
@@ -316,6 +318,9 @@ def _check(config: Config) -> None:
                if not getattr(config.aws, n)]
     if missing:
         raise ConfigError(f"setting {missing[0]} is empty: copy it from the cloud stack's outputs")
+    if not _ROUTE.fullmatch(config.aws.model):
+        raise ConfigError(f"setting aws.model: {config.aws.model!r} is not a model route name (1-40 lower-case "
+                          "letters, digits and '-'): write one that `batchsight model routes` lists, or default")
     positive = {"batch.interval_seconds": config.batch.interval_seconds,
                 "batch.max_images": config.batch.max_images,
                 "batch.max_age_seconds": config.batch.max_age_seconds,

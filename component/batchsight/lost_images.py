@@ -29,7 +29,12 @@ from batchsight.config import Config
 from batchsight.journal_schema import ImageRecord
 
 log = logging.getLogger(__name__)
-STATUS_KEY = "status/pipeline.json"
+STATUS_KEY = "status/pipeline.json"  # the default model route's
+
+
+def status_key(route: str) -> str:
+    """The status object of a model route: each model's pipeline has its own load."""
+    return STATUS_KEY if route == "default" else f"status/pipeline-{route}.json"
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,8 @@ class LossCheck:
     def status(self) -> PipelineStatus | None:
         """The cloud's status now, or None (none written yet, or not readable: logged)."""
         try:
-            raw = self.s3.get_object(Bucket=self.config.aws.final_bucket, Key=STATUS_KEY)["Body"].read()
+            key = status_key(self.config.aws.model)
+            raw = self.s3.get_object(Bucket=self.config.aws.final_bucket, Key=key)["Body"].read()
             return PipelineStatus.parse(raw)
         except Exception as exc:  # noqa: BLE001 - any failure means "not known", never a crash
             log.warning("pipeline status not read; late images stay spooled", extra={"error": str(exc)})

@@ -9,8 +9,9 @@ silence; it runs on its own thread because it blocks, where the main loop must n
 Each result message goes through ``ResultPuller.take_pushed``, the one way a result is stored,
 and the batch id of a newly stored one to ``on_hosted`` (the main loop's model-hosted hint, and a
 wake-up so the alert goes out now). The pipeline also announces each start of the model here
-(``kind: hosting``, docs/contracts.md): its execution name goes to ``on_hosted`` too, so the
-images waiting at this edge ride a hosting another gateway started (``batch.follow``, site-wide).
+(``kind: hosting``, docs/contracts.md): when it is this gateway's model route (``aws.model``), its
+execution name goes to ``on_hosted`` too, so the images waiting at this edge ride a hosting another
+gateway started (``batch.follow``, site-wide); another model's hosting is no reason to send.
 A message is deleted once taken, or once it proves useless; one whose result could not be
 fetched stays and comes back. While the queue cannot be reached
 ``PushState`` is down and the puller lists every poll, as without push.
@@ -120,9 +121,11 @@ class ResultReceiver(Configured):
     def _take(self, message: dict[str, Any]) -> bool:
         """Store one pushed result; False leaves the message to come back (its result could not
         be fetched or journaled now)."""
-        execution = hosting_execution(message["Body"])
-        if execution is not None:
-            self.on_hosted(execution)
+        notice = hosting_notice(message["Body"])
+        if notice is not None:
+            route, execution = notice
+            if route == self.config.aws.model and execution:
+                self.on_hosted(execution)
             return True
         try:
             batch_id = self.puller.take_pushed(message["Body"])
@@ -134,12 +137,12 @@ class ResultReceiver(Configured):
         return True
 
 
-def hosting_execution(body: str) -> str | None:
-    """The execution named by a model-hosting notice; None for any other message (a result)."""
+def hosting_notice(body: str) -> tuple[str, str] | None:
+    """(model route, execution) of a model-hosting notice; None for any other message (a result)."""
     try:
         message = json.loads(body)
     except ValueError:
         return None
     if not isinstance(message, dict) or message.get("kind") != "hosting":
         return None
-    return str(message.get("execution") or "") or None
+    return str(message.get("route") or "default"), str(message.get("execution") or "")

@@ -23,7 +23,7 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 # A shell's AWS settings must not lead the functions' clients anywhere but to moto.
 UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_DYNAMODB",
          "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SFN", "SF_EXECUTION_HISTORY_TYPE")
-SERVICES = ("dynamodb", "s3", "sqs", "stepfunctions")  # what the functions call
+SERVICES = ("dynamodb", "s3", "sqs", "ssm", "stepfunctions")  # what the functions call
 
 
 @pytest.fixture(scope="package")

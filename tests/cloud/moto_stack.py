@@ -12,7 +12,7 @@ from typing import Any
 
 import boto3
 
-from batchsight_pipeline.lock import LOCK_ID
+from batchsight_pipeline.routes import DEFAULT, lock_id
 from tests.cloud.fake_backend import Hosting
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
@@ -65,8 +65,8 @@ class Stack:
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
 
-def lock_holder(moto: Moto, table: str) -> tuple[str, int] | None:
-    """(owner, expires_at) of the model lock's item, or None when there is none."""
-    item = moto.client("dynamodb").get_item(TableName=table, Key={"lock_id": {"S": LOCK_ID}},
+def lock_holder(moto: Moto, table: str, route: str = DEFAULT) -> tuple[str, int] | None:
+    """(owner, expires_at) of the route's model lock item, or None when there is none."""
+    item = moto.client("dynamodb").get_item(TableName=table, Key={"lock_id": {"S": lock_id(route)}},
                                             ConsistentRead=True).get("Item")
     return (item["owner"]["S"], int(item["expires_at"]["N"])) if item else None

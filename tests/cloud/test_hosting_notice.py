@@ -40,7 +40,7 @@ def test_the_poll_that_finds_the_model_hosted_tells_every_gateway_once(
     stack.model.status = HOSTED
     invoke(lambda_context, "status", model=started)
     expected = {"v": 1, "kind": "hosting", "execution": EXECUTION.rsplit(":", 1)[1], "status": HOSTED,
-                "model": MODEL_ID}
+                "model": MODEL_ID, "route": "default"}
     assert notices(stack, gateway_queues) == {name: [expected] for name in GATEWAYS}
 
 

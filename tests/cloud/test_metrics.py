@@ -309,5 +309,6 @@ def test_template_namespace_dashboard_and_alarms_use_the_emitted_metric_names() 
     on_dashboard = (set(re.findall(r'"\$\{Namespace\}", "(\w+)"', body))
                     | set(re.findall(r'MetricName=\\"(\w+)\\"', body)))
     assert on_dashboard == _emitted(), "every emitted metric is on the dashboard, and nothing else"
-    check_work_policy = resources["CheckWorkFunction"]["Properties"]["Policies"][0]["Statement"][0]
-    assert check_work_policy["Resource"] == {"Fn::GetAtt": ["ImageQueue", "Arn"]}, "the queue it sizes the drain from"
+    check_work_policy = next(statement for statement in resources["CheckWorkFunction"]["Properties"]["Policies"][0][
+        "Statement"] if statement.get("Action") == "sqs:GetQueueAttributes")
+    assert {"Fn::GetAtt": ["ImageQueue", "Arn"]} in check_work_policy["Resource"], "the queue it sizes the drain from"

@@ -88,7 +88,7 @@ def invoke(action: str, execution: str, context: Any) -> dict[str, Any]:
 def lease_ran_out(moto: Moto, table: str, owner: str) -> None:
     """The lock as an owner that died leaves it: held, its lease over."""
     moto.client("dynamodb").put_item(TableName=table, Item={
-        "lock_id": {"S": lock.LOCK_ID}, "owner": {"S": owner}, "expires_at": {"N": str(int(time.time()) - 5)}})
+        "lock_id": {"S": lock.lock_key()}, "owner": {"S": owner}, "expires_at": {"N": str(int(time.time()) - 5)}})
 
 
 def test_one_execution_holds_the_lock_the_next_ends_at_once(lock_table: str, lambda_context: Any) -> None:
@@ -208,6 +208,6 @@ def test_after_the_release_a_plain_successor_is_started_to_take_the_lock_itself(
     answer = invoke("continue", A, lambda_context)
     assert answer == {"handed_over": True, "successor": history.successor_name(A)}
     started = moto.client("stepfunctions").describe_execution(executionArn=history.successor_arn(A))
-    assert json.loads(started["input"]) == {"v": 1, "trigger": "continue"}
+    assert json.loads(started["input"]) == {"v": 1, "trigger": "continue", "route": "default"}
     jsonschema.validate(json.loads(started["input"]), load_schema("execution_input"))
     assert lock_holder(moto, lock_table) is None

@@ -37,7 +37,7 @@ def stopped(moto: Moto, execution: str) -> str:
 
 
 def reap(context: Any) -> dict[str, Any]:
-    return function("reaper").handler({}, context)
+    return function("reaper").handler({}, context)["default"]
 
 
 @pytest.mark.parametrize("status", [HOSTED, STARTING, FAILED])  # each may bill

@@ -118,3 +118,14 @@ def test_a_region_that_is_no_region_name_is_refused(region: str) -> None:
 @pytest.mark.parametrize("region", ["us-east-1", "eu-central-2", "us-gov-west-1", "ap-southeast-4", "cn-north-1"])
 def test_real_region_names_pass(region: str) -> None:
     assert config_from_dict(minimal(aws={"region": region})).aws.region == region
+
+
+@pytest.mark.parametrize("model", ["PCB", "pcb_line", "", "-pcb", "x" * 41])
+def test_a_model_route_that_is_no_route_name_is_refused(model: str) -> None:
+    message = error_for(minimal(aws={"model": model}))
+    assert message.startswith("setting aws.model: ") and "`batchsight model routes`" in message
+
+
+def test_the_model_route_is_default_unless_named() -> None:
+    assert config_from_dict(minimal()).aws.model == "default"
+    assert config_from_dict(minimal(aws={"model": "pcb-2"})).aws.model == "pcb-2"

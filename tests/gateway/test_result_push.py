@@ -199,6 +199,19 @@ def test_a_hosting_notice_is_reported_as_the_model_hosted_and_deleted(receiving:
     wait_for(lambda: depth(clients, receiving.url) == 0, 30, "the notice deleted")
 
 
+def test_another_models_hosting_is_deleted_without_following_it(receiving: Receiving, config: Config,
+                                                              clients: dict[str, Any]) -> None:
+    """A site's gateways share the result queue prefix, not the model: this gateway (aws.model
+    default) must not send its images because another product's model was started."""
+    other = {"v": 1, "kind": "hosting", "execution": "pcb-gw-20261205T010000Z-0a1b2c3d", "status": "HOSTED",
+             "model": "pcb-detector", "route": "pcb"}
+    own = {**other, "execution": "gw3-20261205T010500Z-0a1b2c3d", "route": config.aws.model}
+    for notice in (other, own):
+        clients["sqs"].send_message(QueueUrl=receiving.url, MessageBody=json.dumps(notice))
+    wait_for(lambda: depth(clients, receiving.url) == 0, 30, "both notices deleted")
+    assert receiving.reported == [own["execution"]]
+
+
 def test_doctor_says_whether_results_can_be_pushed(config: Config, clients: dict[str, Any]) -> None:
     """The queue is created as the component creates it at start; without the stack's prefix, or
     with push off, doctor says results will be listed, and how to change that."""

@@ -26,6 +26,7 @@ from batchsight_pipeline.aws import client
 from batchsight_pipeline.backends import backend_from_settings
 from batchsight_pipeline.metrics import load_worth_publishing, metrics, record_load
 from batchsight_pipeline.overload import MAX_WORKERS, MESSAGES_PER_RECEIVE, Load, assess, workers_for
+from batchsight_pipeline.routes import serving
 from batchsight_pipeline.settings import Settings
 
 logger = Logger(service="batchsight-check-work")
@@ -159,6 +160,13 @@ def report(load: Load, settings: Settings, *, now: float, in_flight: int, execut
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    with serving(event) as route:  # the execution's model route: its queue, its status object
+        logger.append_keys(route=route)
+        return check(event)
+
+
+def check(event: dict[str, Any]) -> dict[str, Any]:
+    """One check of the route's queue, for the phase the event names."""
     settings = Settings.from_env()
     execution, phase, now = str(event.get("execution", "")), str(event.get("phase") or "start"), time.time()
     visible, in_flight = queue_depth(settings.queue_url)

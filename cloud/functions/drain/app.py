@@ -16,6 +16,7 @@ to 0), so the next round takes it without waiting out the visibility timeout.
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 import time
@@ -34,6 +35,7 @@ from batchsight_pipeline.contracts import ImageMessage, PoisonMessage, parse_mes
 from batchsight_pipeline.metrics import LineTally, metrics, record_drain
 from batchsight_pipeline.ratelimit import RateLimiter
 from batchsight_pipeline.result_push import ResultPush
+from batchsight_pipeline.routes import serving
 from batchsight_pipeline.settings import Settings
 
 logger = Logger(service="batchsight-drain")
@@ -275,7 +277,9 @@ def drain(drainer: Drainer, concurrency: int, *, tps: float) -> Outcome:
             while True:
                 if len(pending) < in_flight_limit:
                     messages = drainer.receive(held=len(pending))
-                    pending |= {pool.submit(drainer.process, message) for message in messages}
+                    # each on a copy of this context: the route's settings (routes.serving) go with it
+                    pending |= {pool.submit(contextvars.copy_context().run, drainer.process, message)
+                                for message in messages}
                     if not pending:
                         return total
                     if messages and len(pending) < in_flight_limit:
@@ -292,6 +296,12 @@ def drain(drainer: Drainer, concurrency: int, *, tps: float) -> Outcome:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    with serving(event):  # the execution's model route: its queue, its backend
+        return drain_round(event, context)
+
+
+def drain_round(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """One drain worker's round for the route being served."""
     settings = Settings.from_env()
     backend = backend_from_settings(settings)
     if event.get("model"):  # judge with the model version this execution started

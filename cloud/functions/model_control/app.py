@@ -30,6 +30,7 @@ from batchsight_pipeline.backends.base import HOSTED
 from batchsight_pipeline.hosting_notice import announce, notice_body
 from batchsight_pipeline.lock import LockLost, renew
 from batchsight_pipeline.metrics import metrics, record_model
+from batchsight_pipeline.routes import serving
 from batchsight_pipeline.settings import Settings
 
 logger = Logger(service="batchsight-model-control")
@@ -39,6 +40,13 @@ logger = Logger(service="batchsight-model-control")
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The model's state after the action, as the dict the state machine passes back in."""
+    with serving(event) as route:  # the execution's model route: its backend, its lock
+        logger.append_keys(route=route)
+        return control(event, route)
+
+
+def control(event: dict[str, Any], route: str) -> dict[str, Any]:
+    """Start, poll or stop the route's model."""
     action = event.get("action")
     settings = Settings.from_env()
     backend = backend_from_settings(settings)
@@ -55,7 +63,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.info("model " + str(action), extra={"execution": event.get("execution"), **state.to_dict()})
     if backend.idle_cost and action in ("start", "status") and state.status == HOSTED:  # polled no further
         announce(client("sqs"), settings.result_queue_prefix,
-                 notice_body(execution=str(event.get("execution", "")), status=state.status, model_id=state.model_id))
+                 notice_body(execution=str(event.get("execution", "")), status=state.status, model_id=state.model_id,
+                             route=route))
     # on a stop, the state passed in (StopModel: the hosted one; StopModelAfterFailure: none) dates the start;
     # with nothing billed while hosted, the execution's own metrics say the same, for free
     if backend.idle_cost:

@@ -29,15 +29,16 @@ from batchsight_pipeline import history
 from batchsight_pipeline.aws import client
 from batchsight_pipeline.lock import LockLost, acquire, hand_over, reclaim, release, renew
 from batchsight_pipeline.metrics import HAND_OVERS, metrics
+from batchsight_pipeline.routes import serving
 
 logger = Logger(service="batchsight-model-lock")
 ACTIONS = ("acquire", "renew", "release", "takeover", "handover", "continue")
 
 
-def successor_input(event: dict[str, Any]) -> dict[str, Any]:
+def successor_input(event: dict[str, Any], route: str) -> dict[str, Any]:
     """What the successor starts from: the hosted model and the last check, its history at zero."""
     work = {**event["work"], "events": 0, "stalled": 0, "hand_over": False, "successor": ""}
-    return {"v": 1, "trigger": "handover",
+    return {"v": 1, "trigger": "handover", "route": route,
             "handover": {"from": event["execution"], "model": event["model"], "work": work}}
 
 
@@ -52,12 +53,12 @@ def start(owner: str, execution_input: dict[str, Any]) -> dict[str, Any]:
     return {"handed_over": True, "successor": name}
 
 
-def pass_on(owner: str, event: dict[str, Any], now: float) -> dict[str, Any]:
+def pass_on(owner: str, event: dict[str, Any], now: float, route: str) -> dict[str, Any]:
     """Hand the lock to the successor and start it; take the lock back if it could not start."""
     successor = history.successor_arn(owner)
     if not hand_over(owner, successor, now):
         raise LockLost("the model lock is no longer ours to hand over")
-    result = start(owner, successor_input(event))
+    result = start(owner, successor_input(event, route))
     if not result["handed_over"] and not reclaim(owner, successor, now):
         raise LockLost("the successor was not started and the lock could not be taken back")
     return result
@@ -68,14 +69,22 @@ def pass_on(owner: str, event: dict[str, Any], now: float) -> dict[str, Any]:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"held": ...}``: after acquire, renew or takeover, whether this execution holds the lock;
     after release, whether another execution still does. ``{"handed_over", "successor"}`` after
-    handover and continue. A lost renew raises LockLost."""
+    handover and continue. A lost renew raises LockLost. Every action is on the lock of the
+    execution's model route, and a successor works for the same route."""
+    with serving(event) as route:
+        logger.append_keys(route=route)
+        return act(event, route)
+
+
+def act(event: dict[str, Any], route: str) -> dict[str, Any]:
+    """The action on the route's lock."""
     owner, action, now = str(event["execution"]), event.get("action"), time.time()
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; expected {', '.join(ACTIONS)}")
     if action == "handover":
-        result = pass_on(owner, event, now)
+        result = pass_on(owner, event, now, route)
     elif action == "continue":
-        result = start(owner, {"v": 1, "trigger": "continue"})
+        result = start(owner, {"v": 1, "trigger": "continue", "route": route})
     elif action == "acquire":
         result = {"held": acquire(owner, now)}
     elif action == "release":

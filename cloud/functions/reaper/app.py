@@ -5,6 +5,9 @@ one whose final stop exhausted its retries, ends without that. The reaper closes
 if the model is up and the lock's owner is not a RUNNING execution (or there is no lock),
 it stops the model and clears the stale lock. A lock handed over moments ago (history.py) names a
 successor that may not be running yet: it is left alone for HANDOVER_GRACE_SECONDS.
+
+It checks every model route of the stack (routes.py), each on its own lock, and one route it
+cannot check (its parameter broken, its backend refusing) is logged and does not stop the others.
 """
 from __future__ import annotations
 
@@ -17,7 +20,9 @@ from botocore.exceptions import ClientError
 from batchsight_pipeline.aws import client
 from batchsight_pipeline.backends import backend_from_settings
 from batchsight_pipeline.backends.base import STOPPED
+from batchsight_pipeline.environment import SettingsError
 from batchsight_pipeline.lock import holder, release
+from batchsight_pipeline.routes import names, serving
 from batchsight_pipeline.settings import Settings
 
 logger = Logger(service="batchsight-reaper")
@@ -37,6 +42,19 @@ def execution_running(execution_arn: str) -> bool:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Per model route: what it did, as ``reap`` says, or the error that kept it from checking."""
+    done: dict[str, Any] = {}
+    for route in names():
+        try:
+            with serving({"route": route}):
+                done[route] = reap(route)
+        except (SettingsError, ClientError) as exc:
+            logger.error("model route not checked; fix it, the others were", extra={"route": route, "error": str(exc)})
+            done[route] = {"action": "error", "error": str(exc)}
+    return done
+
+
+def reap(route: str) -> dict[str, Any]:
     """What it did ("none", "cleared-lock" or "stopped"), the model's status it found, the lock's owner."""
     settings = Settings.from_env()
     backend = backend_from_settings(settings)
@@ -56,5 +74,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if owner:
         release(owner)
     logger.warning("reaped a model no running execution owned",
-                   extra={"model": backend.model_id, "status": status, "owner": owner})
+                   extra={"route": route, "model": backend.model_id, "status": status, "owner": owner})
     return {"action": "stopped", "model": status, "owner": owner}

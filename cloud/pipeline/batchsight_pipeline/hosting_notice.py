@@ -30,10 +30,11 @@ logger = Logger(service="batchsight-hosting-notice")
 SENDERS = 8  # SendMessage calls at once: a site of hundreds of gateways hears in a second or two
 
 
-def notice_body(*, execution: str, status: str, model_id: str) -> str:
-    """The message (docs/contracts.md, "Model hosting pushed to the gateways")."""
+def notice_body(*, execution: str, status: str, model_id: str, route: str) -> str:
+    """The message (docs/contracts.md, "Model hosting pushed to the gateways"); a gateway follows
+    only its own model route's hosting."""
     return json.dumps({"v": CONTRACT_VERSION, "kind": "hosting", "execution": execution.rsplit(":", 1)[-1],
-                       "status": status, "model": model_id})
+                       "status": status, "model": model_id, "route": route})
 
 
 def announce(sqs: Any, prefix: str, body: str) -> int:

@@ -11,7 +11,11 @@ so a retried hand-over is no conflict), and writes when (``handed_over_at``), so
 leaves the model alone while the successor is still being started. The successor confirms it
 with ``renew``. If the successor cannot be started, ``reclaim`` takes the lock back the same way.
 
-Environment: LOCK_TABLE (the table, required), LOCK_LEASE_SECONDS (default 900).
+One lock per model route (routes.py): the item's key is the route's (``lock_key``), so each
+model is hosted under its own lock and one model's drain never holds another's start.
+
+Environment: LOCK_TABLE (the table, required), LOCK_LEASE_SECONDS (default 900), MODEL_ROUTE
+(the route being served, laid over the environment by ``routes.serving``; ``default`` when unset).
 """
 from __future__ import annotations
 
@@ -22,11 +26,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from batchsight_pipeline.aws import client
-from batchsight_pipeline.environment import number, required
+from batchsight_pipeline.environment import number, optional, required
+from batchsight_pipeline.routes import DEFAULT, lock_id
 
-__all__ = ["LOCK_ID", "Holder", "LockLost", "acquire", "hand_over", "holder", "reclaim", "release", "renew"]
+__all__ = ["Holder", "LockLost", "acquire", "hand_over", "holder", "lock_key", "reclaim", "release", "renew"]
 
-LOCK_ID = "model"
 _OWNER = {"#o": "owner"}  # OWNER is a DynamoDB reserved word: expressions name it through #o
 
 
@@ -41,7 +45,7 @@ def acquire(owner: str, now: float) -> bool:
     """Take a free or expired lock, or keep our own (a retried acquire is not a conflict)."""
     return _conditional(
         client("dynamodb").put_item,
-        Item={"lock_id": {"S": LOCK_ID}, "owner": {"S": owner}, "expires_at": {"N": _lease_end(now)}},
+        Item={"lock_id": {"S": lock_key()}, "owner": {"S": owner}, "expires_at": {"N": _lease_end(now)}},
         ConditionExpression="attribute_not_exists(lock_id) OR expires_at < :now OR #o = :me",
         ExpressionAttributeNames=_OWNER,
         ExpressionAttributeValues={":now": {"N": str(int(now))}, ":me": {"S": owner}})
@@ -50,7 +54,7 @@ def acquire(owner: str, now: float) -> bool:
 def renew(owner: str, now: float) -> bool:
     """Extend our lease; False when the lock is no longer ours (it expired and was taken over)."""
     return _conditional(
-        client("dynamodb").update_item, Key={"lock_id": {"S": LOCK_ID}},
+        client("dynamodb").update_item, Key={"lock_id": {"S": lock_key()}},
         UpdateExpression="SET expires_at = :until", ConditionExpression="#o = :me",
         ExpressionAttributeNames=_OWNER,
         ExpressionAttributeValues={":until": {"N": _lease_end(now)}, ":me": {"S": owner}})
@@ -59,7 +63,7 @@ def renew(owner: str, now: float) -> bool:
 def release(owner: str) -> bool:
     """Give the lock up; True when it is free now, False when another execution holds it."""
     return _conditional(
-        client("dynamodb").delete_item, Key={"lock_id": {"S": LOCK_ID}},
+        client("dynamodb").delete_item, Key={"lock_id": {"S": lock_key()}},
         ConditionExpression="attribute_not_exists(lock_id) OR #o = :me",
         ExpressionAttributeNames=_OWNER, ExpressionAttributeValues={":me": {"S": owner}})
 
@@ -67,7 +71,7 @@ def release(owner: str) -> bool:
 def hand_over(owner: str, successor: str, now: float) -> bool:
     """Pass our lock to ``successor`` with a fresh lease; False when it is neither ours nor theirs."""
     return _conditional(
-        client("dynamodb").update_item, Key={"lock_id": {"S": LOCK_ID}},
+        client("dynamodb").update_item, Key={"lock_id": {"S": lock_key()}},
         UpdateExpression="SET #o = :next, expires_at = :until, handed_over_at = :now, handed_over_by = :me",
         ConditionExpression="#o = :me OR #o = :next", ExpressionAttributeNames=_OWNER,
         ExpressionAttributeValues={":next": {"S": successor}, ":me": {"S": owner},
@@ -77,7 +81,7 @@ def hand_over(owner: str, successor: str, now: float) -> bool:
 def reclaim(owner: str, successor: str, now: float) -> bool:
     """Take back a lock we handed to a successor that could not be started (or keep our own)."""
     return _conditional(
-        client("dynamodb").update_item, Key={"lock_id": {"S": LOCK_ID}},
+        client("dynamodb").update_item, Key={"lock_id": {"S": lock_key()}},
         UpdateExpression="SET #o = :me, expires_at = :until REMOVE handed_over_at, handed_over_by",
         ConditionExpression="#o = :me OR #o = :next", ExpressionAttributeNames=_OWNER,
         ExpressionAttributeValues={":next": {"S": successor}, ":me": {"S": owner},
@@ -96,11 +100,16 @@ class Holder:
 def holder(table: str | None = None) -> Holder | None:
     """The lock's holder (expired or not), or None when nobody holds it."""
     item = client("dynamodb").get_item(TableName=table or required("LOCK_TABLE"),
-                                       Key={"lock_id": {"S": LOCK_ID}}, ConsistentRead=True).get("Item")
+                                       Key={"lock_id": {"S": lock_key()}}, ConsistentRead=True).get("Item")
     if not item:
         return None
     return Holder(item["owner"]["S"], int(item.get("expires_at", {"N": "0"})["N"]),
                   int(item.get("handed_over_at", {"N": "0"})["N"]))
+
+
+def lock_key() -> str:
+    """The lock item's key for the route being served."""
+    return lock_id(optional("MODEL_ROUTE") or DEFAULT)
 
 
 def _lease_end(now: float) -> str:

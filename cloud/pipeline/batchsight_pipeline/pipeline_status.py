@@ -24,11 +24,19 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batchsight_pipeline.aws import client
+from batchsight_pipeline.environment import optional
 from batchsight_pipeline.overload import Load
+from batchsight_pipeline.routes import DEFAULT
 
 logger = Logger(service="batchsight-pipeline-status")
-STATUS_KEY = "status/pipeline.json"
+STATUS_KEY = "status/pipeline.json"  # the default route's; another route's is status/pipeline-{route}.json
 VERSION = 1
+
+
+def status_key() -> str:
+    """The status object of the route being served (routes.serving): each model has its own load."""
+    route = optional("MODEL_ROUTE") or DEFAULT
+    return STATUS_KEY if route == DEFAULT else f"status/pipeline-{route}.json"
 
 
 def iso(epoch: float) -> str:
@@ -54,7 +62,7 @@ def document(load: Load, *, now: float, max_units: int, unit_tps: float, queue_e
 def read(bucket: str) -> dict[str, Any] | None:
     """The last status written, or None (none yet, or unreadable)."""
     try:
-        body = client("s3").get_object(Bucket=bucket, Key=STATUS_KEY)["Body"].read()
+        body = client("s3").get_object(Bucket=bucket, Key=status_key())["Body"].read()
         loaded = json.loads(body)
     except (BotoCoreError, ClientError, ValueError) as exc:
         if not (isinstance(exc, ClientError) and exc.response["Error"]["Code"] in ("NoSuchKey", "404")):
@@ -66,7 +74,7 @@ def read(bucket: str) -> dict[str, Any] | None:
 def write(bucket: str, status: dict[str, Any]) -> bool:
     """Store the status; False (logged) when it could not be written."""
     try:
-        client("s3").put_object(Bucket=bucket, Key=STATUS_KEY, Body=json.dumps(status).encode(),
+        client("s3").put_object(Bucket=bucket, Key=status_key(), Body=json.dumps(status).encode(),
                                 ContentType="application/json", CacheControl="no-cache")
     except (BotoCoreError, ClientError) as exc:
         logger.warning("pipeline status not written", extra={"error": str(exc)})

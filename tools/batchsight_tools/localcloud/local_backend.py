@@ -7,15 +7,19 @@ so it never ships to Lambda.
 Hosting is modelled for real rather than faked: start writes a hosting record, the model
 becomes HOSTED after a configured warm-up, and stop closes the record in a ledger, so the
 demo and the tests can measure hosted time and prove that nothing is left running. State
-lives in files because Lambda invocations share nothing in memory.
+lives in files because Lambda invocations share nothing in memory. Settings are read through
+``batchsight_pipeline.environment``, so a model route's (``LOCAL_MODEL_PATH`` in its parameter)
+stand in for the stack's, and each route's hosting is recorded in a folder of its own, as each
+route's SageMaker endpoint is its own.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from batchsight_pipeline.backends.detector_judge import IN_PROCESS_DETECT_SECONDS, judge, load
+from batchsight_pipeline.environment import number, optional, required
+from batchsight_pipeline.routes import DEFAULT
 from batchsight_tools.localcloud.hosting_record import RecordHostedBackend
 
 
@@ -32,9 +36,11 @@ class LocalBackend(RecordHostedBackend):
 
     @classmethod
     def from_env(cls, *, start_timeout_seconds: float) -> LocalBackend:
-        return cls(model_path=Path(os.environ["LOCAL_MODEL_PATH"]),
-                   state_dir=Path(os.environ["LOCAL_MODEL_STATE_DIR"]),
-                   startup_seconds=float(os.environ.get("LOCAL_MODEL_STARTUP_SECONDS", "2")),
+        route = optional("MODEL_ROUTE") or DEFAULT
+        state_dir = Path(required("LOCAL_MODEL_STATE_DIR"))
+        return cls(model_path=Path(required("LOCAL_MODEL_PATH")),
+                   state_dir=state_dir if route == DEFAULT else state_dir / "routes" / route,
+                   startup_seconds=number("LOCAL_MODEL_STARTUP_SECONDS", 2, minimum=0),
                    start_timeout_seconds=start_timeout_seconds)
 
     @property

@@ -7,20 +7,23 @@
     batchsight model deploy --bucket B (--version N | --candidate N) [--gateways THING_GROUP_ARN [--apply]]
     batchsight model rollback|promote --bucket B [--gateways THING_GROUP_ARN [--apply]]
     batchsight model package --sagemaker --bucket B --version N --image ECR_URI --role ROLE_ARN
+    batchsight model route NAME --routes-path /batchsight/STACK/models --queue-url URL [--set K=V ...]
+    batchsight model routes --routes-path /batchsight/STACK/models --queue-url URL
 
 DATASET is s3://B/datasets/NAME/manifest.jsonl (`batchsight dataset build`), a manifest file,
 or a folder with normal/ and anomaly/. One image in five (by image id) is held out for
 evaluation, the same ones every time. Versions (models/NAME/N/ in the model bucket, the stack
 output ModelBucketName) are immutable; the index names the current one, which the pipeline's
-lambda backend uses from its next start. A wrong argument is one line and exit 2; a damaged
-package, an S3 error or a refusal by the gate is one line and exit 1.
+lambda backend uses from its next start. A route is another model on the same stack, with its
+own queue and lock (the gateways of its lines set aws.model to it). A wrong argument is one
+line and exit 2; a damaged package, an S3 error or a refusal by the gate is one line and exit 1.
 """
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 
-from batchsight_tools.models import arguments, commands, deploying, fitting
+from batchsight_tools.models import arguments, commands, deploying, fitting, routes
 from batchsight_tools.models.arguments import Clients
 from batchsight_tools.models.gate import DEFAULT_MARGIN
 
@@ -31,7 +34,7 @@ Handler = Callable[[argparse.Namespace, Clients], int]
 HANDLERS: dict[str, Handler] = {
     "fit": commands.fit, "evaluate": commands.evaluate, "publish": commands.publish, "list": commands.list_versions,
     "deploy": deploying.deploy, "rollback": deploying.rollback, "promote": deploying.promote,
-    "package": deploying.package,
+    "package": deploying.package, "route": routes.route, "routes": routes.list_routes,
 }
 
 
@@ -103,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--serverless-concurrency", type=_whole(1, 200), default=5,
                          help="with --serverless-memory: most concurrent invocations, 1 to 200 (default 5)")
     package.add_argument("--output", metavar="DIR", help="also write model.tar.gz into this folder (default: S3 only)")
+    routes.add_parsers(sub)
     return parser
 
 

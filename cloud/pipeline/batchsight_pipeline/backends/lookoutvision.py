@@ -36,7 +36,7 @@ from batchsight_pipeline.backends.base import (
 )
 from batchsight_pipeline.backends.responses import error_code, error_message, normalise_result
 from batchsight_pipeline.aws import DETECT_CONFIG
-from batchsight_pipeline.environment import SettingsError, number, required
+from batchsight_pipeline.environment import SettingsError, number, optional, required
 
 SERVICE = "lookoutvision"
 API_VERSION = "2020-11-20"
@@ -144,7 +144,7 @@ class LookoutVisionBackend(ModelBackend):
         return cls(project=required("LOOKOUTVISION_PROJECT"),
                    model_version=required("LOOKOUTVISION_MODEL_VERSION"),
                    inference_units=int(units),
-                   model_path=os.environ.get("LOOKOUTVISION_MODEL_PATH", "").strip() or None,
+                   model_path=optional("LOOKOUTVISION_MODEL_PATH") or None,
                    start_timeout_seconds=start_timeout_seconds)
 
     @property
