@@ -134,7 +134,7 @@ class StateMachine:
 
     def run(self, execution_input: Any, *, name: str) -> Generator[float, None, Outcome]:
         context = {"Execution": {"Id": f"arn:aws:states:sim:execution:batchsight:{name}",
-                                 "Name": name}}
+                                 "Name": name, "Input": copy.deepcopy(execution_input)}}
         data = copy.deepcopy(execution_input)
         current = self.definition["StartAt"]
         path: list[tuple[float, str]] = []
