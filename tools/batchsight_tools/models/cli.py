@@ -26,6 +26,7 @@ from collections.abc import Callable
 from batchsight_tools.models import arguments, commands, deploying, fitting, routes
 from batchsight_tools.models.arguments import Clients
 from batchsight_tools.models.gate import DEFAULT_MARGIN
+from batchsight_tools.number_arguments import whole_number
 
 PROG = "batchsight model"
 DATASET_HELP = ("s3://BUCKET/datasets/NAME/manifest.jsonl, a manifest file, or a folder with normal/ and anomaly/ "
@@ -99,11 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--role", required=True, type=deploying.role,
                          help="the SageMaker execution role ARN; it reads the model bucket (required)")
     package.add_argument("--instance-type", default="ml.m5.large", help="real-time instances (default ml.m5.large)")
-    package.add_argument("--instance-count", type=_whole(1, 100), default=1, help="instances (default 1)")
-    package.add_argument("--serverless-memory", type=_whole(1024, 6144), metavar="MB",
+    package.add_argument("--instance-count", type=whole_number(1, 100), default=1, help="instances (default 1)")
+    package.add_argument("--serverless-memory", type=whole_number(1024, 6144), metavar="MB",
                          help="serverless inference with this memory, 1024 to 6144 MB, instead of instances "
                               "(default: instances)")
-    package.add_argument("--serverless-concurrency", type=_whole(1, 200), default=5,
+    package.add_argument("--serverless-concurrency", type=whole_number(1, 200), default=5,
                          help="with --serverless-memory: most concurrent invocations, 1 to 200 (default 5)")
     package.add_argument("--output", metavar="DIR", help="also write model.tar.gz into this folder (default: S3 only)")
     routes.add_parsers(sub)
@@ -113,14 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, *, clients: Callable[[argparse.Namespace], Clients] = Clients) -> int:
     args = build_parser().parse_args(argv)
     return arguments.run(f"{PROG} {args.command}", lambda: HANDLERS[args.command](args, clients(args)))
-
-
-def _whole(low: int, high: int) -> Callable[[str], int]:
-    def whole(text: str) -> int:
-        if not text.isdigit() or not low <= int(text) <= high:
-            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, got {text!r}")
-        return int(text)
-    return whole
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ def add_parsers(sub: Any) -> None:
     route = sub.add_parser("route", help="add or change a model route: another model on the same stack",
                            description="Make the route's queue (like the stack's own) and write its settings; "
                                        "the gateways of its lines set aws.model to its name.")
-    route.add_argument("route", type=route_name, help="the route's name, as the gateways' aws.model names it (required)")
+    route.add_argument("route", type=route_name,
+                       help="the route's name, as the gateways' aws.model names it (required)")
     _add_stack(route)
     route.add_argument("--set", dest="settings", type=setting, action="append", default=[], metavar="NAME=VALUE",
                        help="a setting of the route's model, laid over the stack's: MODEL_NAME (the lambda "

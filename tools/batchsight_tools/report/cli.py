@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from batchsight_tools.aws_arguments import bucket_named, endpoint, region
+from batchsight_tools.number_arguments import whole_number
 from batchsight_tools.report.results import s3_client
 from batchsight_tools.report.selection import Selection
 from batchsight_tools.report.times import parse_time
@@ -41,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="S3 endpoint, only for a local emulation (default: AWS's)")
     parser.add_argument("--region", type=region,
                         help="AWS region (default: AWS_REGION or AWS_DEFAULT_REGION, else us-east-1)")
-    parser.add_argument("--max-images", type=_at_least(0), default=500,
+    parser.add_argument("--max-images", type=whole_number(0), default=500,
                         help="anomalous images shown, highest confidence first; counts include all (default 500)")
-    parser.add_argument("--thumbnail-size", type=_at_least(32, 2048), default=320,
+    parser.add_argument("--thumbnail-size", type=whole_number(32, 2048), default=320,
                         help="thumbnail side in px, 32 to 2048 (default 320)")
     return parser
 
@@ -122,14 +122,3 @@ def _segment(text: str) -> str:
     if not SEGMENT.match(text):
         raise argparse.ArgumentTypeError(f"{text!r}: ids are letters, digits, '.', '_' and '-'")
     return text
-
-
-def _at_least(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An argparse type: a whole number from ``low`` (to ``high``)."""
-    def whole(text: str) -> int:
-        value = int(text) if text.strip().lstrip("-").isdigit() else None
-        if value is None or value < low or (high is not None and value > high):
-            bounds = f"from {low} to {high}" if high is not None else f"from {low}"
-            raise argparse.ArgumentTypeError(f"must be a whole number {bounds}, got {text!r}")
-        return value
-    return whole
