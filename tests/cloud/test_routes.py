@@ -144,3 +144,27 @@ def test_the_routes_command_lists_each_route_with_its_waiting_images(
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].split()[:2] == ["default", "0"]
     assert lines[2].split()[:3] == ["pcb", "1", "MODEL_NAME=pcb"]
+
+
+def test_the_reaper_starts_a_route_whose_images_wait_with_no_execution(
+        moto: Moto, stack: Stack, routes_path: str, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The safety net of the routes beyond default: a gateway enqueued, then never started its batch."""
+    sfn = moto.client("stepfunctions")
+    wait = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}})
+    machine = sfn.create_state_machine(name=unique("pipeline"), definition=wait,
+                                       roleArn="arn:aws:iam::123456789012:role/batch")["stateMachineArn"]
+    monkeypatch.setenv("STATE_MACHINE_ARN", machine)
+    assert add_route(moto, stack, routes_path, "pcb") == 0
+    assert function("reaper").handler({}, lambda_context)["pcb"]["started"] == "", "nothing waits: nothing started"
+    running = sfn.start_execution(stateMachineArn=machine, name=unique("draining"))["executionArn"]
+    with routes.serving({"input": {"route": "pcb"}}):
+        moto.client("sqs").send_message(QueueUrl=Settings.from_env().queue_url, MessageBody="{}")
+        assert lock.acquire(running, time.time())
+    assert function("reaper").handler({}, lambda_context)["pcb"]["started"] == "", "a running execution holds it"
+    with routes.serving({"input": {"route": "pcb"}}):
+        assert lock.release(running)
+    done = function("reaper").handler({}, lambda_context)
+    assert done["pcb"]["started"].startswith("sweep-pcb-") and "started" not in done["default"]
+    [started] = [e for e in sfn.list_executions(stateMachineArn=machine)["executions"] if e["name"].startswith("sweep")]
+    execution_input = json.loads(sfn.describe_execution(executionArn=started["executionArn"])["input"])
+    assert execution_input == {"v": 1, "trigger": "schedule", "route": "pcb"}

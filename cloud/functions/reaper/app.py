@@ -8,9 +8,13 @@ successor that may not be running yet: it is left alone for HANDOVER_GRACE_SECON
 
 It checks every model route of the stack (routes.py), each on its own lock, and one route it
 cannot check (its parameter broken, its backend refusing) is logged and does not stop the others.
+It is also the safety net of the routes beyond ``default`` (whose safety net is the template's
+schedule): a route with images waiting and no execution holding its lock gets one started, for
+images whose gateway enqueued them and then never started their batch (a gateway replaced, say).
 """
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -20,9 +24,9 @@ from botocore.exceptions import ClientError
 from batchsight_pipeline.aws import client
 from batchsight_pipeline.backends import backend_from_settings
 from batchsight_pipeline.backends.base import STOPPED
-from batchsight_pipeline.environment import SettingsError
+from batchsight_pipeline.environment import SettingsError, optional
 from batchsight_pipeline.lock import holder, release
-from batchsight_pipeline.routes import names, serving
+from batchsight_pipeline.routes import DEFAULT, names, serving
 from batchsight_pipeline.settings import Settings
 
 logger = Logger(service="batchsight-reaper")
@@ -48,10 +52,29 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         try:
             with serving({"route": route}):
                 done[route] = reap(route)
+                if route != DEFAULT:
+                    done[route]["started"] = sweep(route)
         except (SettingsError, ClientError) as exc:
             logger.error("model route not checked; fix it, the others were", extra={"route": route, "error": str(exc)})
             done[route] = {"action": "error", "error": str(exc)}
     return done
+
+
+def sweep(route: str) -> str:
+    """Start an execution for the route when images wait in its queue and nobody holds its lock;
+    the execution's name, or "" when none was needed (or the stack names no state machine)."""
+    settings, machine = Settings.from_env(), optional("STATE_MACHINE_ARN")
+    if not machine or holder(settings.lock_table) is not None:
+        return ""
+    waiting = client("sqs").get_queue_attributes(QueueUrl=settings.queue_url,
+                                                 AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    if not int(waiting["ApproximateNumberOfMessages"]):
+        return ""
+    name = f"sweep-{route}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    client("stepfunctions").start_execution(stateMachineArn=machine, name=name, input=json.dumps(
+        {"v": 1, "trigger": "schedule", "route": route}))
+    logger.info("images waiting with no execution: one started", extra={"route": route, "execution": name})
+    return name
 
 
 def reap(route: str) -> dict[str, Any]:

@@ -280,8 +280,9 @@ class _StackBuilder:
         definition = (cloud_dir() / props["DefinitionUri"]).read_text()
         for key, value in self.resolve(props.get("DefinitionSubstitutions", {})).items():
             definition = definition.replace("${" + key + "}", str(value))
+        name = str(self.resolve(props["Name"])) if "Name" in props else f"{STACK}-{logical}"
         arn = self._client("stepfunctions").create_state_machine(
-            name=f"{STACK}-{logical}", definition=definition, roleArn=role)["stateMachineArn"]
+            name=name, definition=definition, roleArn=role)["stateMachineArn"]
         self.physical[logical] = {None: arn, "Arn": arn}
 
 
