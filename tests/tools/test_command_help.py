@@ -15,6 +15,7 @@ import pytest
 from batchsight_detector import cli as detector_cli
 from batchsight_detector import serve
 from batchsight_tools import plan
+from batchsight_tools.costmodel import default_day, write_trace
 from batchsight_tools.report import cli as report_cli
 from tests.support import REPO
 
@@ -32,6 +33,8 @@ sys.meta_path.insert(0, NoMatplotlib())
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
+
+MORNING = (6 * 3600.0, 9 * 3600.0)  # seconds of the default day: the first three hours of its morning shift
 
 
 def _cost_module() -> ModuleType:
@@ -82,9 +85,16 @@ def test_cost_help_names_no_issue() -> None:
 
 
 def test_cost_prints_its_tables_without_matplotlib(tmp_path: Path) -> None:
-    figure = tmp_path / "cost.png"
-    result = subprocess.run([sys.executable, "-c", WITHOUT_MATPLOTLIB, "bench/cost.py", "--out", str(figure)],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    """On three hours of the default day (06:00-09:00, its bursts included), not the whole day (a
+    minute of simulation): what this checks is the run without matplotlib, which the day does not
+    change. The whole default day is simulated in tests/tools/test_costmodel.py (the hosted
+    policies) and test_cost_site.py (40 gateways); bench/cost.py's own run on it (the lambda and
+    serverless rows, the trade-off, 1 and 10 gateways) is the plot test's below, where matplotlib
+    is installed."""
+    figure, trace = tmp_path / "cost.png", tmp_path / "morning.csv"
+    write_trace(trace, [t for t in default_day() if MORNING[0] <= t < MORNING[1]])
+    result = subprocess.run([sys.executable, "-c", WITHOUT_MATPLOTLIB, "bench/cost.py", "--trace", str(trace),
+                             "--out", str(figure)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     lines = result.stdout.splitlines()
     header = next(n for n, line in enumerate(lines) if line.startswith("policy"))
