@@ -304,6 +304,21 @@ def _check_inference(inference: InferenceSettings) -> None:
             raise ConfigError(f"setting inference.{name}: must be greater than 0")
 
 
+def _check_route(aws: AwsSettings) -> None:
+    """The model route and its queue agree: images in another route's queue would be judged by its model."""
+    if not _ROUTE.fullmatch(aws.model):
+        raise ConfigError(f"setting aws.model: {aws.model!r} is not a model route name (1-40 lower-case "
+                          "letters, digits and '-'): write one that `batchsight model routes` lists, or default")
+    queue = aws.queue_url.rstrip("/").rsplit("/", 1)[-1]
+    route_queue = re.search(r"-work-([a-z0-9-]+)$", queue)
+    if aws.model != "default" and not queue.endswith(f"-work-{aws.model}"):
+        raise ConfigError(f"setting aws.queue_url: model route {aws.model!r} has its own queue, STACK-work-"
+                          f"{aws.model}: copy the URL `batchsight model route {aws.model}` printed")
+    if aws.model == "default" and route_queue:
+        raise ConfigError(f"setting aws.queue_url: {queue} is model route {route_queue.group(1)!r}'s queue: set "
+                          f"aws.model: {route_queue.group(1)}, or give the stack output ImageQueueUrl")
+
+
 def _check(config: Config) -> None:
     for name, value in _float_settings(config):
         if not math.isfinite(value):  # NaN slips past every comparison below
@@ -318,9 +333,7 @@ def _check(config: Config) -> None:
                if not getattr(config.aws, n)]
     if missing:
         raise ConfigError(f"setting {missing[0]} is empty: copy it from the cloud stack's outputs")
-    if not _ROUTE.fullmatch(config.aws.model):
-        raise ConfigError(f"setting aws.model: {config.aws.model!r} is not a model route name (1-40 lower-case "
-                          "letters, digits and '-'): write one that `batchsight model routes` lists, or default")
+    _check_route(config.aws)
     positive = {"batch.interval_seconds": config.batch.interval_seconds,
                 "batch.max_images": config.batch.max_images,
                 "batch.max_age_seconds": config.batch.max_age_seconds,

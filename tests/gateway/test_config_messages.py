@@ -128,4 +128,13 @@ def test_a_model_route_that_is_no_route_name_is_refused(model: str) -> None:
 
 def test_the_model_route_is_default_unless_named() -> None:
     assert config_from_dict(minimal()).aws.model == "default"
-    assert config_from_dict(minimal(aws={"model": "pcb-2"})).aws.model == "pcb-2"
+    pcb = minimal(aws={"model": "pcb-2", "queue_url": "https://sqs.eu-west-1.amazonaws.com/1/plant-work-pcb-2"})
+    assert config_from_dict(pcb).aws.model == "pcb-2"
+
+
+def test_a_route_and_a_queue_of_another_route_are_refused() -> None:
+    """Images in another model's queue would be judged by that model: the mismatch is one clear line."""
+    stack_queue = minimal(aws={"model": "pcb", "queue_url": "https://sqs.eu-west-1.amazonaws.com/1/plant-ImageQueue-X"})
+    assert error_for(stack_queue).startswith("setting aws.queue_url: model route 'pcb' has its own queue")
+    route_queue = minimal(aws={"queue_url": "https://sqs.eu-west-1.amazonaws.com/1/plant-work-pcb"})
+    assert "set aws.model: pcb" in error_for(route_queue)
