@@ -16,14 +16,12 @@ from urllib.parse import urlsplit
 from croniter import croniter
 
 from batchsight import topics
+from batchsight.config_aws import check_aws, check_result_queue
 from batchsight.config_parse import ConfigError as ConfigError
 from batchsight.config_parse import build, located, read_yaml
 from batchsight.config_plant import OpcUaSettings, PartSettings, SparkplugSettings, check_plant_floor
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")  # SQS queue names
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")  # us-east-1, eu-central-2, us-gov-west-1
-_ROUTE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")  # a model route (the cloud's routes.NAME)
 _TOPIC_FORBIDDEN = ("+", "#", "\0")  # MQTT wildcards and NUL make every topic we publish invalid
 
 
@@ -304,21 +302,6 @@ def _check_inference(inference: InferenceSettings) -> None:
             raise ConfigError(f"setting inference.{name}: must be greater than 0")
 
 
-def _check_route(aws: AwsSettings) -> None:
-    """The model route and its queue agree: images in another route's queue would be judged by its model."""
-    if not _ROUTE.fullmatch(aws.model):
-        raise ConfigError(f"setting aws.model: {aws.model!r} is not a model route name (1-40 lower-case "
-                          "letters, digits and '-'): write one that `batchsight model routes` lists, or default")
-    queue = aws.queue_url.rstrip("/").rsplit("/", 1)[-1]
-    route_queue = re.search(r"-work-([a-z0-9-]+)$", queue)
-    if aws.model != "default" and not queue.endswith(f"-work-{aws.model}"):
-        raise ConfigError(f"setting aws.queue_url: model route {aws.model!r} has its own queue, STACK-work-"
-                          f"{aws.model}: copy the URL `batchsight model route {aws.model}` printed")
-    if aws.model == "default" and route_queue:
-        raise ConfigError(f"setting aws.queue_url: {queue} is model route {route_queue.group(1)!r}'s queue: set "
-                          f"aws.model: {route_queue.group(1)}, or give the stack output ImageQueueUrl")
-
-
 def _check(config: Config) -> None:
     for name, value in _float_settings(config):
         if not math.isfinite(value):  # NaN slips past every comparison below
@@ -326,14 +309,7 @@ def _check(config: Config) -> None:
     for name in ("site", "line", "device"):
         if not _SEGMENT.fullmatch(getattr(config, name)):
             raise ConfigError(f"setting {name}: use 1-64 letters, digits, '.', '_' or '-'")
-    if not _REGION.fullmatch(config.aws.region):
-        raise ConfigError(f"setting aws.region: {config.aws.region!r} is not an AWS region name: write the "
-                          "stack's region, e.g. region: eu-west-1")
-    missing = [f"aws.{n}" for n in ("source_bucket", "final_bucket", "queue_url", "state_machine_arn")
-               if not getattr(config.aws, n)]
-    if missing:
-        raise ConfigError(f"setting {missing[0]} is empty: copy it from the cloud stack's outputs")
-    _check_route(config.aws)
+    check_aws(config.aws)
     positive = {"batch.interval_seconds": config.batch.interval_seconds,
                 "batch.max_images": config.batch.max_images,
                 "batch.max_age_seconds": config.batch.max_age_seconds,
@@ -351,10 +327,7 @@ def _check(config: Config) -> None:
             raise ConfigError(f"setting {name}: must be greater than 0, got {value}")
     if config.mqtt.port > 65535:
         raise ConfigError(f"setting mqtt.port: must be 1 to 65535, got {config.mqtt.port}")
-    queue = config.results.queue_name(config.aws, config.device)
-    if queue and not _QUEUE_NAME.fullmatch(queue):
-        raise ConfigError(f"setting aws.result_queue_prefix: the result queue name {queue!r} must be 1-80 letters, "
-                          "digits, '-' or '_' (a device id without '.'); or set results.push: false")
+    check_result_queue(config.results.queue_name(config.aws, config.device))
     _check_topic_prefix(config.mqtt.topic_prefix)
     layout_problem = topics.check_layout(config.mqtt.topic_layout, config.mqtt.area, config.mqtt.cell)
     if layout_problem:
