@@ -24,11 +24,12 @@ from tests.support import CloudFixture
 pytestmark = pytest.mark.integration
 
 
-def add_route(cloud: CloudFixture, name: str, model: Path) -> str:
+def add_route(cloud: CloudFixture, name: str, model: Path, *, startup_seconds: int = 1) -> str:
     """`batchsight model route NAME --set LOCAL_MODEL_PATH=...`; the route's queue URL."""
     assert model_cli.main(["route", name, "--routes-path", cloud.outputs.extra["ModelRoutesPath"],
                            "--queue-url", cloud.outputs.queue_url, "--endpoint-url", cloud.outputs.endpoint_url,
-                           "--set", f"LOCAL_MODEL_PATH={model}", "--set", "LOCAL_MODEL_STARTUP_SECONDS=1"]) == 0
+                           "--set", f"LOCAL_MODEL_PATH={model}",
+                           "--set", f"LOCAL_MODEL_STARTUP_SECONDS={startup_seconds}"]) == 0
     parameter = cloud.client("ssm").get_parameter(Name=f"{cloud.outputs.extra['ModelRoutesPath']}/{name}")
     return str(json.loads(parameter["Parameter"]["Value"])["QUEUE_URL"])
 
@@ -71,14 +72,14 @@ def test_two_models_on_one_stack_judge_their_own_images_at_the_same_time(
         local_cloud: CloudFixture, tmp_path: Path) -> None:
     pcb_model = tmp_path / "pcb-detector.npz"
     shutil.copy(local_cloud.model_path, pcb_model)
-    pcb_queue = add_route(local_cloud, "pcb", pcb_model)
+    pcb_queue = add_route(local_cloud, "pcb", pcb_model, startup_seconds=4)  # hosted long enough to overlap
     casting = enqueue(local_cloud, local_cloud.outputs.queue_url, "cast1", tmp_path, seed=11)
     pcb = enqueue(local_cloud, pcb_queue, "pcb1", tmp_path, seed=12)
 
-    runs = {route: local_cloud.start_execution(f"{route}-run", edge_input(route, device))
-            for route, device in (("default", "cast1"), ("pcb", "pcb1"))}
+    runs = {route: local_cloud.start_execution(f"{route}-run", edge_input(route, device))  # pcb's slow start first
+            for route, device in (("pcb", "pcb1"), ("default", "cast1"))}
     ended = {route: local_cloud.wait_execution(arn, timeout=120) for route, arn in runs.items()}
-    assert {route: e["status"] for route, e in ended.items()} == {"default": "SUCCEEDED", "pcb": "SUCCEEDED"}
+    assert {route: e["status"] for route, e in ended.items()} == {"pcb": "SUCCEEDED", "default": "SUCCEEDED"}
 
     judged = results(local_cloud)
     assert set(judged) == casting | pcb, "every image has exactly one result"
@@ -88,8 +89,9 @@ def test_two_models_on_one_stack_judge_their_own_images_at_the_same_time(
         assert document["execution"].endswith(f":{route}-run"), "drained by its own route's execution"
     hosted = {"default": ledger(local_cloud.state_dir), "pcb": ledger(local_cloud.state_dir / "routes" / "pcb")}
     assert [len(intervals) for intervals in hosted.values()] == [1, 1], "each model hosted once, on its own"
-    first, second = sorted(hosted.values(), key=lambda intervals: intervals[0]["started"])
-    assert second[0]["started"] < first[0]["stopped"], "the second model started while the first was hosted"
+    [default], [pcb] = hosted["default"], hosted["pcb"]
+    assert max(default["started"], pcb["started"]) < min(default["stopped"], pcb["stopped"]), \
+        "both models hosted at once: neither waited for the other's drain"
     table = local_cloud.outputs.extra["LockTableName"]
     assert local_cloud.client("dynamodb").scan(TableName=table)["Items"] == [], "both locks released"
 
