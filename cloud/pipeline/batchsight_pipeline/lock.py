@@ -26,8 +26,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from batchsight_pipeline.aws import client
-from batchsight_pipeline.environment import number, optional, required
-from batchsight_pipeline.routes import DEFAULT, lock_id
+from batchsight_pipeline.environment import number, required
+from batchsight_pipeline.routes import current, lock_id
 
 __all__ = ["Holder", "LockLost", "acquire", "hand_over", "holder", "lock_key", "reclaim", "release", "renew"]
 
@@ -109,7 +109,7 @@ def holder(table: str | None = None) -> Holder | None:
 
 def lock_key() -> str:
     """The lock item's key for the route being served."""
-    return lock_id(optional("MODEL_ROUTE") or DEFAULT)
+    return lock_id(current())
 
 
 def _lease_end(now: float) -> str:

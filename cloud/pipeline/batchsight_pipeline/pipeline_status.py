@@ -24,9 +24,8 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batchsight_pipeline.aws import client
-from batchsight_pipeline.environment import optional
 from batchsight_pipeline.overload import Load
-from batchsight_pipeline.routes import DEFAULT
+from batchsight_pipeline.routes import DEFAULT, current
 
 logger = Logger(service="batchsight-pipeline-status")
 STATUS_KEY = "status/pipeline.json"  # the default route's; another route's is status/pipeline-{route}.json
@@ -35,7 +34,7 @@ VERSION = 1
 
 def status_key() -> str:
     """The status object of the route being served (routes.serving): each model has its own load."""
-    route = optional("MODEL_ROUTE") or DEFAULT
+    route = current()
     return STATUS_KEY if route == DEFAULT else f"status/pipeline-{route}.json"
 
 

@@ -27,7 +27,7 @@ from typing import Any
 from batchsight_pipeline.aws import client
 from batchsight_pipeline.environment import SettingsError, optional, overlay, required
 
-__all__ = ["DEFAULT", "STACK_WIDE", "forget", "lock_id", "names", "parameter_name", "route_of", "serving",
+__all__ = ["DEFAULT", "STACK_WIDE", "current", "forget", "lock_id", "names", "parameter_name", "route_of", "serving",
            "settings_of"]
 
 DEFAULT = "default"
@@ -51,6 +51,11 @@ def route_of(event: Mapping[str, Any]) -> str:
         raise SettingsError(f"model route {name!r} is not a route name: 1-40 lower-case letters, digits and "
                             "hyphens, starting with a letter or digit")
     return name
+
+
+def current() -> str:
+    """The route being served (``serving`` sets it); ``default`` outside any."""
+    return optional("MODEL_ROUTE") or DEFAULT
 
 
 def lock_id(route: str) -> str:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from batchsight_pipeline.backends.detector_judge import IN_PROCESS_DETECT_SECONDS, judge, load
-from batchsight_pipeline.environment import number, optional, required
-from batchsight_pipeline.routes import DEFAULT
+from batchsight_pipeline.environment import number, required
+from batchsight_pipeline.routes import DEFAULT, current
 from batchsight_tools.localcloud.hosting_record import RecordHostedBackend
 
 
@@ -36,7 +36,7 @@ class LocalBackend(RecordHostedBackend):
 
     @classmethod
     def from_env(cls, *, start_timeout_seconds: float) -> LocalBackend:
-        route = optional("MODEL_ROUTE") or DEFAULT
+        route = current()
         state_dir = Path(required("LOCAL_MODEL_STATE_DIR"))
         return cls(model_path=Path(required("LOCAL_MODEL_PATH")),
                    state_dir=state_dir if route == DEFAULT else state_dir / "routes" / route,
