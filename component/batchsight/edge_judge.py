@@ -35,6 +35,7 @@ from typing import Any
 from batchsight.alerter import Alerter
 from batchsight.alerts import utc_now
 from batchsight.config import Config
+from batchsight.detect_ahead import DetectAhead, Offered
 from batchsight.detector_server import DetectorServer
 from batchsight.journal import ImageRecord, Journal, Route
 from batchsight.live_config import Configured
@@ -69,6 +70,7 @@ class EdgeJudge(Configured):
         self.problem = "not checked yet"
         self._next_check = 0.0
         self._loading = False
+        self.ahead = DetectAhead()
         self.on_verdict: Callable[[], None] = lambda: None  # after each verdict is queued: send it now
 
     @property
@@ -143,15 +145,32 @@ class EdgeJudge(Configured):
         self._next_check = now + self.config.inference.retry_seconds
         return False
 
+    def offer(self, image_id: str, data: bytes, ext: str) -> bool:
+        """From ingest (its thread), an image just inspected: True when it is kept to be detected
+        ahead (detect_ahead.py), the judge's thread then to be poked."""
+        return self.judging == "edge" and self.ahead.offer(image_id, data, ext)
+
     def _judge_waiting(self) -> None:
+        """Judge the validated images waiting; when none is left, detect ahead what ingest offered,
+        and judge again, so an image validated meanwhile goes out at once."""
         deadline = time.monotonic() + BUDGET_SECONDS
         client, identity, shadow = self._client(), self.server.identity, self.server.shadow_client()
+        while self._judge_validated(client, identity, shadow, deadline) and time.monotonic() < deadline:
+            offered = self.ahead.next()
+            if offered is None or not self._detect_ahead(offered, client, identity):
+                return
+
+    def _judge_validated(self, client: LocalDetector, identity: ModelIdentity | None,
+                         shadow: tuple[LocalDetector, ModelIdentity] | None, deadline: float) -> bool:
+        """Judge what is validated and not routed yet; False when the detector failed or time is up."""
         for image in self.journal.unrouted(limit=BATCH_LIMIT):
             if time.monotonic() > deadline:
-                return
+                return False
+            answer = self.ahead.take(image.image_id, client, identity)
             try:
-                data = Path(image.path).read_bytes()
-                answer = client.detect(data, image.ext)
+                data = Path(image.path).read_bytes() if answer is None or shadow is not None else b""
+                if answer is None:
+                    answer = client.detect(data, image.ext)
                 judged_by = _judged_by(answer, identity)
             except ImageRefused as exc:
                 log.warning("local detector refused an image; the cloud will judge it",
@@ -164,13 +183,33 @@ class EdgeJudge(Configured):
                 self.journal.route_to_cloud([image.image_id])
                 continue
             except DetectorUnavailable as exc:
-                self._unhealthy(str(exc), time.monotonic())
-                self.journal.route_to_cloud()
-                return
+                self._failed(str(exc))
+                return False
             if shadow is not None and not self._compare(image, data, answer, judged_by, *shadow):
                 shadow = None  # it failed: the rest go without it
             self._record(image, answer, judged_by)
             self.on_verdict()
+        return True
+
+    def _detect_ahead(self, offered: Offered, client: LocalDetector, identity: ModelIdentity | None) -> bool:
+        """Ask the detector about an image the journal is still taking in; keep the answer. A
+        refusal is left for the judge to meet again; False when the detector failed."""
+        try:
+            answer = client.detect(offered.data, offered.ext)
+            _judged_by(answer, identity)
+        except ImageRefused:
+            return True
+        except DetectorUnavailable as exc:
+            self._failed(str(exc))
+            return False
+        self.ahead.keep(offered, client, identity, answer)
+        return True
+
+    def _failed(self, problem: str) -> None:
+        """The detector failed: everything waiting goes to the cloud until it recovers."""
+        self._unhealthy(problem, time.monotonic())
+        self.ahead.clear()
+        self.journal.route_to_cloud()
 
     def _compare(self, image: ImageRecord, data: bytes, answer: dict[str, Any], judged_by: ModelIdentity,
                  client: LocalDetector, shadow: ModelIdentity) -> bool:

@@ -2,9 +2,11 @@
 
     watcher (watchdog's thread): a file closed with a whole stream ----on_ready----> [ingest]
     [ingest]: stage, inspect, sync, journal ``received`` --verifier.submit--> [pixel-verifier]
+              (edge modes: each image's bytes, once inspected --on_inspected (poke)--> [judge],
+              which asks the detector while ingest syncs and the decoder decodes: detect_ahead.py)
     [pixel-verifier]: every pixel decoded in the decoder child, ``validated`` --on_validated--> [judge]
-    [judge]: the local detector's verdict, stored with its result and alert queued in the outbox
-             (``alerted``, one transaction) --on_verdict (poke)--> [outbox]
+    [judge]: the local detector's verdict (asked ahead, or now), stored with its result and alert
+             queued in the outbox (``alerted``, one transaction) --on_verdict (poke)--> [outbox]
     [outbox]: hand-off of results stored otherwise (the cloud's), publish in order, delete each
               row after the broker's PUBACK, then retire the images' files
 
@@ -35,6 +37,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from batchsight.housekeeping import disk_full
+from batchsight.images import CheckedImage
 from batchsight.ingest import IngestOutcome
 from batchsight.wiring import Parts
 
@@ -108,6 +111,7 @@ class EventPath:
         self.outbox = Stage("outbox", self._unless_disk_full(self._send_step), every=POLL_SECONDS,
                             on_failure=on_failure)
         parts.watcher.on_ready = self.ingest.poke
+        parts.ingestor.on_inspected = self._inspected
         parts.judge.on_verdict = self._verdict
 
     def start(self) -> None:
@@ -172,6 +176,11 @@ class EventPath:
             if not disk_full(exc):
                 raise
             self.disk_full(exc)
+
+    def _inspected(self, checked: CheckedImage, data: bytes) -> None:
+        """An image inspected, on its way into the journal: the judge may detect it already."""
+        if self.parts.judge.offer(checked.image_id, data, checked.ext):
+            self.judge.poke()
 
     def _hand_on(self, outcomes: list[IngestOutcome]) -> None:
         """Journaled images to the verifier; files ingest could not read back to the watcher."""

@@ -22,7 +22,7 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, UTC
 from pathlib import Path
@@ -76,6 +76,8 @@ class Ingestor(Configured):
         # the per-image path work is done on str: pathlib's parsing cost more than a rename here
         self._spool, self._staging = str(self.spool), str(self.staging)
         self._drop = f"{config.drop_folder}/"
+        # an image inspected, not journaled yet: the event path offers it to the judge (detect_ahead.py)
+        self.on_inspected: Callable[[CheckedImage, bytes], None] = lambda checked, data: None
 
     def ingest(self, path: Path) -> IngestOutcome:
         return self.ingest_many([path])[0]
@@ -231,11 +233,14 @@ class Ingestor(Configured):
                 "route": "cloud" if self.config.inference.mode == "cloud" else None}
 
     def _inspect(self, staged: str) -> tuple[CheckedImage, float]:
-        """Inspect a staged file; its bytes are let go on return, before the next file is read.
+        """Inspect a staged file and offer it to ``on_inspected``; its bytes are let go on return,
+        before the next file is read, unless the judge keeps a few to detect ahead (detect_ahead.py).
         (Holding one image's bytes while the next is read makes every read of a large image
         land in fresh memory: its page faults cost a circuit-board image 0.4 ms, half a hash.)"""
         data, mtime = self._read(staged)
-        return inspect(data, self.config.ingest), mtime
+        checked = inspect(data, self.config.ingest)
+        self.on_inspected(checked, data)
+        return checked, mtime
 
     def _read(self, staged: str) -> tuple[bytes, float]:
         """The bytes and mtime; the size is checked on fstat first, so a huge file is never read."""
