@@ -15,7 +15,8 @@ Nothing here is durable and nothing is decided here. An answer is used only:
   quarantine, and its answer is dropped unused.
 
 A crash loses the answers, and the judge asks again, as it always did. Only a few images are
-held (``OFFERED``): under a backlog the rest are judged the usual way, so memory stays bounded.
+held (``OFFERED`` images, ``OFFERED_BYTES`` in all): under a backlog the rest are judged the
+usual way, so the gateway's memory stays bounded.
 """
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ from typing import Any
 from batchsight.local_detector import LocalDetector
 from batchsight.model_package import ModelIdentity
 
-OFFERED = 8    # images waiting for their early detection; beyond, ingest's bytes are not kept
-ANSWERS = 64   # answers kept for images not validated yet (one the pixel check refuses is never taken)
+OFFERED = 4                      # images waiting for their early detection; beyond, ingest's bytes are not kept
+OFFERED_BYTES = 8 * 1024 * 1024  # and their bytes in all: a few large images are enough to fill the wait
+ANSWERS = 64                     # answers kept for images not validated yet (a refused one is never taken)
 
 
 @dataclass(frozen=True)
@@ -50,21 +52,27 @@ class DetectAhead:
 
     def __init__(self) -> None:
         self._offered: deque[Offered] = deque()
+        self._bytes = 0
         self._answers: OrderedDict[str, _Answer] = OrderedDict()
         self._lock = threading.Lock()
 
     def offer(self, image_id: str, data: bytes, ext: str) -> bool:
         """Keep an inspected image's bytes for its early detection; False when enough wait already."""
         with self._lock:
-            if len(self._offered) >= OFFERED:
+            if len(self._offered) >= OFFERED or self._bytes + len(data) > OFFERED_BYTES:
                 return False
             self._offered.append(Offered(image_id, data, ext))
+            self._bytes += len(data)
             return True
 
     def next(self) -> Offered | None:
         """The oldest image offered, now handed to the caller; None when none waits."""
         with self._lock:
-            return self._offered.popleft() if self._offered else None
+            if not self._offered:
+                return None
+            offered = self._offered.popleft()
+            self._bytes -= len(offered.data)
+            return offered
 
     def keep(self, offered: Offered, client: LocalDetector, identity: ModelIdentity | None,
              answer: dict[str, Any]) -> None:
@@ -86,4 +94,5 @@ class DetectAhead:
         """Forget everything (the detector failed: the images are judged elsewhere, or again)."""
         with self._lock:
             self._offered.clear()
+            self._bytes = 0
             self._answers.clear()

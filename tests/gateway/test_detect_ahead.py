@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from batchsight.detect_ahead import ANSWERS, OFFERED, DetectAhead, Offered
+from batchsight.detect_ahead import ANSWERS, OFFERED, OFFERED_BYTES, DetectAhead, Offered
 from batchsight.images import CheckedImage
 from batchsight.journal import ImageState, Route
 from batchsight.local_detector import LocalDetector
@@ -139,6 +139,9 @@ def test_what_is_held_ahead_is_bounded() -> None:
     ahead = DetectAhead()
     assert all(ahead.offer(f"{n:064x}", b"x", "jpg") for n in range(OFFERED))
     assert not ahead.offer("f" * 64, b"x", "jpg"), "a backlog is judged the usual way"
+    assert ahead.next() is not None and ahead.offer("f" * 64, b"x", "jpg"), "room again once one was taken"
+    ahead.clear()
+    assert not ahead.offer("e" * 64, bytes(OFFERED_BYTES + 1), "jpg"), "nor a huge image"
     client, answer = LocalDetector("http://127.0.0.1:1", timeout=1), {"IsAnomalous": True, "Confidence": 1.0}
     for n in range(ANSWERS + 5):
         ahead.keep(Offered(f"{n:064x}", b"", "jpg"), client, None, answer)
