@@ -143,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def goal_lines(lineup: Lineup, *, lines: int = 1) -> list[str]:
     """Each goal, met or not, by how much, for the cheapest row and the cheapest within the median
-    target: the cost goals with the stack's fixed charges, per image without them, and (``lines``
-    above 1) for one line's share of a site's stack; the latency goal in the cloud."""
+    target: the cost goals with the stack's fixed charges, with all but the dashboard, per image
+    without them, and (``lines`` above 1) for one line's share of a site's stack; the latency goal
+    in the cloud."""
     floor, start_stop = lineup.floor.cost_per_day, lineup.start_stop
     out = ["### Goals"]
     for title, row in (("cheapest row", lineup.cheapest), ("cheapest row within the median target", lineup.best)):
@@ -152,6 +153,8 @@ def goal_lines(lineup: Lineup, *, lines: int = 1) -> list[str]:
             out.append(f"- {title}: none meets the median target of {duration(lineup.target.p50_seconds)}")
             continue
         cases = [("with the stack's fixed charges", row.cost_per_day, start_stop.cost_per_day),
+                 ("deployed with Dashboard=false", row.cost_per_day - _dashboard(row),
+                  start_stop.cost_per_day - _dashboard(start_stop)),
                  ("per image, without them", row.variable_per_day, start_stop.variable_per_day)]
         if lines > 1:
             cases.append((f"one line of {lines} on one stack", row.line_share_per_day(lines),
@@ -169,6 +172,11 @@ def goal_lines(lineup: Lineup, *, lines: int = 1) -> list[str]:
                        f"{_verdict(below >= GOAL_BELOW_START_STOP)})")
         out.append(f"  - above the floor: {_largest_extras(row, floor)}")
     return out
+
+
+def _dashboard(row: Row) -> float:
+    """What the row pays a day for the stack's dashboard, which ``Dashboard=false`` leaves out."""
+    return sum(c.usd for c in row.bill.items() if (c.line.service, c.line.item) == ("CloudWatch", "dashboard"))
 
 
 def _verdict(met: bool) -> str:

@@ -126,10 +126,11 @@ def test_fixed_charges_per_day_by_hand() -> None:
 def test_the_stack_shape_is_read_from_the_template() -> None:
     """cloud/template.yaml: alarms on 2 (dead letters: visible and not), 2 (failed, timed out), 1
     (execution time; with a backend billed while hosted 3: hosted minutes and age too), 1
-    (overloaded) and 1 (the queue's oldest message) metrics; one dashboard; one KMS key; the reaper
-    every 15 minutes; functions of 1,024 MB on x86_64; a drain of DrainMemorySize."""
+    (overloaded) and 1 (the queue's oldest message) metrics; one dashboard (none with Dashboard=false);
+    one KMS key; the reaper every 15 minutes; functions of 1,024 MB on x86_64; a drain of DrainMemorySize."""
     shape = template_shape()  # the default backend, lambda
     assert (shape.alarm_metrics, shape.dashboards, shape.kms_keys) == (7, 1, 1)
+    assert template_shape(dashboard=False).dashboards == 0, "Dashboard=false: the resource's Condition is read"
     assert template_shape("sagemaker").alarm_metrics == template_shape("lookoutvision").alarm_metrics == 9
     assert template_shape("sagemaker-serverless").alarm_metrics == 7
     assert (shape.reaper_seconds, shape.memory_mb, shape.arch, shape.drain_memory_mb) == (900, 1024, "x86_64", 1769)

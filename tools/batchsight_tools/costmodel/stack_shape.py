@@ -48,23 +48,27 @@ def alarm_metrics(alarm: dict[str, Any]) -> int:
 
 
 @lru_cache(maxsize=8)
-def template_shape(backend: str | None = None) -> StackShape:
+def template_shape(backend: str | None = None, *, dashboard: bool | None = None) -> StackShape:
     """The stack deployed with the template's defaults, and ``ModelBackend`` when given (the alarms
-    read what the backend publishes)."""
+    read what the backend publishes) and ``Dashboard`` when given."""
     template = load_template()
     defaults = parameter_defaults(template)
     defaults["ModelBackend"] = backend or defaults["ModelBackend"]
+    if dashboard is not None:
+        defaults["Dashboard"] = "true" if dashboard else "false"
     function = template.get("Globals", {}).get("Function", {})
     conditions = template.get("Conditions", {})
 
     def lookup(name: str, _attribute: str | None) -> str:
         return str(defaults.get(name, name))
 
-    def of_type(kind: str) -> list[dict[str, Any]]:
-        return [r for r in template["Resources"].values() if r.get("Type") == kind]
-
     def condition(name: str) -> bool:
         return evaluate_condition(conditions[name], lookup, conditions)
+
+    def of_type(kind: str) -> list[dict[str, Any]]:
+        """The resources of ``kind`` the stack has (a resource's own Condition holds)."""
+        return [r for r in template["Resources"].values()
+                if r.get("Type") == kind and ("Condition" not in r or condition(r["Condition"]))]
 
     return StackShape(
         memory_mb=int(function.get("MemorySize", 128)),
