@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 _env_lock = threading.Lock()
 _owned: set[str] = set()  # environment variables a function has set
+_updating: set[str] = set()  # variables a stack update is changing, function by function
 _code: dict[str, tuple[str, str]] = {}  # function name -> (CodeUri, Handler)
 
 
@@ -51,17 +52,26 @@ def _apply_environment(variables: dict[str, str]) -> None:
     with _env_lock:
         for name, value in variables.items():
             current = os.environ.get(name)
-            if current is not None and current != str(value) and name in _owned:
+            if current is not None and current != str(value) and name in _owned and name not in _updating:
                 raise RuntimeError(f"functions disagree on {name}: {current!r} vs {value!r}")
             os.environ[name] = str(value)
             _owned.add(name)
 
 
+def updating(names: set[str]) -> None:
+    """A stack update starts changing these variables one function at a time
+    (``LocalCloud.update_environment``): until ``forget``, a function invoked meanwhile may carry
+    the old value or the new one, as during a real stack update, and neither is a disagreement."""
+    with _env_lock:
+        _updating.update(names)
+
+
 def forget(names: set[str]) -> None:
-    """Let the functions set these variables anew: every function's value changed together (a
-    stack update, ``LocalCloud.update_environment``)."""
+    """Let the functions set these variables anew: every function's value changed together (the
+    end of a stack update)."""
     with _env_lock:
         _owned.difference_update(names)
+        _updating.difference_update(names)
 
 
 def invoke_in_process(self: LambdaFunction,

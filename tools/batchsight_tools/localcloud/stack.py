@@ -98,14 +98,17 @@ class LocalCloud:
         """Set these variables in every function of the stack, as a stack update with another
         parameter would (a test's lower HandOverEvents, say); the values they had before."""
         lam, previous = self.client("lambda"), {}
-        for function in lam.list_functions()["Functions"]:
-            if not function["FunctionName"].startswith(f"{STACK}-"):
-                continue
-            current = function.get("Environment", {}).get("Variables", {})
-            previous.update({k: current[k] for k in variables if k in current})
-            lam.update_function_configuration(FunctionName=function["FunctionName"],
-                                              Environment={"Variables": {**current, **variables}})
-        lambda_runtime.forget(set(variables))
+        lambda_runtime.updating(set(variables))  # executions may still be running: they see either value
+        try:
+            for function in lam.list_functions()["Functions"]:
+                if not function["FunctionName"].startswith(f"{STACK}-"):
+                    continue
+                current = function.get("Environment", {}).get("Variables", {})
+                previous.update({k: current[k] for k in variables if k in current})
+                lam.update_function_configuration(FunctionName=function["FunctionName"],
+                                                  Environment={"Variables": {**current, **variables}})
+        finally:
+            lambda_runtime.forget(set(variables))
         return previous
 
     def client(self, service: str) -> Any:
