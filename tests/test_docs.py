@@ -127,7 +127,7 @@ def test_readme_starts_with_the_demo_and_the_test_command() -> None:
     first, second = _command_lines(text)[:2]
     assert first == DEMO
     assert second.startswith("{ { command -v mosquitto") and TEST_INSTALL in second
-    assert second.endswith("pytest -n auto")
+    assert second.endswith("pytest -n auto --dist worksteal")
     ci_runs = next(line for line in text.splitlines() if TEST_INSTALL in line).strip()  # what .ci/run greps
     assert ci_runs == second
 

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -88,7 +89,9 @@ def batches(local_cloud_session: CloudFixture, tmp_path_factory: pytest.TempPath
     for n, frame in enumerate(generate(folder / "b2", count=4, anomaly_rate=0.5, size=128, seed=8)):
         if frame.path.suffix == ".jpg":
             _queue_on_line_2(cloud, frame.path.read_bytes(), n)
-    execution = cloud.run_execution("report-batches")
+    # A name of its own each time: pytest-xdist may set this module up more than once on a worker
+    # (--dist worksteal), and the local cloud keeps every execution name it has seen.
+    execution = cloud.run_execution(f"report-batches-{uuid.uuid4().hex[:8]}")
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     assert cloud.hosting_state() == "STOPPED"
 

@@ -18,7 +18,8 @@ import pytest
 
 from batchsight_tools.synth import generate
 from tests.edge_process import Edge, listen, result_keys, start_camera, write_config
-from tests.support import CloudFixture, report_reliability, wait_for
+from tests.missing_images import wait_for_every_result
+from tests.support import CloudFixture, report_reliability
 
 pytestmark = pytest.mark.integration
 IMAGES, KILLS = 300, 12
@@ -42,7 +43,7 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(local_cloud: CloudFi
             edge = Edge(config, tmp_path / "edge.log")
         restarted = time.monotonic()
         dropping.join()
-        wait_for(lambda: len(hmi.results) >= IMAGES, 240, "every image's result after the kills")
+        wait_for_every_result(hmi, frames, 240, "every image's result after the kills", tmp=tmp_path, cloud=local_cloud)
         recover_s = time.monotonic() - restarted
         time.sleep(1.0)
     finally:

@@ -18,6 +18,7 @@ import yaml
 from batchsight_tools.localcloud.stack import free_port
 from batchsight_tools.synth import generate
 from tests.edge_process import Edge, listen, result_keys, start_camera, write_config
+from tests.missing_images import wait_for_every_result
 from tests.reliability.faults import processes
 from tests.support import CloudFixture, report_reliability, wait_for
 
@@ -66,7 +67,8 @@ def test_sigkill_in_edge_first_mode_leaves_no_orphan_and_no_double_verdict(
             edge = Edge(config, tmp_path / "edge.log")
         restarted = time.monotonic()
         dropping.join()
-        wait_for(lambda: len(hmi.results) >= IMAGES, 120, "a verdict for every image after the kills")
+        wait_for_every_result(hmi, frames, 120, "a verdict for every image after the kills", tmp=tmp_path,
+                              cloud=local_cloud)
         wait_for(lambda: any(s.get("alerted") == IMAGES for s in hmi.statuses[-3:]), 120,
                   "every image handed off, the cloud's checks included")
         recover_s = time.monotonic() - restarted
