@@ -41,6 +41,7 @@ from batchsight_tools.costmodel import BudgetTooSmall, Comparison, default_day, 
 from batchsight_tools.costmodel import crossover as steady
 from batchsight_tools.costmodel.backends import HOSTED_BACKENDS
 from batchsight_tools.costmodel.lineup import GOAL_BELOW_START_STOP, GOAL_FLOOR_RATIO, Lineup, build
+from batchsight_tools.costmodel.lean import DASHBOARD, MOVE, charged
 from batchsight_tools.costmodel.options import (
     HOSTED_DEFAULT,
     add_model_arguments,
@@ -152,10 +153,14 @@ def goal_lines(lineup: Lineup, *, lines: int = 1) -> list[str]:
         if row is None:
             out.append(f"- {title}: none meets the median target of {duration(lineup.target.p50_seconds)}")
             continue
-        cases = [("with the stack's fixed charges", row.cost_per_day, start_stop.cost_per_day),
-                 ("deployed with Dashboard=false", row.cost_per_day - _dashboard(row),
-                  start_stop.cost_per_day - _dashboard(start_stop)),
-                 ("per image, without them", row.variable_per_day, start_stop.variable_per_day)]
+        whole, variable = (lambda r: r.cost_per_day), (lambda r: r.variable_per_day)
+        cases = [(label, cost(row) - charged(row, items), cost(start_stop) - charged(start_stop, items))
+                 for label, cost, items in (
+                     ("with the stack's fixed charges", whole, ()),
+                     ("deployed with Dashboard=false", whole, DASHBOARD),
+                     ("deployed with Dashboard=false ImageUpload=final-bucket", whole, DASHBOARD + MOVE),
+                     ("per image, without them", variable, ()),
+                     ("per image, without them, ImageUpload=final-bucket", variable, MOVE))]
         if lines > 1:
             cases.append((f"one line of {lines} on one stack", row.line_share_per_day(lines),
                           start_stop.line_share_per_day(lines)))
@@ -174,11 +179,6 @@ def goal_lines(lineup: Lineup, *, lines: int = 1) -> list[str]:
     return out
 
 
-def _dashboard(row: Row) -> float:
-    """What the row pays a day for the stack's dashboard, which ``Dashboard=false`` leaves out."""
-    return sum(c.usd for c in row.bill.items() if (c.line.service, c.line.item) == ("CloudWatch", "dashboard"))
-
-
 def _verdict(met: bool) -> str:
     return "met" if met else "NOT MET"
 
@@ -193,7 +193,7 @@ def _largest_extras(row: Row, floor: float) -> str:
 def _why(item: str) -> str:
     """What a charge above the floor is there for, where the design chose it."""
     if item == "COPY of the image to the final bucket":
-        return " (a contract choice: the image moves next to its result, DESIGN.md; the gateway's lost-image check)"
+        return " (the image moves next to its result, DESIGN.md; ImageUpload=final-bucket uploads it there instead)"
     return ""
 
 

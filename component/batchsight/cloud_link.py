@@ -22,6 +22,7 @@ from batchsight.config import Config
 from batchsight.journal import ImageRecord, ImageState, Journal
 from batchsight.live_config import Configured
 from batchsight.quarantine import set_aside
+from batchsight.results import result_day_prefix
 
 log = logging.getLogger(__name__)
 CONTRACT_VERSION = 1
@@ -36,7 +37,12 @@ def part_metadata(image: ImageRecord) -> dict[str, str]:
 
 
 def source_key(config: Config, image: ImageRecord) -> str:
-    """Where an image is uploaded in the source bucket (contracts: the S3 key layout)."""
+    """Where an image is uploaded (contracts: the S3 key layout): the source bucket's incoming/
+    prefix, from which the cloud moves it next to its result; or, when the bucket to upload to is
+    the final bucket (the stack's ImageUpload=final-bucket), that place next to its result at once,
+    so the cloud moves nothing (a COPY per image saved)."""
+    if config.aws.source_bucket == config.aws.final_bucket:
+        return f"{result_day_prefix(config, image.captured_at)}{image.image_id}.{image.ext}"
     day = datetime.fromisoformat(image.captured_at.replace("Z", "+00:00"))
     return (f"incoming/{config.site}/{config.line}/{config.device}/{day:%Y}/{day:%m}/{day:%d}/"
             f"{image.image_id}.{image.ext}")

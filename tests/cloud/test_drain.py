@@ -40,7 +40,7 @@ def process_next() -> Any:
 
 
 def image_of(message: dict[str, Any]) -> ImageMessage:
-    return parse_message(json.dumps(message), source_bucket=message["bucket"])
+    return parse_message(json.dumps(message), source_bucket=message["bucket"], final_bucket="final")
 
 
 def stored(stack: Stack, bucket: str, key: str) -> bytes | None:

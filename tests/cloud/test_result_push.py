@@ -45,7 +45,8 @@ def pushed(stack: Stack, url: str) -> list[dict[str, Any]]:
 
 def test_a_result_reaches_its_gateways_queue_with_its_document(stack: Stack, prefix: str) -> None:
     url = device_queue(stack, prefix)
-    image = parse_message(json.dumps(stack.queue_image(b"normal image")), source_bucket=stack.source_bucket)
+    image = parse_message(json.dumps(stack.queue_image(b"normal image")), source_bucket=stack.source_bucket,
+                          final_bucket=stack.final_bucket)
     assert process_next() == drain.Outcome(processed=1)
     (body,) = pushed(stack, url)
     stored = json.loads(stack.s3.get_object(Bucket=stack.final_bucket, Key=image.result_key())["Body"].read())
@@ -63,7 +64,8 @@ def test_a_whole_drain_sends_in_batches_of_ten_and_leaves_none_behind(stack: Sta
 
 def test_without_a_queue_the_image_is_processed_and_its_result_stays_in_s3(stack: Stack, prefix: str) -> None:
     """The gateway never started with push: nothing to send to, nothing failed."""
-    image = parse_message(json.dumps(stack.queue_image(b"normal image")), source_bucket=stack.source_bucket)
+    image = parse_message(json.dumps(stack.queue_image(b"normal image")), source_bucket=stack.source_bucket,
+                          final_bucket=stack.final_bucket)
     assert process_next() == drain.Outcome(processed=1)
     assert stack.s3.head_object(Bucket=stack.final_bucket, Key=image.result_key())
     assert stack.depth(stack.queue) == 0
@@ -75,14 +77,16 @@ def test_a_queue_deleted_under_the_drain_fails_no_image(stack: Stack, prefix: st
     stack.queue_image(b"normal image", n=1)
     process_next()
     stack.sqs.delete_queue(QueueUrl=url)
-    image = parse_message(json.dumps(stack.queue_image(b"normal image", n=2)), source_bucket=stack.source_bucket)
+    image = parse_message(json.dumps(stack.queue_image(b"normal image", n=2)), source_bucket=stack.source_bucket,
+                          final_bucket=stack.final_bucket)
     assert process_next() == drain.Outcome(processed=1)
     assert stack.s3.head_object(Bucket=stack.final_bucket, Key=image.result_key())
 
 
 def test_a_document_too_big_for_sqs_is_pushed_as_its_key(stack: Stack, prefix: str) -> None:
     url = device_queue(stack, prefix)
-    image = parse_message(json.dumps(stack.queue_image(b"normal image")), source_bucket=stack.source_bucket)
+    image = parse_message(json.dumps(stack.queue_image(b"normal image")), source_bucket=stack.source_bucket,
+                          final_bucket=stack.final_bucket)
     small, big = {"result": {"IsAnomalous": False}}, {"result": {"note": "x" * MAX_BATCH_BYTES}}
     push = ResultPush(prefix, stack.sqs)
     push.add(image, small)

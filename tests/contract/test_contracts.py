@@ -7,6 +7,7 @@ document and the MQTT payloads (all against the JSON Schemas in component/batchs
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import jsonschema
 import pytest
@@ -58,7 +59,7 @@ def test_sqs_message_from_edge_matches_schema_and_cloud_parser() -> None:
     record = _record()
     message = _edge_message(record)
     jsonschema.validate(message, load_schema("image_message"))
-    parsed = parse_message(json.dumps(message), source_bucket="src")
+    parsed = parse_message(json.dumps(message), source_bucket="src", final_bucket="final")
     assert (parsed.image_id, parsed.site, parsed.line, parsed.device) == (record.image_id, "plant-9", "press_2", "gw.3")
     assert parsed.key == message["key"]
 
@@ -66,7 +67,7 @@ def test_sqs_message_from_edge_matches_schema_and_cloud_parser() -> None:
 @pytest.mark.parametrize("captured_at", ["2026-12-31T23:59:59.999Z", "2026-01-01T00:00:00.000Z"])
 def test_result_key_is_computed_identically_on_both_sides(captured_at: str) -> None:
     record = _record(captured_at=captured_at)
-    cloud_key = parse_message(json.dumps(_edge_message(record)), source_bucket="src").result_key()
+    cloud_key = parse_message(json.dumps(_edge_message(record)), source_bucket="src", final_bucket="final").result_key()
     assert cloud_key == results.result_key(CONFIG, record)
     year, month, day = captured_at[:4], captured_at[5:7], captured_at[8:10]
     assert cloud_key.startswith(f"results/plant-9/press_2/gw.3/{year}/{month}/{day}/")
@@ -74,7 +75,7 @@ def test_result_key_is_computed_identically_on_both_sides(captured_at: str) -> N
 
 def test_result_document_from_cloud_is_read_by_edge_and_published_as_valid_payloads() -> None:
     record = _record()
-    message = parse_message(json.dumps(_edge_message(record)), source_bucket="src")
+    message = parse_message(json.dumps(_edge_message(record)), source_bucket="src", final_bucket="final")
     detect = {"Source": {"Type": "direct"}, "IsAnomalous": True, "Confidence": 0.93}
     document = result_document(message, result=detect, model={"backend": "local", "name": "m.npz"},
                                execution="arn:aws:states:eu-west-1:123456789012:execution:batch:x")
@@ -123,7 +124,7 @@ def test_schedule_input_in_template_matches_schema() -> None:
                                             ({"backend": "local", "name": "m.npz"}, "")])
 def test_a_cloud_verdict_names_its_model_version_when_the_document_does(model: dict, version: str) -> None:
     record = _record()
-    message = parse_message(json.dumps(_edge_message(record)), source_bucket="src")
+    message = parse_message(json.dumps(_edge_message(record)), source_bucket="src", final_bucket="final")
     document = result_document(message, result={"Source": {"Type": "direct"}, "IsAnomalous": False,
                                                  "Confidence": 0.8}, model=model,
                                execution="arn:aws:states:eu-west-1:123456789012:execution:batch:x")
@@ -200,7 +201,7 @@ def test_the_part_context_travels_from_the_edge_message_into_the_result_document
     record = _record(part_id="P-00012", lot="LOT 7/ü")
     message = _edge_message(record)
     jsonschema.validate(message, load_schema("image_message"))
-    parsed = parse_message(json.dumps(message), source_bucket="src")
+    parsed = parse_message(json.dumps(message), source_bucket="src", final_bucket="final")
     document = result_document(parsed, result={"Source": {"Type": "direct"}, "IsAnomalous": False, "Confidence": 0.1},
                                model={"backend": "local", "name": "m.npz"}, execution="x")
     jsonschema.validate(document, load_schema("result_document"))
@@ -222,8 +223,9 @@ def test_payloads_from_before_part_context_stay_valid() -> None:
 
 def test_a_message_from_a_gateway_without_part_context_gives_empty_fields() -> None:
     message = {k: v for k, v in _edge_message(_record()).items() if k not in ("part_id", "lot")}
-    document = result_document(parse_message(json.dumps(message), source_bucket="src"), result={"IsAnomalous": False},
-                               model={"backend": "local", "name": "m.npz"}, execution="x")
+    parsed = parse_message(json.dumps(message), source_bucket="src", final_bucket="final")
+    document = result_document(parsed, result={"IsAnomalous": False}, model={"backend": "local", "name": "m.npz"},
+                               execution="x")
     assert (document["part_id"], document["lot"]) == ("", "")
 
 
@@ -235,4 +237,18 @@ def test_a_message_from_a_gateway_without_part_context_gives_empty_fields() -> N
 def test_a_message_pointing_outside_its_own_device_prefix_is_poison(change: dict, says: str) -> None:
     message = {**_edge_message(_record()), **change}
     with pytest.raises(PoisonMessage, match=says):
-        parse_message(json.dumps(message), source_bucket="src")
+        parse_message(json.dumps(message), source_bucket="src", final_bucket="final")
+
+
+def test_an_image_uploaded_to_the_final_bucket_lies_at_its_place_on_both_sides() -> None:
+    """ImageUpload=final-bucket: the stack output SourceBucketName names the final bucket, so the
+    gateway uploads each image to the key the cloud would have moved it to, next to its result."""
+    config = replace(CONFIG, aws=replace(CONFIG.aws, source_bucket="final"))
+    record = _record()
+    link = CloudLink(config, journal=None, s3=None, sqs=None, sfn=None)  # type: ignore[arg-type]
+    message = link.message(record.batch_id or "", record)
+    jsonschema.validate(message, load_schema("image_message"))
+    parsed = parse_message(json.dumps(message), source_bucket="final", final_bucket="final")
+    assert message["bucket"] == "final" and message["key"] == parsed.image_key()
+    assert parsed.in_place("final") and not parsed.in_place("src")
+    assert message["key"] == results.result_key(config, record).replace(".json", ".jpg")

@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -112,3 +113,19 @@ def test_no_upload_but_submitted_after_the_queue_was_last_empty_is_still_queued(
 
 def test_the_gateway_reads_the_key_the_pipeline_writes() -> None:
     assert STATUS_KEY == pipeline_status.STATUS_KEY
+
+
+def test_uploads_to_the_final_bucket_are_looked_for_at_their_place_there(tmp_path: Path, s3: Any) -> None:
+    """ImageUpload=final-bucket: the upload lies next to its result and stays; only one that is
+    not there is lost."""
+    config = replace(_config(tmp_path), aws=replace(_config(tmp_path).aws, source_bucket="final"))
+    journal = Journal(config.journal_path)
+    held, gone = _submitted(journal), f"{2:064x}"
+    journal.add({"image_id": gone, "file_name": "2.jpg", "path": "/x/2.jpg", "ext": "jpg", "size": 10,
+                 "width": 64, "height": 64, "captured_at": "2026-12-05T01:00:00.000Z"})
+    journal.cut_batch("b2", max_images=10)
+    journal.advance([gone], ImageState.SUBMITTED)
+    key = source_key(config, row(journal, held))
+    assert key == f"results/{config.site}/{config.line}/{config.device}/2026/12/05/{held}.jpg"
+    s3.put_object(Bucket="final", Key=key, Body=b"x")
+    assert LossCheck(config, s3=s3).lost([row(journal, held), row(journal, gone)]) == [gone]

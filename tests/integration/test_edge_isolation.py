@@ -101,10 +101,13 @@ def stack(local_cloud_session: CloudFixture) -> Stack:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, stack: Stack, local_cloud_session: CloudFixture) -> Iterator[tuple[Config, Journal]]:
+def gateway(request: pytest.FixtureRequest, tmp_path: Path, stack: Stack) -> Iterator[tuple[Config, Journal]]:
+    """A gateway's configuration and journal; ``final-bucket`` as the param: the stack's output
+    SourceBucketName as ImageUpload=final-bucket gives it (the final bucket)."""
+    upload_to = stack.final if getattr(request, "param", "source-bucket") == "final-bucket" else stack.source
     config = config_from_dict({"site": "plant1", "line": "line1", "device": THING,
                                "drop_folder": str(tmp_path / "drop"), "work_folder": str(tmp_path / "work"),
-                               "aws": {"source_bucket": stack.source, "final_bucket": stack.final,
+                               "aws": {"source_bucket": upload_to, "final_bucket": stack.final,
                                        "queue_url": stack.queue_url, "state_machine_arn": stack.machine,
                                        "result_queue_prefix": stack.result_queue_prefix}})
     journal = Journal(config.journal_path)
@@ -188,6 +191,7 @@ def _shared(request: Request) -> bool:
     return any(request.action.startswith(action) and request.resource.endswith(tail) for action, tail in SHARED)
 
 
+@pytest.mark.parametrize("gateway", ["source-bucket", "final-bucket"], indirect=True)
 def test_the_gateway_may_make_its_own_calls_and_another_gateway_none_of_them(
         gateway: tuple[Config, Journal], stack: Stack, local_cloud_session: CloudFixture) -> None:
     config, journal = gateway

@@ -47,14 +47,18 @@ def test_bench_prints_a_row_per_backend_and_policy_with_the_floor(tmp_path: Path
     goals = out[out.index("### Goals"):out.index("### Where the money goes")]
     ratios = {label: float(re.search(rf"  - {label}: ([0-9.]+)x the floor", goals).group(1))  # type: ignore[union-attr]
               for label in ("with the stack's fixed charges", "per image, without them", "one line of 4 on one stack",
-                            "deployed with Dashboard=false")}
+                            "deployed with Dashboard=false", "deployed with Dashboard=false ImageUpload=final-bucket",
+                            "per image, without them, ImageUpload=final-bucket")}
     # the fixed charges do not grow with images; four lines share all but their own per-line metrics
     assert ratios["per image, without them"] <= ratios["one line of 4 on one stack"] \
         < ratios["with the stack's fixed charges"]
     assert ratios["per image, without them"] < ratios["deployed with Dashboard=false"] \
         < ratios["with the stack's fixed charges"], "the dashboard is one of the fixed charges, not all"
+    assert ratios["deployed with Dashboard=false ImageUpload=final-bucket"] < ratios["deployed with Dashboard=false"]
+    assert ratios["per image, without them, ImageUpload=final-bucket"] < ratios["per image, without them"], \
+        "an image uploaded to its place saves its COPY"
     assert "in the cloud: met" in goals or "in the cloud: NOT MET" in goals
-    assert "COPY of the image to the final bucket" not in goals or "a contract choice" in goals
+    assert "COPY of the image to the final bucket" not in goals or "ImageUpload=final-bucket" in goals
     legacy = lines.index(next(line for line in lines if line.startswith("policy ")))
     assert [line.split()[0] for line in lines[legacy + 1:legacy + 5]] == ["always-on", "seed-hourly", "batchsight",
                                                                           "ideal"]

@@ -3,6 +3,8 @@ call of each kind, and whole executions of the real state machine for one image 
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from batchsight_tools.costmodel import meters
@@ -198,3 +200,18 @@ def test_a_hosted_endpoint_bills_its_data_and_a_serverless_one_its_inference_too
             2 * 201_200 / 1024 ** 3)
         assert _q(meter.usage, "SageMaker", "serverless inference ") == pytest.approx(2 * inference)
         assert _q(meter.usage, "S3", "GET of the package and model file by a cold drain") == 0
+
+
+def test_a_drain_moves_each_image_unless_it_was_uploaded_to_its_place() -> None:
+    """Two images judged: a COPY and a DELETE each with ImageUpload=source-bucket, none with final-bucket;
+    the GET of the image and the PUT of its result either way."""
+    moved, in_place = StackMeter(PRESETS["lambda"], Images(), SHAPE), \
+        StackMeter(PRESETS["lambda"], Images(), replace(SHAPE, images_moved=False))
+    for meter in (moved, in_place):
+        meter.drain_finished(10.0, 1, seconds=1.0, images=[0, 1])
+    assert _q(moved.usage, "S3", "COPY of the image to the final bucket") == 2
+    assert _q(moved.usage, "S3", "DELETE of the image from the source bucket") == 2
+    items = {charge.line.item for charge in in_place.usage.bill().items()}
+    assert not any("COPY" in item or "DELETE" in item for item in items)
+    for usage in (moved.usage, in_place.usage):
+        assert _q(usage, "S3", "GET of the image by the drain") == _q(usage, "S3", "PUT of the result") == 2

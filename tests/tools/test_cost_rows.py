@@ -131,6 +131,8 @@ def test_the_stack_shape_is_read_from_the_template() -> None:
     shape = template_shape()  # the default backend, lambda
     assert (shape.alarm_metrics, shape.dashboards, shape.kms_keys) == (7, 1, 1)
     assert template_shape(dashboard=False).dashboards == 0, "Dashboard=false: the resource's Condition is read"
+    assert shape.images_moved and not template_shape(image_upload="final-bucket").images_moved, \
+        "ImageUpload=final-bucket: the drain moves nothing (the template's condition is read)"
     assert template_shape("sagemaker").alarm_metrics == template_shape("lookoutvision").alarm_metrics == 9
     assert template_shape("sagemaker-serverless").alarm_metrics == 7
     assert (shape.reaper_seconds, shape.memory_mb, shape.arch, shape.drain_memory_mb) == (900, 1024, "x86_64", 1769)

@@ -1,6 +1,8 @@
 """The planner's recommendation, the template's default backend, and ``batchsight plan``."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from batchsight_tools.costmodel import default_day, rate_trace
@@ -52,6 +54,11 @@ def test_plan_prints_the_backend_its_settings_and_the_bill(capsys: pytest.Captur
     for setting in ("max_age_seconds:", "max_images:", "interval_seconds:", "follow: false", "poll_seconds:"):
         assert setting in out
     assert "USD per month (730 h)" in out and "| Step Functions |" in out and "x the floor" in out
+    cuts = dict(re.findall(r"  (Dashboard=false|ImageUpload=final-bucket): -([0-9.]+) USD per month", out))
+    assert set(cuts) == {"Dashboard=false", "ImageUpload=final-bucket"} and all(float(v) > 0 for v in cuts.values())
+    bill, lean = (float(re.search(pattern, out).group(1))  # type: ignore[union-attr]
+                  for pattern in (r"Expected bill: ([0-9.]+) USD per day", r"  both: ([0-9.]+) USD per day"))
+    assert lean == pytest.approx(bill - sum(float(v) for v in cuts.values()) / (730 / 24), abs=0.002)
 
 
 def test_plan_for_a_hosted_backend_keeps_its_preset_and_its_limits(capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,6 +21,7 @@ import sys
 from batchsight_tools.costmodel import BudgetTooSmall, rate_trace, read_trace
 from batchsight_tools.costmodel.backends import PRESETS
 from batchsight_tools.costmodel.floor import floor_usage
+from batchsight_tools.costmodel.lean import OPTIONS, charged
 from batchsight_tools.costmodel.options import (
     add_model_arguments,
     backend_summary,
@@ -171,9 +172,22 @@ def bill_lines(row: Row, floor: float) -> list[str]:
     services = [[service, usd(cost * month), f"{100 * cost / row.cost_per_day:.0f}%"]
                 for service, cost in row.bill.by_service().items()]
     lines += markdown(["service", "USD/month", "share"], services, right=(1, 2))
+    lines += lean_lines(row, floor, month)
     lines.append(f"Latency, drop to result on the gateway: p50 {duration(row.latency(50))}, p95 "
                  f"{duration(row.latency(95))}, max {duration(row.max_latency)} (in the cloud, StartExecution to "
                  f"result: p50 {duration(row.latency(50, cloud=True))})")
+    return lines
+
+
+def lean_lines(row: Row, floor: float, month: float) -> list[str]:
+    """The overrides that cut the bill further, which the plan leaves to you (lean.py), and what each saves."""
+    lines, saved = ["Cut further with these overrides too:"], 0.0
+    for override, (items, what) in OPTIONS.items():
+        cut = charged(row, items)
+        saved += cut
+        lines.append(f"  {override}: -{usd(cut * month)} USD per month ({what})")
+    lean = row.cost_per_day - saved
+    lines.append(f"  both: {usd(lean)} USD per day, {lean / floor:.2f}x the floor")
     return lines
 
 

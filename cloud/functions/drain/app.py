@@ -67,6 +67,11 @@ class Outcome:
         self.returned += other.returned
 
 
+def _deliveries(message: dict[str, Any]) -> int:
+    """How many times SQS has handed this message out, this time included."""
+    return int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+
+
 class OutOfTime(Exception):
     """Too little of the function's time is left to start this image's detect call."""
 
@@ -157,8 +162,9 @@ class Drainer:
         """Handle one message; transient failures leave it in the queue for redelivery, and one
         there is no time left for goes back to the queue at once."""
         try:
-            image = parse_message(message["Body"], source_bucket=self.settings.source_bucket)
-            anomalous = self._detect_and_store(image)
+            image = parse_message(message["Body"], source_bucket=self.settings.source_bucket,
+                                  final_bucket=self.settings.final_bucket)
+            anomalous = self._detect_and_store(image, redelivered=_deliveries(message) > 1)
         except OutOfTime:
             self.sqs.change_message_visibility(QueueUrl=self.settings.queue_url, ReceiptHandle=message["ReceiptHandle"],
                                                VisibilityTimeout=0)
@@ -181,9 +187,9 @@ class Drainer:
         if self._seconds_left() < self.backend.max_detect_seconds + FINISH_SECONDS:
             raise OutOfTime
 
-    def _detect_and_store(self, image: ImageMessage) -> bool:
+    def _detect_and_store(self, image: ImageMessage, *, redelivered: bool = False) -> bool:
         self._check_time()
-        body = self._fetch(image)
+        body = self._fetch(image, redelivered=redelivered)
         if body is None:
             return False  # already processed by an earlier delivery: nothing to redo
         with self.detect_slots:  # the model never sees more than DetectConcurrency calls at once
@@ -206,7 +212,10 @@ class Drainer:
         return bool(result.get("IsAnomalous"))
 
     def _move_image(self, image: ImageMessage) -> None:
-        """Copy then delete; a concurrent duplicate delivery may have moved it already."""
+        """Copy then delete; a concurrent duplicate delivery may have moved it already. An image
+        uploaded to its place (ImageUpload=final-bucket) stays: no COPY, no DELETE."""
+        if image.in_place(self.settings.final_bucket):
+            return
         try:
             self.s3.copy_object(Bucket=self.settings.final_bucket, Key=image.image_key(),
                                 CopySource={"Bucket": image.bucket, "Key": image.key})
@@ -215,8 +224,11 @@ class Drainer:
                 raise
         self.s3.delete_object(Bucket=image.bucket, Key=image.key)
 
-    def _fetch(self, image: ImageMessage) -> bytes | None:
-        """The image bytes, or None when a previous delivery already moved it and stored a result."""
+    def _fetch(self, image: ImageMessage, *, redelivered: bool = False) -> bytes | None:
+        """The image bytes, or None when a previous delivery already stored its result (and moved
+        it). An image uploaded to its place is never moved, so a redelivery asks for the result."""
+        if redelivered and image.in_place(self.settings.final_bucket) and self._exists(image.result_key()):
+            return None
         try:
             return self.s3.get_object(Bucket=image.bucket, Key=image.key)["Body"].read()
         except ClientError as exc:
@@ -238,7 +250,7 @@ class Drainer:
 
         SQS' own redrive would move the message too, but without saying why.
         """
-        deliveries = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        deliveries = _deliveries(message)
         reason = f"failed {deliveries} time(s), last error {type(error).__name__}: {error}"
         if deliveries >= self.settings.max_receive_count:
             self._dead_letter(message, reason=reason)

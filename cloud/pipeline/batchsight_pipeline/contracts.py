@@ -23,7 +23,7 @@ class PoisonMessage(ValueError):
 
 @dataclass(frozen=True)
 class ImageMessage:
-    """One SQS message: one image waiting in the source bucket."""
+    """One SQS message: one image waiting in the bucket the gateways upload to."""
 
     bucket: str
     key: str
@@ -56,6 +56,10 @@ class ImageMessage:
     def image_key(self) -> str:
         return f"{self.result_prefix()}.{self.extension}"
 
+    def in_place(self, final_bucket: str) -> bool:
+        """Uploaded straight to its place next to its result (ImageUpload=final-bucket): not moved."""
+        return self.bucket == final_bucket and self.key == self.image_key()
+
 
 def _field(body: dict[str, Any], name: str, pattern: re.Pattern[str] | None = None) -> str:
     value = body.get(name)
@@ -66,13 +70,15 @@ def _field(body: dict[str, Any], name: str, pattern: re.Pattern[str] | None = No
     return value
 
 
-def parse_message(raw: str, *, source_bucket: str) -> ImageMessage:
+def parse_message(raw: str, *, source_bucket: str, final_bucket: str) -> ImageMessage:
     """Parse and check an SQS body; anything malformed is poison, never retried.
 
     Every gateway may send to the shared queue, but IAM keeps each one to its own
-    ``incoming/{site}/{line}/{device}/`` prefix. The message must point inside that same
-    prefix of the source bucket: otherwise one gateway could have another's image judged and
-    moved, with its result, into its own ``results/`` prefix."""
+    ``incoming/{site}/{line}/{device}/`` prefix (``results/{site}/{line}/{device}/`` when
+    ``source_bucket`` is the final bucket). The message must point inside that same prefix of
+    the bucket gateways upload to, and in the final bucket at the very key its image belongs
+    at: otherwise one gateway could have another's image judged and moved, with its result,
+    into its own ``results/`` prefix."""
     try:
         body = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -95,13 +101,17 @@ def parse_message(raw: str, *, source_bucket: str) -> ImageMessage:
         batch_id=_field(body, "batch_id"), file_name=str(body.get("file_name", "")),
         part_id=str(body.get("part_id") or ""), lot=str(body.get("lot") or ""),
     )
-    _check_owner(message, source_bucket)
+    _check_owner(message, source_bucket, final_bucket)
     return message
 
 
-def _check_owner(message: ImageMessage, source_bucket: str) -> None:
+def _check_owner(message: ImageMessage, source_bucket: str, final_bucket: str) -> None:
     if message.bucket != source_bucket:
         raise PoisonMessage(f"message bucket {message.bucket!r} is not the source bucket {source_bucket!r}")
+    if source_bucket == final_bucket:
+        if message.key != message.image_key():
+            raise PoisonMessage(f"message key {message.key!r} is not its image's place {message.image_key()!r}")
+        return
     own = f"incoming/{message.site}/{message.line}/{message.device}/"
     if not message.key.startswith(own) or "/../" in message.key:
         raise PoisonMessage(f"message key {message.key!r} is outside its device's prefix {own!r}")

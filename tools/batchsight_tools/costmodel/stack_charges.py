@@ -148,8 +148,9 @@ class StackMeter:
         meters.s3_requests(usage, "GET", "of the image by the drain", n)
         meters.s3_requests(usage, "PUT", "of the result", n)
         meters.s3_requests(usage, "PUT", "of the anomaly masks", anomalous)
-        meters.s3_requests(usage, "COPY", "of the image to the final bucket", n)
-        meters.s3_requests(usage, "DELETE", "of the image from the source bucket", n)
+        if self.shape.images_moved:  # ImageUpload=final-bucket: uploaded to its place, nothing to move
+            meters.s3_requests(usage, "COPY", "of the image to the final bucket", n)
+            meters.s3_requests(usage, "DELETE", "of the image from the source bucket", n)
         self._judged(n, anomalous)
         self._published(now, published_by("drain", lines=self.lines if n else 0, hosted=self.preset.hosted))
 

@@ -23,6 +23,7 @@ class StackShape:
     dashboards: int = 1
     kms_keys: int = 1
     email_subscriptions: int = 0  # NotificationEmail: none by default
+    images_moved: bool = True  # ImageUpload=source-bucket: the drain copies each image to the final bucket
 
     def with_drain_memory(self, memory_mb: int) -> StackShape:
         return replace(self, drain_memory_mb=int(memory_mb))
@@ -48,14 +49,17 @@ def alarm_metrics(alarm: dict[str, Any]) -> int:
 
 
 @lru_cache(maxsize=8)
-def template_shape(backend: str | None = None, *, dashboard: bool | None = None) -> StackShape:
+def template_shape(backend: str | None = None, *, dashboard: bool | None = None,
+                   image_upload: str | None = None) -> StackShape:
     """The stack deployed with the template's defaults, and ``ModelBackend`` when given (the alarms
-    read what the backend publishes) and ``Dashboard`` when given."""
+    read what the backend publishes), ``Dashboard`` and ``ImageUpload`` when given."""
     template = load_template()
     defaults = parameter_defaults(template)
     defaults["ModelBackend"] = backend or defaults["ModelBackend"]
     if dashboard is not None:
         defaults["Dashboard"] = "true" if dashboard else "false"
+    if image_upload is not None:
+        defaults["ImageUpload"] = image_upload
     function = template.get("Globals", {}).get("Function", {})
     conditions = template.get("Conditions", {})
 
@@ -80,4 +84,5 @@ def template_shape(backend: str | None = None, *, dashboard: bool | None = None)
                           for a in of_type("AWS::CloudWatch::Alarm")),
         dashboards=len(of_type("AWS::CloudWatch::Dashboard")),
         kms_keys=len(of_type("AWS::KMS::Key")),
-        email_subscriptions=1 if defaults.get("NotificationEmail") else 0)
+        email_subscriptions=1 if defaults.get("NotificationEmail") else 0,
+        images_moved=not condition("UploadsToFinalBucket"))
