@@ -102,6 +102,10 @@ class CloudFixture:
         stack = path.split("/")[2]
         for url in sqs.list_queues(QueueNamePrefix=f"{stack}-work-").get("QueueUrls", []):
             sqs.delete_queue(QueueUrl=url)
+        cloudwatch = self.client("cloudwatch")
+        alarms = cloudwatch.describe_alarms(AlarmNamePrefix=f"{stack}-backlog-too-old-")["MetricAlarms"]
+        if alarms:
+            cloudwatch.delete_alarms(AlarmNames=[alarm["AlarmName"] for alarm in alarms])
 
     def lock_owner(self) -> str | None:
         item = self.client("dynamodb").get_item(TableName=self.outputs.extra["LockTableName"],

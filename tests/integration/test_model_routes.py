@@ -96,6 +96,29 @@ def test_two_models_on_one_stack_judge_their_own_images_at_the_same_time(
     assert local_cloud.client("dynamodb").scan(TableName=table)["Items"] == [], "both locks released"
 
 
+def test_a_route_gets_a_copy_of_the_stacks_backlog_alarm_on_its_own_queue(
+        local_cloud: CloudFixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The local stack makes the template's alarms; the route's copy keeps the threshold and the
+    notification topic, and watches the route's queue."""
+    add_route(local_cloud, "pcb", local_cloud.model_path)
+    assert "alarm batchsight-backlog-too-old-pcb: the queue's oldest image older than 60 minutes" \
+        in capsys.readouterr().out
+    cloudwatch = local_cloud.client("cloudwatch")
+    stack_alarm, route_alarm = (cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+                                for name in ("batchsight-backlog-too-old", "batchsight-backlog-too-old-pcb"))
+    for key in ("Threshold", "AlarmActions", "ComparisonOperator", "EvaluationPeriods", "TreatMissingData"):
+        assert route_alarm[key] == stack_alarm[key], key
+    assert route_alarm["AlarmActions"] == [local_cloud.outputs.extra["NotificationTopicArn"]]
+    watched = [query["MetricStat"]["Metric"] for query in route_alarm["Metrics"] if "MetricStat" in query]
+    assert [m["Dimensions"] for m in watched] == [[{"Name": "QueueName", "Value": "batchsight-work-pcb"}]]
+    assert watched[0]["MetricName"] == "ApproximateAgeOfOldestMessage"
+    assert model_cli.main(["routes", "--routes-path", local_cloud.outputs.extra["ModelRoutesPath"],
+                           "--queue-url", local_cloud.outputs.queue_url,
+                           "--endpoint-url", local_cloud.outputs.endpoint_url]) == 0
+    listed = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert listed["default"] != "none" and listed["pcb"] != "none", "both queues have their backlog alarm"
+
+
 def test_a_model_that_cannot_start_fails_its_own_route_only(local_cloud: CloudFixture, tmp_path: Path) -> None:
     broken_queue = add_route(local_cloud, "broken", tmp_path / "never-fitted.npz")
     casting = enqueue(local_cloud, local_cloud.outputs.queue_url, "cast1", tmp_path, seed=13)

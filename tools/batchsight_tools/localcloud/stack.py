@@ -187,6 +187,8 @@ class _StackBuilder:
             self._state_machine(name, props, role)
         for name, props in self._resources("AWS::IAM::ManagedPolicy"):
             self._managed_policy(name, props)
+        for name, props in self._resources("AWS::CloudWatch::Alarm"):
+            self._alarm(name, props)
         outputs = {name: str(self.resolve(spec["Value"]))
                    for name, spec in self.template["Outputs"].items()}
         return StackOutputs(
@@ -241,6 +243,22 @@ class _StackBuilder:
                       if "KmsMasterKeyId" in props else {})
         arn = self._client("sns").create_topic(Name=name, Attributes=attributes)["TopicArn"]
         self.physical[logical] = {None: arn, "TopicName": name}
+
+    def _alarm(self, logical: str, props: dict[str, Any]) -> None:
+        """The alarm as PutMetricAlarm takes it: CloudFormation's properties are the API's, but
+        a Ref to a Number parameter resolves to a string."""
+        alarm = self.resolve(props)
+        alarm.setdefault("AlarmName", f"{STACK}-{logical}")
+        alarm["Threshold"] = float(alarm["Threshold"])
+        for key in ("EvaluationPeriods", "DatapointsToAlarm", "Period"):
+            if key in alarm:
+                alarm[key] = int(alarm[key])
+        for query in alarm.get("Metrics", []):
+            if "MetricStat" in query:
+                query["MetricStat"]["Period"] = int(query["MetricStat"]["Period"])
+        self._client("cloudwatch").put_metric_alarm(**alarm)
+        self.physical[logical] = {None: alarm["AlarmName"], "Arn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:"
+                                                                   f"{alarm['AlarmName']}"}
 
     def _managed_policy(self, logical: str, props: dict[str, Any]) -> None:
         document = self.resolve(props["PolicyDocument"])

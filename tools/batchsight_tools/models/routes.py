@@ -6,6 +6,8 @@ own (the stack output ImageQueueUrl): its visibility timeout, retention, encrypt
 dead-letter queue are copied from it, and it refuses requests without TLS as the stack's do.
 Adding a route changes no template and restarts nothing: the pipeline reads the parameter at
 the route's next execution, and the gateways of the new model's lines name it in ``aws.model``.
+The route's queue gets a copy of the stack's ``{stack}-backlog-too-old`` alarm (its threshold and
+actions), watching that queue: an image waiting too long on any model says so.
 """
 from __future__ import annotations
 
@@ -20,6 +22,10 @@ from batchsight_tools.models.arguments import Clients, UsageError, add_aws, erro
 COPIED = ("VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy", "SqsManagedSseEnabled")
 PATH = re.compile(r"^/batchsight/([A-Za-z][A-Za-z0-9-]{0,127})/models$")
 SETTING = re.compile(r"^([A-Z][A-Z0-9_]{0,63})=(.*)$")
+# What a route's backlog alarm takes from the stack's (DescribeAlarms' fields that PutMetricAlarm takes)
+ALARM_COPIED = ("ActionsEnabled", "AlarmActions", "OKActions", "InsufficientDataActions", "ComparisonOperator",
+                "Threshold", "EvaluationPeriods", "DatapointsToAlarm", "TreatMissingData")
+QUERY_KEYS = ("Id", "MetricStat", "Expression", "Label", "ReturnData", "Period")
 
 
 def route_name(text: str) -> str:
@@ -75,7 +81,8 @@ def _add_stack(parser: argparse.ArgumentParser) -> None:
 def route(args: argparse.Namespace, clients: Clients) -> int:
     """Create (or keep) the route's queue, then write its parameter: never a route without its queue."""
     sqs, ssm = clients.client("sqs"), clients.client("ssm")
-    url = _queue(sqs, args.queue_url, f"{_stack(args.routes_path)}-work-{args.route}")
+    stack = _stack(args.routes_path)
+    url = _queue(sqs, args.queue_url, f"{stack}-work-{args.route}")
     values = {**dict(args.settings), "QUEUE_URL": url}
     name = f"{args.routes_path}/{args.route}"
     ssm.put_parameter(Name=name, Value=json.dumps(values, sort_keys=True), Type="String", Overwrite=True,
@@ -83,6 +90,7 @@ def route(args: argparse.Namespace, clients: Clients) -> int:
     print(f"route {args.route}: {name} = {json.dumps(values, sort_keys=True)}")
     print(f"  its lines' gateways: aws.model: {args.route} and aws.queue_url: {url}; the pipeline serves it from "
           "its next execution (warm functions within a minute)")
+    print(f"  {_backlog_alarm(clients.client('cloudwatch'), stack, args.route)}")
     return 0
 
 
@@ -92,11 +100,23 @@ def list_routes(args: argparse.Namespace, clients: Clients) -> int:
     for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=args.routes_path):
         for item in page.get("Parameters", []):
             rows.append((item["Name"].rsplit("/", 1)[-1], _settings(item)))
-    print(f"{'route':20}  {'waiting':>7}  settings")
+    states = _alarm_states(clients.client("cloudwatch"), _stack(args.routes_path), [name for name, _ in rows])
+    print(f"{'route':20}  {'waiting':>7}  {'backlog alarm':17}  settings")
     for name, values in rows:
-        print(f"{name:20}  {_waiting(sqs, values.get('QUEUE_URL', '')):>7}  "
+        print(f"{name:20}  {_waiting(sqs, values.get('QUEUE_URL', '')):>7}  {states.get(name, 'none'):17}  "
               + ", ".join(f"{key}={value}" for key, value in sorted(values.items()) if key != "QUEUE_URL"))
     return 0
+
+
+def _alarm_states(cloudwatch: Any, stack: str, routes: list[str]) -> dict[str, str]:
+    """Each route's backlog alarm state (OK, ALARM, INSUFFICIENT_DATA); a route without one is left out."""
+    names = {backlog_alarm_name(stack, route): route for route in routes}
+    found: dict[str, str] = {}
+    for start in range(0, len(names), 100):  # DescribeAlarms takes 100 names at a time
+        chunk = list(names)[start:start + 100]
+        for alarm in cloudwatch.describe_alarms(AlarmNames=chunk)["MetricAlarms"]:
+            found[names[alarm["AlarmName"]]] = alarm["StateValue"]
+    return found
 
 
 def _stack(path: str) -> str:
@@ -130,6 +150,37 @@ def _queue(sqs: Any, stack_queue_url: str, name: str) -> str:
     url = str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
     sqs.set_queue_attributes(QueueUrl=url, Attributes=wanted)  # the stack's queue changed since: follow it
     return url
+
+
+def backlog_alarm_name(stack: str, route: str = DEFAULT) -> str:
+    """The stack's BacklogTooOldAlarm (template AlarmName), and each route's copy of it."""
+    return f"{stack}-backlog-too-old" + ("" if route == DEFAULT else f"-{route}")
+
+
+def _backlog_alarm(cloudwatch: Any, stack: str, route: str) -> str:
+    """Copy the stack's backlog alarm onto the route's queue; one line that says what was done."""
+    found = cloudwatch.describe_alarms(AlarmNames=[backlog_alarm_name(stack)])["MetricAlarms"]
+    if not found:
+        return (f"no alarm {backlog_alarm_name(stack)} in the stack to copy (a stack deployed before it had a "
+                "name): deploy the current template, then run this command again to give the route its alarm")
+    stack_alarm, queue = found[0], f"{stack}-work-{route}"
+    metrics = [_on_queue(query, queue) for query in stack_alarm["Metrics"]]
+    copied = {key: stack_alarm[key] for key in ALARM_COPIED if key in stack_alarm}
+    name = backlog_alarm_name(stack, route)
+    cloudwatch.put_metric_alarm(AlarmName=name, Metrics=metrics, **copied, AlarmDescription=(
+        f"batchsight model route {route}: an image has waited in its queue {queue} longer than the stack's "
+        f"backlog alarm allows ({stack_alarm['Threshold']:g} minutes); check its executions and its model"))
+    return f"alarm {name}: the queue's oldest image older than {stack_alarm['Threshold']:g} minutes, as the stack's"
+
+
+def _on_queue(query: dict[str, Any], queue: str) -> dict[str, Any]:
+    """One metric query of the stack's alarm, its QueueName dimension set to the route's queue."""
+    query = {key: value for key, value in query.items() if key in QUERY_KEYS}
+    if "MetricStat" in query:
+        metric = query["MetricStat"]["Metric"]
+        metric["Dimensions"] = [{**d, "Value": queue} if d["Name"] == "QueueName" else d
+                                for d in metric.get("Dimensions", [])]
+    return query
 
 
 def _settings(item: dict[str, Any]) -> dict[str, str]:
