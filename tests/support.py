@@ -65,8 +65,13 @@ class CloudFixture:
         return self.cloud.client(service)
 
     def reset(self) -> None:
-        """Empty queues and buckets and forget model hosting, between tests."""
+        """Empty queues and buckets and forget model hosting, between tests; make the stack again
+        when it is gone (a unit test's ``mock_aws`` on this worker reset moto's state in the process)."""
         sqs = self.client("sqs")
+        if not sqs.list_queues(QueueNamePrefix=self.outputs.queue_url.rsplit("/", 1)[1]).get("QueueUrls"):
+            made = self.cloud.rebuild()
+            assert (made.queue_url, made.state_machine_arn, made.final_bucket) == \
+                (self.outputs.queue_url, self.outputs.state_machine_arn, self.outputs.final_bucket)
         for url in (self.outputs.queue_url, self.outputs.dead_letter_queue_url):
             # PurgeQueue is limited to once a minute: receive and delete instead.
             while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,

@@ -85,6 +85,12 @@ class LocalCloud:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
+        return self.rebuild()
+
+    def rebuild(self) -> StackOutputs:
+        """Make the stack's resources on the running server, again after moto's state in this
+        process was reset (a test's ``mock_aws`` resets every backend, this server's too). The
+        names are the template's, so the outputs are the same."""
         self.outputs = _StackBuilder(self.endpoint_url, self.parameters,
                                      self.function_environment, self.timeouts).build()
         return self.outputs
