@@ -153,14 +153,14 @@ def goal_lines(lineup: Lineup, *, lines: int = 1) -> list[str]:
         if row is None:
             out.append(f"- {title}: none meets the median target of {duration(lineup.target.p50_seconds)}")
             continue
-        whole, variable = (lambda r: r.cost_per_day), (lambda r: r.variable_per_day)
-        cases = [(label, cost(row) - charged(row, items), cost(start_stop) - charged(start_stop, items))
+        cases = [(label, getattr(row, cost) - charged(row, items),
+                  getattr(start_stop, cost) - charged(start_stop, items))
                  for label, cost, items in (
-                     ("with the stack's fixed charges", whole, ()),
-                     ("deployed with Dashboard=false", whole, DASHBOARD),
-                     ("deployed with Dashboard=false ImageUpload=final-bucket", whole, DASHBOARD + MOVE),
-                     ("per image, without them", variable, ()),
-                     ("per image, without them, ImageUpload=final-bucket", variable, MOVE))]
+                     ("with the stack's fixed charges", "cost_per_day", ()),
+                     ("deployed with Dashboard=false", "cost_per_day", DASHBOARD),
+                     ("deployed with Dashboard=false ImageUpload=final-bucket", "cost_per_day", DASHBOARD + MOVE),
+                     ("per image, without them", "variable_per_day", ()),
+                     ("per image, without them, ImageUpload=final-bucket", "variable_per_day", MOVE))]
         if lines > 1:
             cases.append((f"one line of {lines} on one stack", row.line_share_per_day(lines),
                           start_stop.line_share_per_day(lines)))

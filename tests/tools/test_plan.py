@@ -57,7 +57,7 @@ def test_plan_prints_the_backend_its_settings_and_the_bill(capsys: pytest.Captur
     cuts = dict(re.findall(r"  (Dashboard=false|ImageUpload=final-bucket): -([0-9.]+) USD per month", out))
     assert set(cuts) == {"Dashboard=false", "ImageUpload=final-bucket"} and all(float(v) > 0 for v in cuts.values())
     bill, lean = (float(re.search(pattern, out).group(1))  # type: ignore[union-attr]
-                  for pattern in (r"Expected bill: ([0-9.]+) USD per day", r"  both: ([0-9.]+) USD per day"))
+                  for pattern in (r"Expected bill: ([0-9.]+) USD per day", r"  all of them: ([0-9.]+) USD per day"))
     assert lean == pytest.approx(bill - sum(float(v) for v in cuts.values()) / (730 / 24), abs=0.002)
 
 

@@ -187,7 +187,7 @@ def lean_lines(row: Row, floor: float, month: float) -> list[str]:
         saved += cut
         lines.append(f"  {override}: -{usd(cut * month)} USD per month ({what})")
     lean = row.cost_per_day - saved
-    lines.append(f"  both: {usd(lean)} USD per day, {lean / floor:.2f}x the floor")
+    lines.append(f"  all of them: {usd(lean)} USD per day, {lean / floor:.2f}x the floor")
     return lines
 
 
