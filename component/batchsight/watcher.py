@@ -5,7 +5,8 @@ stream is whole: a JPEG that starts with its start-of-image marker and ends with
 end-of-image marker, a PNG that ends with its IEND chunk. Such a file is handed over the moment
 its event arrives (``on_ready``), with no wait: a camera's image is on the conveyor while we
 look. Any other file counts as complete once its size and mtime have not changed for
-``stable_seconds``; a close cuts that wait to a settle window (a camera may write one image in
+``stable_seconds`` (an empty one that no close has ended, for ``EMPTY_SECONDS``: its writer has
+not written yet); a close cuts that wait to a settle window (a camera may write one image in
 several open/write/close goes, and a stream that is not whole yet shows it is not done), and
 without close events (a network mount, a platform without inotify, scans) the full
 ``stable_seconds`` applies. Any later event on a file (a new go writing, a chmod) undoes what
@@ -67,6 +68,11 @@ NO_EVENTS_SCAN_SECONDS = 2.0  # how often the folder is scanned when inotify can
 # A file still changing this long after it appeared: a camera rewriting one name ("last image"
 # mode) never lets it settle, and nothing would ever say so.
 RESTLESS_SECONDS = 60.0
+# An empty file that no close has ended: its writer has made it and not written yet (a camera's
+# process descheduled between its open and its write). It is not taken by stable_seconds alone,
+# which would quarantine it as empty while the image is still to come into it; after this long
+# without a byte it is taken (and quarantined as empty).
+EMPTY_SECONDS = 30.0
 MOVE_PAIRING_SECONDS = 0.02  # watchdog's wait for a move's second half (its default: 0.5 s)
 _HEAD_BYTES = 128 * 1024  # a JPEG's segments up to its image data: EXIF and maker notes fit
 _TAIL_BYTES = 4096         # its end-of-image marker, past any zero padding (images._TAIL)
@@ -195,6 +201,8 @@ class StabilityTracker:
                     self._check_restless(path, now - first)
                     continue
                 wait = self.settle_seconds if path in self._closed else self.stable_seconds
+                if not info.st_size and path not in self._closed:
+                    wait = max(wait, EMPTY_SECONDS)
                 if now - since >= wait:
                     ready.append(path)
                     self._forget(path)

@@ -167,3 +167,17 @@ def test_a_move_out_of_the_folder_holds_later_events_back_only_briefly(
     path.write_bytes(picture("JPEG"))
     seen, _ = poll(watcher.complete_files, {path})
     assert path in seen
+
+
+def test_a_camera_that_stalls_between_its_open_and_its_write_is_waited_for(
+        watch: Callable[..., tuple[DropFolderWatcher, Ready]]) -> None:
+    """The file exists, empty, for longer than stable_seconds before its bytes come (a camera's
+    process descheduled under load): it is not taken empty, and its whole image is ready at its close."""
+    watcher, ready = watch(stable_seconds=0.2)
+    path = watcher.folder / "part-9.jpg"
+    with path.open("wb") as camera:
+        assert drain(watcher.complete_files, 1.0) == set() and ready.calls == 0
+        camera.write(picture("JPEG"))
+    assert ready.wait()
+    seen, _ = poll(watcher.complete_files, {path})
+    assert seen == {path} and Image.open(path).size == (96, 64)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import batchsight.watcher as watcher_module
 from batchsight.watcher import CLOSED_SETTLE_SECONDS, StabilityTracker, is_candidate_name
 from tests.gateway.watcher_support import drain, poll
 
@@ -232,3 +233,22 @@ def test_a_file_a_camera_keeps_rewriting_is_named_once_in_a_warning(
     assert "a name of its own" in warnings[0].getMessage()
     seen, _ = poll(tracker.complete, {path})  # once the camera stops, it is taken after all
     assert seen == {path}
+
+
+def test_an_empty_file_no_close_has_ended_waits_for_its_bytes(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer that made the file and has not written yet (descheduled between its open and its
+    write): stable_seconds alone does not take it, its bytes do; left empty, it is taken after
+    EMPTY_SECONDS (and quarantined as empty)."""
+    monkeypatch.setattr(watcher_module, "EMPTY_SECONDS", 1.0)
+    waiting, left = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    for path in (waiting, left):
+        path.write_bytes(b"")
+    tracker = StabilityTracker(stable_seconds=0.1)
+    tracker.touch(waiting)
+    tracker.touch(left)
+    assert drain(tracker.complete, 0.5) == set(), "five times stable_seconds, and still waiting"
+    waiting.write_bytes(b"x" * 100)
+    seen, _ = poll(tracker.complete, {waiting, left})
+    assert seen == {waiting, left}
+    assert waiting.stat().st_size == 100
