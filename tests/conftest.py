@@ -29,16 +29,18 @@ TOOL_HEAVY = ("tests/cloud/test_sam_build.py", "tests/cloud/test_templates.py", 
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest tests first: those that run real processes (the ``integration`` marker,
-    tests/reliability), then the unit tests that shell out to whole tools (sam build, cfn-lint,
-    checkov, mypy) or run the cost model on whole days (the site table; bench/cost.py's run, now
-    on a morning, was a minute on the whole day). On two workers a long test handed out last
-    holds the end of the run on one core while the other idles, and the suite is meant to stay
-    well inside 15 minutes."""
+    """The longest tests first: the unit tests that shell out to whole tools (sam build, cfn-lint,
+    checkov, mypy; on a fresh machine the first of them installs the template tools into .tools/)
+    or run the cost model on whole days (the site table; bench/cost.py's run, now on a morning,
+    was a minute on the whole day), then those that run real processes (the ``integration``
+    marker, tests/reliability). On two workers a long test handed out last holds the end of the
+    run on one core while the other idles, and the suite is meant to stay well inside 15 minutes."""
     def rank(item: pytest.Item) -> int:
-        if item.get_closest_marker("integration") is not None or item.nodeid.startswith("tests/reliability/"):
+        if item.nodeid.startswith(TOOL_HEAVY):
             return 0
-        return 1 if item.nodeid.startswith(TOOL_HEAVY) else 2
+        if item.get_closest_marker("integration") is not None or item.nodeid.startswith("tests/reliability/"):
+            return 1
+        return 2
 
     items.sort(key=rank)
 
