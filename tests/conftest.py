@@ -26,12 +26,6 @@ if TYPE_CHECKING:
 
 TOOL_HEAVY = ("tests/cloud/test_sam_build.py", "tests/cloud/test_templates.py", "tests/test_lint.py",
               "tests/tools/test_command_help.py::test_cost_prints", "tests/tools/test_cost_site.py")
-# The integration tests that take half a minute or more each (`pytest --durations=25`, 2 workers)
-SLOWEST = ("tests/integration/test_overload.py", "tests/reliability/test_kill9.py",
-           "tests/integration/test_bench_overload.py", "tests/integration/test_demo.py",
-           "tests/integration/test_demo_real_images.py", "tests/integration/test_bench_site.py",
-           "tests/integration/test_bench_edge.py", "tests/integration/test_demo_report.py",
-           "tests/reliability/test_throttling.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -39,17 +33,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     checkov, mypy; on a fresh machine the first of them installs the template tools into .tools/)
     or run the cost model on whole days (the site table; bench/cost.py's run, now on a morning,
     was a minute on the whole day), then those that run real processes (the ``integration``
-    marker, tests/reliability), the slowest of them first. On two workers a long test handed out
-    last holds the end of the run on one core while the other idles, and the suite is meant to
-    stay well inside 15 minutes."""
+    marker, tests/reliability). On two workers a long test handed out last holds the end of the
+    run on one core while the other idles, and the suite is meant to stay well inside 15 minutes."""
     def rank(item: pytest.Item) -> int:
         if item.nodeid.startswith(TOOL_HEAVY):
             return 0
-        if item.nodeid.startswith(SLOWEST):
-            return 1
         if item.get_closest_marker("integration") is not None or item.nodeid.startswith("tests/reliability/"):
-            return 2
-        return 3
+            return 1
+        return 2
 
     items.sort(key=rank)
 
