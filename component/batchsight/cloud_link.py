@@ -41,7 +41,7 @@ def source_key(config: Config, image: ImageRecord) -> str:
     prefix, from which the cloud moves it next to its result; or, when the bucket to upload to is
     the final bucket (the stack's ImageUpload=final-bucket), that place next to its result at once,
     so the cloud moves nothing (a COPY per image saved)."""
-    if config.aws.source_bucket == config.aws.final_bucket:
+    if config.aws.uploads_to_final:
         return f"{result_day_prefix(config, image.captured_at)}{image.image_id}.{image.ext}"
     day = datetime.fromisoformat(image.captured_at.replace("Z", "+00:00"))
     return (f"incoming/{config.site}/{config.line}/{config.device}/{day:%Y}/{day:%m}/{day:%d}/"

@@ -36,6 +36,12 @@ class AwsSettings:
     result_queue_prefix: str = ""  # stack output ResultQueuePrefix: results are pushed to {prefix}-{device}
     model: str = "default"  # the stack's model route judging this line's images; queue_url is that route's queue
 
+    @property
+    def uploads_to_final(self) -> bool:
+        """The stack's ImageUpload=final-bucket: its output SourceBucketName names the final bucket,
+        so images go straight to their place next to their result (cloud_link.source_key)."""
+        return self.source_bucket == self.final_bucket
+
 
 @dataclass(frozen=True)
 class BatchSettings:

@@ -300,8 +300,8 @@ def resource_checks(resources: Resources, identity: Check) -> list[Check]:
     config = resources.config.aws
     return [
         _bucket_check(resources, identity, "source bucket", bucket=config.source_bucket,
-                      prefix=own_prefix(resources.config, "results" if config.source_bucket == config.final_bucket
-                                        else "incoming"), setting="aws.source_bucket",
+                      prefix=own_prefix(resources.config, "results" if config.uploads_to_final else "incoming"),
+                      setting="aws.source_bucket",
                       output="SourceBucketName"),
         _bucket_check(resources, identity, "final bucket", bucket=config.final_bucket,
                       prefix=own_prefix(resources.config, "results"), setting="aws.final_bucket",
